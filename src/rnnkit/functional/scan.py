@@ -1,0 +1,51 @@
+"""The time loop: run one recurrence over a sequence, honouring per-sequence lengths."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+State = tuple[Tensor, ...]
+Step = Callable[[Tensor, State], tuple[Tensor, State]]
+
+
+def scan(
+    step: Step,
+    inputs: Tensor,
+    state: State,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, State]:
+    """Apply ``step`` over the time axis of ``inputs``.
+
+    Args:
+        step: ``step(x_t, state) -> (y_t, new_state)`` with ``x_t`` ``(N, *)``, ``y_t``
+            ``(N, H_out)`` and ``state`` a tuple of ``(N, S_k)`` tensors.
+        inputs: ``(L, N, *)`` per-step inputs, usually the input projections of all steps.
+        state: the initial state, a tuple of ``(N, S_k)`` tensors.
+        lengths: ``(N,)`` integer tensor on the device of ``inputs``, or None when every
+            sequence has length ``L``. Steps ``t >= lengths[b]`` leave sequence ``b``'s state
+            unchanged and output zeros, so a length of 0 returns the initial state.
+        reverse: run from ``t = L - 1`` down to ``0``. With ``lengths`` each sequence then
+            starts at its own last valid step, as a backward direction over a packed batch does.
+
+    Returns:
+        ``(outputs, final_state)``: ``(L, N, H_out)`` and a tuple like ``state``.
+    """
+    length = inputs.shape[0]
+    # Steps every sequence takes need no masking; only the ragged tail does.
+    full_steps = length if lengths is None else int(lengths.min())
+    outputs: list[Tensor] = [inputs] * length
+    for t in range(length - 1, -1, -1) if reverse else range(length):
+        y, new_state = step(inputs[t], state)
+        if t >= full_steps:
+            valid = (t < lengths).unsqueeze(-1)  # (N, 1)
+            y = torch.where(valid, y, torch.zeros_like(y))
+            new_state = tuple(
+                torch.where(valid, n, s) for n, s in zip(new_state, state, strict=True)
+            )
+        outputs[t] = y
+        state = new_state
+    return torch.stack(outputs), state

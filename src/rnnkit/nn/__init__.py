@@ -1,0 +1,7 @@
+"""Recurrent layers and cells: torch.nn's contract, rnnkit's gate equations."""
+
+from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn._rnn import GRU, LSTM, RNN
+
+__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "RecurrentBase"]

@@ -1,0 +1,88 @@
+"""Argument checks shared by every layer and cell: one wording for every error."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def check_int(name: str, value: object, minimum: int = 1) -> int:
+    """Return ``value`` if it is an ``int >= minimum``; raise TypeError/ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+def check_bool(name: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+    return value
+
+
+def check_rate(name: str, value: object) -> float:
+    """A probability in ``[0, 1)`` (a rate of 1 would drop everything)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
+    if not 0.0 <= value < 1.0:
+        raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
+    return float(value)
+
+
+def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def check_tensor_like(name: str, value: object, reference: Tensor) -> Tensor:
+    """``value`` must be a tensor with ``reference``'s dtype and device."""
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    if value.dtype != reference.dtype:
+        raise TypeError(
+            f"{name}: expected dtype {reference.dtype} (the module's parameters), got "
+            f"{value.dtype}; convert it with .to({reference.dtype}) or the module with "
+            f".to({value.dtype})"
+        )
+    if value.device != reference.device:
+        raise ValueError(
+            f"{name}: expected a tensor on {reference.device} (the module's parameters), "
+            f"got one on {value.device}"
+        )
+    return value
+
+
+def check_shape(name: str, value: Tensor, expected: tuple[int, ...], legend: str) -> None:
+    if tuple(value.shape) != expected:
+        raise ValueError(f"{name}: expected shape {legend} = {expected}, got {tuple(value.shape)}")
+
+
+def check_finite(name: str, value: Tensor) -> None:
+    if not bool(torch.isfinite(value).all()):
+        raise ValueError(f"{name}: contains NaN or inf (check_finite=True)")
+
+
+def check_lengths(lengths: object, batch: int, length: int, device: torch.device) -> Tensor:
+    """Validate ``lengths`` for a padded batch of ``batch`` sequences of ``length`` steps.
+
+    Returns:
+        An int64 tensor ``(N,)`` on ``device``.
+    """
+    if isinstance(lengths, (list, tuple)):
+        if not all(isinstance(n, int) and not isinstance(n, bool) for n in lengths):
+            raise TypeError(f"lengths: expected integers, got {lengths!r}")
+        lengths = torch.tensor(lengths, dtype=torch.int64)
+    if not isinstance(lengths, Tensor):
+        raise TypeError(f"lengths: expected a 1-D integer tensor, got {type(lengths).__name__}")
+    if lengths.dtype.is_floating_point or lengths.dtype.is_complex or lengths.dtype == torch.bool:
+        raise TypeError(f"lengths: expected an integer dtype, got {lengths.dtype}")
+    if lengths.dim() != 1 or lengths.numel() != batch:
+        raise ValueError(f"lengths: expected shape (N,) = ({batch},), got {tuple(lengths.shape)}")
+    low, high = int(lengths.min()), int(lengths.max())
+    if low < 0 or high > length:
+        raise ValueError(
+            f"lengths: expected values in [0, L] = [0, {length}], got min {low} and max {high}"
+        )
+    return lengths.to(device=device, dtype=torch.int64)

@@ -1,0 +1,343 @@
+"""``RNN``, ``LSTM`` and ``GRU``: torch.nn's layers, rebuilt on rnnkit's gate equations.
+
+Parameters, their names (``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``,
+``bias_hh_l{k}``, ``weight_hr_l{k}``, with a ``_reverse`` suffix for the backward
+direction), shapes, gate orders and initialisation are torch.nn's, so ``load_state_dict``
+works in both directions and the same seed gives the same weights.
+
+Each layer runs torch's fused kernel when it computes exactly the requested configuration
+(``fused=True``, the default) and otherwise, or with ``fused=False``, the reference path:
+:mod:`rnnkit.functional` through :func:`rnnkit.functional.scan`.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.functional import State, Step, gru_recurrence, lstm_recurrence, rnn_recurrence
+from rnnkit.nn._base import FusedResult, Projection, RecurrentBase
+from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+
+
+class _TorchLayout(RecurrentBase):
+    """Flat torch.nn parameters, torch.nn's initialisation and torch's fused kernels."""
+
+    gates: int  # gate blocks stacked in weight_ih / weight_hh
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        proj_size: int,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+        fused: bool,
+        check_finite: bool,
+    ) -> None:
+        super().__init__()
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
+        self.num_layers = check_int("num_layers", num_layers)
+        self.bias = check_bool("bias", bias)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.dropout = check_rate("dropout", dropout)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.proj_size = check_int("proj_size", proj_size, minimum=0)
+        if proj_size >= hidden_size:
+            raise ValueError(
+                f"proj_size: expected an int < hidden_size = {hidden_size} (0 disables the "
+                f"projection), got {proj_size}"
+            )
+        self.fused = check_bool("fused", fused)
+        self.check_finite = check_bool("check_finite", check_finite)
+        if self.dropout > 0 and num_layers == 1:
+            warnings.warn(
+                "dropout option adds dropout after all but last recurrent layer, so non-zero "
+                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
+                f"num_layers={num_layers}",
+                stacklevel=3,
+            )
+        factory = {"device": device, "dtype": dtype}
+        out_size = proj_size or hidden_size
+        gate_size = self.gates * hidden_size
+        self._flat_weights_names: list[str] = []
+        for layer in range(num_layers):
+            layer_input = input_size if layer == 0 else out_size * self.num_directions
+            for direction in range(self.num_directions):
+                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, out_size)}
+                if bias:
+                    shapes |= {"bias_ih": (gate_size,), "bias_hh": (gate_size,)}
+                if proj_size:
+                    shapes["weight_hr"] = (proj_size, hidden_size)
+                for name, shape in shapes.items():
+                    self.register_parameter(
+                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
+                    )
+                    self._flat_weights_names.append(name + suffix)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """Parameters grouped per (layer, direction), as in torch.nn."""
+        per_group = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
+        weights = self._flat_weights
+        return [weights[i : i + per_group] for i in range(0, len(weights), per_group)]
+
+    def _weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
+        return {name: getattr(self, name + suffix, None) for name in names}
+
+    def _input_projection(self, layer: int, direction: int) -> Projection:
+        w = self._weights(layer, direction)
+        return lambda x: F.linear(x, w["weight_ih"], w["bias_ih"])
+
+    @property
+    def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
+        raise NotImplementedError
+
+    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult | None:
+        if not self.fused:
+            return None
+        state = hx if len(hx) > 1 else hx[0]
+        options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
+        if batch_sizes is None:
+            result = self._kernel(x, state, self._flat_weights, *options, False)
+        else:
+            result = self._kernel(x, batch_sizes, state, self._flat_weights, *options)
+        return result[0], tuple(result[1:])
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        defaults = {
+            "proj_size": 0,
+            "num_layers": 1,
+            "nonlinearity": "tanh",
+            "bias": True,
+            "batch_first": False,
+            "dropout": 0.0,
+            "bidirectional": False,
+            "fused": True,
+            "check_finite": False,
+        }
+        for name, default in defaults.items():
+            value = getattr(self, name, default)
+            if value != default:
+                text += f", {name}={value!r}"
+        return text
+
+
+class _SingleState(_TorchLayout):
+    """RNN and GRU: one state tensor, returned bare as torch.nn does."""
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.hidden_size,)
+
+    def _wrap_state(self, state: State) -> Tensor:
+        return state[0]
+
+
+class RNN(_SingleState):
+    r"""Elman RNN: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, ``act`` tanh or ReLU.
+
+    A drop-in for :class:`torch.nn.RNN` (same arguments, inputs, outputs, parameter names
+    and initialisation) that also accepts ``lengths=`` in :meth:`forward`.
+
+    Args:
+        input_size: ``H_in``, features per step.
+        hidden_size: ``H_out``, features of the hidden state.
+        num_layers: stacked layers; layer ``k > 0`` reads the output of layer ``k - 1``.
+        nonlinearity: ``"tanh"`` or ``"relu"``.
+        bias: use ``b_ih`` and ``b_hh``.
+        batch_first: input and output are ``(N, L, H)`` instead of ``(L, N, H)``.
+        dropout: dropout on the outputs of every layer but the last, in ``[0, 1)``.
+        bidirectional: add a backward direction (``D = 2``); outputs are concatenated.
+        fused: use torch's fused kernel where it computes exactly this configuration.
+        check_finite: raise ``ValueError`` on NaN/inf in ``input`` or ``hx``.
+
+    Shapes: input ``(L, N, H_in)``, ``hx`` and ``h_n`` ``(D * num_layers, N, H_out)``,
+    output ``(L, N, D * H_out)``; see :meth:`RecurrentBase.forward`.
+
+    Example:
+        >>> rnn = RNN(10, 20, num_layers=2)
+        >>> output, h_n = rnn(torch.randn(5, 3, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    gates = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        fused: bool = True,
+        check_finite: bool = False,
+    ) -> None:
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            0, device, dtype, fused, check_finite,
+        )  # fmt: skip
+        self.nonlinearity = nonlinearity
+
+    @property
+    def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
+        return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
+
+    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
+        w = self._weights(layer, direction)
+
+        def step(gi: Tensor, state: State) -> tuple[Tensor, State]:
+            h = rnn_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], self.nonlinearity)
+            return h, (h,)
+
+        return self._input_projection(layer, direction), step
+
+
+class LSTM(_TorchLayout):
+    r"""Long short-term memory (Hochreiter & Schmidhuber 1997), torch.nn's formulation.
+
+    .. math::
+        a_t = x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}, \quad
+        (i, f, g, o) = (\sigma, \sigma, \tanh, \sigma)(\mathrm{split}_4(a_t))
+        c_t = f \odot c_{t-1} + i \odot g, \quad h_t = o \odot \tanh(c_t)
+
+    Gate order in ``weight_ih_l{k}`` ``(4H, H_in)`` and ``weight_hh_l{k}`` ``(4H, P)``:
+    ``(i, f, g, o)``. With ``proj_size = P > 0``, ``h_t = (o * tanh(c_t)) W_hr^T`` with
+    ``weight_hr_l{k}`` ``(P, H)`` (Sak et al. 2014); otherwise ``P = H``.
+
+    A drop-in for :class:`torch.nn.LSTM`; arguments as in :class:`RNN` plus ``proj_size``.
+    ``hx`` and the returned state are ``(h, c)`` with ``h`` ``(D * num_layers, N, P)`` and
+    ``c`` ``(D * num_layers, N, H)``; output ``(L, N, D * P)``.
+
+    Example:
+        >>> lstm = LSTM(10, 20, batch_first=True)
+        >>> output, (h_n, c_n) = lstm(torch.randn(3, 5, 10), lengths=torch.tensor([5, 2, 0]))
+        >>> output.shape, h_n.shape
+        (torch.Size([3, 5, 20]), torch.Size([1, 3, 20]))
+    """
+
+    gates = 4
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        fused: bool = True,
+        check_finite: bool = False,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            proj_size, device, dtype, fused, check_finite,
+        )  # fmt: skip
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return (self.proj_size or self.hidden_size, self.hidden_size)
+
+    @property
+    def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
+        return torch.lstm
+
+    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
+        w = self._weights(layer, direction)
+
+        def step(gi: Tensor, state: State) -> tuple[Tensor, State]:
+            h, c = lstm_recurrence(
+                gi, state[0], state[1], w["weight_hh"], w["bias_hh"], w["weight_hr"]
+            )
+            return h, (h, c)
+
+        return self._input_projection(layer, direction), step
+
+
+class GRU(_SingleState):
+    r"""Gated recurrent unit (Cho et al. 2014), torch.nn's formulation.
+
+    .. math::
+        r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}), \quad
+        z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz})
+        n = \tanh(W_{in} x + b_{in} + r \odot (W_{hn} h + b_{hn})), \quad
+        h' = (1 - z) \odot n + z \odot h
+
+    Gate order in ``weight_ih_l{k}`` ``(3H, H_in)`` and ``weight_hh_l{k}`` ``(3H, H)``:
+    ``(r, z, n)``. A drop-in for :class:`torch.nn.GRU`; arguments and shapes as in
+    :class:`RNN`.
+    """
+
+    gates = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        *,
+        fused: bool = True,
+        check_finite: bool = False,
+    ) -> None:
+        super().__init__(
+            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
+            0, device, dtype, fused, check_finite,
+        )  # fmt: skip
+
+    @property
+    def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
+        return torch.gru
+
+    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
+        w = self._weights(layer, direction)
+
+        def step(gi: Tensor, state: State) -> tuple[Tensor, State]:
+            h = gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"])
+            return h, (h,)
+
+        return self._input_projection(layer, direction), step
