@@ -9,10 +9,11 @@ from rnnkit.functional.cells import (
     rnn_cell,
     rnn_recurrence,
 )
-from rnnkit.functional.scan import State, Step, scan
+from rnnkit.functional.scan import Projection, State, Step, scan
 
 __all__ = [
     "NONLINEARITIES",
+    "Projection",
     "State",
     "Step",
     "gru_cell",

@@ -8,7 +8,8 @@ import torch
 from torch import Tensor
 
 State = tuple[Tensor, ...]
-Step = Callable[[Tensor, State], tuple[Tensor, State]]
+Step = Callable[[Tensor, State], State]
+Projection = Callable[[Tensor], Tensor]
 
 
 def scan(
@@ -18,11 +19,11 @@ def scan(
     lengths: Tensor | None = None,
     reverse: bool = False,
 ) -> tuple[Tensor, State]:
-    """Apply ``step`` over the time axis of ``inputs``.
+    """Apply ``step`` over the time axis of ``inputs``; a step outputs its new ``state[0]``.
 
     Args:
-        step: ``step(x_t, state) -> (y_t, new_state)`` with ``x_t`` ``(N, *)``, ``y_t``
-            ``(N, H_out)`` and ``state`` a tuple of ``(N, S_k)`` tensors.
+        step: ``step(x_t, state) -> new_state`` with ``x_t`` ``(N, *)`` and ``state`` a tuple of
+            ``(N, S_k)`` tensors.
         inputs: ``(L, N, *)`` per-step inputs, usually the input projections of all steps.
         state: the initial state, a tuple of ``(N, S_k)`` tensors.
         lengths: ``(N,)`` integer tensor on the device of ``inputs``, or None when every
@@ -32,20 +33,21 @@ def scan(
             starts at its own last valid step, as a backward direction over a packed batch does.
 
     Returns:
-        ``(outputs, final_state)``: ``(L, N, H_out)`` and a tuple like ``state``.
+        ``(outputs, final_state)``: ``(L, N, S_0)`` and a tuple like ``state``.
     """
     length = inputs.shape[0]
     # Steps every sequence takes need no masking; only the ragged tail does.
     full_steps = length if lengths is None else int(lengths.min())
     outputs: list[Tensor] = [inputs] * length
     for t in range(length - 1, -1, -1) if reverse else range(length):
-        y, new_state = step(inputs[t], state)
+        new_state = step(inputs[t], state)
+        output = new_state[0]
         if t >= full_steps:
             valid = (t < lengths).unsqueeze(-1)  # (N, 1)
-            y = torch.where(valid, y, torch.zeros_like(y))
+            output = torch.where(valid, output, torch.zeros_like(output))
             new_state = tuple(
                 torch.where(valid, n, s) for n, s in zip(new_state, state, strict=True)
             )
-        outputs[t] = y
+        outputs[t] = output
         state = new_state
     return torch.stack(outputs), state

@@ -1,7 +1,21 @@
 """Recurrent layers and cells: torch.nn's contract, rnnkit's gate equations."""
 
 from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn._recurrent import Recurrent, detach_state
 from rnnkit.nn._rnn import GRU, LSTM, RNN
 
-__all__ = ["GRU", "LSTM", "RNN", "GRUCell", "LSTMCell", "RNNCell", "RecurrentBase"]
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "RNNCell",
+    "Recurrence",
+    "Recurrent",
+    "RecurrentBase",
+    "RecurrentCell",
+    "detach_state",
+]

@@ -5,7 +5,9 @@ A layer is a stack of ``num_layers`` x ``D`` recurrences (``D = 2`` when bidirec
 (batched, unbatched, ``batch_first``, ``PackedSequence``, ``lengths``), the initial and final
 states, validation at the boundary, stacking, direction and inter-layer dropout. Subclasses
 only say what one recurrence computes (:meth:`RecurrentBase.recurrence`) and may offer a
-fused kernel (:meth:`RecurrentBase._fused`).
+fused kernel (:meth:`RecurrentBase._fused`). It also owns the options every layer has:
+a learnable initial state and the recurrent regularisers (variational recurrent dropout and
+zoneout), which wrap any cell's step.
 
 Shape letters: ``L`` sequence length, ``N`` batch, ``H_in`` input features, ``H_out`` the
 output width of one direction, ``D`` directions, ``S_k`` the width of state tensor ``k``.
@@ -13,17 +15,22 @@ output width of one direction, ``D`` directions, ``S_k`` the width of state tens
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.functional import State, Step, scan
-from rnnkit.nn._checks import check_finite, check_lengths, check_shape, check_tensor_like
+from rnnkit.nn._cell import Recurrence, RecurrentCell
+from rnnkit.nn._checks import (
+    check_bool,
+    check_finite,
+    check_lengths,
+    check_rate,
+    check_shape,
+    check_tensor_like,
+)
 
-Projection = Callable[[Tensor], Tensor]
 FusedResult = tuple[Tensor, State]
 
 
@@ -31,8 +38,8 @@ class RecurrentBase(nn.Module):
     """Base class of the layers: see the module docstring for what it owns.
 
     Subclasses set ``input_size``, ``num_layers``, ``batch_first``, ``dropout``,
-    ``bidirectional``, ``check_finite`` and implement :attr:`state_sizes` and
-    :meth:`recurrence`.
+    ``bidirectional``, ``check_finite``, implement :attr:`state_sizes` and
+    :meth:`recurrence`, and call :meth:`_init_options` at the end of ``__init__``.
     """
 
     input_size: int
@@ -41,6 +48,9 @@ class RecurrentBase(nn.Module):
     dropout: float
     bidirectional: bool
     check_finite: bool
+    learn_init: bool
+    recurrent_dropout: float
+    zoneout: float
 
     @property
     def num_directions(self) -> int:
@@ -51,14 +61,51 @@ class RecurrentBase(nn.Module):
         """Widths ``S_k`` of the state tensors of one recurrence; ``S_0`` is ``H_out``."""
         raise NotImplementedError
 
-    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
-        """The maths of one recurrence as ``(project, step)``.
+    def recurrence(self, layer: int, direction: int) -> RecurrentCell | Recurrence:
+        """The maths of one recurrence: an object with ``project``, ``step`` and ``scan``.
 
-        ``project(x)`` maps ``(L, N, H_in_layer)`` to the per-step inputs of ``step`` for all
-        steps at once; ``step(x_t, state) -> (y_t, new_state)`` as in
-        :func:`rnnkit.functional.scan`.
+        See :mod:`rnnkit.nn._cell` for the contract of the three.
         """
         raise NotImplementedError
+
+    def _init_options(
+        self,
+        learn_init: bool,
+        recurrent_dropout: float,
+        zoneout: float,
+        device: torch.device | str | None,
+        dtype: torch.dtype | None,
+    ) -> None:
+        """Check and set up the options every layer has (call once the sizes are set).
+
+        Args:
+            learn_init: learn the initial state (one vector per layer, direction and state
+                tensor, zeros at first) instead of starting from zeros when ``hx`` is None.
+            recurrent_dropout: variational dropout on the recurrent input (Gal & Ghahramani
+                2016): in training, ``state[0]`` (e.g. ``h``) is multiplied by one dropout
+                mask per sequence, the same at every step, before each step reads it.
+            zoneout: zoneout (Krueger et al. 2016): in training, each unit of each state
+                tensor keeps its previous value with this probability at every step; in
+                eval, as in the paper, the state is the expectation
+                ``zoneout * old + (1 - zoneout) * new``.
+        """
+        self.learn_init = check_bool("learn_init", learn_init)
+        self.recurrent_dropout = check_rate("recurrent_dropout", recurrent_dropout)
+        self.zoneout = check_rate("zoneout", zoneout)
+        rows = self.num_directions * self.num_layers
+        self.initial_state = (
+            nn.ParameterList(
+                nn.Parameter(torch.zeros(rows, size, device=device, dtype=dtype))
+                for size in self.state_sizes
+            )
+            if learn_init
+            else None
+        )
+
+    @property
+    def _plain(self) -> bool:
+        """True when no regulariser changes the cell's steps (so a fused kernel may run)."""
+        return self.zoneout == 0 and not (self.training and self.recurrent_dropout > 0)
 
     def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult | None:
         """Run a fused kernel if one computes exactly this configuration, else return None.
@@ -166,6 +213,8 @@ class RecurrentBase(nn.Module):
         """Validate ``hx`` (or make zeros) as a tuple of ``(D * num_layers, N, S_k)``."""
         rows = self.num_directions * self.num_layers
         if hx is None:
+            if self.initial_state is not None:
+                return tuple(h0.unsqueeze(1).expand(-1, batch, -1) for h0 in self.initial_state)
             return tuple(weight.new_zeros(rows, batch, size) for size in self.state_sizes)
         if isinstance(hx, Tensor):
             hx = (hx,)
@@ -228,21 +277,23 @@ class RecurrentBase(nn.Module):
     def _run_reference(
         self, x: Tensor, state: State, lengths: Tensor | None
     ) -> tuple[Tensor, State]:
-        """The plain path: every recurrence through :func:`rnnkit.functional.scan`."""
+        """The plain path: each recurrence's ``scan`` (or a regularised loop of its steps)."""
         finals: list[list[Tensor]] = [[] for _ in self.state_sizes]
         layer_input = x
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
                 row = layer * self.num_directions + direction
-                project, step = self.recurrence(layer, direction)
-                out, final = scan(
-                    step,
-                    project(layer_input),
-                    tuple(s[row] for s in state),
-                    lengths,
-                    reverse=direction == 1,
-                )
+                cell = self.recurrence(layer, direction)
+                inputs = cell.project(layer_input)
+                initial = tuple(s[row] for s in state)
+                reverse = direction == 1
+                if self._plain:
+                    out, final = cell.scan(inputs, initial, lengths, reverse)
+                else:
+                    out, final = scan(
+                        self._regularised(cell.step), inputs, initial, lengths, reverse
+                    )
                 outputs.append(out)
                 for k, s in enumerate(final):
                     finals[k].append(s)
@@ -250,3 +301,29 @@ class RecurrentBase(nn.Module):
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
         return layer_input, tuple(torch.stack(f) for f in finals)
+
+    def _regularised(self, step: Step) -> Step:
+        """``step`` with recurrent dropout and zoneout applied (see :meth:`_init_options`)."""
+        drop = self.recurrent_dropout if self.training else 0.0
+        zoneout, training = self.zoneout, self.training
+        masks: list[Tensor] = []  # the one recurrent-dropout mask of this sequence
+
+        def regularised(x_t: Tensor, state: State) -> State:
+            inputs = state
+            if drop > 0:
+                if not masks:
+                    masks.append(F.dropout(torch.ones_like(state[0]), drop, training=True))
+                inputs = (state[0] * masks[0], *state[1:])
+            new_state = step(x_t, inputs)
+            if zoneout == 0:
+                return new_state
+            if training:
+                return tuple(
+                    torch.where(torch.rand_like(new) < zoneout, old, new)
+                    for old, new in zip(state, new_state, strict=True)
+                )
+            return tuple(
+                torch.lerp(new, old, zoneout) for old, new in zip(state, new_state, strict=True)
+            )
+
+        return regularised

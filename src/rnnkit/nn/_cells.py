@@ -3,6 +3,8 @@
 Parameters ``weight_ih`` ``(G*H, H_in)``, ``weight_hh`` ``(G*H, H)``, ``bias_ih`` and
 ``bias_hh`` ``(G*H,)`` (registered as None without bias) with ``G`` = 1, 4 (i, f, g, o) or
 3 (r, z, n), initialised as torch.nn does, so state dicts load in both directions.
+
+Each is also a :class:`rnnkit.nn.RecurrentCell`, so ``Recurrent(LSTMCell, ...)`` works.
 """
 
 from __future__ import annotations
@@ -10,9 +12,19 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.functional import gru_cell, lstm_cell, rnn_cell
+from rnnkit.functional import (
+    State,
+    gru_cell,
+    gru_recurrence,
+    lstm_cell,
+    lstm_recurrence,
+    rnn_cell,
+    rnn_recurrence,
+)
+from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
     check_bool,
     check_choice,
@@ -23,7 +35,7 @@ from rnnkit.nn._checks import (
 )
 
 
-class _CellBase(nn.Module):
+class _CellBase(RecurrentCell):
     gates: int
     num_states: int = 1
 
@@ -37,9 +49,9 @@ class _CellBase(nn.Module):
         fused: bool,
         check_finite: bool,
     ) -> None:
-        super().__init__()
-        self.input_size = check_int("input_size", input_size)
+        check_int("input_size", input_size)
         self.hidden_size = check_int("hidden_size", hidden_size)
+        super().__init__(input_size, (hidden_size,) * self.num_states)
         self.bias = check_bool("bias", bias)
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
@@ -60,6 +72,10 @@ class _CellBase(nn.Module):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for weight in self.parameters():
             nn.init.uniform_(weight, -bound, bound)
+
+    def project(self, x: Tensor) -> Tensor:
+        """``(L, N, H_in) -> (L, N, G*H)``: ``x W_ih^T + b_ih`` for all steps."""
+        return F.linear(x, self.weight_ih, self.bias_ih)
 
     def _prepare(
         self, input: Tensor, hx: Tensor | tuple[Tensor, ...] | None
@@ -139,6 +155,10 @@ class RNNCell(_CellBase):
             h = rnn_cell(x, h, *weights, nonlinearity=self.nonlinearity)
         return h if batched else h.squeeze(0)
 
+    def step(self, x_t: Tensor, state: State) -> State:
+        h = rnn_recurrence(x_t, state[0], self.weight_hh, self.bias_hh, self.nonlinearity)
+        return (h,)
+
 
 class LSTMCell(_CellBase):
     """One LSTM step, gate order ``(i, f, g, o)``; see :class:`rnnkit.nn.LSTM`.
@@ -172,6 +192,9 @@ class LSTMCell(_CellBase):
         h, c = step(x, state, *weights)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
+    def step(self, x_t: Tensor, state: State) -> State:
+        return lstm_recurrence(x_t, state[0], state[1], self.weight_hh, self.bias_hh)
+
 
 class GRUCell(_CellBase):
     """One GRU step, gate order ``(r, z, n)``; see :class:`rnnkit.nn.GRU`.
@@ -199,3 +222,6 @@ class GRUCell(_CellBase):
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
         h = (torch.gru_cell if self.fused else gru_cell)(x, h, *weights)
         return h if batched else h.squeeze(0)
+
+    def step(self, x_t: Tensor, state: State) -> State:
+        return (gru_recurrence(x_t, state[0], self.weight_hh, self.bias_hh),)

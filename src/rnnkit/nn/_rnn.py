@@ -20,8 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.functional import State, Step, gru_recurrence, lstm_recurrence, rnn_recurrence
-from rnnkit.nn._base import FusedResult, Projection, RecurrentBase
+from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurrence
+from rnnkit.functional.scan import Projection
+from rnnkit.nn._base import FusedResult, RecurrentBase
+from rnnkit.nn._cell import Recurrence
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 
 
@@ -44,6 +46,9 @@ class _TorchLayout(RecurrentBase):
         dtype: torch.dtype | None,
         fused: bool,
         check_finite: bool,
+        learn_init: bool,
+        recurrent_dropout: float,
+        zoneout: float,
     ) -> None:
         super().__init__()
         self.input_size = check_int("input_size", input_size)
@@ -86,13 +91,16 @@ class _TorchLayout(RecurrentBase):
                         name + suffix, nn.Parameter(torch.empty(shape, **factory))
                     )
                     self._flat_weights_names.append(name + suffix)
+        self._init_options(learn_init, recurrent_dropout, zoneout, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
+        """torch.nn's initialisation: every weight ~ U(-1/sqrt(H), 1/sqrt(H)); ``h_0`` = 0."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
+        for weight in self._flat_weights:
             nn.init.uniform_(weight, -bound, bound)
+        for h0 in self.initial_state or ():
+            nn.init.zeros_(h0)
 
     @property
     def _flat_weights(self) -> list[Tensor]:
@@ -110,8 +118,7 @@ class _TorchLayout(RecurrentBase):
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return {name: getattr(self, name + suffix, None) for name in names}
 
-    def _input_projection(self, layer: int, direction: int) -> Projection:
-        w = self._weights(layer, direction)
+    def _input_projection(self, w: dict[str, Tensor | None]) -> Projection:
         return lambda x: F.linear(x, w["weight_ih"], w["bias_ih"])
 
     @property
@@ -119,7 +126,7 @@ class _TorchLayout(RecurrentBase):
         raise NotImplementedError
 
     def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult | None:
-        if not self.fused:
+        if not (self.fused and self._plain):
             return None
         state = hx if len(hx) > 1 else hx[0]
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
@@ -141,6 +148,9 @@ class _TorchLayout(RecurrentBase):
             "bidirectional": False,
             "fused": True,
             "check_finite": False,
+            "learn_init": False,
+            "recurrent_dropout": 0.0,
+            "zoneout": 0.0,
         }
         for name, default in defaults.items():
             value = getattr(self, name, default)
@@ -177,6 +187,9 @@ class RNN(_SingleState):
         bidirectional: add a backward direction (``D = 2``); outputs are concatenated.
         fused: use torch's fused kernel where it computes exactly this configuration.
         check_finite: raise ``ValueError`` on NaN/inf in ``input`` or ``hx``.
+        learn_init, recurrent_dropout, zoneout: a learnable initial state and the recurrent
+            regularisers, see :meth:`RecurrentBase._init_options`. Off by default; the
+            regularisers run the reference path.
 
     Shapes: input ``(L, N, H_in)``, ``hx`` and ``h_n`` ``(D * num_layers, N, H_out)``,
     output ``(L, N, D * H_out)``; see :meth:`RecurrentBase.forward`.
@@ -205,11 +218,14 @@ class RNN(_SingleState):
         *,
         fused: bool = True,
         check_finite: bool = False,
+        learn_init: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            0, device, dtype, fused, check_finite,
+            0, device, dtype, fused, check_finite, learn_init, recurrent_dropout, zoneout,
         )  # fmt: skip
         self.nonlinearity = nonlinearity
 
@@ -217,14 +233,13 @@ class RNN(_SingleState):
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
 
-    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
+    def recurrence(self, layer: int, direction: int) -> Recurrence:
         w = self._weights(layer, direction)
 
-        def step(gi: Tensor, state: State) -> tuple[Tensor, State]:
-            h = rnn_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], self.nonlinearity)
-            return h, (h,)
+        def step(gi: Tensor, state: State) -> State:
+            return (rnn_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], self.nonlinearity),)
 
-        return self._input_projection(layer, direction), step
+        return Recurrence(self._input_projection(w), step)
 
 
 class LSTM(_TorchLayout):
@@ -267,10 +282,13 @@ class LSTM(_TorchLayout):
         *,
         fused: bool = True,
         check_finite: bool = False,
+        learn_init: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype, fused, check_finite,
+            proj_size, device, dtype, fused, check_finite, learn_init, recurrent_dropout, zoneout,
         )  # fmt: skip
 
     @property
@@ -281,16 +299,15 @@ class LSTM(_TorchLayout):
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         return torch.lstm
 
-    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
+    def recurrence(self, layer: int, direction: int) -> Recurrence:
         w = self._weights(layer, direction)
 
-        def step(gi: Tensor, state: State) -> tuple[Tensor, State]:
-            h, c = lstm_recurrence(
+        def step(gi: Tensor, state: State) -> State:
+            return lstm_recurrence(
                 gi, state[0], state[1], w["weight_hh"], w["bias_hh"], w["weight_hr"]
             )
-            return h, (h, c)
 
-        return self._input_projection(layer, direction), step
+        return Recurrence(self._input_projection(w), step)
 
 
 class GRU(_SingleState):
@@ -323,21 +340,23 @@ class GRU(_SingleState):
         *,
         fused: bool = True,
         check_finite: bool = False,
+        learn_init: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
     ) -> None:
         super().__init__(
             input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            0, device, dtype, fused, check_finite,
+            0, device, dtype, fused, check_finite, learn_init, recurrent_dropout, zoneout,
         )  # fmt: skip
 
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         return torch.gru
 
-    def recurrence(self, layer: int, direction: int) -> tuple[Projection, Step]:
+    def recurrence(self, layer: int, direction: int) -> Recurrence:
         w = self._weights(layer, direction)
 
-        def step(gi: Tensor, state: State) -> tuple[Tensor, State]:
-            h = gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"])
-            return h, (h,)
+        def step(gi: Tensor, state: State) -> State:
+            return (gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"]),)
 
-        return self._input_projection(layer, direction), step
+        return Recurrence(self._input_projection(w), step)

@@ -1,0 +1,126 @@
+"""``Recurrent``: any cell as a full layer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.functional import State
+from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._cell import RecurrentCell
+from rnnkit.nn._checks import check_bool, check_int, check_rate
+
+
+class Recurrent(RecurrentBase):
+    """Give any :class:`RecurrentCell` the full layer interface of :class:`rnnkit.nn.LSTM`.
+
+    Stacking, bidirectional, inter-layer dropout, ``lengths`` (including 0),
+    ``PackedSequence``, unbatched input, initial and final states, a learnable initial state
+    and the recurrent regularisers all come from the layer, so a cell only computes one step.
+
+    Args:
+        cell: a cell class (or any callable) called as
+            ``cell(layer_input_size, hidden_size, **cell_options)`` once per layer and
+            direction; layer ``k > 0`` reads ``D * S_0`` features.
+        input_size: ``H_in`` of the first layer.
+        hidden_size: passed to every cell.
+        num_layers, bidirectional, batch_first, dropout: as in :class:`rnnkit.nn.LSTM`.
+        check_finite, learn_init, recurrent_dropout, zoneout: as in :class:`rnnkit.nn.LSTM`.
+        **cell_options: passed to every cell (e.g. ``bias=False``).
+
+    Returns from :meth:`forward`: ``(output, state)`` with output ``(L, N, D * S_0)`` and
+    ``state`` always a tuple of ``(D * num_layers, N, S_k)`` tensors.
+
+    Example:
+        >>> layer = Recurrent(LSTMCell, 4, 8, num_layers=2, bidirectional=True)
+        >>> output, (h_n, c_n) = layer(torch.randn(5, 3, 4))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 16]), torch.Size([4, 3, 8]))
+    """
+
+    def __init__(
+        self,
+        cell: Callable[..., RecurrentCell],
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        *,
+        check_finite: bool = False,
+        learn_init: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        **cell_options: Any,
+    ) -> None:
+        super().__init__()
+        self.input_size = check_int("input_size", input_size)
+        self.hidden_size = check_int("hidden_size", hidden_size)
+        self.num_layers = check_int("num_layers", num_layers)
+        self.bidirectional = check_bool("bidirectional", bidirectional)
+        self.batch_first = check_bool("batch_first", batch_first)
+        self.dropout = check_rate("dropout", dropout)
+        self.check_finite = check_bool("check_finite", check_finite)
+        if not callable(cell):
+            raise TypeError(f"cell: expected a RecurrentCell class or factory, got {cell!r}")
+        cells: list[RecurrentCell] = []
+        layer_input = input_size
+        for _ in range(num_layers):
+            for _ in range(self.num_directions):
+                made = cell(layer_input, hidden_size, **cell_options)
+                if not isinstance(made, RecurrentCell):
+                    raise TypeError(
+                        f"cell: expected a factory of RecurrentCell, it returned "
+                        f"{type(made).__name__}"
+                    )
+                if cells and made.state_sizes != cells[0].state_sizes:
+                    raise ValueError(
+                        f"cell: every layer's cell must have the state sizes "
+                        f"{cells[0].state_sizes} of the first, got {made.state_sizes}"
+                    )
+                cells.append(made)
+            layer_input = self.num_directions * cells[0].output_size
+        self.cells = nn.ModuleList(cells).to(device=device, dtype=dtype)
+        self._init_options(learn_init, recurrent_dropout, zoneout, device, self._dtype(dtype))
+
+    def _dtype(self, dtype: torch.dtype | None) -> torch.dtype | None:
+        first = next(self.cells.parameters(), None)
+        return dtype if first is None else first.dtype
+
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return self.cells[0].state_sizes
+
+    def recurrence(self, layer: int, direction: int) -> RecurrentCell:
+        return self.cells[layer * self.num_directions + direction]
+
+    def forward(
+        self,
+        input: Tensor | nn.utils.rnn.PackedSequence,
+        hx: Tensor | State | None = None,
+        lengths: Tensor | list[int] | None = None,
+    ) -> tuple[Tensor | nn.utils.rnn.PackedSequence, State]:
+        """See :meth:`RecurrentBase.forward`; the state is always a tuple."""
+        return super().forward(input, hx, lengths)  # type: ignore[return-value]
+
+
+def detach_state(state: Tensor | State) -> Tensor | State:
+    """Cut the graph behind a carried state, for truncated BPTT over a long stream.
+
+    Example::
+
+        state = None
+        for chunk in stream:                       # (L_chunk, N, H_in) pieces of one series
+            output, state = layer(chunk, state)
+            loss_fn(output).backward()             # gradients stop at the chunk boundary
+            state = detach_state(state)
+    """
+    if isinstance(state, Tensor):
+        return state.detach()
+    return tuple(s.detach() for s in state)
