@@ -1,4 +1,4 @@
-"""The command line and the exercise behind ``rnnkit demo``."""
+"""The command line and the seeds' first exercise."""
 
 import subprocess
 import sys
@@ -24,6 +24,7 @@ def test_console_script_is_installed() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "demo" in done.stdout
+    assert "forecast" in done.stdout
 
 
 def test_number_sequence_learns_the_next_step() -> None:
@@ -32,16 +33,3 @@ def test_number_sequence_learns_the_next_step() -> None:
         assert abs(predicted - (query[-1] + 0.1)) < 0.02, (query, predicted)
     # Far better than the best constant guess (the mean target, MSE = var = 0.5**2 / 12).
     assert result.final_loss < 0.02 * (0.5**2 / 12)
-
-
-def test_demo_command_prints_the_predictions() -> None:
-    result = runner.invoke(app, ["demo", "--epochs", "5"])
-    assert result.exit_code == 0, result.output
-    assert "0.1, 0.2, 0.3" in result.stdout
-    assert "0.5, 0.6, 0.7" in result.stdout
-
-
-def test_demo_rejects_a_non_positive_epoch_count() -> None:
-    result = runner.invoke(app, ["demo", "--epochs", "0"])
-    assert result.exit_code == 2
-    assert "epochs" in result.output

@@ -1,6 +1,16 @@
-"""The ``rnnkit`` command line (typer + rich)."""
+"""The ``rnnkit`` command line (typer + rich).
+
+Errors in what the user gave (a missing file, an unknown column, a corrupt model directory)
+print one line on stderr and exit with code 2, never a traceback.
+"""
 
 from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -12,8 +22,25 @@ app = typer.Typer(
     help="rnnkit: recurrent neural networks on PyTorch, from the textbook to a deployed model.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
 console = Console()
+errors = Console(stderr=True)
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def user_errors(command: Command) -> Command:
+    """Turn the library's input errors into one readable line and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
+            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _show_version(value: bool) -> None:
@@ -36,24 +63,162 @@ def main(
 
 
 @app.command()
-def demo(
-    epochs: int = typer.Option(300, min=1, help="Full-batch training steps."),
-    seed: int = typer.Option(0, help="Random seed."),
-) -> None:
-    """Seed exercise 1: an rnnkit LSTM learns 0.1, 0.2, 0.3 -> 0.4."""
-    from rnnkit.exercises import number_sequence
+def datasets() -> None:
+    """List the bundled real datasets (sources and licences: DATA.md)."""
+    from rnnkit.data import DATASETS, dataset_path
 
-    result = number_sequence(epochs=epochs, seed=seed)
-    table = Table(title=f"LSTM, 3 steps -> next (train MSE {result.final_loss:.2e})")
-    for column in ("input", "expected", "predicted", "error"):
-        table.add_column(column, justify="right")
-    for query, predicted in result.predictions.items():
-        expected = round(query[-1] + 0.1, 10)
-        table.add_row(
-            ", ".join(f"{v:g}" for v in query), f"{expected:g}", f"{predicted:.4f}",
-            f"{predicted - expected:+.4f}",
-        )  # fmt: skip
+    table = Table(title="Bundled datasets")
+    for column in ("name", "kind", "description", "file"):
+        table.add_column(column)
+    for d in DATASETS.values():
+        table.add_row(d.name, d.kind, d.description, dataset_path(d.name).name)
     console.print(table)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), help="Folder for the figures and the model."),
+    epochs: int = typer.Option(30, min=1, help="Maximum training epochs."),
+    cell: str = typer.Option("lstm", help="Recurrent layer: rnn, lstm, gru, ..."),
+) -> None:
+    """Forecast the bundled electricity demand a day ahead; compare with two baselines."""
+    forecast(data="electricity", target=None, out=out, epochs=epochs, cell=cell)
+
+
+@app.command()
+@user_errors
+def forecast(
+    data: str = typer.Option(..., help="A bundled series name (see `rnnkit datasets`) or a CSV."),
+    target: str | None = typer.Option(None, help="Column to forecast (default for bundled)."),
+    covariates: str = typer.Option("", help="Comma-separated extra input columns."),
+    date_column: str | None = typer.Option(None, help="ISO 8601 date column of a CSV."),
+    fill: str | None = typer.Option(None, help="Fill missing values: ffill, interpolate, zero."),
+    lookback: int = typer.Option(96, min=1, help="Input steps per forecast."),
+    horizon: int = typer.Option(48, min=1, help="Steps forecast at once."),
+    stride: int = typer.Option(2, min=1, help="Steps between training windows."),
+    cell: str = typer.Option("lstm", help="Recurrent layer: rnn, lstm, gru, ..."),
+    hidden_size: int = typer.Option(64, min=1),
+    num_layers: int = typer.Option(1, min=1),
+    season: int | None = typer.Option(None, min=1, help="Steps per season (default: detect)."),
+    test_size: int = typer.Option(672, min=1, help="Held-out final steps for evaluation."),
+    val_size: int = typer.Option(672, min=1, help="Validation steps before the test part."),
+    epochs: int = typer.Option(30, min=1, help="Maximum training epochs."),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/forecast"), help="Folder for the figures and model."),
+) -> None:
+    """Train a forecaster, evaluate it on the held-out end of the series, plot and save it."""
+    from rnnkit.tasks import Forecaster
+    from rnnkit.train import TrainConfig
+    from rnnkit.viz import plot_forecast, plot_training
+
+    source = _series_source(data, target, covariates, date_column, fill)
+    series = _load_source(source)
+    model = Forecaster(
+        lookback=lookback, horizon=horizon, stride=stride, cell=cell, hidden_size=hidden_size,
+        num_layers=num_layers, season=season,
+        training=TrainConfig(max_epochs=epochs, seed=seed),
+    )  # fmt: skip
+    if len(series) <= test_size + val_size:
+        raise ValueError(
+            f"test_size: {test_size} + val_size {val_size} leave no training data in a series "
+            f"of {len(series)} steps"
+        )
+    console.print(f"Training a {cell} forecaster on {data} ({len(series)} steps) ...")
+    history = model.fit(series.slice(stop=-test_size), val_size=val_size, log_dir=out / "logs")
+    report = model.evaluate(series, test_size)
+    _print_report(report, series.columns[0])
+    shown = slice(None, None)
+    figure = plot_forecast(
+        out / "forecast.png",
+        series.targets[report.origins[0] - 2 * test_size : report.origins[0], 0],
+        report.truth[..., 0].reshape(-1)[shown],
+        {name: f[..., 0].reshape(-1) for name, f in report.forecasts.items()},
+        title=f"{data}: {horizon}-step forecasts over the last {test_size} steps",
+        ylabel=series.columns[0],
+    )
+    curves = plot_training(out / "training.png", history.train_loss, history.val_loss)
+    saved = model.save(out / "model", metadata={"data": source})
+    console.print(f"Figures: {figure}, {curves}\nModel: {saved}")
+
+
+def _series_source(
+    data: str, target: str | None, covariates: str, date_column: str | None, fill: str | None
+) -> dict[str, Any]:
+    return {
+        "data": data,
+        "target": target,
+        "covariates": [c.strip() for c in covariates.split(",") if c.strip()],
+        "date_column": date_column,
+        "fill": fill,
+    }
+
+
+def _load_source(source: dict[str, Any]) -> Any:
+    from rnnkit.data import DATASETS, load_series, read_series
+
+    covariates = tuple(source["covariates"])
+    if source["data"] in DATASETS:
+        return load_series(source["data"], source["target"], covariates)
+    if source["target"] is None:
+        raise ValueError("target: a CSV file needs --target COLUMN")
+    return read_series(
+        source["data"], source["target"], covariates, source["date_column"], source["fill"]
+    )
+
+
+def _print_report(report: Any, target: str) -> None:
+    table = Table(title=f"{target}: rolling {report.truth.shape[1]}-step forecasts "
+                  f"({len(report.origins)} origins, season {report.season})")  # fmt: skip
+    table.add_column("method")
+    for metric in ("MAE", "RMSE", "MASE"):
+        table.add_column(metric, justify="right")
+    best = min(report.metrics.values(), key=lambda m: m["MASE"])["MASE"]
+    for name, values in report.metrics.items():
+        style = "bold green" if values["MASE"] == best else None
+        table.add_row(name, *(f"{values[m]:,.3f}" for m in ("MAE", "RMSE", "MASE")), style=style)
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="A folder written by `rnnkit forecast`."),
+    test_size: int = typer.Option(672, min=1),
+) -> None:
+    """Re-evaluate a saved forecaster on the data it was trained on."""
+    from rnnkit.tasks import Forecaster
+
+    model = Forecaster.load(model_dir)
+    source = model.metadata.get("data")
+    if source is None:
+        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    series = _load_source(source)
+    _print_report(model.evaluate(series, test_size), series.columns[0])
+
+
+@app.command()
+@user_errors
+def predict(
+    model_dir: Path = typer.Argument(..., help="A folder written by `rnnkit forecast`."),
+    input: str = typer.Argument(
+        ..., help="History: a CSV with the training columns, or a bundled dataset name."
+    ),
+) -> None:
+    """Forecast the next `horizon` steps after the end of INPUT; prints JSON."""
+    from rnnkit.tasks import Forecaster
+
+    model = Forecaster.load(model_dir)
+    source = dict(model.metadata.get("data") or {}, data=input)
+    series = _load_source(source)
+    values = model.predict(series)
+    print(
+        json.dumps(
+            {
+                name: values[:, k].tolist()
+                for k, name in enumerate(series.columns[: values.shape[1]])
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

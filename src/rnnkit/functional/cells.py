@@ -25,7 +25,12 @@ NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 def rnn_recurrence(
-    gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None, nonlinearity: str = "tanh"
+    gi: Tensor,
+    h: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    nonlinearity: str = "tanh",
+    dropout_mask: Tensor | None = None,
 ) -> Tensor:
     """Elman step: ``h' = act(gi + h @ W_hh.T + b_hh)``.
 
@@ -34,11 +39,13 @@ def rnn_recurrence(
         h: previous hidden state ``(N, H)``.
         w_hh: ``(H, H)``; b_hh: ``(H,)`` or None.
         nonlinearity: ``"tanh"`` or ``"relu"``.
+        dropout_mask: ``(N, H)`` variational recurrent dropout mask on the ``h`` that enters
+            ``W_hh`` (Gal & Ghahramani 2016), or None. Every recurrence takes one.
 
     Returns:
         The new hidden state ``(N, H)``.
     """
-    return NONLINEARITIES[nonlinearity](gi + F.linear(h, w_hh, b_hh))
+    return NONLINEARITIES[nonlinearity](gi + F.linear(_masked(h, dropout_mask), w_hh, b_hh))
 
 
 def lstm_recurrence(
@@ -48,6 +55,7 @@ def lstm_recurrence(
     w_hh: Tensor,
     b_hh: Tensor | None,
     w_hr: Tensor | None = None,
+    dropout_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """LSTM step (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
 
@@ -59,11 +67,12 @@ def lstm_recurrence(
         gi: input projection ``(N, 4H)``.
         h: previous hidden state ``(N, P)``; c: previous cell state ``(N, H)``.
         w_hh: ``(4H, P)``; b_hh: ``(4H,)`` or None; w_hr: ``(P, H)`` or None.
+        dropout_mask: ``(N, P)`` or None, as in :func:`rnn_recurrence`.
 
     Returns:
         ``(h', c')`` of shapes ``(N, P)`` and ``(N, H)``.
     """
-    i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
+    i, f, g, o = (gi + F.linear(_masked(h, dropout_mask), w_hh, b_hh)).chunk(4, dim=-1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
     h = torch.sigmoid(o) * torch.tanh(c)
     if w_hr is not None:
@@ -71,7 +80,13 @@ def lstm_recurrence(
     return h, c
 
 
-def gru_recurrence(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
+def gru_recurrence(
+    gi: Tensor,
+    h: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    dropout_mask: Tensor | None = None,
+) -> Tensor:
     """GRU step (Cho et al. 2014), in torch.nn's form with ``b_hn`` inside the reset product.
 
     ``r = sigmoid(gi_r + gh_r)``, ``z = sigmoid(gi_z + gh_z)``,
@@ -82,16 +97,22 @@ def gru_recurrence(gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> 
         gi: input projection ``(N, 3H)``.
         h: previous hidden state ``(N, H)``.
         w_hh: ``(3H, H)``; b_hh: ``(3H,)`` or None.
+        dropout_mask: ``(N, H)`` or None, as in :func:`rnn_recurrence`; the ``h`` carried
+            through ``z`` is not masked.
 
     Returns:
         The new hidden state ``(N, H)``.
     """
     gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
-    gh_r, gh_z, gh_n = F.linear(h, w_hh, b_hh).chunk(3, dim=-1)
+    gh_r, gh_z, gh_n = F.linear(_masked(h, dropout_mask), w_hh, b_hh).chunk(3, dim=-1)
     r = torch.sigmoid(gi_r + gh_r)
     z = torch.sigmoid(gi_z + gh_z)
     n = torch.tanh(gi_n + r * gh_n)
     return n + z * (h - n)
+
+
+def _masked(h: Tensor, dropout_mask: Tensor | None) -> Tensor:
+    return h if dropout_mask is None else h * dropout_mask
 
 
 def rnn_cell(

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 State = tuple[Tensor, ...]
-Step = Callable[[Tensor, State], State]
 Projection = Callable[[Tensor], Tensor]
+
+
+class Step(Protocol):
+    """One step of a recurrence: ``step(x_t, state, dropout_mask=None) -> new_state``.
+
+    ``dropout_mask`` ``(N, S_0)``, when given, multiplies the copy of ``state[0]`` that
+    enters the recurrent weights (variational recurrent dropout), never the carried state.
+    """
+
+    def __call__(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State: ...
 
 
 def scan(

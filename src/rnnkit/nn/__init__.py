@@ -4,10 +4,12 @@ from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
+from rnnkit.nn._registry import LAYERS, make_layer
 from rnnkit.nn._rnn import GRU, LSTM, RNN
 
 __all__ = [
     "GRU",
+    "LAYERS",
     "LSTM",
     "RNN",
     "GRUCell",
@@ -18,4 +20,5 @@ __all__ = [
     "RecurrentBase",
     "RecurrentCell",
     "detach_state",
+    "make_layer",
 ]

@@ -28,6 +28,7 @@ from rnnkit.nn._checks import (
     check_lengths,
     check_rate,
     check_shape,
+    check_state_structure,
     check_tensor_like,
 )
 
@@ -82,8 +83,9 @@ class RecurrentBase(nn.Module):
             learn_init: learn the initial state (one vector per layer, direction and state
                 tensor, zeros at first) instead of starting from zeros when ``hx`` is None.
             recurrent_dropout: variational dropout on the recurrent input (Gal & Ghahramani
-                2016): in training, ``state[0]`` (e.g. ``h``) is multiplied by one dropout
-                mask per sequence, the same at every step, before each step reads it.
+                2016): in training, the ``state[0]`` (e.g. ``h``) that enters the recurrent
+                weights is multiplied by one dropout mask per sequence, the same at every
+                step (the cell's ``step`` receives it as ``dropout_mask``).
             zoneout: zoneout (Krueger et al. 2016): in training, each unit of each state
                 tensor keeps its previous value with this probability at every step; in
                 eval, as in the paper, the state is the expectation
@@ -142,7 +144,10 @@ class RecurrentBase(nn.Module):
             ``(output, h_n)``: output ``(L, N, D * H_out)`` in the input's layout (or a
             ``PackedSequence``), final state shaped like ``hx``.
         """
-        weight = next(self.parameters())
+        # Inputs must match the parameters' dtype and device (the input's own, if none).
+        weight = next(self.parameters(), None)
+        if weight is None:
+            weight = input.data if isinstance(input, PackedSequence) else input
         if isinstance(input, PackedSequence):
             if lengths is not None:
                 raise ValueError("lengths: must be None when input is a PackedSequence")
@@ -216,15 +221,7 @@ class RecurrentBase(nn.Module):
             if self.initial_state is not None:
                 return tuple(h0.unsqueeze(1).expand(-1, batch, -1) for h0 in self.initial_state)
             return tuple(weight.new_zeros(rows, batch, size) for size in self.state_sizes)
-        if isinstance(hx, Tensor):
-            hx = (hx,)
-        if not isinstance(hx, tuple) or len(hx) != len(self.state_sizes):
-            expected = (
-                "a tensor"
-                if len(self.state_sizes) == 1
-                else (f"a tuple of {len(self.state_sizes)} tensors")
-            )
-            raise TypeError(f"hx: expected {expected}, got {type(hx).__name__}")
+        hx = check_state_structure(hx, len(self.state_sizes))
         state = []
         for k, (h, size) in enumerate(zip(hx, self.state_sizes, strict=True)):
             name = "hx" if len(hx) == 1 else f"hx[{k}]"
@@ -308,13 +305,13 @@ class RecurrentBase(nn.Module):
         zoneout, training = self.zoneout, self.training
         masks: list[Tensor] = []  # the one recurrent-dropout mask of this sequence
 
-        def regularised(x_t: Tensor, state: State) -> State:
-            inputs = state
+        def regularised(x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
             if drop > 0:
                 if not masks:
                     masks.append(F.dropout(torch.ones_like(state[0]), drop, training=True))
-                inputs = (state[0] * masks[0], *state[1:])
-            new_state = step(x_t, inputs)
+                new_state = step(x_t, state, dropout_mask=masks[0])
+            else:
+                new_state = step(x_t, state)
             if zoneout == 0:
                 return new_state
             if training:

@@ -9,7 +9,10 @@ lengths, directions, stacking, dropout masks and the initial state. A cell provi
   output width.
 * ``project(x)``: the part of the step that does not depend on the state, for all steps at
   once, ``(L, N, H_in) -> (L, N, *)`` (one matrix product instead of ``L`` small ones).
-* ``step(x_t, state) -> new_state``: one step from the projected input ``x_t`` ``(N, *)``.
+* ``step(x_t, state, dropout_mask=None) -> new_state``: one step from the projected input
+  ``x_t`` ``(N, *)``. ``dropout_mask`` ``(N, S_0)`` is given only when the layer applies
+  variational recurrent dropout: multiply the ``state[0]`` that enters the recurrent
+  weights by it, not the state carried forward (a GRU's ``z * h`` stays unmasked).
 * optionally ``scan(inputs, state, lengths, reverse)``: a faster whole-sequence version of
   the loop (e.g. a parallel scan); it must give the same numbers as looping ``step``.
 
@@ -25,8 +28,10 @@ A user-defined cell in a few lines::
         def project(self, x):
             return self.ih(x)
 
-        def step(self, x_t, state):
+        def step(self, x_t, state, dropout_mask=None):
             (y,) = state
+            if dropout_mask is not None:
+                y = y * dropout_mask
             return (self.hy(torch.tanh(x_t + self.yh(y))),)
 """
 
@@ -65,7 +70,7 @@ class RecurrentCell(nn.Module):
         """The state-independent part of a step for all steps: ``(L, N, H_in) -> (L, N, *)``."""
         return x
 
-    def step(self, x_t: Tensor, state: State) -> State:
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
         """One step: projected input ``(N, *)`` and state ``(N, S_k)``... -> new state."""
         raise NotImplementedError
 

@@ -31,6 +31,7 @@ from rnnkit.nn._checks import (
     check_finite,
     check_int,
     check_shape,
+    check_state_structure,
     check_tensor_like,
 )
 
@@ -94,13 +95,7 @@ class _CellBase(RecurrentCell):
         if hx is None:
             zeros = x.new_zeros(x.shape[0], self.hidden_size)
             return x, (zeros,) * self.num_states, batched
-        if isinstance(hx, Tensor):
-            hx = (hx,)
-        if not isinstance(hx, tuple) or len(hx) != self.num_states:
-            expected = (
-                "a tensor" if self.num_states == 1 else f"a tuple of {self.num_states} tensors"
-            )
-            raise TypeError(f"hx: expected {expected}, got {type(hx).__name__}")
+        hx = check_state_structure(hx, self.num_states)
         state = []
         for k, h in enumerate(hx):
             name = "hx" if self.num_states == 1 else f"hx[{k}]"
@@ -155,9 +150,9 @@ class RNNCell(_CellBase):
             h = rnn_cell(x, h, *weights, nonlinearity=self.nonlinearity)
         return h if batched else h.squeeze(0)
 
-    def step(self, x_t: Tensor, state: State) -> State:
-        h = rnn_recurrence(x_t, state[0], self.weight_hh, self.bias_hh, self.nonlinearity)
-        return (h,)
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        weights = (self.weight_hh, self.bias_hh)
+        return (rnn_recurrence(x_t, state[0], *weights, self.nonlinearity, dropout_mask),)
 
 
 class LSTMCell(_CellBase):
@@ -192,8 +187,9 @@ class LSTMCell(_CellBase):
         h, c = step(x, state, *weights)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
 
-    def step(self, x_t: Tensor, state: State) -> State:
-        return lstm_recurrence(x_t, state[0], state[1], self.weight_hh, self.bias_hh)
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        h, c = state
+        return lstm_recurrence(x_t, h, c, self.weight_hh, self.bias_hh, None, dropout_mask)
 
 
 class GRUCell(_CellBase):
@@ -223,5 +219,5 @@ class GRUCell(_CellBase):
         h = (torch.gru_cell if self.fused else gru_cell)(x, h, *weights)
         return h if batched else h.squeeze(0)
 
-    def step(self, x_t: Tensor, state: State) -> State:
-        return (gru_recurrence(x_t, state[0], self.weight_hh, self.bias_hh),)
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        return (gru_recurrence(x_t, state[0], self.weight_hh, self.bias_hh, dropout_mask),)

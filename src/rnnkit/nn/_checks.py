@@ -86,3 +86,19 @@ def check_lengths(lengths: object, batch: int, length: int, device: torch.device
             f"lengths: expected values in [0, L] = [0, {length}], got min {low} and max {high}"
         )
     return lengths.to(device=device, dtype=torch.int64)
+
+
+def check_state_structure(hx: object, count: int) -> tuple[object, ...]:
+    """``hx`` as a tuple of ``count`` items: a tensor where one is expected, else a tuple
+    (or list, as torch.nn accepts) of ``count``."""
+    items = (hx,) if isinstance(hx, Tensor) else tuple(hx) if isinstance(hx, list) else hx
+    if not isinstance(items, tuple) or len(items) != count:
+        expected = "a tensor" if count == 1 else f"a tuple of {count} tensors"
+        if isinstance(hx, Tensor):
+            given = "a tensor"
+        elif isinstance(hx, (tuple, list)):
+            given = f"a {type(hx).__name__} of {len(hx)}"
+        else:
+            given = type(hx).__name__
+        raise TypeError(f"hx: expected {expected}, got {given}")
+    return items

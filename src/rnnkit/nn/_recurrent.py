@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from inspect import signature
 from typing import Any
 
 import torch
@@ -29,6 +30,7 @@ class Recurrent(RecurrentBase):
         hidden_size: passed to every cell.
         num_layers, bidirectional, batch_first, dropout: as in :class:`rnnkit.nn.LSTM`.
         check_finite, learn_init, recurrent_dropout, zoneout: as in :class:`rnnkit.nn.LSTM`.
+        device, dtype: passed to every cell when given.
         **cell_options: passed to every cell (e.g. ``bias=False``).
 
     Returns from :meth:`forward`: ``(output, state)`` with output ``(L, N, D * S_0)`` and
@@ -69,11 +71,13 @@ class Recurrent(RecurrentBase):
         self.check_finite = check_bool("check_finite", check_finite)
         if not callable(cell):
             raise TypeError(f"cell: expected a RecurrentCell class or factory, got {cell!r}")
+        # Built directly in the requested dtype, so a seed gives torch.nn's values.
+        factory = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
         cells: list[RecurrentCell] = []
         layer_input = input_size
         for _ in range(num_layers):
             for _ in range(self.num_directions):
-                made = cell(layer_input, hidden_size, **cell_options)
+                made = cell(layer_input, hidden_size, **factory, **cell_options)
                 if not isinstance(made, RecurrentCell):
                     raise TypeError(
                         f"cell: expected a factory of RecurrentCell, it returned "
@@ -86,12 +90,16 @@ class Recurrent(RecurrentBase):
                     )
                 cells.append(made)
             layer_input = self.num_directions * cells[0].output_size
-        self.cells = nn.ModuleList(cells).to(device=device, dtype=dtype)
-        self._init_options(learn_init, recurrent_dropout, zoneout, device, self._dtype(dtype))
-
-    def _dtype(self, dtype: torch.dtype | None) -> torch.dtype | None:
+        self.cells = nn.ModuleList(cells)
         first = next(self.cells.parameters(), None)
-        return dtype if first is None else first.dtype
+        self._init_options(
+            learn_init, recurrent_dropout, zoneout, device, dtype if first is None else first.dtype
+        )
+        if self.recurrent_dropout > 0 and "dropout_mask" not in signature(cells[0].step).parameters:
+            raise ValueError(
+                f"recurrent_dropout: {type(cells[0]).__name__}.step does not accept "
+                f"dropout_mask, so it cannot apply recurrent dropout; got {recurrent_dropout}"
+            )
 
     @property
     def state_sizes(self) -> tuple[int, ...]:

@@ -236,8 +236,11 @@ class RNN(_SingleState):
     def recurrence(self, layer: int, direction: int) -> Recurrence:
         w = self._weights(layer, direction)
 
-        def step(gi: Tensor, state: State) -> State:
-            return (rnn_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], self.nonlinearity),)
+        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+            h = rnn_recurrence(
+                gi, state[0], w["weight_hh"], w["bias_hh"], self.nonlinearity, dropout_mask
+            )
+            return (h,)
 
         return Recurrence(self._input_projection(w), step)
 
@@ -302,9 +305,10 @@ class LSTM(_TorchLayout):
     def recurrence(self, layer: int, direction: int) -> Recurrence:
         w = self._weights(layer, direction)
 
-        def step(gi: Tensor, state: State) -> State:
+        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+            h, c = state
             return lstm_recurrence(
-                gi, state[0], state[1], w["weight_hh"], w["bias_hh"], w["weight_hr"]
+                gi, h, c, w["weight_hh"], w["bias_hh"], w["weight_hr"], dropout_mask
             )
 
         return Recurrence(self._input_projection(w), step)
@@ -356,7 +360,7 @@ class GRU(_SingleState):
     def recurrence(self, layer: int, direction: int) -> Recurrence:
         w = self._weights(layer, direction)
 
-        def step(gi: Tensor, state: State) -> State:
-            return (gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"]),)
+        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+            return (gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], dropout_mask),)
 
         return Recurrence(self._input_projection(w), step)

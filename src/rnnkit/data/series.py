@@ -1,0 +1,148 @@
+"""Time series from CSV files: the one loader for bundled data and users' files."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MISSING = {"", "na", "nan", "null", "none", "?"}
+FILL_METHODS = ("ffill", "interpolate", "zero")
+
+
+@dataclass(frozen=True)
+class TimeSeries:
+    """Aligned numeric columns over time.
+
+    Attributes:
+        values: ``(T, C)`` float64, targets first, then covariates.
+        columns: the ``C`` column names.
+        num_targets: how many leading columns are forecast targets.
+        timestamps: ``(T,)`` ``datetime64[m]`` or None when the file has no date column.
+    """
+
+    values: np.ndarray
+    columns: tuple[str, ...]
+    num_targets: int = 1
+    timestamps: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def targets(self) -> np.ndarray:
+        """``(T, num_targets)``."""
+        return self.values[:, : self.num_targets]
+
+    def slice(self, start: int | None = None, stop: int | None = None) -> TimeSeries:
+        """Steps ``start:stop`` (Python slice semantics, negative indices allowed)."""
+        stamps = None if self.timestamps is None else self.timestamps[start:stop]
+        return TimeSeries(self.values[start:stop], self.columns, self.num_targets, stamps)
+
+
+def read_series(
+    path: str | Path,
+    target: str | list[str],
+    covariates: list[str] | tuple[str, ...] = (),
+    date_column: str | None = None,
+    fill: str | None = None,
+) -> TimeSeries:
+    """Read numeric columns of a CSV file with a header row.
+
+    Args:
+        path: the CSV file.
+        target: the column (or columns) to forecast.
+        covariates: extra numeric input columns.
+        date_column: a column of ISO 8601 dates/times, in increasing order; None for none.
+        fill: how to fill missing cells (empty, NA, NaN): ``"ffill"``, ``"interpolate"``,
+            ``"zero"``, or None to reject them.
+
+    Raises:
+        FileNotFoundError, ValueError: naming the file, the column and the row at fault.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data: no such file {str(path)!r}")
+    targets = [target] if isinstance(target, str) else list(target)
+    if not targets:
+        raise ValueError("target: expected at least one column name, got none")
+    if fill is not None and fill not in FILL_METHODS:
+        raise ValueError(f"fill: expected one of {FILL_METHODS}, got {fill!r}")
+    wanted = [*targets, *covariates]
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        header = reader.fieldnames or []
+        for name in [*wanted, *([date_column] if date_column else [])]:
+            if name not in header:
+                raise ValueError(
+                    f"column {name!r} not found in {path.name}; its columns are {header}"
+                )
+        rows = list(reader)
+    if not rows:
+        raise ValueError(f"data: {path.name} has a header but no rows")
+    values = np.empty((len(rows), len(wanted)))
+    for j, name in enumerate(wanted):
+        values[:, j] = _numeric_column(rows, name, path.name)
+    values = _fill_missing(values, wanted, fill, path.name)
+    stamps = _timestamps(rows, date_column, path.name) if date_column else None
+    return TimeSeries(values, tuple(wanted), len(targets), stamps)
+
+
+def _numeric_column(rows: list[dict[str, str]], name: str, file: str) -> np.ndarray:
+    column = np.empty(len(rows))
+    for i, row in enumerate(rows):
+        cell = (row[name] or "").strip()
+        if cell.lower() in MISSING:
+            column[i] = np.nan
+            continue
+        try:
+            column[i] = float(cell)
+        except ValueError:
+            raise ValueError(
+                f"column {name!r} of {file}: expected numbers, got {cell!r} at data row {i + 1}"
+            ) from None
+    if not np.isfinite(column[~np.isnan(column)]).all():
+        raise ValueError(f"column {name!r} of {file}: contains inf")
+    return column
+
+
+def _fill_missing(values: np.ndarray, names: list[str], fill: str | None, file: str) -> np.ndarray:
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    j = int(np.argmax(missing.any(axis=0)))
+    first = int(np.argmax(missing[:, j])) + 1
+    if fill is None:
+        raise ValueError(
+            f"column {names[j]!r} of {file}: {int(missing[:, j].sum())} missing values (first "
+            f"at data row {first}); choose a fill method: {', '.join(FILL_METHODS)}"
+        )
+    filled = values.copy()
+    for j in range(values.shape[1]):
+        gaps = missing[:, j]
+        if gaps.all():
+            raise ValueError(f"column {names[j]!r} of {file}: every value is missing")
+        known = np.flatnonzero(~gaps)
+        if fill == "zero":
+            filled[gaps, j] = 0.0
+        elif fill == "interpolate":
+            filled[:, j] = np.interp(np.arange(len(values)), known, values[known, j])
+        else:  # ffill; leading gaps take the first known value
+            index = np.maximum.accumulate(np.where(gaps, 0, np.arange(len(values))))
+            index[: known[0]] = known[0]
+            filled[:, j] = values[index, j]
+    return filled
+
+
+def _timestamps(rows: list[dict[str, str]], column: str, file: str) -> np.ndarray:
+    try:
+        stamps = np.array([row[column].strip() for row in rows], dtype="datetime64[m]")
+    except ValueError as error:
+        raise ValueError(
+            f"column {column!r} of {file}: expected ISO 8601 dates ({error})"
+        ) from None
+    if (np.diff(stamps) <= np.timedelta64(0, "m")).any():
+        raise ValueError(f"column {column!r} of {file}: dates must be strictly increasing")
+    return stamps

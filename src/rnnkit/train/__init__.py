@@ -1,0 +1,14 @@
+"""Training glue (Lightning) and model files (safetensors + JSON)."""
+
+from rnnkit.train.io import ModelFileError, load_model, save_model
+from rnnkit.train.loop import History, TaskModule, TrainConfig, train
+
+__all__ = [
+    "History",
+    "ModelFileError",
+    "TaskModule",
+    "TrainConfig",
+    "load_model",
+    "save_model",
+    "train",
+]

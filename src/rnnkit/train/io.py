@@ -1,0 +1,85 @@
+"""Model directories: safetensors weights + a JSON config. No pickle, atomic writes.
+
+A model directory holds ``config.json`` (``{"format": "rnnkit-model", "version": 1,
+"task": ..., ...}``) and ``weights.safetensors``. It is written to a temporary sibling and
+renamed into place, so a killed run leaves either the old directory or the new one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+FORMAT = "rnnkit-model"
+VERSION = 1
+CONFIG = "config.json"
+WEIGHTS = "weights.safetensors"
+
+
+class ModelFileError(ValueError):
+    """A model directory that is missing, corrupt or not an rnnkit model of the right task."""
+
+
+def save_model(
+    directory: str | Path, task: str, config: dict[str, Any], weights: dict[str, Tensor]
+) -> Path:
+    """Write ``config`` (JSON-serialisable) and ``weights`` to ``directory`` atomically."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        header = {"format": FORMAT, "version": VERSION, "task": task, **config}
+        (staging / CONFIG).write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
+        save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, staging / WEIGHTS)
+        if directory.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, retired / directory.name)
+            os.replace(staging, directory)
+            shutil.rmtree(retired)
+        else:
+            os.replace(staging, directory)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return directory
+
+
+def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Read a directory written by :func:`save_model` for ``task``; never runs code from it.
+
+    Raises:
+        ModelFileError: naming the directory and what is wrong with it.
+    """
+    directory = Path(directory)
+    if not (directory / CONFIG).is_file():
+        raise ModelFileError(f"model: {str(directory)!r} is not an rnnkit model (no {CONFIG})")
+    try:
+        config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ModelFileError(f"model: {CONFIG} in {str(directory)!r} is corrupt: {error}") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFileError(f"model: {str(directory)!r} is not an rnnkit model")
+    if config.get("version") != VERSION:
+        raise ModelFileError(
+            f"model: {str(directory)!r} has format version {config.get('version')!r}; "
+            f"this rnnkit reads version {VERSION}"
+        )
+    if config.get("task") != task:
+        raise ModelFileError(
+            f"model: {str(directory)!r} is a {config.get('task')!r} model, expected {task!r}"
+        )
+    try:
+        weights = load_file(directory / WEIGHTS)
+    except (SafetensorError, FileNotFoundError, OSError) as error:
+        raise ModelFileError(
+            f"model: {WEIGHTS} in {str(directory)!r} is missing or corrupt: {error}"
+        ) from None
+    return config, weights

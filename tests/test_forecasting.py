@@ -1,0 +1,231 @@
+"""Series loading, metrics, baselines and the Forecaster, on data with a known structure."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rnnkit import metrics
+from rnnkit.cli import app
+from rnnkit.data import TimeSeries, load_series, read_series
+from rnnkit.data.windows import Scaler, make_windows, window_origins
+from rnnkit.tasks import Forecaster
+from rnnkit.train import ModelFileError, TrainConfig
+
+SEASON = 24
+
+
+def seasonal_ar_series(length: int = 960, seed: int = 0) -> np.ndarray:
+    """A daily cycle plus a persistent AR(1) deviation (phi = 0.95), hourly steps.
+
+    The seasonal-naive forecast cannot see the deviation's persistence; a model that reads
+    the recent change from one season earlier can.
+    """
+    rng = np.random.default_rng(seed)
+    deviation = np.zeros(length)
+    for t in range(1, length):
+        deviation[t] = 0.95 * deviation[t - 1] + rng.normal(scale=0.3)
+    return 10 + 3 * np.sin(2 * np.pi * np.arange(length) / SEASON) + deviation
+
+
+def write_csv(path: Path, columns: dict[str, list[object]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+    return path
+
+
+@pytest.fixture
+def series_csv(tmp_path: Path) -> Path:
+    values = seasonal_ar_series()
+    stamps = np.datetime64("2024-01-01T00:00") + np.arange(len(values)) * np.timedelta64(1, "h")
+    return write_csv(
+        tmp_path / "load.csv",
+        {"time": [str(s) for s in stamps], "load": values.round(6).tolist()},
+    )
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def test_read_series_matches_the_file(series_csv: Path) -> None:
+    series = read_series(series_csv, "load", date_column="time")
+    np.testing.assert_allclose(series.values[:, 0], seasonal_ar_series().round(6))
+    assert series.timestamps[1] - series.timestamps[0] == np.timedelta64(60, "m")
+
+
+def test_bundled_series_goes_through_the_same_loader() -> None:
+    series = load_series("electricity")
+    assert series.values.shape == (4032, 1)  # 12 weeks of half-hours (DATA.md)
+    assert np.all(np.diff(series.timestamps) == np.timedelta64(30, "m"))
+
+
+@pytest.mark.parametrize(
+    ("fill", "expected"),
+    [
+        ("ffill", [1.0, 1.0, 1.0, 4.0]),
+        ("interpolate", [1.0, 2.0, 3.0, 4.0]),
+        ("zero", [1, 0, 0, 4]),
+    ],
+)
+def test_missing_values_are_filled_only_when_asked(tmp_path: Path, fill: str, expected) -> None:
+    path = write_csv(tmp_path / "gaps.csv", {"y": [1, "", "NA", 4]})
+    with pytest.raises(ValueError, match=r"column 'y' of gaps.csv: 2 missing values .*row 2"):
+        read_series(path, "y")
+    np.testing.assert_allclose(read_series(path, "y", fill=fill).values[:, 0], expected)
+
+
+@pytest.mark.parametrize(
+    ("columns", "target", "message"),
+    [
+        ({"y": [1, 2]}, "z", r"column 'z' not found in bad.csv; its columns are \['y'\]"),
+        ({"y": [1, "high"]}, "y", r"column 'y' of bad.csv: expected numbers, got 'high' at"),
+    ],
+)
+def test_bad_csv_files_name_the_problem(tmp_path: Path, columns, target, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        read_series(write_csv(tmp_path / "bad.csv", columns), target)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"no such file .*nothing\.csv"):
+        read_series(tmp_path / "nothing.csv", "y")
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_metrics_against_closed_forms() -> None:
+    truth, forecast = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 2.0, 1.0, 4.0])
+    assert metrics.mae(forecast, truth) == pytest.approx(3 / 4)
+    assert metrics.rmse(forecast, truth) == pytest.approx(np.sqrt(5 / 4))
+    history = np.array([0.0, 1.0, 3.0, 6.0])  # naive (season 1) in-sample MAE = 2
+    assert metrics.mase(forecast, truth, history, 1) == pytest.approx(3 / 8)
+
+
+def test_detect_season_finds_the_period() -> None:
+    assert metrics.detect_season(seasonal_ar_series()[:480]) == SEASON
+
+
+def test_baselines_are_exact_on_a_purely_seasonal_series() -> None:
+    values = np.tile(np.array([5.0, 7.0, 6.0, 9.0]), 30)
+    origins = metrics.rolling_origins(len(values), 24, 6)
+    truth = np.stack([values[t : t + 6] for t in origins])
+    np.testing.assert_allclose(metrics.seasonal_naive(values, origins, 6, 4), truth)
+    np.testing.assert_allclose(metrics.holt_winters(values, origins, 6, 4), truth, atol=1e-3)
+
+
+def test_windows_and_scaler() -> None:
+    values = np.arange(20.0).reshape(10, 2)
+    scaler = Scaler.fit(values[:6])
+    np.testing.assert_allclose(scaler.transform(values[:6]).mean(axis=0), 0, atol=1e-12)
+    np.testing.assert_allclose(scaler.inverse(scaler.transform(values)), values)
+    origins = window_origins(0, 10, 3, 2, 1)
+    assert origins.tolist() == [3, 4, 5, 6, 7, 8]
+    inputs, outputs = make_windows(values, values[:, :1], origins, 3, 2)
+    np.testing.assert_array_equal(inputs[0], values[0:3])
+    np.testing.assert_array_equal(outputs[-1, :, 0], values[8:10, 0])
+
+
+# ----------------------------------------------------------------------------- forecaster
+
+
+def tiny_forecaster(**options) -> Forecaster:
+    return Forecaster(
+        lookback=24, horizon=12, stride=2, hidden_size=16, season=SEASON, **options,
+        training=TrainConfig(max_epochs=6, batch_size=32, learning_rate=1e-2),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained() -> tuple[Forecaster, TimeSeries]:
+    series = TimeSeries(seasonal_ar_series()[:, None], ("load",))
+    model = tiny_forecaster()
+    model.fit(series.slice(stop=-120), val_size=120, progress=False)
+    return model, series
+
+
+def test_forecaster_beats_seasonal_naive_where_the_deviation_persists(trained) -> None:
+    model, series = trained
+    report = model.evaluate(series, test_size=120)
+    assert report.truth.shape == (10, 12, 1)
+    ours, naive = report.metrics["rnnkit"], report.metrics["seasonal naive"]
+    assert ours["MAE"] < 0.8 * naive["MAE"], report.metrics
+    assert model.history.val_loss[model.history.best_epoch] == min(model.history.val_loss)
+
+
+def test_save_load_gives_identical_predictions(trained, tmp_path: Path) -> None:
+    model, series = trained
+    model.save(tmp_path / "model")
+    loaded = Forecaster.load(tmp_path / "model")
+    np.testing.assert_array_equal(loaded.predict(series), model.predict(series))
+    assert not list(tmp_path.glob(".model*")), "no temporary folders left behind"
+
+
+def test_same_seed_same_predictions(trained) -> None:
+    model, series = trained
+    again = tiny_forecaster()
+    again.fit(series.slice(stop=-120), val_size=120, progress=False)
+    np.testing.assert_allclose(again.predict(series), model.predict(series), rtol=1e-6)
+
+
+def test_corrupt_or_foreign_model_directories_are_rejected(trained, tmp_path: Path) -> None:
+    model, _ = trained
+    with pytest.raises(ModelFileError, match="is not an rnnkit model"):
+        Forecaster.load(tmp_path)
+    saved = model.save(tmp_path / "model")
+    (saved / "weights.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(ModelFileError, match=r"weights\.safetensors .* missing or corrupt"):
+        Forecaster.load(saved)
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps(config | {"task": "classifier"}))
+    with pytest.raises(ModelFileError, match="is a 'classifier' model, expected 'forecaster'"):
+        Forecaster.load(saved)
+
+
+def test_a_series_too_short_for_the_windows_is_rejected() -> None:
+    short = TimeSeries(seasonal_ar_series()[:60, None], ("load",))
+    with pytest.raises(ValueError, match="60 steps are too few"):
+        tiny_forecaster().fit(short, val_size=12, progress=False)
+
+
+# ----------------------------------------------------------------------------- command line
+
+runner = CliRunner()
+
+
+def test_forecast_command_trains_plots_and_saves(series_csv: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["forecast", "--data", str(series_csv), "--target", "load", "--date-column", "time",
+            "--lookback", "24", "--horizon", "12", "--hidden-size", "8", "--epochs", "2",
+            "--season", "24", "--test-size", "120", "--val-size", "120",
+            "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    for name in ("rnnkit", "seasonal naive", "Holt-Winters"):
+        assert name in result.stdout
+    assert (out / "forecast.png").stat().st_size > 10_000
+    assert (out / "training.png").stat().st_size > 10_000
+    assert (out / "logs" / "metrics.csv").read_text().startswith("epoch")
+    predicted = runner.invoke(app, ["predict", str(out / "model"), str(series_csv)])
+    assert predicted.exit_code == 0, predicted.output
+    assert len(json.loads(predicted.stdout)["load"]) == 12
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--data", "missing.csv", "--target", "y"], "no such file 'missing.csv'"),
+        (["--data", "electricity", "--target", "price"], "column 'price' not found"),
+        (["--data", "electricity", "--cell", "transformer"], "cell: expected one of"),
+    ],
+)
+def test_forecast_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
+    result = runner.invoke(app, ["forecast", *args])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
