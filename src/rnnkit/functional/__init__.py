@@ -9,17 +9,33 @@ from rnnkit.functional.cells import (
     rnn_cell,
     rnn_recurrence,
 )
+from rnnkit.functional.extended import (
+    OUTPUT_NONLINEARITIES,
+    indrnn_recurrence,
+    jordan_recurrence,
+    layer_norm_gru_recurrence,
+    layer_norm_lstm_recurrence,
+    layer_norm_projection,
+    peephole_lstm_recurrence,
+)
 from rnnkit.functional.scan import Projection, State, Step, scan
 
 __all__ = [
     "NONLINEARITIES",
+    "OUTPUT_NONLINEARITIES",
     "Projection",
     "State",
     "Step",
     "gru_cell",
     "gru_recurrence",
+    "indrnn_recurrence",
+    "jordan_recurrence",
+    "layer_norm_gru_recurrence",
+    "layer_norm_lstm_recurrence",
+    "layer_norm_projection",
     "lstm_cell",
     "lstm_recurrence",
+    "peephole_lstm_recurrence",
     "rnn_cell",
     "rnn_recurrence",
     "scan",

@@ -48,9 +48,10 @@ def scan(
     length = inputs.shape[0]
     # Steps every sequence takes need no masking; only the ragged tail does.
     full_steps = length if lengths is None else int(lengths.min())
+    steps = inputs.unbind(0)  # one autograd node; inputs[t] per step would make backward O(L^2)
     outputs: list[Tensor] = [inputs] * length
     for t in range(length - 1, -1, -1) if reverse else range(length):
-        new_state = step(inputs[t], state)
+        new_state = step(steps[t], state)
         output = new_state[0]
         if t >= full_steps:
             valid = (t < lengths).unsqueeze(-1)  # (N, 1)

@@ -3,6 +3,19 @@
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn._extended import (
+    ElmanRNN,
+    IndRNN,
+    IndRNNCell,
+    JordanCell,
+    JordanRNN,
+    LayerNormGRU,
+    LayerNormGRUCell,
+    LayerNormLSTM,
+    LayerNormLSTMCell,
+    PeepholeLSTM,
+    PeepholeLSTMCell,
+)
 from rnnkit.nn._recurrent import Recurrent, detach_state
 from rnnkit.nn._registry import LAYERS, make_layer
 from rnnkit.nn._rnn import GRU, LSTM, RNN
@@ -12,8 +25,19 @@ __all__ = [
     "LAYERS",
     "LSTM",
     "RNN",
+    "ElmanRNN",
     "GRUCell",
+    "IndRNN",
+    "IndRNNCell",
+    "JordanCell",
+    "JordanRNN",
     "LSTMCell",
+    "LayerNormGRU",
+    "LayerNormGRUCell",
+    "LayerNormLSTM",
+    "LayerNormLSTMCell",
+    "PeepholeLSTM",
+    "PeepholeLSTMCell",
     "RNNCell",
     "Recurrence",
     "Recurrent",

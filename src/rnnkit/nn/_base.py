@@ -109,13 +109,17 @@ class RecurrentBase(nn.Module):
         """True when no regulariser changes the cell's steps (so a fused kernel may run)."""
         return self.zoneout == 0 and not (self.training and self.recurrent_dropout > 0)
 
-    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult | None:
-        """Run a fused kernel if one computes exactly this configuration, else return None.
+    def _can_fuse(self) -> bool:
+        """Whether :meth:`_fused` computes exactly the current configuration."""
+        return False
+
+    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult:
+        """Run the fused kernel (only called when :meth:`_can_fuse`).
 
         ``x`` is ``(L, N, H_in)``, or packed data ``(sum(lengths), H_in)`` when
         ``batch_sizes`` is given (then ``hx`` is in the packed, sorted batch order).
         """
-        return None
+        raise NotImplementedError
 
     def _wrap_state(self, state: State) -> Tensor | State:
         """The final state as users receive it (torch.nn returns a bare tensor for one state)."""
@@ -198,9 +202,8 @@ class RecurrentBase(nn.Module):
         state = self._initial_state(hx, int(batch_sizes[0]), weight, batched=True)
         if sorted_indices is not None:
             state = tuple(s.index_select(1, sorted_indices) for s in state)
-        fused = self._fused(data, state, batch_sizes)
-        if fused is not None:
-            out_data, state = fused
+        if self._can_fuse():
+            out_data, state = self._fused(data, state, batch_sizes)
         else:
             # Reference path: pad (in the packed, sorted order), scan with lengths, re-pack.
             sorted_packed = PackedSequence(data, batch_sizes)
@@ -238,26 +241,19 @@ class RecurrentBase(nn.Module):
 
     def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
         """``x`` ``(L, N, H_in)`` -> ``(L, N, D * H_out)`` and the final state."""
+        if not self._can_fuse():
+            return self._run_reference(x, state, lengths)
         if lengths is None:
-            fused = self._fused(x, state, None)
-            if fused is not None:
-                return fused
-            return self._run_reference(x, state, None)
-        fused = self._fused_with_lengths(x, state, lengths)
-        if fused is not None:
-            return fused
-        return self._run_reference(x, state, lengths)
+            return self._fused(x, state, None)
+        return self._fused_with_lengths(x, state, lengths)
 
-    def _fused_with_lengths(self, x: Tensor, state: State, lengths: Tensor) -> FusedResult | None:
+    def _fused_with_lengths(self, x: Tensor, state: State, lengths: Tensor) -> FusedResult:
         """Feed a padded batch to the packed fused kernel; handle length 0 around it."""
         lengths_cpu = lengths.cpu()
         # Packing rejects empty sequences: run them for one step, then restore them below.
         packed = pack_padded_sequence(x, lengths_cpu.clamp(min=1), enforce_sorted=False)
         sorted_state = tuple(s.index_select(1, packed.sorted_indices) for s in state)
-        fused = self._fused(packed.data, sorted_state, packed.batch_sizes)
-        if fused is None:
-            return None
-        out_data, final = fused
+        out_data, final = self._fused(packed.data, sorted_state, packed.batch_sizes)
         output, _ = pad_packed_sequence(
             PackedSequence(
                 out_data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -27,6 +29,15 @@ def check_rate(name: str, value: object) -> float:
         raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
+    return float(value)
+
+
+def check_positive_float(name: str, value: object) -> float:
+    """A finite real number ``> 0`` (ints accepted, bools not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name}: expected a positive float, got {type(value).__name__} {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: expected a finite float > 0, got {value}")
     return float(value)
 
 

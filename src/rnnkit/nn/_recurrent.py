@@ -105,6 +105,14 @@ class Recurrent(RecurrentBase):
     def state_sizes(self) -> tuple[int, ...]:
         return self.cells[0].state_sizes
 
+    def reset_parameters(self) -> None:
+        """Re-initialise every cell that can (``reset_parameters``) and zero the learned h0."""
+        for cell in self.cells:
+            if hasattr(cell, "reset_parameters"):
+                cell.reset_parameters()
+        for h0 in self.initial_state or ():
+            nn.init.zeros_(h0)
+
     def recurrence(self, layer: int, direction: int) -> RecurrentCell:
         return self.cells[layer * self.num_directions + direction]
 

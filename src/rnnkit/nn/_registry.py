@@ -5,9 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._extended import IndRNN, JordanRNN, LayerNormGRU, LayerNormLSTM, PeepholeLSTM
 from rnnkit.nn._rnn import GRU, LSTM, RNN
 
-LAYERS: dict[str, type[RecurrentBase]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+LAYERS: dict[str, type[RecurrentBase]] = {
+    "rnn": RNN,
+    "lstm": LSTM,
+    "gru": GRU,
+    "jordan": JordanRNN,
+    "peephole_lstm": PeepholeLSTM,
+    "layernorm_lstm": LayerNormLSTM,
+    "layernorm_gru": LayerNormGRU,
+    "indrnn": IndRNN,
+}
 
 
 def make_layer(cell: str, input_size: int, hidden_size: int, **options: Any) -> RecurrentBase:

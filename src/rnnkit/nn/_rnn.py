@@ -125,9 +125,10 @@ class _TorchLayout(RecurrentBase):
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         raise NotImplementedError
 
-    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult | None:
-        if not (self.fused and self._plain):
-            return None
+    def _can_fuse(self) -> bool:
+        return self.fused and self._plain
+
+    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult:
         state = hx if len(hx) > 1 else hx[0]
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if batch_sizes is None:

@@ -1,0 +1,650 @@
+"""Extended cells: Jordan, peephole LSTM, layer-normalised LSTM and GRU, IndRNN.
+
+Each cell is a :class:`rnnkit.nn.RecurrentCell` (``project`` all steps, then ``step`` one at a
+time) whose maths is in :mod:`rnnkit.functional.extended`; each layer is
+:class:`rnnkit.nn.Recurrent` with that cell, so stacking, bidirectional, ``lengths``,
+``PackedSequence``, unbatched input, a learnable initial state, recurrent dropout and zoneout
+come from the layer. Calling a cell runs one step from the raw input.
+
+:data:`ElmanRNN` is :class:`rnnkit.nn.RNN`, the Elman network (Elman 1990).
+
+Shape letters: ``L`` sequence length, ``N`` batch, ``H_in`` input features, ``H`` hidden
+size, ``O`` the Jordan network's output size, ``D`` directions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.functional import State
+from rnnkit.functional.extended import (
+    OUTPUT_NONLINEARITIES,
+    indrnn_recurrence,
+    jordan_recurrence,
+    layer_norm_gru_recurrence,
+    layer_norm_lstm_recurrence,
+    layer_norm_projection,
+    peephole_lstm_recurrence,
+)
+from rnnkit.nn._cell import RecurrentCell
+from rnnkit.nn._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive_float,
+    check_shape,
+    check_state_structure,
+    check_tensor_like,
+)
+from rnnkit.nn._recurrent import Recurrent
+from rnnkit.nn._rnn import RNN
+
+Device = torch.device | str | None
+
+#: The Elman network (Elman 1990, "Finding structure in time"): the hidden state is fed back,
+#: ``h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)``. It is :class:`rnnkit.nn.RNN`.
+ElmanRNN = RNN
+
+
+class _ExtendedCell(RecurrentCell):
+    """Parameter bookkeeping and a validated one-step ``forward`` for the cells below."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        state_sizes: tuple[int, ...],
+        bias: bool,
+        device: Device,
+        dtype: torch.dtype | None,
+    ) -> None:
+        super().__init__(check_int("input_size", input_size), state_sizes)
+        self.hidden_size = check_int("hidden_size", hidden_size)
+        self.bias = check_bool("bias", bias)
+        self._factory = {"device": device, "dtype": dtype}
+
+    def _parameter(self, name: str, *shape: int, enabled: bool = True) -> None:
+        """Register an uninitialised parameter, or None (stable state-dict keys)."""
+        value = nn.Parameter(torch.empty(shape, **self._factory)) if enabled else None
+        self.register_parameter(name, value)
+
+    def forward(self, input: Tensor, hx: Tensor | State | None = None) -> State:
+        """One step from the raw input.
+
+        Args:
+            input: ``(N, H_in)`` or unbatched ``(H_in,)``.
+            hx: the state, a tuple of ``(N, S_k)`` (or ``(S_k,)``) tensors (a bare tensor for
+                a one-tensor state); zeros when None.
+
+        Returns:
+            The new state, a tuple shaped like ``hx``; its first tensor is the output.
+        """
+        weight = next(self.parameters())
+        check_tensor_like("input", input, weight)
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input: expected shape (N, H_in) or unbatched (H_in,) with H_in = input_size "
+                f"= {self.input_size}, got {tuple(input.shape)}"
+            )
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)  # (N, H_in)
+        sizes = self.state_sizes
+        if hx is None:
+            state = tuple(x.new_zeros(x.shape[0], size) for size in sizes)
+        else:
+            hx = check_state_structure(hx, len(sizes))
+            checked = []
+            for k, (h, size) in enumerate(zip(hx, sizes, strict=True)):
+                name = "hx" if len(sizes) == 1 else f"hx[{k}]"
+                check_tensor_like(name, h, weight)
+                if batched:
+                    check_shape(name, h, (x.shape[0], size), "(N, S)")
+                else:
+                    check_shape(name, h, (size,), "(S,)")
+                checked.append(h if batched else h.unsqueeze(0))
+            state = tuple(checked)
+        new_state = self.step(self.project(x.unsqueeze(0))[0], state)
+        return new_state if batched else tuple(s.squeeze(0) for s in new_state)
+
+    def extra_repr(self) -> str:
+        text = f"{self.input_size}, {self.hidden_size}"
+        return text if self.bias else text + ", bias=False"
+
+
+# ----------------------------------------------------------------------------- Jordan
+
+
+class JordanCell(_ExtendedCell):
+    r"""Jordan network cell (Jordan 1986): the hidden layer is fed the previous *output*.
+
+    .. math::
+        h_t = \mathrm{act}(W_{ih} x_t + b_{ih} + W_{yh} y_{t-1}), \qquad
+        y_t = \mathrm{out\_act}(W_{hy} h_t + b_{hy})
+
+    The state is ``(y,)`` (``S_0 = O``), so a layer built on this cell outputs ``y`` and
+    layer ``k > 0`` reads ``D * O`` features. This is the textbook form; in Jordan's network
+    the fed-back "state units" also decay, ``s_t = mu s_{t-1} + y_{t-1}``; here ``mu = 0``.
+
+    Reference: M. I. Jordan, "Serial order: a parallel distributed processing approach",
+    ICS Report 8604, Institute for Cognitive Science, UC San Diego, 1986.
+
+    Args:
+        input_size: ``H_in``.
+        hidden_size: ``H``, the hidden layer (not fed back).
+        output_size: ``O``, the output fed back; defaults to ``hidden_size``.
+        bias: use ``b_ih`` and ``b_hy``.
+        nonlinearity: ``act``, ``"tanh"`` or ``"relu"``.
+        output_nonlinearity: ``out_act``: ``"identity"``, ``"tanh"``, ``"sigmoid"``,
+            ``"relu"`` or ``"softmax"`` (over the ``O`` outputs).
+        device, dtype: of the parameters.
+
+    Parameters: ``weight_ih`` ``(H, H_in)``, ``bias_ih`` ``(H,)``, ``weight_yh`` ``(H, O)``,
+    ``weight_hy`` ``(O, H)``, ``bias_hy`` ``(O,)``; the biases are None without ``bias``.
+    Initialisation: every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))``, torch.nn.RNN's rule (and
+    nn.Linear's for ``weight_hy``, which reads ``H`` features), so with ``O = H`` the cell
+    starts at the scale of an Elman RNN of the same size.
+
+    Shapes (one step): input ``(N, H_in)``; state ``(y,)`` with ``y`` ``(N, O)``.
+
+    Example:
+        >>> cell = JordanCell(3, 8, output_size=2, output_nonlinearity="sigmoid")
+        >>> (y,) = cell(torch.randn(4, 3))
+        >>> y.shape
+        torch.Size([4, 2])
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        output_size: int | None = None,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        output_nonlinearity: str = "identity",
+        *,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        output_size = hidden_size if output_size is None else check_int("output_size", output_size)
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
+        self.output_nonlinearity = check_choice(
+            "output_nonlinearity", output_nonlinearity, tuple(OUTPUT_NONLINEARITIES)
+        )
+        super().__init__(input_size, hidden_size, (output_size,), bias, device, dtype)
+        self._parameter("weight_ih", hidden_size, input_size)
+        self._parameter("bias_ih", hidden_size, enabled=bias)
+        self._parameter("weight_yh", hidden_size, output_size)
+        self._parameter("weight_hy", output_size, hidden_size)
+        self._parameter("bias_hy", output_size, enabled=bias)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))`` (see the class docstring)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def project(self, x: Tensor) -> Tensor:
+        """``(L, N, H_in) -> (L, N, H)``: ``x W_ih^T + b_ih`` for all steps."""
+        return F.linear(x, self.weight_ih, self.bias_ih)
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        y = jordan_recurrence(
+            x_t,
+            state[0],
+            self.weight_yh,
+            self.weight_hy,
+            self.bias_hy,
+            self.nonlinearity,
+            self.output_nonlinearity,
+            dropout_mask,
+        )
+        return (y,)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr() + f", output_size={self.output_size}"
+        if self.nonlinearity != "tanh":
+            text += f", nonlinearity={self.nonlinearity!r}"
+        if self.output_nonlinearity != "identity":
+            text += f", output_nonlinearity={self.output_nonlinearity!r}"
+        return text
+
+
+# ----------------------------------------------------------------------------- peephole LSTM
+
+
+class PeepholeLSTMCell(_ExtendedCell):
+    r"""LSTM cell with diagonal peephole connections (Gers & Schmidhuber 2000).
+
+    .. math::
+        a_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}, \quad
+        (a_i, a_f, a_g, a_o) = \mathrm{split}_4(a_t)
+
+        i_t = \sigma(a_i + w_{ci} \odot c_{t-1}), \quad f_t = \sigma(a_f + w_{cf} \odot c_{t-1})
+
+        c_t = f_t \odot c_{t-1} + i_t \odot \tanh(a_g), \quad
+        o_t = \sigma(a_o + w_{co} \odot c_t), \quad h_t = o_t \odot \tanh(c_t)
+
+    The input and forget gates peek at the previous cell state, the output gate at the new
+    one. With zero peephole weights this is :class:`rnnkit.nn.LSTM`.
+
+    Reference: F. A. Gers and J. Schmidhuber, "Recurrent nets that time and count", IJCNN
+    2000; F. A. Gers, N. N. Schraudolph and J. Schmidhuber, "Learning precise timing with
+    LSTM recurrent networks", JMLR 3, 2002.
+
+    Args:
+        input_size: ``H_in``; hidden_size: ``H``; bias: use ``b_ih`` and ``b_hh``;
+        device, dtype: of the parameters.
+
+    Parameters: torch.nn.LSTMCell's ``weight_ih`` ``(4H, H_in)``, ``weight_hh`` ``(4H, H)``,
+    ``bias_ih`` and ``bias_hh`` ``(4H,)`` (gate order ``(i, f, g, o)``; None without
+    ``bias``), plus the peepholes ``weight_ci``, ``weight_cf``, ``weight_co`` ``(H,)``.
+    Initialisation: every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))``, torch.nn.LSTM's rule,
+    peepholes included: they are per-unit gains as small as the biases, so training starts
+    near a plain LSTM without the peepholes being exactly zero.
+
+    Shapes (one step): input ``(N, H_in)``; state ``(h, c)``, each ``(N, H)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, (hidden_size,) * 2, bias, device, dtype)
+        self._parameter("weight_ih", 4 * hidden_size, input_size)
+        self._parameter("weight_hh", 4 * hidden_size, hidden_size)
+        self._parameter("bias_ih", 4 * hidden_size, enabled=bias)
+        self._parameter("bias_hh", 4 * hidden_size, enabled=bias)
+        for name in ("weight_ci", "weight_cf", "weight_co"):
+            self._parameter(name, hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))`` (see the class docstring)."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            nn.init.uniform_(weight, -bound, bound)
+
+    def project(self, x: Tensor) -> Tensor:
+        """``(L, N, H_in) -> (L, N, 4H)``: ``x W_ih^T + b_ih`` for all steps."""
+        return F.linear(x, self.weight_ih, self.bias_ih)
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        return peephole_lstm_recurrence(
+            x_t,
+            state[0],
+            state[1],
+            self.weight_hh,
+            self.bias_hh,
+            self.weight_ci,
+            self.weight_cf,
+            self.weight_co,
+            dropout_mask,
+        )
+
+
+# ----------------------------------------------------------------------------- layer norm
+
+
+class _LayerNormCell(_ExtendedCell):
+    """Parameters shared by the layer-normalised cells (``gates`` blocks of ``H``)."""
+
+    gates: int
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        state_sizes: tuple[int, ...],
+        bias: bool,
+        eps: float,
+        device: Device,
+        dtype: torch.dtype | None,
+    ) -> None:
+        self.eps = check_positive_float("eps", eps)
+        super().__init__(input_size, hidden_size, state_sizes, bias, device, dtype)
+        gate_size = self.gates * hidden_size
+        self._parameter("weight_ih", gate_size, input_size)
+        self._parameter("weight_hh", gate_size, hidden_size)
+        for side in ("ih", "hh"):
+            self._parameter(f"ln_weight_{side}", gate_size)
+            self._parameter(f"ln_bias_{side}", gate_size, enabled=bias)
+
+    def reset_parameters(self) -> None:
+        """``weight_ih``, ``weight_hh`` ~ ``U(-1/sqrt(H), 1/sqrt(H))``; LN gains 1, shifts 0."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for name, weight in self.named_parameters():
+            if name.startswith("ln_weight"):
+                nn.init.ones_(weight)
+            elif name.startswith("ln_bias"):
+                nn.init.zeros_(weight)
+            else:
+                nn.init.uniform_(weight, -bound, bound)
+
+    def project(self, x: Tensor) -> Tensor:
+        """``(L, N, H_in) -> (L, N, G*H)``: ``LN_ih(x W_ih^T)`` for all steps."""
+        return layer_norm_projection(
+            x, self.weight_ih, self.ln_weight_ih, self.ln_bias_ih, self.eps
+        )
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        return text if self.eps == 1e-5 else text + f", eps={self.eps}"
+
+
+class LayerNormLSTMCell(_LayerNormCell):
+    r"""LSTM cell with layer normalisation (Ba, Kiros & Hinton 2016).
+
+    .. math::
+        (a_i, a_f, a_g, a_o) = \mathrm{LN}_{ih}(W_{ih} x_t) + \mathrm{LN}_{hh}(W_{hh} h_{t-1})
+
+        c_t = \sigma(a_f) \odot c_{t-1} + \sigma(a_i) \odot \tanh(a_g), \quad
+        h_t = \sigma(a_o) \odot \tanh(\mathrm{LN}_c(c_t))
+
+    with ``LN(a) = gain * (a - mean(a)) / sqrt(var(a) + eps) + shift``. Where LN is applied,
+    exactly: (1) to the input pre-activations ``W_ih x_t``, all ``4H`` of one step and one
+    sequence together, in :meth:`project` (for all steps at once); (2) to the recurrent
+    pre-activations ``W_hh h_{t-1}``, all ``4H`` together, separately from (1), as in the
+    paper's ``LN(W_h h; alpha_1, beta_1) + LN(W_x x; alpha_2, beta_2) + b``; (3) to the new
+    cell state ``c_t`` (``H`` values) before the output ``tanh``. The state keeps the un-normalised
+    ``c_t``. The paper's separate bias ``b`` is left out: it would only add to the two LN
+    shifts, which are the gate biases here. The output is therefore unchanged when
+    ``W_ih`` or ``W_hh`` is multiplied by a positive constant, or an input ``x_t`` is.
+
+    Reference: J. L. Ba, J. R. Kiros and G. E. Hinton, "Layer Normalization",
+    arXiv:1607.06450, 2016.
+
+    Args:
+        input_size: ``H_in``; hidden_size: ``H``.
+        bias: learn the LN shifts (without, every LN has a gain only).
+        eps: added to the variance in every LN (torch.nn.LayerNorm's default ``1e-5``).
+        device, dtype: of the parameters.
+
+    Parameters: ``weight_ih`` ``(4H, H_in)`` and ``weight_hh`` ``(4H, H)`` (gate order
+    ``(i, f, g, o)``, no bias), and the LN gains and shifts ``ln_weight_ih``,
+    ``ln_bias_ih``, ``ln_weight_hh``, ``ln_bias_hh`` ``(4H,)``, ``ln_weight_c``,
+    ``ln_bias_c`` ``(H,)`` (shifts None without ``bias``). Initialisation: ``weight_*`` ~
+    ``U(-1/sqrt(H), 1/sqrt(H))``, torch.nn.LSTM's rule (their scale cancels in LN but for
+    ``eps``, so any scale well above ``sqrt(eps)`` works); LN gains 1 and shifts 0, so each
+    LN starts as a plain standardisation, as in the paper.
+
+    Shapes (one step): input ``(N, H_in)``; state ``(h, c)``, each ``(N, H)``.
+    """
+
+    gates = 4
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        eps: float = 1e-5,
+        *,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, (hidden_size,) * 2, bias, eps, device, dtype)
+        self._parameter("ln_weight_c", hidden_size)
+        self._parameter("ln_bias_c", hidden_size, enabled=bias)
+        self.reset_parameters()
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        return layer_norm_lstm_recurrence(
+            x_t,
+            state[0],
+            state[1],
+            self.weight_hh,
+            self.ln_weight_hh,
+            self.ln_bias_hh,
+            self.ln_weight_c,
+            self.ln_bias_c,
+            self.eps,
+            dropout_mask,
+        )
+
+
+class LayerNormGRUCell(_LayerNormCell):
+    r"""GRU cell with layer normalisation (Ba, Kiros & Hinton 2016), torch.nn's GRU otherwise.
+
+    .. math::
+        g^x = \mathrm{LN}_{ih}(W_{ih} x_t), \quad g^h = \mathrm{LN}_{hh}(W_{hh} h_{t-1})
+        \quad \text{(each split into } r, z, n \text{ parts)}
+
+        r = \sigma(g^x_r + g^h_r), \quad z = \sigma(g^x_z + g^h_z), \quad
+        n = \tanh(g^x_n + r \odot g^h_n), \quad h_t = (1 - z) \odot n + z \odot h_{t-1}
+
+    Where LN is applied, exactly: (1) to the input pre-activations ``W_ih x_t``, all ``3H``
+    together, in :meth:`project`; (2) to the recurrent pre-activations ``W_hh h_{t-1}``,
+    all ``3H`` together, separately. As in torch.nn.GRU (where ``b_hn`` sits inside the
+    reset product), ``r`` multiplies the whole normalised recurrent ``n`` part, its LN
+    shift included; the LN shifts take the place of torch.nn's ``b_ih`` and ``b_hh``. The
+    state is not normalised (it is a convex mix of ``tanh`` values already).
+
+    Reference: J. L. Ba, J. R. Kiros and G. E. Hinton, "Layer Normalization",
+    arXiv:1607.06450, 2016; K. Cho et al., "Learning phrase representations using RNN
+    encoder-decoder for statistical machine translation", EMNLP 2014.
+
+    Args:
+        input_size: ``H_in``; hidden_size: ``H``.
+        bias: learn the LN shifts (without, every LN has a gain only).
+        eps: added to the variance in every LN (default ``1e-5``).
+        device, dtype: of the parameters.
+
+    Parameters: ``weight_ih`` ``(3H, H_in)``, ``weight_hh`` ``(3H, H)`` (gate order
+    ``(r, z, n)``, no bias), ``ln_weight_ih``, ``ln_bias_ih``, ``ln_weight_hh``,
+    ``ln_bias_hh`` ``(3H,)``. Initialisation as :class:`LayerNormLSTMCell`.
+
+    Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)``.
+    """
+
+    gates = 3
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        eps: float = 1e-5,
+        *,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(input_size, hidden_size, (hidden_size,), bias, eps, device, dtype)
+        self.reset_parameters()
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        weights = (self.weight_hh, self.ln_weight_hh, self.ln_bias_hh)
+        h = layer_norm_gru_recurrence(x_t, state[0], *weights, self.eps, dropout_mask)
+        return (h,)
+
+
+# ----------------------------------------------------------------------------- IndRNN
+
+
+class IndRNNCell(_ExtendedCell):
+    r"""Independently recurrent cell (Li et al. 2018): one recurrent weight per unit.
+
+    .. math::
+        h_t = \mathrm{act}(W_{ih} x_t + b_{ih} + u \odot h_{t-1})
+
+    Units interact only through the next layer, so deep stacks (this is what the paper
+    builds) carry the mixing. ``recurrent_max_abs = m`` constrains ``|u| <= m``: every
+    step uses ``clamp(u, -m, m)``, as the paper's reference implementation clips the
+    recurrent weight where it is used. The stored ``weight_hh`` is left as it is (it is not
+    clamped in place), and entries beyond the bound get no gradient while they are there.
+    The paper's guide for ReLU: ``m = 2 ** (1 / T)`` for sequences of ``T`` steps keeps a
+    unit's growth over the sequence within a factor 2.
+
+    Reference: S. Li, W. Li, C. Cook, C. Zhu and Y. Gao, "Independently recurrent neural
+    network (IndRNN): building a longer and deeper RNN", CVPR 2018.
+
+    Args:
+        input_size: ``H_in``; hidden_size: ``H``; bias: use ``b_ih``.
+        nonlinearity: ``act``, ``"relu"`` (the paper's) or ``"tanh"``.
+        recurrent_max_abs: the bound ``m > 0`` on ``|u|``, or None for none.
+        device, dtype: of the parameters.
+
+    Parameters: ``weight_ih`` ``(H, H_in)``, ``bias_ih`` ``(H,)`` (None without ``bias``)
+    and ``weight_hh`` ``(H,)`` (``u``). Initialisation: ``weight_ih`` ~
+    ``U(-1/sqrt(H_in), 1/sqrt(H_in))`` (nn.Linear's fan-in rule: with no recurrent matrix,
+    the input weights set each layer's scale in a deep stack); ``bias_ih`` = 0 (the paper's
+    and reference code's: no ReLU unit starts switched off); ``u`` ~ ``U(0, min(1, m))``
+    (the paper's ``[0, 1]``: every unit starts with a non-growing, non-oscillating memory,
+    inside the bound).
+
+    Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "relu",
+        recurrent_max_abs: float | None = None,
+        *,
+        device: Device = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
+        self.recurrent_max_abs = (
+            None
+            if recurrent_max_abs is None
+            else check_positive_float("recurrent_max_abs", recurrent_max_abs)
+        )
+        super().__init__(input_size, hidden_size, (hidden_size,), bias, device, dtype)
+        self._parameter("weight_ih", hidden_size, input_size)
+        self._parameter("bias_ih", hidden_size, enabled=bias)
+        self._parameter("weight_hh", hidden_size)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """See the class docstring."""
+        bound = 1.0 / math.sqrt(self.input_size)
+        nn.init.uniform_(self.weight_ih, -bound, bound)
+        if self.bias_ih is not None:
+            nn.init.zeros_(self.bias_ih)
+        high = 1.0 if self.recurrent_max_abs is None else min(1.0, self.recurrent_max_abs)
+        nn.init.uniform_(self.weight_hh, 0.0, high)
+
+    def project(self, x: Tensor) -> Tensor:
+        """``(L, N, H_in) -> (L, N, H)``: ``x W_ih^T + b_ih`` for all steps."""
+        return F.linear(x, self.weight_ih, self.bias_ih)
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        options = (self.nonlinearity, self.recurrent_max_abs)
+        h = indrnn_recurrence(x_t, state[0], self.weight_hh, *options, dropout_mask)
+        return (h,)
+
+    def extra_repr(self) -> str:
+        text = super().extra_repr()
+        if self.nonlinearity != "relu":
+            text += f", nonlinearity={self.nonlinearity!r}"
+        if self.recurrent_max_abs is not None:
+            text += f", recurrent_max_abs={self.recurrent_max_abs}"
+        return text
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+class _CellLayer(Recurrent):
+    """:class:`Recurrent` with a fixed cell: ``cell`` is the class attribute."""
+
+    cell: type[RecurrentCell]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            self.cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional,
+            batch_first,
+            dropout,
+            **options,
+        )
+
+
+class JordanRNN(_CellLayer):
+    """Jordan network layer: :class:`Recurrent` with :class:`JordanCell`.
+
+    Layer options (``num_layers``, ``bidirectional``, ``lengths=``, ``learn_init``, ...) are
+    :class:`Recurrent`'s; the cell options (``output_size``, ``bias``, ``nonlinearity``,
+    ``output_nonlinearity``) are :class:`JordanCell`'s. Output ``(L, N, D * O)``, state
+    ``(y_n,)`` with ``y_n`` ``(D * num_layers, N, O)``.
+
+    Example:
+        >>> layer = JordanRNN(3, 16, output_size=2, num_layers=2)
+        >>> output, (y_n,) = layer(torch.randn(7, 4, 3))
+        >>> output.shape, y_n.shape
+        (torch.Size([7, 4, 2]), torch.Size([2, 4, 2]))
+    """
+
+    cell = JordanCell
+
+
+class PeepholeLSTM(_CellLayer):
+    """Peephole LSTM layer: :class:`Recurrent` with :class:`PeepholeLSTMCell`.
+
+    Options as :class:`Recurrent` (layer) and :class:`PeepholeLSTMCell` (``bias``). Output
+    ``(L, N, D * H)``, state ``(h_n, c_n)``, each ``(D * num_layers, N, H)``.
+    """
+
+    cell = PeepholeLSTMCell
+
+
+class LayerNormLSTM(_CellLayer):
+    """Layer-normalised LSTM layer: :class:`Recurrent` with :class:`LayerNormLSTMCell`.
+
+    Options as :class:`Recurrent` (layer) and :class:`LayerNormLSTMCell` (``bias``,
+    ``eps``). Output ``(L, N, D * H)``, state ``(h_n, c_n)``, each ``(D * num_layers, N, H)``.
+    """
+
+    cell = LayerNormLSTMCell
+
+
+class LayerNormGRU(_CellLayer):
+    """Layer-normalised GRU layer: :class:`Recurrent` with :class:`LayerNormGRUCell`.
+
+    Options as :class:`Recurrent` (layer) and :class:`LayerNormGRUCell` (``bias``, ``eps``).
+    Output ``(L, N, D * H)``, state ``(h_n,)`` with ``h_n`` ``(D * num_layers, N, H)``.
+    """
+
+    cell = LayerNormGRUCell
+
+
+class IndRNN(_CellLayer):
+    """IndRNN layer: :class:`Recurrent` with :class:`IndRNNCell`.
+
+    Options as :class:`Recurrent` (layer) and :class:`IndRNNCell` (``bias``,
+    ``nonlinearity``, ``recurrent_max_abs``). Output ``(L, N, D * H)``, state ``(h_n,)``
+    with ``h_n`` ``(D * num_layers, N, H)``.
+
+    Example:
+        >>> layer = IndRNN(3, 16, num_layers=4, recurrent_max_abs=2 ** (1 / 100))
+        >>> output, (h_n,) = layer(torch.randn(100, 2, 3))
+        >>> output.shape
+        torch.Size([100, 2, 16])
+    """
+
+    cell = IndRNNCell
