@@ -6,17 +6,15 @@ print one line on stderr and exit with code 2, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 import rnnkit
+from rnnkit.commands._common import console, user_errors
 
 app = typer.Typer(
     help="rnnkit: recurrent neural networks on PyTorch, from the textbook to a deployed model.",
@@ -24,23 +22,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-errors = Console(stderr=True)
-Command = TypeVar("Command", bound=Callable[..., Any])
-
-
-def user_errors(command: Command) -> Command:
-    """Turn the library's input errors into one readable line and exit code 2."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _show_version(value: bool) -> None:

@@ -2,13 +2,18 @@
 
 from rnnkit.data.bundled import DATASETS, Dataset, dataset_path, load_series, load_text
 from rnnkit.data.series import TimeSeries, read_series
+from rnnkit.data.text import Vocabulary, char_tokens, pad_batch, word_tokens
 
 __all__ = [
     "DATASETS",
     "Dataset",
     "TimeSeries",
+    "Vocabulary",
+    "char_tokens",
     "dataset_path",
     "load_series",
     "load_text",
+    "pad_batch",
     "read_series",
+    "word_tokens",
 ]

@@ -1,0 +1,1 @@
+"""Command-line commands, one module per task; :mod:`rnnkit.cli` registers them."""
