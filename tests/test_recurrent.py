@@ -514,7 +514,7 @@ def test_bad_hidden_size_type() -> None:
             GRUCell,
             lambda m, x: m(pack_padded_sequence(x, [5, 3, 1]), lengths=[5, 3, 1]),
             ValueError,
-            "lengths: must be None when input is a PackedSequence",
+            "lengths: expected None when input is a PackedSequence",
         ),
     ],
 )

@@ -154,7 +154,10 @@ class RecurrentBase(nn.Module):
             weight = input.data if isinstance(input, PackedSequence) else input
         if isinstance(input, PackedSequence):
             if lengths is not None:
-                raise ValueError("lengths: must be None when input is a PackedSequence")
+                raise ValueError(
+                    "lengths: expected None when input is a PackedSequence (it carries its "
+                    f"own lengths), got {lengths!r}"
+                )
             return self._forward_packed(input, hx, weight)
         check_tensor_like("input", input, weight)
         if input.dim() not in (2, 3):
@@ -180,6 +183,8 @@ class RecurrentBase(nn.Module):
         state = self._initial_state(hx, batch, weight, batched)
         if lengths is not None:
             lengths = check_lengths(lengths, batch, length, x.device)
+            if batch == 0:
+                lengths = None  # nothing to mask, and packing rejects empty batches
         output, state = self._run(x, state, lengths)
         if not batched:
             return output.squeeze(1), self._wrap_state(tuple(s.squeeze(1) for s in state))

@@ -28,6 +28,7 @@ from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
     check_bool,
     check_choice,
+    check_dtype,
     check_finite,
     check_int,
     check_shape,
@@ -56,7 +57,7 @@ class _CellBase(RecurrentCell):
         self.bias = check_bool("bias", bias)
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": device, "dtype": check_dtype(dtype)}
         gate_size = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
         self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size, **factory))

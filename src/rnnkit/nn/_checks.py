@@ -26,7 +26,7 @@ def check_bool(name: str, value: object) -> bool:
 def check_rate(name: str, value: object) -> float:
     """A probability in ``[0, 1)`` (a rate of 1 would drop everything)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__}")
+        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__} {value!r}")
     if not 0.0 <= value < 1.0:
         raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
     return float(value)
@@ -47,15 +47,24 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return value  # type: ignore[return-value]
 
 
+def check_dtype(dtype: object) -> torch.dtype | None:
+    """A floating-point ``torch.dtype`` for parameters, or None for torch's default."""
+    if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype: expected a floating-point torch.dtype or None, got {dtype!r}")
+    return dtype
+
+
 def check_tensor_like(name: str, value: object, reference: Tensor) -> Tensor:
     """``value`` must be a tensor with ``reference``'s dtype and device."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
     if value.dtype != reference.dtype:
+        fix = f"convert it with .to({reference.dtype})"
+        if value.dtype.is_floating_point:
+            fix += f" or the module with .to({value.dtype})"
         raise TypeError(
             f"{name}: expected dtype {reference.dtype} (the module's parameters), got "
-            f"{value.dtype}; convert it with .to({reference.dtype}) or the module with "
-            f".to({value.dtype})"
+            f"{value.dtype}; {fix}"
         )
     if value.device != reference.device:
         raise ValueError(
@@ -71,8 +80,10 @@ def check_shape(name: str, value: Tensor, expected: tuple[int, ...], legend: str
 
 
 def check_finite(name: str, value: Tensor) -> None:
-    if not bool(torch.isfinite(value).all()):
-        raise ValueError(f"{name}: contains NaN or inf (check_finite=True)")
+    finite = torch.isfinite(value)
+    if not bool(finite.all()):
+        bad = value[~finite][0].item()
+        raise ValueError(f"{name}: expected finite values (check_finite=True), got {bad}")
 
 
 def check_lengths(lengths: object, batch: int, length: int, device: torch.device) -> Tensor:
@@ -91,6 +102,8 @@ def check_lengths(lengths: object, batch: int, length: int, device: torch.device
         raise TypeError(f"lengths: expected an integer dtype, got {lengths.dtype}")
     if lengths.dim() != 1 or lengths.numel() != batch:
         raise ValueError(f"lengths: expected shape (N,) = ({batch},), got {tuple(lengths.shape)}")
+    if batch == 0:
+        return lengths.to(device=device, dtype=torch.int64)
     low, high = int(lengths.min()), int(lengths.max())
     if low < 0 or high > length:
         raise ValueError(

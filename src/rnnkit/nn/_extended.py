@@ -35,6 +35,7 @@ from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
     check_bool,
     check_choice,
+    check_dtype,
     check_int,
     check_positive_float,
     check_shape,
@@ -66,7 +67,7 @@ class _ExtendedCell(RecurrentCell):
         super().__init__(check_int("input_size", input_size), state_sizes)
         self.hidden_size = check_int("hidden_size", hidden_size)
         self.bias = check_bool("bias", bias)
-        self._factory = {"device": device, "dtype": dtype}
+        self._factory = {"device": device, "dtype": check_dtype(dtype)}
 
     def _parameter(self, name: str, *shape: int, enabled: bool = True) -> None:
         """Register an uninitialised parameter, or None (stable state-dict keys)."""

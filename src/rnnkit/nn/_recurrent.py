@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from rnnkit.functional import State
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import check_bool, check_int, check_rate
+from rnnkit.nn._checks import check_bool, check_dtype, check_int, check_rate
 
 
 class Recurrent(RecurrentBase):
@@ -72,7 +72,9 @@ class Recurrent(RecurrentBase):
         if not callable(cell):
             raise TypeError(f"cell: expected a RecurrentCell class or factory, got {cell!r}")
         # Built directly in the requested dtype, so a seed gives torch.nn's values.
-        factory = {k: v for k, v in (("device", device), ("dtype", dtype)) if v is not None}
+        factory = {
+            k: v for k, v in (("device", device), ("dtype", check_dtype(dtype))) if v is not None
+        }
         cells: list[RecurrentCell] = []
         layer_input = input_size
         for _ in range(num_layers):

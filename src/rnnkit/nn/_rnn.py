@@ -24,7 +24,7 @@ from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurr
 from rnnkit.functional.scan import Projection
 from rnnkit.nn._base import FusedResult, RecurrentBase
 from rnnkit.nn._cell import Recurrence
-from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+from rnnkit.nn._checks import check_bool, check_choice, check_dtype, check_int, check_rate
 
 
 class _TorchLayout(RecurrentBase):
@@ -73,7 +73,7 @@ class _TorchLayout(RecurrentBase):
                 f"num_layers={num_layers}",
                 stacklevel=3,
             )
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": device, "dtype": check_dtype(dtype)}
         out_size = proj_size or hidden_size
         gate_size = self.gates * hidden_size
         self._flat_weights_names: list[str] = []
