@@ -229,3 +229,24 @@ def test_forecast_errors_are_one_line_and_exit_2(args: list[str], message: str) 
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_demo_runs_the_main_job_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    result = runner.invoke(app, ["demo", "--epochs", "1", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "seasonal naive" in result.stdout and "Holt-Winters" in result.stdout
+    assert (out / "forecast.png").is_file() and (out / "model" / "weights.safetensors").is_file()
+    evaluated = runner.invoke(app, ["evaluate", str(out / "model")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "Holt-Winters" in evaluated.stdout
+
+
+@pytest.mark.slow
+def test_quality_bar_electricity_mase_below_both_baselines() -> None:
+    """The issue's bar: on the last two weeks, MASE below seasonal naive and Holt-Winters."""
+    series = load_series("electricity")
+    model = Forecaster()
+    model.fit(series.slice(stop=-672), val_size=672, progress=False)
+    scores = {name: m["MASE"] for name, m in model.evaluate(series, 672).metrics.items()}
+    assert scores["rnnkit"] < min(scores["seasonal naive"], scores["Holt-Winters"]), scores

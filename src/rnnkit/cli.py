@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 import rnnkit
 from rnnkit.commands._common import console, user_errors
+
+Option = typer.Option
 
 app = typer.Typer(
     help="rnnkit: recurrent neural networks on PyTorch, from the textbook to a deployed model.",
@@ -32,13 +34,12 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: bool = typer.Option(
-        False,
-        "--version",
-        help="Print the version and exit.",
-        callback=_show_version,
-        is_eager=True,
-    ),
+    version: Annotated[
+        bool,
+        Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """rnnkit: recurrent neural networks on PyTorch."""
 
@@ -57,35 +58,38 @@ def datasets() -> None:
 
 
 @app.command()
+@user_errors
 def demo(
-    out: Path = typer.Option(Path("runs/demo"), help="Folder for the figures and the model."),
-    epochs: int = typer.Option(30, min=1, help="Maximum training epochs."),
-    cell: str = typer.Option("lstm", help="Recurrent layer: rnn, lstm, gru, ..."),
+    out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path("runs/demo"),
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
 ) -> None:
     """Forecast the bundled electricity demand a day ahead; compare with two baselines."""
-    forecast(data="electricity", target=None, out=out, epochs=epochs, cell=cell)
+    forecast(data="electricity", out=out, epochs=epochs, cell=cell)
 
 
 @app.command()
 @user_errors
 def forecast(
-    data: str = typer.Option(..., help="A bundled series name (see `rnnkit datasets`) or a CSV."),
-    target: str | None = typer.Option(None, help="Column to forecast (default for bundled)."),
-    covariates: str = typer.Option("", help="Comma-separated extra input columns."),
-    date_column: str | None = typer.Option(None, help="ISO 8601 date column of a CSV."),
-    fill: str | None = typer.Option(None, help="Fill missing values: ffill, interpolate, zero."),
-    lookback: int = typer.Option(96, min=1, help="Input steps per forecast."),
-    horizon: int = typer.Option(48, min=1, help="Steps forecast at once."),
-    stride: int = typer.Option(2, min=1, help="Steps between training windows."),
-    cell: str = typer.Option("lstm", help="Recurrent layer: rnn, lstm, gru, ..."),
-    hidden_size: int = typer.Option(64, min=1),
-    num_layers: int = typer.Option(1, min=1),
-    season: int | None = typer.Option(None, min=1, help="Steps per season (default: detect)."),
-    test_size: int = typer.Option(672, min=1, help="Held-out final steps for evaluation."),
-    val_size: int = typer.Option(672, min=1, help="Validation steps before the test part."),
-    epochs: int = typer.Option(30, min=1, help="Maximum training epochs."),
-    seed: int = typer.Option(0),
-    out: Path = typer.Option(Path("runs/forecast"), help="Folder for the figures and model."),
+    data: Annotated[str, Option(help="A bundled series (see `rnnkit datasets`) or a CSV file.")],
+    target: Annotated[str | None, Option(help="Column to forecast (bundled: its own).")] = None,
+    covariates: Annotated[str, Option(help="Comma-separated extra input columns.")] = "",
+    date_column: Annotated[str | None, Option(help="ISO 8601 date column of a CSV.")] = None,
+    fill: Annotated[str | None, Option(help="Fill gaps: ffill, interpolate, zero.")] = None,
+    lookback: Annotated[int, Option(min=1, help="Input steps per forecast.")] = 96,
+    horizon: Annotated[int, Option(min=1, help="Steps forecast at once.")] = 48,
+    stride: Annotated[int, Option(min=1, help="Steps between training windows.")] = 2,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
+    hidden_size: Annotated[int, Option(min=1)] = 64,
+    num_layers: Annotated[int, Option(min=1)] = 1,
+    season: Annotated[int | None, Option(min=1, help="Steps per season (default: detect).")] = None,
+    test_size: Annotated[int, Option(min=1, help="Held-out final steps to evaluate on.")] = 672,
+    val_size: Annotated[int, Option(min=1, help="Validation steps before the test part.")] = 672,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
+    seed: Annotated[int, Option()] = 0,
+    out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path(
+        "runs/forecast"
+    ),
 ) -> None:
     """Train a forecaster, evaluate it on the held-out end of the series, plot and save it."""
     from rnnkit.tasks import Forecaster
@@ -108,11 +112,10 @@ def forecast(
     history = model.fit(series.slice(stop=-test_size), val_size=val_size, log_dir=out / "logs")
     report = model.evaluate(series, test_size)
     _print_report(report, series.columns[0])
-    shown = slice(None, None)
     figure = plot_forecast(
         out / "forecast.png",
-        series.targets[report.origins[0] - 2 * test_size : report.origins[0], 0],
-        report.truth[..., 0].reshape(-1)[shown],
+        series.targets[max(report.origins[0] - 2 * test_size, 0) : report.origins[0], 0],
+        report.truth[..., 0].reshape(-1),
         {name: f[..., 0].reshape(-1) for name, f in report.forecasts.items()},
         title=f"{data}: {horizon}-step forecasts over the last {test_size} steps",
         ylabel=series.columns[0],
@@ -163,8 +166,8 @@ def _print_report(report: Any, target: str) -> None:
 @app.command()
 @user_errors
 def evaluate(
-    model_dir: Path = typer.Argument(..., help="A folder written by `rnnkit forecast`."),
-    test_size: int = typer.Option(672, min=1),
+    model_dir: Annotated[Path, typer.Argument(help="A folder written by `rnnkit forecast`.")],
+    test_size: Annotated[int, Option(min=1)] = 672,
 ) -> None:
     """Re-evaluate a saved forecaster on the data it was trained on."""
     from rnnkit.tasks import Forecaster
@@ -180,10 +183,10 @@ def evaluate(
 @app.command()
 @user_errors
 def predict(
-    model_dir: Path = typer.Argument(..., help="A folder written by `rnnkit forecast`."),
-    input: str = typer.Argument(
-        ..., help="History: a CSV with the training columns, or a bundled dataset name."
-    ),
+    model_dir: Annotated[Path, typer.Argument(help="A folder written by `rnnkit forecast`.")],
+    input: Annotated[
+        str, typer.Argument(help="History: a CSV with the training columns, or a bundled series.")
+    ],
 ) -> None:
     """Forecast the next `horizon` steps after the end of INPUT; prints JSON."""
     from rnnkit.tasks import Forecaster
