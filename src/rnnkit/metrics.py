@@ -26,10 +26,10 @@ def detect_season(values: np.ndarray, max_lag: int | None = None) -> int:
     """The lag in ``[2, max_lag]`` whose autocorrelation is the highest *local peak*, or 1
     if there is none. Peaks only: a smooth series is most correlated at lag 1, 2, ... without
     being periodic there. ``values`` is ``(T,)``; ``max_lag`` defaults to ``T // 3``."""
-    x = values - values.mean()
-    max_lag = min(max_lag or len(x) // 3, len(x) - 2)
+    max_lag = min(max_lag or len(values) // 3, len(values) - 2)
     if max_lag < 2:
         return 1
+    x = values - values.mean()
     spectrum = np.fft.rfft(x, n=2 * len(x))
     acf = np.fft.irfft(spectrum * np.conj(spectrum))[: max_lag + 2]
     acf = acf / acf[0]  # the usual (biased) estimate: long lags weigh less

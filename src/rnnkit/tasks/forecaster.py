@@ -156,16 +156,17 @@ class Forecaster:
         config = self.config
         check_int("val_size", val_size)
         train_end = len(series) - val_size
-        season = config.season or metrics.detect_season(series.targets[:train_end, 0])
-        self._fitted = _Fitted(
-            Scaler.fit(series.values[:train_end]), season, series.columns, series.num_targets
-        )
-        if train_end < self._warmup + config.horizon or val_size < config.horizon:
+        season = config.season or metrics.detect_season(series.targets[: max(train_end, 0), 0])
+        warmup = config.lookback + (season if config.seasonal_base else 0)
+        if train_end < warmup + config.horizon or val_size < config.horizon:
             raise ValueError(
-                f"series: {len(series)} steps are too few for {self._warmup} steps of input "
+                f"series: {len(series)} steps are too few for {warmup} steps of input "
                 f"(lookback{' + season' if config.seasonal_base else ''}) + horizon "
                 f"{config.horizon} of training plus val_size {val_size} >= horizon"
             )
+        self._fitted = _Fitted(
+            Scaler.fit(series.values[:train_end]), season, series.columns, series.num_targets
+        )
         features, scaled = self._features(series)
         torch.manual_seed(self.training.seed)
         self.network = ForecastNetwork(features.shape[1], series.num_targets, config)
