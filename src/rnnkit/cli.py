@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 import rnnkit
+from rnnkit.commands import explain
 from rnnkit.commands._common import console, user_errors
 
 Option = typer.Option
@@ -204,6 +205,8 @@ def predict(
         )
     )
 
+
+app.add_typer(explain.app, name="explain")
 
 if __name__ == "__main__":
     app()

@@ -72,12 +72,21 @@ def lstm_recurrence(
     Returns:
         ``(h', c')`` of shapes ``(N, P)`` and ``(N, H)``.
     """
-    i, f, g, o = (gi + F.linear(_masked(h, dropout_mask), w_hh, b_hh)).chunk(4, dim=-1)
-    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-    h = torch.sigmoid(o) * torch.tanh(c)
+    i, f, g, o = lstm_gates(gi, _masked(h, dropout_mask), w_hh, b_hh)
+    c = f * c + i * g
+    h = o * torch.tanh(c)
     if w_hr is not None:
         h = F.linear(h, w_hr)
     return h, c
+
+
+def lstm_gates(
+    gi: Tensor, h: Tensor, w_hh: Tensor, b_hh: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The LSTM's gate activations ``(i, f, g, o)``, each ``(N, H)``: sigmoid, sigmoid, tanh,
+    sigmoid of ``split_4(gi + h @ W_hh.T + b_hh)``; arguments as in :func:`lstm_recurrence`."""
+    i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
+    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
 
 
 def gru_recurrence(

@@ -1,6 +1,14 @@
 """Figures (matplotlib): forecasts and training curves. Each function writes a PNG (or SVG,
 by the file's suffix) and returns the figure's path."""
 
+from rnnkit.viz.dynamics import gradient_flow, gradient_norms, lstm_gates, plot_hidden_states
 from rnnkit.viz.figures import plot_forecast, plot_training
 
-__all__ = ["plot_forecast", "plot_training"]
+__all__ = [
+    "gradient_flow",
+    "gradient_norms",
+    "lstm_gates",
+    "plot_forecast",
+    "plot_hidden_states",
+    "plot_training",
+]
