@@ -19,6 +19,16 @@ from rnnkit.functional.extended import (
     layer_norm_projection,
     peephole_lstm_recurrence,
 )
+from rnnkit.functional.minimal import (
+    linear_scan,
+    linear_scan_log,
+    min_gru_gates,
+    min_gru_scan,
+    min_lstm_gates,
+    min_lstm_scan,
+    minimal_recurrence,
+    positive_g,
+)
 from rnnkit.functional.scan import Projection, State, Step, scan
 
 __all__ = [
@@ -34,10 +44,18 @@ __all__ = [
     "layer_norm_gru_recurrence",
     "layer_norm_lstm_recurrence",
     "layer_norm_projection",
+    "linear_scan",
+    "linear_scan_log",
     "lstm_cell",
     "lstm_gates",
     "lstm_recurrence",
+    "min_gru_gates",
+    "min_gru_scan",
+    "min_lstm_gates",
+    "min_lstm_scan",
+    "minimal_recurrence",
     "peephole_lstm_recurrence",
+    "positive_g",
     "rnn_cell",
     "rnn_recurrence",
     "scan",

@@ -16,6 +16,7 @@ from rnnkit.nn._extended import (
     PeepholeLSTM,
     PeepholeLSTMCell,
 )
+from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
 from rnnkit.nn._registry import LAYERS, make_layer
 from rnnkit.nn._rnn import GRU, LSTM, RNN
@@ -36,6 +37,10 @@ __all__ = [
     "LayerNormGRUCell",
     "LayerNormLSTM",
     "LayerNormLSTMCell",
+    "MinGRU",
+    "MinGRUCell",
+    "MinLSTM",
+    "MinLSTMCell",
     "PeepholeLSTM",
     "PeepholeLSTMCell",
     "RNNCell",

@@ -15,7 +15,6 @@ size, ``O`` the Jordan network's output size, ``D`` directions.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +41,7 @@ from rnnkit.nn._checks import (
     check_state_structure,
     check_tensor_like,
 )
-from rnnkit.nn._recurrent import Recurrent
+from rnnkit.nn._recurrent import CellLayer
 from rnnkit.nn._rnn import RNN
 
 Device = torch.device | str | None
@@ -559,34 +558,7 @@ class IndRNNCell(_ExtendedCell):
 # ----------------------------------------------------------------------------- layers
 
 
-class _CellLayer(Recurrent):
-    """:class:`Recurrent` with a fixed cell: ``cell`` is the class attribute."""
-
-    cell: type[RecurrentCell]
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        batch_first: bool = False,
-        dropout: float = 0.0,
-        **options: Any,
-    ) -> None:
-        super().__init__(
-            self.cell,
-            input_size,
-            hidden_size,
-            num_layers,
-            bidirectional,
-            batch_first,
-            dropout,
-            **options,
-        )
-
-
-class JordanRNN(_CellLayer):
+class JordanRNN(CellLayer):
     """Jordan network layer: :class:`Recurrent` with :class:`JordanCell`.
 
     Layer options (``num_layers``, ``bidirectional``, ``lengths=``, ``learn_init``, ...) are
@@ -604,7 +576,7 @@ class JordanRNN(_CellLayer):
     cell = JordanCell
 
 
-class PeepholeLSTM(_CellLayer):
+class PeepholeLSTM(CellLayer):
     """Peephole LSTM layer: :class:`Recurrent` with :class:`PeepholeLSTMCell`.
 
     Options as :class:`Recurrent` (layer) and :class:`PeepholeLSTMCell` (``bias``). Output
@@ -614,7 +586,7 @@ class PeepholeLSTM(_CellLayer):
     cell = PeepholeLSTMCell
 
 
-class LayerNormLSTM(_CellLayer):
+class LayerNormLSTM(CellLayer):
     """Layer-normalised LSTM layer: :class:`Recurrent` with :class:`LayerNormLSTMCell`.
 
     Options as :class:`Recurrent` (layer) and :class:`LayerNormLSTMCell` (``bias``,
@@ -624,7 +596,7 @@ class LayerNormLSTM(_CellLayer):
     cell = LayerNormLSTMCell
 
 
-class LayerNormGRU(_CellLayer):
+class LayerNormGRU(CellLayer):
     """Layer-normalised GRU layer: :class:`Recurrent` with :class:`LayerNormGRUCell`.
 
     Options as :class:`Recurrent` (layer) and :class:`LayerNormGRUCell` (``bias``, ``eps``).
@@ -634,7 +606,7 @@ class LayerNormGRU(_CellLayer):
     cell = LayerNormGRUCell
 
 
-class IndRNN(_CellLayer):
+class IndRNN(CellLayer):
     """IndRNN layer: :class:`Recurrent` with :class:`IndRNNCell`.
 
     Options as :class:`Recurrent` (layer) and :class:`IndRNNCell` (``bias``,

@@ -128,6 +128,33 @@ class Recurrent(RecurrentBase):
         return super().forward(input, hx, lengths)  # type: ignore[return-value]
 
 
+class CellLayer(Recurrent):
+    """:class:`Recurrent` with a fixed cell: ``cell`` is the class attribute."""
+
+    cell: type[RecurrentCell]
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        **options: Any,
+    ) -> None:
+        super().__init__(
+            self.cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional,
+            batch_first,
+            dropout,
+            **options,
+        )
+
+
 def detach_state(state: Tensor | State) -> Tensor | State:
     """Cut the graph behind a carried state, for truncated BPTT over a long stream.
 

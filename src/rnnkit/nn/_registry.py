@@ -6,6 +6,7 @@ from typing import Any
 
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._extended import IndRNN, JordanRNN, LayerNormGRU, LayerNormLSTM, PeepholeLSTM
+from rnnkit.nn._minimal import MinGRU, MinLSTM
 from rnnkit.nn._rnn import GRU, LSTM, RNN
 
 LAYERS: dict[str, type[RecurrentBase]] = {
@@ -17,6 +18,8 @@ LAYERS: dict[str, type[RecurrentBase]] = {
     "layernorm_lstm": LayerNormLSTM,
     "layernorm_gru": LayerNormGRU,
     "indrnn": IndRNN,
+    "mingru": MinGRU,
+    "minlstm": MinLSTM,
 }
 
 
