@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 import rnnkit
-from rnnkit.commands import explain
+from rnnkit.commands import classify, explain
 from rnnkit.commands._common import console, user_errors
 
 Option = typer.Option
@@ -206,6 +206,7 @@ def predict(
     )
 
 
+app.command("classify")(classify.command)
 app.add_typer(explain.app, name="explain")
 
 if __name__ == "__main__":

@@ -78,5 +78,8 @@ def pad_batch(sequences: Sequence[Sequence[int] | Tensor], pad: int = 0) -> tupl
     longest = int(lengths.max()) if len(sequences) else 0
     batch = torch.full((len(sequences), longest), pad, dtype=torch.int64)
     for row, sequence in enumerate(sequences):
-        batch[row, : len(sequence)] = torch.as_tensor(sequence, dtype=torch.int64)
+        ids = torch.as_tensor(sequence)
+        if ids.dtype.is_floating_point or ids.dtype.is_complex:
+            raise TypeError(f"sequences: expected integer token ids, got {ids.dtype} in row {row}")
+        batch[row, : len(sequence)] = ids
     return batch, lengths

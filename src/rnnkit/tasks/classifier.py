@@ -1,0 +1,569 @@
+"""SequenceClassifier: many-to-one classification of texts or numeric sequences.
+
+Texts are split into words or characters, mapped to indices by a vocabulary built from the
+training part only (unseen tokens become ``<unk>``) and embedded; numeric sequences
+``(N, L, F)`` are standardised per feature with training statistics. Either goes through a
+(bi)directional encoder of any rnnkit cell, whose outputs are pooled over the *valid* steps
+of each sequence only (the layer's ``lengths=`` keeps padding out):
+
+* ``"last"``: the final state of each direction (the forward one after the last valid step,
+  the backward one after reading back to the first step);
+* ``"mean"`` / ``"max"``: the mean / maximum of the outputs over the valid steps;
+* a ``+``-joined combination such as ``"mean+max"`` concatenates them.
+
+Dropout and a linear head then give one logit per class.
+
+One :meth:`SequenceClassifier.fit` takes both kinds of input (a list of strings, or a float
+array ``(N, L, F)`` / a list of ``(L_i, F)`` arrays): the kind is a property of the data, not
+of the model's API, so ``predict``, ``predict_proba`` and ``evaluate`` accept exactly what
+``fit`` took, and the model remembers which kind it was fitted on.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+from sklearn.model_selection import train_test_split
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
+
+from rnnkit.data import Vocabulary, char_tokens, dataset_path, pad_batch, word_tokens
+from rnnkit.data.windows import Scaler
+from rnnkit.nn import LAYERS, make_layer
+from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+from rnnkit.train import History, TrainConfig, load_model, save_model, train
+
+TASK = "classifier"
+POOLINGS = ("last", "mean", "max")
+TOKENIZERS = {"word": word_tokens, "char": char_tokens}
+Label = str | int
+Inputs = Sequence[str] | np.ndarray | Sequence[np.ndarray]  # texts or (N, L, F) sequences
+
+
+@dataclass
+class ClassifierConfig:
+    """What the model reads and how big it is.
+
+    Attributes:
+        tokens: ``"word"`` or ``"char"`` tokens (texts only).
+        min_count: keep tokens seen at least this often in the training part.
+        max_vocab: at most this many vocabulary entries, ``<pad>`` and ``<unk>`` included.
+        max_length: keep the first ``max_length`` tokens / steps of each example (None: all).
+        embedding_size: width of the token embeddings (texts only).
+        cell: a layer name from :data:`rnnkit.nn.LAYERS`.
+        hidden_size, num_layers, bidirectional: the encoder.
+        pooling: ``"last"``, ``"mean"``, ``"max"`` or a ``+``-joined combination.
+        dropout: on the embeddings, between encoder layers and before the head.
+        token_dropout: in training, replace each token by ``<unk>`` with this probability
+            (word dropout, Iyyer et al. 2015), so the model learns to read past the unknown
+            words it meets at test time (texts only).
+    """
+
+    tokens: str = "word"
+    min_count: int = 1
+    max_vocab: int | None = 20_000
+    max_length: int | None = None
+    embedding_size: int = 64
+    cell: str = "gru"
+    hidden_size: int = 64
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "mean+max"
+    dropout: float = 0.5
+    token_dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        check_choice("tokens", self.tokens, tuple(TOKENIZERS))
+        check_choice("cell", self.cell, tuple(sorted(LAYERS)))
+        for name in ("min_count", "embedding_size", "hidden_size", "num_layers"):
+            check_int(name, getattr(self, name))
+        if self.max_vocab is not None:
+            check_int("max_vocab", self.max_vocab, minimum=3)
+        if self.max_length is not None:
+            check_int("max_length", self.max_length)
+        check_bool("bidirectional", self.bidirectional)
+        check_rate("dropout", self.dropout)
+        check_rate("token_dropout", self.token_dropout)
+        parts = self.pooling.split("+") if isinstance(self.pooling, str) else []
+        if not parts or not set(parts) <= set(POOLINGS) or len(set(parts)) != len(parts):
+            raise ValueError(
+                "pooling: expected 'last', 'mean', 'max' or a '+'-joined combination such as "
+                f"'mean+max', got {self.pooling!r}"
+            )
+
+
+class ClassifierNetwork(nn.Module):
+    """Token ids ``(N, L)`` (with ``vocab_size``) or features ``(N, L, F)``, and lengths
+    ``(N,)`` in ``[1, L]`` -> logits ``(N, C)``."""
+
+    def __init__(
+        self, num_features: int, num_classes: int, config: ClassifierConfig, vocab_size: int = 0
+    ) -> None:
+        super().__init__()
+        self.embedding = (
+            nn.Embedding(vocab_size, config.embedding_size, padding_idx=0) if vocab_size else None
+        )
+        self.encoder = make_layer(
+            config.cell,
+            config.embedding_size if vocab_size else num_features,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+        )
+        self.token_dropout = config.token_dropout
+        self.pooling = tuple(config.pooling.split("+"))
+        width = self.encoder.num_directions * self.encoder.state_sizes[0]  # D * H_out
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(len(self.pooling) * width, num_classes)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        if self.embedding is not None:
+            if self.training and self.token_dropout > 0:
+                dropped = (torch.rand(x.shape, device=x.device) < self.token_dropout) & (x != 0)
+                x = x.masked_fill(dropped, 1)  # (N, L): <unk> (index 1), padding (0) kept
+            x = self.dropout(self.embedding(x))  # (N, L, E)
+        output, state = self.encoder(x, lengths=lengths)  # (N, L, D * H_out), zeros past lengths
+        pooled = torch.cat([self._pool(kind, output, state, lengths) for kind in self.pooling], -1)
+        return self.head(self.dropout(pooled))  # (N, C)
+
+    def _pool(self, kind: str, output: Tensor, state: Any, lengths: Tensor) -> Tensor:
+        """One pooling of the valid steps: ``(N, D * H_out)``."""
+        if kind == "last":
+            h_n = state if isinstance(state, Tensor) else state[0]  # (D * num_layers, N, H_out)
+            top = h_n[-self.encoder.num_directions :]  # (D, N, H_out): the last layer
+            return top.transpose(0, 1).reshape(len(lengths), -1)
+        if kind == "mean":  # padded outputs are zero, so the sum covers the valid steps only
+            return output.sum(1) / lengths.clamp(min=1).unsqueeze(1).to(output.dtype)
+        steps = torch.arange(output.shape[1], device=output.device)  # (L,)
+        padding = steps.unsqueeze(0) >= lengths.unsqueeze(1)  # (N, L)
+        return output.masked_fill(padding.unsqueeze(-1), float("-inf")).amax(1)
+
+
+@dataclass
+class _Fitted:
+    kind: str  # "text" or "sequence"
+    classes: tuple[Label, ...]
+    num_features: int
+    vocabulary: Vocabulary | None = None
+    scaler: Scaler | None = None
+    history: History = field(default_factory=History)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class SequenceClassifier:
+    """Fit, predict, evaluate, save and load a recurrent sequence classifier.
+
+    Example:
+        >>> texts, labels = load_sentiment()
+        >>> model = SequenceClassifier(cell="gru", pooling="mean+max")
+        >>> history = model.fit(texts, labels, val_fraction=0.1)         # doctest: +SKIP
+        >>> model.predict(["What a great phone!"])                       # doctest: +SKIP
+        array([1])
+    """
+
+    def __init__(
+        self,
+        config: ClassifierConfig | None = None,
+        training: TrainConfig | None = None,
+        **options: Any,
+    ) -> None:
+        if config is not None and options:
+            raise TypeError("SequenceClassifier: pass either config or keyword options, not both")
+        self.config = config or ClassifierConfig(**options)
+        self.training = training or TrainConfig()
+        self.network: ClassifierNetwork | None = None
+        self._fitted: _Fitted | None = None
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        inputs: Inputs,
+        labels: Iterable[Label],
+        val_fraction: float = 0.1,
+        log_dir: str | Path | None = None,
+        progress: bool = True,
+        trainer: Any = None,
+    ) -> History:
+        """Train on ``inputs`` with a seeded, stratified ``val_fraction`` held out for early
+        stopping; the vocabulary or scaler comes from the training part only.
+
+        Args:
+            inputs: texts, or numeric sequences ``(N, L, F)`` (a list of ``(L_i, F)`` arrays
+                for varying lengths).
+            labels: ``N`` str or int labels, at least two classes.
+        """
+        kind, examples = _examples(inputs)
+        values = _labels(labels, len(examples))
+        classes = _classes(values)
+        parts = self._parts(kind, examples, None)
+        train_rows, val_rows = split_indices(
+            values, val_fraction, self.training.seed, "val_fraction"
+        )
+        if kind == "text":
+            training_tokens = [parts[i] for i in train_rows]
+            vocabulary = Vocabulary.build(
+                training_tokens, self.config.min_count, self.config.max_vocab
+            )
+            self._fitted = _Fitted(kind, classes, 0, vocabulary=vocabulary)
+        else:
+            steps = np.concatenate([parts[i] for i in train_rows])  # (sum of L_i, F)
+            self._fitted = _Fitted(kind, classes, steps.shape[1], scaler=Scaler.fit(steps))
+        encoded = self._tensors(parts)
+        index = {c: i for i, c in enumerate(classes)}
+        targets = [index[v] for v in values]
+        torch.manual_seed(self.training.seed)
+        self.network = self._build_network()
+        train_set, val_set = (
+            [(encoded[i], targets[i]) for i in rows] for rows in (train_rows, val_rows)
+        )
+        history = train(
+            self.network, _cross_entropy, train_set, val_set, self.training, log_dir, progress,
+            trainer, collate_fn=_collate,
+        )  # fmt: skip
+        self._fitted.history = history
+        return history
+
+    def _build_network(self) -> ClassifierNetwork:
+        fitted = self._require_fitted()
+        vocab_size = len(fitted.vocabulary) if fitted.vocabulary is not None else 0
+        return ClassifierNetwork(fitted.num_features, len(fitted.classes), self.config, vocab_size)
+
+    def _tokens(self, text: str, position: int) -> list[str]:
+        tokens = TOKENIZERS[self.config.tokens](text)[: self.config.max_length]
+        if not tokens:
+            raise ValueError(
+                f"inputs[{position}]: expected a text with at least one {self.config.tokens} "
+                f"token, got {text!r}"
+            )
+        return tokens
+
+    def _parts(self, kind: str, examples: list[Any], num_features: int | None) -> list[Any]:
+        """Checked examples: token lists, or float arrays ``(L_i, F)``."""
+        if kind == "text":
+            return [self._tokens(text, i) for i, text in enumerate(examples)]
+        return _check_arrays(examples, num_features, self.config.max_length)
+
+    def _tensors(self, parts: list[Any]) -> list[Tensor]:
+        """Model inputs: int64 ids ``(L_i,)`` or standardised float32 features ``(L_i, F)``."""
+        fitted = self._require_fitted()
+        if fitted.vocabulary is not None:
+            return [torch.tensor(fitted.vocabulary.encode(t), dtype=torch.int64) for t in parts]
+        assert fitted.scaler is not None
+        return [torch.from_numpy(fitted.scaler.transform(a).astype(np.float32)) for a in parts]
+
+    def _encode(self, inputs: Inputs) -> list[Tensor]:
+        """Inputs of the kind the model was fitted on, as model inputs."""
+        fitted = self._require_fitted()
+        kind, examples = _examples(inputs)
+        if kind != fitted.kind:
+            raise ValueError(
+                f"inputs: this model was fitted on {_KIND_NAMES[fitted.kind]}, got "
+                f"{_KIND_NAMES[kind]}"
+            )
+        return self._tensors(self._parts(kind, examples, fitted.num_features))
+
+    # ------------------------------------------------------------------ inference
+
+    def predict_proba(self, inputs: Inputs) -> np.ndarray:
+        """Class probabilities ``(N, C)``, columns in the order of :attr:`classes`."""
+        network = self._require_network()
+        encoded = self._encode(inputs)
+        network.eval()
+        chunks = []
+        with torch.no_grad():
+            for start in range(0, len(encoded), 256):
+                x, lengths, _ = _collate([(e, 0) for e in encoded[start : start + 256]])
+                chunks.append(torch.softmax(network(x, lengths), dim=-1).double().numpy())
+        return np.concatenate(chunks)
+
+    def predict(self, inputs: Inputs) -> np.ndarray:
+        """The most probable label of each input: ``(N,)``, of the training labels' type."""
+        return np.array(self.classes)[self.predict_proba(inputs).argmax(axis=1)]
+
+    def evaluate(self, inputs: Inputs, labels: Iterable[Label]) -> dict[str, Any]:
+        """``{"accuracy", "macro_f1", "confusion_matrix"}``; the matrix is ``(C, C)`` with
+        true classes as rows and predictions as columns, both in :attr:`classes` order."""
+        values = _labels(labels, None)
+        _check_known(values, self.classes)
+        predictions = self.predict(inputs)
+        if len(predictions) != len(values):
+            raise ValueError(
+                f"labels: expected one label per input (N = {len(predictions)}), got {len(values)}"
+            )
+        return classification_metrics(values, predictions.tolist(), self.classes)
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write weights (safetensors) and config, label names, vocabulary or scaler,
+        curves and ``metadata`` (JSON) to ``directory``."""
+        network, fitted = self._require_network(), self._require_fitted()
+        scaler = fitted.scaler
+        state = {
+            "model": asdict(self.config),
+            "training": asdict(self.training),
+            "kind": fitted.kind,
+            "classes": list(fitted.classes),
+            "num_features": fitted.num_features,
+            "vocabulary": list(fitted.vocabulary.tokens) if fitted.vocabulary else None,
+            "scaler": (
+                {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()} if scaler else None
+            ),
+            "history": asdict(fitted.history),
+            "metadata": metadata or fitted.metadata,
+        }
+        return save_model(directory, TASK, state, network.state_dict())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SequenceClassifier:
+        """Rebuild a classifier saved with :meth:`save`."""
+        state, weights = load_model(directory, TASK)
+        model = cls(ClassifierConfig(**state["model"]), TrainConfig(**state["training"]))
+        scaler = state["scaler"]
+        model._fitted = _Fitted(
+            state["kind"],
+            tuple(state["classes"]),
+            state["num_features"],
+            Vocabulary(tuple(state["vocabulary"])) if state["vocabulary"] else None,
+            Scaler(np.array(scaler["mean"]), np.array(scaler["std"])) if scaler else None,
+            History(**state["history"]),
+            state["metadata"],
+        )
+        model.network = model._build_network()
+        model.network.load_state_dict(weights)
+        return model
+
+    @property
+    def classes(self) -> tuple[Label, ...]:
+        """The labels seen in training, sorted: the order of probability columns."""
+        return self._require_fitted().classes
+
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        """The token vocabulary (None for numeric sequences)."""
+        return self._require_fitted().vocabulary
+
+    @property
+    def history(self) -> History:
+        return self._require_fitted().history
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._require_fitted().metadata
+
+    def _require_fitted(self) -> _Fitted:
+        if self._fitted is None:
+            raise RuntimeError("SequenceClassifier: call fit() or SequenceClassifier.load() first")
+        return self._fitted
+
+    def _require_network(self) -> ClassifierNetwork:
+        self._require_fitted()
+        assert self.network is not None
+        return self.network
+
+
+# ---------------------------------------------------------------------- inputs and labels
+
+_KIND_NAMES = {"text": "texts", "sequence": "numeric sequences (N, L, F)"}
+
+
+def _examples(inputs: Any) -> tuple[str, list[Any]]:
+    """``("text", texts)`` or ``("sequence", arrays)`` with at least one example."""
+    if isinstance(inputs, str):
+        raise TypeError("inputs: expected a list of texts, got one str; wrap it in a list")
+    if isinstance(inputs, Tensor):
+        inputs = inputs.detach().cpu().numpy()
+    if isinstance(inputs, np.ndarray) and inputs.dtype.kind in "biuf" and inputs.ndim != 3:
+        raise ValueError(
+            f"inputs: expected numeric sequences of shape (N, L, F), got shape {inputs.shape}"
+        )
+    items = list(inputs)
+    if not items:
+        raise ValueError("inputs: expected at least one example, got none")
+    if any(isinstance(item, str) for item in items):
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise TypeError(f"inputs[{i}]: expected a str, got {type(item).__name__} {item!r}")
+        return "text", items
+    return "sequence", items
+
+
+def _check_arrays(items: list[Any], num_features: int | None, max_length: int | None) -> list:
+    """Numeric examples as finite float64 arrays ``(L_i, F)``, ``L_i >= 1``."""
+    arrays = []
+    for i, item in enumerate(items):
+        try:
+            array = np.asarray(item, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(
+                f"inputs[{i}]: expected a str or a numeric (L, F) array, got {type(item).__name__}"
+            ) from None
+        expected = num_features or (arrays[0].shape[1] if arrays else None)
+        if array.ndim != 2 or len(array) == 0 or (expected and array.shape[1] != expected):
+            features = expected if expected else "F"
+            raise ValueError(
+                f"inputs[{i}]: expected a sequence of shape (L >= 1, {features}), got shape "
+                f"{array.shape}"
+            )
+        if not np.isfinite(array).all():
+            raise ValueError(f"inputs[{i}]: contains NaN or inf")
+        arrays.append(array[:max_length])
+    return arrays
+
+
+def _labels(labels: Iterable[Label], count: int | None) -> list[Label]:
+    """Labels as plain Python str/int, checked: one per example, one type."""
+    values = labels.tolist() if isinstance(labels, np.ndarray) else list(labels)
+    values = [v.item() if isinstance(v, np.generic) else v for v in values]
+    if count is not None and len(values) != count:
+        raise ValueError(f"labels: expected one label per input (N = {count}), got {len(values)}")
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            raise TypeError(f"labels: expected str or int labels, got {type(v).__name__} {v!r}")
+    if len({type(v) for v in values}) > 1:
+        raise TypeError("labels: expected all str or all int labels, got both")
+    return values
+
+
+def _classes(values: list[Label]) -> tuple[Label, ...]:
+    classes = tuple(sorted(set(values)))
+    if len(classes) < 2:
+        raise ValueError(f"labels: expected at least 2 classes, got {list(classes)}")
+    return classes
+
+
+def _check_known(values: list[Label], classes: tuple[Label, ...]) -> None:
+    unseen = sorted(set(values) - set(classes), key=repr)
+    if unseen:
+        raise ValueError(
+            f"labels: {', '.join(map(repr, unseen))} not seen in training (known classes: "
+            f"{', '.join(map(repr, classes))})"
+        )
+
+
+def _collate(items: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(ids or features, class)`` pairs -> padded ``(N, L)`` or ``(N, L, F)``, lengths
+    ``(N,)`` and classes ``(N,)``."""
+    inputs, targets = zip(*items, strict=True)
+    if inputs[0].dtype == torch.int64:
+        x, lengths = pad_batch(inputs, pad=0)
+    else:
+        x = pad_sequence(list(inputs), batch_first=True)
+        lengths = torch.tensor([len(i) for i in inputs], dtype=torch.int64)
+    return x, lengths, torch.tensor(targets, dtype=torch.int64)
+
+
+def _cross_entropy(network: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    x, lengths, targets = batch
+    return nn.functional.cross_entropy(network(x, lengths), targets)
+
+
+# ---------------------------------------------------------------------- splits, metrics, data
+
+
+def split_indices(
+    labels: Sequence[Label], fraction: float, seed: int = 0, name: str = "fraction"
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded split stratified by label: ``(kept, held_out)`` row indices, ``held_out``
+    about ``fraction`` of the rows with each class in proportion (``name``: for errors)."""
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)):
+        raise TypeError(f"{name}: expected a float in (0, 1), got {type(fraction).__name__}")
+    if not 0 < fraction < 1:
+        raise ValueError(f"{name}: expected a float in (0, 1), got {fraction}")
+    rows = np.arange(len(labels))
+    try:
+        kept, held = train_test_split(
+            rows, test_size=fraction, stratify=list(labels), random_state=seed
+        )
+    except ValueError as error:  # too few examples of a class for both parts
+        raise ValueError(f"{name}: cannot split {len(rows)} examples by class: {error}") from None
+    return np.sort(kept), np.sort(held)
+
+
+def classification_metrics(
+    truth: Sequence[Label], predictions: Sequence[Label], classes: Sequence[Label]
+) -> dict[str, Any]:
+    """Accuracy, macro-F1 and the ``(C, C)`` confusion matrix (rows: truth) over ``classes``."""
+    classes = list(classes)
+    return {
+        "accuracy": float(accuracy_score(truth, predictions)),
+        "macro_f1": float(
+            f1_score(truth, predictions, labels=classes, average="macro", zero_division=0)
+        ),
+        "confusion_matrix": confusion_matrix(truth, predictions, labels=classes),
+    }
+
+
+def tfidf_baseline(
+    train_texts: Sequence[str],
+    train_labels: Sequence[Label],
+    test_texts: Sequence[str],
+    test_labels: Sequence[Label],
+) -> dict[str, Any]:
+    """TF-IDF of word uni- and bigrams + logistic regression (scikit-learn defaults
+    otherwise), fitted on the training texts; metrics as :meth:`SequenceClassifier.evaluate`."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    train_values = _labels(train_labels, len(train_texts))
+    test_values = _labels(test_labels, len(test_texts))
+    classes = _classes(train_values)
+    _check_known(test_values, classes)
+    pipeline = make_pipeline(
+        TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True), LogisticRegression(max_iter=1000)
+    )
+    pipeline.fit(list(train_texts), train_values)
+    return classification_metrics(test_values, pipeline.predict(list(test_texts)).tolist(), classes)
+
+
+def read_labelled_csv(
+    path: str | Path, text_column: str = "text", label_column: str = "label"
+) -> tuple[list[str], list[Label]]:
+    """Texts and labels of a CSV file, every cell read as text (``"NA"`` stays ``"NA"``);
+    a label column of integers only gives int labels."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data: no such file {str(path)!r}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        for option, column in (("text_column", text_column), ("label_column", label_column)):
+            if column not in columns:
+                raise ValueError(
+                    f"{option}: {column!r} is not a column of {path.name} (columns: "
+                    f"{', '.join(columns)})"
+                )
+        rows = [(row[text_column], row[label_column]) for row in reader]
+    if not rows:
+        raise ValueError(f"data: {path.name} has no rows")
+    texts = [text or "" for text, _ in rows]
+    labels: list[Label] = [(label or "").strip() for _, label in rows]
+    if all(str(v).lstrip("-").isdigit() for v in labels):
+        labels = [int(v) for v in labels]
+    return texts, labels
+
+
+def load_sentiment() -> tuple[list[str], list[int]]:
+    """The bundled 3,000 review sentences and their labels (0 negative, 1 positive)."""
+    texts, labels = read_labelled_csv(dataset_path("sentiment"))
+    return texts, [int(v) for v in labels]
+
+
+def load_digit_rows() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's 8x8 digits read row by row: pixels ``(1797, L=8, F=8)`` in [0, 1]
+    and digits ``(1797,)``."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images / 16.0, digits.target
