@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 import rnnkit
-from rnnkit.commands import classify, explain
+from rnnkit.commands import classify, explain, generate, tag
 from rnnkit.commands._common import console, user_errors
 
 Option = typer.Option
@@ -207,6 +207,8 @@ def predict(
 
 
 app.command("classify")(classify.command)
+app.command("tag")(tag.command)
+app.command("generate")(generate.command)
 app.add_typer(explain.app, name="explain")
 
 if __name__ == "__main__":

@@ -1,6 +1,13 @@
 """Bundled real datasets and the loaders users' own files go through."""
 
-from rnnkit.data.bundled import DATASETS, Dataset, dataset_path, load_series, load_text
+from rnnkit.data.bundled import (
+    DATASETS,
+    Dataset,
+    dataset_path,
+    load_series,
+    load_text,
+    read_text,
+)
 from rnnkit.data.series import TimeSeries, read_series
 from rnnkit.data.text import Vocabulary, char_tokens, pad_batch, word_tokens
 
@@ -15,5 +22,6 @@ __all__ = [
     "load_text",
     "pad_batch",
     "read_series",
+    "read_text",
     "word_tokens",
 ]

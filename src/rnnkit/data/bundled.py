@@ -84,3 +84,17 @@ def _get(name: str, kind: str | None = None) -> Dataset:
         names = [d.name for d in DATASETS.values() if kind is None or d.kind == kind]
         raise ValueError(f"dataset: expected one of {names}, got {name!r}")
     return dataset
+
+
+def read_text(data: str) -> str:
+    """A bundled text by name (see :data:`DATASETS`), else a UTF-8 text file at that path."""
+    if data in DATASETS and DATASETS[data].kind == "text":
+        return load_text(data)
+    path = Path(data)
+    if not path.is_file():
+        texts = [d.name for d in DATASETS.values() if d.kind == "text"]
+        raise FileNotFoundError(f"data: {data!r} is neither a bundled text {texts} nor a file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"data: {data!r} is not UTF-8 text ({error.reason})") from None

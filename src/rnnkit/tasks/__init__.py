@@ -2,6 +2,8 @@
 
 from rnnkit.tasks.classifier import ClassifierConfig, ClassifierNetwork, SequenceClassifier
 from rnnkit.tasks.forecaster import Forecaster, ForecasterConfig, ForecastNetwork, ForecastReport
+from rnnkit.tasks.generator import Generator, GeneratorConfig
+from rnnkit.tasks.tagger import SequenceTagger, SpaceRestorer, TaggerConfig
 
 __all__ = [
     "ClassifierConfig",
@@ -10,5 +12,10 @@ __all__ = [
     "ForecastReport",
     "Forecaster",
     "ForecasterConfig",
+    "Generator",
+    "GeneratorConfig",
     "SequenceClassifier",
+    "SequenceTagger",
+    "SpaceRestorer",
+    "TaggerConfig",
 ]

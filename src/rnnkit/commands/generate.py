@@ -1,0 +1,79 @@
+"""``rnnkit generate``: train (or load) a character-level language model and sample from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from typer import Option
+
+from rnnkit.commands._common import console, user_errors
+from rnnkit.data import read_text
+
+
+@user_errors
+def command(
+    data: Annotated[
+        str | None, Option(help="A bundled text (shakespeare, korean) or a UTF-8 .txt file.")
+    ] = None,
+    model: Annotated[
+        Path | None, Option("--model", help="Load this model folder instead of training.")
+    ] = None,
+    prompt: Annotated[
+        str | None, Option(help="Text to continue (default: newline, or the commonest character).")
+    ] = None,
+    length: Annotated[int, Option(min=1, help="Characters to generate.")] = 300,
+    temperature: Annotated[float, Option(help="Sampling temperature (> 0).")] = 0.8,
+    top_k: Annotated[int | None, Option(min=1, help="Sample among the k likeliest.")] = None,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
+    hidden_size: Annotated[int, Option(min=1)] = 256,
+    num_layers: Annotated[int, Option(min=1)] = 1,
+    sequence_length: Annotated[int, Option(min=1, help="Characters per training chunk.")] = 100,
+    dropout: Annotated[float, Option(min=0.0, max=0.99)] = 0.0,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 10,
+    batch_size: Annotated[int, Option(min=1)] = 64,
+    learning_rate: Annotated[float, Option(min=0.0)] = 2e-3,
+    val_fraction: Annotated[float, Option(help="Last part of the text held out.")] = 0.1,
+    seed: Annotated[int, Option(help="Seeds training and sampling.")] = 0,
+    out: Annotated[Path, Option(help="Folder for the log and the model.")] = Path("runs/generate"),
+) -> None:
+    """Train a character-level language model on a text (or load one), print a sample and
+    the validation loss in nats per character."""
+    from rnnkit.tasks.generator import Generator, split_text, unigram_loss
+    from rnnkit.train import TrainConfig
+
+    if model is not None:
+        generator = Generator.load(model)
+        recorded = generator.metadata
+        data = data or recorded.get("data")
+        val_fraction = recorded.get("val_fraction", val_fraction) if data else val_fraction
+        text = None if data is None else read_text(data)
+    elif data is None:
+        raise ValueError("data: give --data TEXT to train a model, or --model DIR to load one")
+    else:
+        text = read_text(data)
+        generator = Generator(
+            cell=cell, hidden_size=hidden_size, num_layers=num_layers,
+            sequence_length=sequence_length, dropout=dropout,
+            training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
+                                 learning_rate=learning_rate, seed=seed),
+        )  # fmt: skip
+        split_text(text, val_fraction)  # check the split before announcing the training
+        console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")
+        generator.fit(text, val_fraction=val_fraction, log_dir=out / "logs")
+        saved = generator.save(out / "model", {"data": data, "val_fraction": val_fraction})
+        console.print(f"Model: {saved}")
+    if prompt is None:
+        vocabulary = generator.vocabulary
+        prompt = "\n" if "\n" in vocabulary else vocabulary.tokens[2]
+    sample = generator.sample(prompt, length, temperature, top_k, seed)
+    console.print(prompt + sample, markup=False, highlight=False, soft_wrap=True)
+    if text is not None:
+        train_text, val_text = split_text(text, val_fraction)
+        report = generator.evaluate(val_text)
+        console.print(
+            f"validation (last {val_fraction:g} of {data}, {report['characters']:,} characters): "
+            f"{report['loss_nats_per_char']:.4f} nats/char = {report['bits_per_char']:.4f} "
+            f"bits/char; unigram baseline {unigram_loss(train_text, val_text):.4f} nats/char",
+            highlight=False,
+        )

@@ -1,0 +1,367 @@
+"""Generator: one-to-many, a character-level language model with any rnnkit cell.
+
+An embedding feeds a recurrent layer whose output a linear head maps to next-character
+logits. Training reads contiguous chunks of ``sequence_length`` characters and learns to
+predict each next character (cross-entropy); the validation part is the *end* of the text
+(a chronological split), so it measures continuation of unseen text.
+
+Generation is autoregressive: the prompt is read once, then each chosen character is fed
+back one step at a time with the layer's state carried along, so producing ``n``
+characters costs ``n`` steps, never a re-run of the growing prefix.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import TensorDataset
+
+from rnnkit.data.text import Vocabulary, char_tokens
+from rnnkit.nn import LAYERS, make_layer
+from rnnkit.nn._checks import check_choice, check_int, check_positive_float, check_rate
+from rnnkit.train import History, TrainConfig, load_model, save_model, train
+
+TASK = "generator"
+# evaluate(): at most 16 parallel streams of at least 4096 characters, 512 steps per forward
+_EVAL_STREAMS, _EVAL_SEGMENT, _EVAL_WINDOW = 16, 4096, 512
+
+
+@dataclass
+class GeneratorConfig:
+    """How big the language model is and what one training example is.
+
+    Attributes:
+        cell: a layer name from :data:`rnnkit.nn.LAYERS`.
+        hidden_size, num_layers: the recurrent layer's sizes.
+        embedding_size: width of the learned character vectors.
+        sequence_length: characters per training chunk (the steps gradients flow back).
+        dropout: on the recurrent output before the head, and between stacked layers.
+    """
+
+    cell: str = "lstm"
+    hidden_size: int = 256
+    num_layers: int = 1
+    embedding_size: int = 64
+    sequence_length: int = 100
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_choice("cell", self.cell, tuple(sorted(LAYERS)))
+        for name in ("hidden_size", "num_layers", "embedding_size", "sequence_length"):
+            check_int(name, getattr(self, name))
+        check_rate("dropout", self.dropout)
+
+
+class GeneratorNetwork(nn.Module):
+    """Character ids ``(N, L)`` -> next-character logits ``(N, L, V)`` and the final state."""
+
+    def __init__(self, vocab_size: int, config: GeneratorConfig) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, config.embedding_size)
+        stacked = {"dropout": config.dropout} if config.num_layers > 1 else {}
+        self.layer = make_layer(
+            config.cell,
+            config.embedding_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            **stacked,
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(self.layer.state_sizes[0], vocab_size)
+
+    def forward(self, ids: Tensor, state: Any = None) -> tuple[Tensor, Any]:
+        """``state`` is the layer's (None for zeros); the returned one continues the text."""
+        output, state = self.layer(self.embedding(ids), state)  # (N, L, H_out)
+        return self.head(self.dropout(output)), state  # (N, L, V)
+
+
+@dataclass
+class _Fitted:
+    vocabulary: Vocabulary
+    history: History = field(default_factory=History)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+class Generator:
+    """Fit, evaluate, sample from, save and load a character-level language model.
+
+    Example:
+        >>> from rnnkit.data import load_text
+        >>> model = Generator(hidden_size=128, training=TrainConfig(max_epochs=2))
+        >>> history = model.fit(load_text("shakespeare"))                  # doctest: +SKIP
+        >>> model.sample("ROMEO:", 200, temperature=0.8, seed=0)           # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config: GeneratorConfig | None = None,
+        training: TrainConfig | None = None,
+        **options: Any,
+    ) -> None:
+        if config is not None and options:
+            raise TypeError("Generator: pass either config or keyword options, not both")
+        self.config = config or GeneratorConfig(**options)
+        self.training = training or TrainConfig()
+        self.network: GeneratorNetwork | None = None
+        self._fitted: _Fitted | None = None
+
+    # ------------------------------------------------------------------ training
+
+    def fit(
+        self,
+        text: str,
+        val_fraction: float = 0.1,
+        log_dir: str | Path | None = None,
+        progress: bool = True,
+        trainer: Any = None,
+    ) -> History:
+        """Train on ``text``; its last ``val_fraction`` is the validation part.
+
+        Both parts are cut into consecutive chunks of ``sequence_length`` characters whose
+        targets are the characters one step later; ``log_dir``, ``progress`` and
+        ``trainer`` are :func:`rnnkit.train.train`'s. The vocabulary is the character set of
+        the whole ``text`` (a closed alphabet, so a character first seen in the validation
+        part is still a valid, if unlikely, prediction); every probability is learnt from
+        the training part only.
+        """
+        length = self.config.sequence_length
+        train_text, val_text = split_text(text, val_fraction)
+        if min(len(train_text), len(val_text)) <= length:
+            raise ValueError(
+                f"text: {len(text)} characters are too few: the training part "
+                f"({len(train_text)}) and the validation part ({len(val_text)}, val_fraction "
+                f"{val_fraction}) each need at least sequence_length + 1 = {length + 1}"
+            )
+        vocabulary = Vocabulary.build([char_tokens(text)])
+        self._fitted = _Fitted(vocabulary)
+        torch.manual_seed(self.training.seed)
+        self.network = GeneratorNetwork(len(vocabulary), self.config)
+        datasets = [_chunks(self._encode("text", part), length) for part in (train_text, val_text)]
+        history = train(
+            self.network, _next_char_loss, *datasets, self.training, log_dir, progress, trainer
+        )
+        self._fitted.history = history
+        return history
+
+    # ------------------------------------------------------------------ inference
+
+    def evaluate(self, text: str) -> dict[str, float]:
+        """Mean negative log-likelihood of each character of ``text`` after the first.
+
+        The text is read as a stream with the state carried along, as generation reads it
+        (a long text in up to 16 contiguous segments of at least 4096 characters, read in
+        parallel, each from the zero state).
+
+        Returns:
+            ``{"loss_nats_per_char", "bits_per_char", "characters"}`` (characters scored).
+        """
+        network = self._require_network()
+        ids = torch.tensor(self._encode("text", text))
+        if len(ids) < 2:
+            raise ValueError(f"text: expected at least 2 characters, got {len(ids)}")
+        inputs, targets = ids[:-1], ids[1:]  # (T,)
+        streams = max(1, min(_EVAL_STREAMS, len(inputs) // _EVAL_SEGMENT))
+        width = math.ceil(len(inputs) / streams)
+        pad = streams * width - len(inputs)
+        inputs = torch.cat([inputs, inputs.new_zeros(pad)]).view(streams, width)  # (N, W)
+        targets = torch.cat([targets, targets.new_full((pad,), -100)]).view(streams, width)
+        total, state = 0.0, None
+        network.eval()
+        with torch.no_grad():
+            for start in range(0, width, _EVAL_WINDOW):
+                window = slice(start, start + _EVAL_WINDOW)
+                logits, state = network(inputs[:, window], state)  # (N, <= 512, V)
+                total += float(
+                    nn.functional.cross_entropy(
+                        logits.flatten(0, 1), targets[:, window].flatten(), reduction="sum"
+                    )
+                )
+        nats = total / (len(ids) - 1)
+        return {"loss_nats_per_char": nats, "bits_per_char": nats / math.log(2),
+                "characters": len(ids) - 1}  # fmt: skip
+
+    def sample(
+        self,
+        prompt: str,
+        length: int,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        seed: int | None = None,
+    ) -> str:
+        """Continue ``prompt`` with ``length`` sampled characters (the prompt not included).
+
+        Args:
+            temperature: logits are divided by it; below 1 sharpens, towards 0 approaches
+                greedy decoding.
+            top_k: sample only among the ``top_k`` most likely characters (1 is greedy).
+            seed: seeds a private random generator (None: torch's global one).
+        """
+        check_int("length", length)
+        temperature = check_positive_float("temperature", temperature)
+        if top_k is not None:
+            check_int("top_k", top_k)
+        generator = None if seed is None else torch.Generator().manual_seed(seed)
+
+        def choose(logits: Tensor) -> int:
+            logits = logits / temperature
+            if top_k is not None and top_k < len(logits):
+                kept, indices = logits.topk(top_k)
+                logits = torch.full_like(logits, -math.inf).scatter(0, indices, kept)
+            probabilities = torch.softmax(logits, dim=0)
+            return int(torch.multinomial(probabilities, 1, generator=generator))
+
+        return self._generate(prompt, "prompt", length, choose, stop="")
+
+    def complete(self, prefix: str, max_length: int = 50, stop: str = " \n") -> str:
+        """Greedy continuation of ``prefix`` up to (not including) the first character in
+        ``stop``, or ``max_length`` characters (``stop=""`` never stops early)."""
+        check_int("max_length", max_length)
+        if not isinstance(stop, str):
+            raise TypeError(f"stop: expected a str of stop characters, got {type(stop).__name__}")
+        return self._generate(prefix, "prefix", max_length, lambda x: int(x.argmax()), stop)
+
+    def predict_next(self, prefix: str, top_k: int | None = 5) -> dict[str, float]:
+        """The ``top_k`` most likely next characters (None: all) and their probabilities,
+        most likely first; the distribution :meth:`sample` draws from at temperature 1."""
+        if top_k is not None:
+            check_int("top_k", top_k)
+        network, vocabulary = self._require_network(), self.vocabulary
+        network.eval()
+        with torch.no_grad():
+            logits, _ = network(torch.tensor([self._encode("prefix", prefix, empty=False)]))
+        probabilities = torch.softmax(self._characters_only(logits[0, -1]), dim=0)
+        count = len(vocabulary) - 2 if top_k is None else min(top_k, len(vocabulary) - 2)
+        values, indices = probabilities.topk(count)
+        return dict(zip(vocabulary.decode(indices.tolist()), values.tolist(), strict=True))
+
+    def _generate(
+        self, prompt: str, name: str, length: int, choose: Callable[[Tensor], int], stop: str
+    ) -> str:
+        """Read ``prompt`` once, then feed back each chosen character one step at a time."""
+        network, tokens = self._require_network(), self.vocabulary.tokens
+        ids = self._encode(name, prompt, empty=False)
+        network.eval()
+        chosen: list[str] = []
+        with torch.no_grad():
+            logits, state = network(torch.tensor([ids]))  # (1, len(prompt), V)
+            for _ in range(length):
+                index = choose(self._characters_only(logits[0, -1]))
+                if tokens[index] in stop:
+                    break
+                chosen.append(tokens[index])
+                logits, state = network(torch.tensor([[index]]), state)  # (1, 1, V)
+        return "".join(chosen)
+
+    def _characters_only(self, logits: Tensor) -> Tensor:
+        """``(V,)`` logits with ``<pad>`` and ``<unk>`` ruled out (they are not characters)."""
+        vocabulary = self.vocabulary
+        logits = logits.clone()
+        logits[[vocabulary.pad_index, vocabulary.unk_index]] = -math.inf
+        return logits
+
+    def _encode(self, name: str, text: str, empty: bool = True) -> list[int]:
+        """Character ids of ``text``; unknown characters (and, unless ``empty``, an empty
+        text) are errors naming ``name``."""
+        if not isinstance(text, str):
+            raise TypeError(f"{name}: expected a str, got {type(text).__name__}")
+        if not text and not empty:
+            raise ValueError(f"{name}: expected at least 1 character, got ''")
+        vocabulary = self.vocabulary
+        unknown = sorted({c for c in text if c not in vocabulary})
+        if unknown:
+            shown = ", ".join(map(repr, unknown[:10]))
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            raise ValueError(f"{name}: characters not in the model's vocabulary: {shown}{more}")
+        return vocabulary.encode(char_tokens(text))
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write weights (safetensors) and config, vocabulary, curves and ``metadata``
+        (JSON: e.g. where the text came from) to ``directory``."""
+        network, fitted = self._require_network(), self._require_fitted()
+        state = {
+            "model": asdict(self.config),
+            "training": asdict(self.training),
+            "vocabulary": list(fitted.vocabulary.tokens),
+            "history": asdict(fitted.history),
+            "metadata": metadata or fitted.metadata,
+        }
+        return save_model(directory, TASK, state, network.state_dict())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Generator:
+        """Rebuild a generator saved with :meth:`save`."""
+        state, weights = load_model(directory, TASK)
+        model = cls(GeneratorConfig(**state["model"]), TrainConfig(**state["training"]))
+        vocabulary = Vocabulary(tuple(state["vocabulary"]))
+        model._fitted = _Fitted(vocabulary, History(**state["history"]), state["metadata"])
+        model.network = GeneratorNetwork(len(vocabulary), model.config)
+        model.network.load_state_dict(weights)
+        return model
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        return self._require_fitted().vocabulary
+
+    @property
+    def history(self) -> History:
+        return self._require_fitted().history
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return self._require_fitted().metadata
+
+    def _require_fitted(self) -> _Fitted:
+        if self._fitted is None:
+            raise RuntimeError("Generator: call fit() or Generator.load() first")
+        return self._fitted
+
+    def _require_network(self) -> GeneratorNetwork:
+        self._require_fitted()
+        assert self.network is not None
+        return self.network
+
+
+def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
+    """``text`` -> (first part, last ``val_fraction`` of it): a chronological split."""
+    if not isinstance(text, str):
+        raise TypeError(f"text: expected a str, got {type(text).__name__}")
+    if not text:
+        raise ValueError("text: expected at least 1 character, got ''")
+    if check_rate("val_fraction", val_fraction) == 0:
+        raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction}")
+    start = len(text) - round(len(text) * val_fraction)
+    return text[:start], text[start:]
+
+
+def unigram_loss(train_text: str, text: str) -> float:
+    """Nats per character of ``text`` under the character frequencies of ``train_text``
+    (add-one smoothed over the characters of both): the baseline that ignores context."""
+    counts = Counter(train_text)
+    alphabet = set(train_text) | set(text)
+    total = len(train_text) + len(alphabet)
+    return -sum(math.log((counts[c] + 1) / total) for c in text) / len(text)
+
+
+def _chunks(ids: list[int], length: int) -> TensorDataset:
+    """Non-overlapping chunks: inputs ``(M, length)`` and next characters ``(M, length)``."""
+    count = (len(ids) - 1) // length
+    data = torch.tensor(ids[: count * length + 1])
+    inputs = data[:-1].view(count, length)
+    targets = data[1:].view(count, length)
+    return TensorDataset(inputs, targets)
+
+
+def _next_char_loss(network: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+    inputs, targets = batch
+    logits, _ = network(inputs)  # (N, L, V)
+    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
