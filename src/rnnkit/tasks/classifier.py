@@ -38,6 +38,7 @@ from rnnkit.data import Vocabulary, char_tokens, dataset_path, pad_batch, word_t
 from rnnkit.data.windows import Scaler
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 
 TASK = "classifier"
@@ -159,7 +160,7 @@ class _Fitted:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class SequenceClassifier:
+class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
     """Fit, predict, evaluate, save and load a recurrent sequence classifier.
 
     Example:
@@ -352,24 +353,6 @@ class SequenceClassifier:
     def vocabulary(self) -> Vocabulary | None:
         """The token vocabulary (None for numeric sequences)."""
         return self._require_fitted().vocabulary
-
-    @property
-    def history(self) -> History:
-        return self._require_fitted().history
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self._require_fitted().metadata
-
-    def _require_fitted(self) -> _Fitted:
-        if self._fitted is None:
-            raise RuntimeError("SequenceClassifier: call fit() or SequenceClassifier.load() first")
-        return self._fitted
-
-    def _require_network(self) -> ClassifierNetwork:
-        self._require_fitted()
-        assert self.network is not None
-        return self.network
 
 
 # ---------------------------------------------------------------------- inputs and labels

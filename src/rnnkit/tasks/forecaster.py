@@ -26,6 +26,7 @@ from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import make_layer
 from rnnkit.nn._checks import check_int, check_rate
+from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 
 TASK = "forecaster"
@@ -115,7 +116,7 @@ class _Fitted:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Forecaster:
+class Forecaster(Task[_Fitted, ForecastNetwork]):
     """Fit, evaluate, predict, save and load a recurrent forecaster.
 
     Example:
@@ -321,24 +322,6 @@ class Forecaster:
         model.network = ForecastNetwork(state["num_features"], state["num_targets"], model.config)
         model.network.load_state_dict(weights)
         return model
-
-    @property
-    def history(self) -> History:
-        return self._require_fitted().history
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self._require_fitted().metadata
-
-    def _require_fitted(self) -> _Fitted:
-        if self._fitted is None:
-            raise RuntimeError("Forecaster: call fit() or Forecaster.load() first")
-        return self._fitted
-
-    def _require_network(self) -> ForecastNetwork:
-        self._require_fitted()
-        assert self.network is not None
-        return self.network
 
 
 def calendar_features(timestamps: np.ndarray) -> np.ndarray:

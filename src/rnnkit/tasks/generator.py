@@ -26,6 +26,7 @@ from torch.utils.data import TensorDataset
 from rnnkit.data.text import Vocabulary, char_tokens
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_positive_float, check_rate
+from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 
 TASK = "generator"
@@ -90,7 +91,7 @@ class _Fitted:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class Generator:
+class Generator(Task[_Fitted, GeneratorNetwork]):
     """Fit, evaluate, sample from, save and load a character-level language model.
 
     Example:
@@ -311,24 +312,6 @@ class Generator:
     @property
     def vocabulary(self) -> Vocabulary:
         return self._require_fitted().vocabulary
-
-    @property
-    def history(self) -> History:
-        return self._require_fitted().history
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self._require_fitted().metadata
-
-    def _require_fitted(self) -> _Fitted:
-        if self._fitted is None:
-            raise RuntimeError("Generator: call fit() or Generator.load() first")
-        return self._fitted
-
-    def _require_network(self) -> GeneratorNetwork:
-        self._require_fitted()
-        assert self.network is not None
-        return self.network
 
 
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:

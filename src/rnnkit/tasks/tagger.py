@@ -29,6 +29,7 @@ from torch import Tensor, nn
 from rnnkit.data.text import Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 
 TASK = "tagger"
@@ -310,7 +311,7 @@ class _Fitted:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-class SequenceTagger:
+class SequenceTagger(Task[_Fitted, TaggerNetwork]):
     """Fit, predict, evaluate, save and load a per-step tagger of token sequences.
 
     A token sequence is any sequence of string tokens (a ``str`` is one: its characters);
@@ -472,24 +473,6 @@ class SequenceTagger:
     def vocabulary(self) -> Vocabulary:
         return self._require_fitted().vocabulary
 
-    @property
-    def history(self) -> History:
-        return self._require_fitted().history
-
-    @property
-    def metadata(self) -> dict[str, Any]:
-        return self._require_fitted().metadata
-
-    def _require_fitted(self) -> _Fitted:
-        if self._fitted is None:
-            raise RuntimeError("SequenceTagger: call fit() or SequenceTagger.load() first")
-        return self._fitted
-
-    def _require_network(self) -> TaggerNetwork:
-        self._require_fitted()
-        assert self.network is not None
-        return self.network
-
 
 def _tag_order(tag: Hashable) -> tuple[str, Any]:
     return type(tag).__name__, tag
@@ -549,12 +532,23 @@ def _check_pairs(
 # ---------------------------------------------------------------------- word boundaries
 
 
+#: What :class:`SpaceRestorer` uses unless told otherwise: enough for F1 >= 0.95 on the
+#: held-out play of the bundled Shakespeare in about 15 CPU-minutes (tests/test_tagger.py).
+RESTORER_OPTIONS: dict[str, Any] = {"hidden_size": 128, "num_layers": 2, "dropout": 0.1}
+RESTORER_TRAINING = TrainConfig(max_epochs=8, batch_size=128, learning_rate=5e-3)
+
+
 class SpaceRestorer:
     """Put spaces back into text whose spaces were removed: a character tagger trained on
     :func:`unspace` examples (tag 1 = a space follows this character).
 
+    Args:
+        tagger: a :class:`SequenceTagger` to use (fitted or not); else one is built from
+            ``options`` (:class:`TaggerConfig` fields and ``training``) on top of
+            :data:`RESTORER_OPTIONS` and :data:`RESTORER_TRAINING`.
+
     Example:
-        >>> restorer = SpaceRestorer(hidden_size=128, num_layers=2)
+        >>> restorer = SpaceRestorer()
         >>> restorer.fit(train_lines, val_lines)                        # doctest: +SKIP
         >>> restorer.restore("tobeornottobe")                           # doctest: +SKIP
         'to be or not to be'
@@ -567,6 +561,8 @@ class SpaceRestorer:
             raise ValueError(
                 f"tagger: expected one fitted on 0/1 tags (unspace), got tags {list(tagger.tags)}"
             )
+        if tagger is None and "config" not in options:
+            options = {**RESTORER_OPTIONS, "training": replace(RESTORER_TRAINING), **options}
         self.tagger = tagger or SequenceTagger(**options)
 
     def fit(
