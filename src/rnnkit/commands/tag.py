@@ -31,9 +31,11 @@ def command(
     hidden_size: Annotated[int, Option(min=1, help="Hidden units per direction.")] = 128,
     num_layers: Annotated[int, Option(min=1)] = 2,
     embedding_size: Annotated[int, Option(min=1, help="Features per character.")] = 32,
+    dropout: Annotated[float, Option(min=0.0, max=0.99)] = 0.1,
     bidirectional: Annotated[bool, Option("--bidirectional/--unidirectional")] = True,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 10,
-    batch_size: Annotated[int, Option(min=1, help="Lines per training batch.")] = 64,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 8,
+    batch_size: Annotated[int, Option(min=1, help="Lines per training batch.")] = 128,
+    learning_rate: Annotated[float, Option(min=0.0)] = 5e-3,
     val_fraction: Annotated[float, Option(help="Validation block, after the training one.")] = 0.1,
     test_fraction: Annotated[float, Option(help="Held-out final block of lines.")] = 0.1,
     max_lines: Annotated[int | None, Option(min=3, help="Use only the first N lines.")] = None,
@@ -65,8 +67,9 @@ def command(
         source = "\n".join(source.splitlines()[:max_lines])
     restorer = SpaceRestorer(
         cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-        embedding_size=embedding_size, bidirectional=bidirectional,
-        training=TrainConfig(max_epochs=epochs, batch_size=batch_size, seed=seed),
+        embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional,
+        training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
+                             learning_rate=learning_rate, seed=seed),
     )  # fmt: skip
     _train(restorer, data, source, (val_fraction, test_fraction), show, progress, out)
 
