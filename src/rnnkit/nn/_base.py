@@ -183,8 +183,8 @@ class RecurrentBase(nn.Module):
         state = self._initial_state(hx, batch, weight, batched)
         if lengths is not None:
             lengths = check_lengths(lengths, batch, length, x.device)
-            if batch == 0:
-                lengths = None  # nothing to mask, and packing rejects empty batches
+            if batch == 0 or int(lengths.min()) == length:
+                lengths = None  # nothing to mask: skip packing (and it rejects empty batches)
         output, state = self._run(x, state, lengths)
         if not batched:
             return output.squeeze(1), self._wrap_state(tuple(s.squeeze(1) for s in state))
