@@ -191,6 +191,8 @@ def test_tagger_learns_string_tags_with_macro_f1() -> None:
     majority = tag_scores(kinds[240:], [["C"] * len(s) for s in strings[240:]], positive=None)
     assert scores["macro_f1"] >= 0.95 > majority["macro_f1"] + 0.4
     assert scores["f1"] == scores["macro_f1"]  # positive=None: macro averages
+    with pytest.raises(ValueError, match="0/1 tags"):
+        SpaceRestorer(tagger)
 
 
 # ---------------------------------------------------------------------- padding, files
@@ -242,6 +244,30 @@ def test_save_load_gives_identical_predictions(bi_tagger: SequenceTagger, tmp_pa
         assert torch.equal(a, b)
     with pytest.raises(ModelFileError, match="not an rnnkit model"):
         SequenceTagger.load(tmp_path / "missing")
+
+
+def test_space_restorer_respaces_each_line_from_the_tagger(bi_tagger: SequenceTagger) -> None:
+    restorer = SpaceRestorer(bi_tagger)  # tags 0/1: "a space follows" = "next is a"
+    lines = ["cabbad", "ddab", "", "a"]
+    expected = [respace(c, t) for c, t in zip(lines, bi_tagger.predict(lines), strict=True)]
+    assert restorer.restore("\n".join(lines)) == "\n".join(expected)
+    assert restorer.restore("ca bb\tad\nd dab\n\na") == "\n".join(expected)  # spaces dropped
+    assert restorer.tagger.config.hidden_size == TINY["hidden_size"]
+    assert SpaceRestorer().tagger.config.num_layers == 2  # RESTORER_OPTIONS
+    with pytest.raises(TypeError, match="either a tagger or keyword options"):
+        SpaceRestorer(bi_tagger, hidden_size=3)
+    with pytest.raises(TypeError, match="text: expected a str"):
+        restorer.restore(["ab"])
+
+
+def test_same_seed_same_model(next_a_data: dict[str, list]) -> None:
+    strings, tags = next_a_data["train"]
+    logits = []
+    for _ in range(2):
+        tagger = SequenceTagger(cell="lstm", training=quick(2), **TINY)
+        tagger.fit(strings[:100], tags[:100], progress=False)
+        logits.append(tagger.predict_logits(strings[100:120]))
+    assert all(torch.equal(a, b) for a, b in zip(*logits, strict=True))
 
 
 # ---------------------------------------------------------------------- bad input

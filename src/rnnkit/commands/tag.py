@@ -109,7 +109,12 @@ def _train(
         f"(weights of epoch {history.best_epoch + 1} kept)."
     )
     for line in test_lines[:show]:
-        console.print(f"  {line}\n  -> {restorer.restore(line)}", markup=False, highlight=False)
+        console.print(
+            f"  {line}\n  -> {restorer.restore(line)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     saved = restorer.save(out / "model", {"data": data, "test_scores": scores[name]})
     console.print(f"Model: {saved}")
 

@@ -533,7 +533,7 @@ def _check_pairs(
 
 
 #: What :class:`SpaceRestorer` uses unless told otherwise: enough for F1 >= 0.95 on the
-#: held-out play of the bundled Shakespeare in about 15 CPU-minutes (tests/test_tagger.py).
+#: held-out play of the bundled Shakespeare in 11-15 minutes on a 2-core CPU (slow test).
 RESTORER_OPTIONS: dict[str, Any] = {"hidden_size": 128, "num_layers": 2, "dropout": 0.1}
 RESTORER_TRAINING = TrainConfig(max_epochs=8, batch_size=128, learning_rate=5e-3)
 
