@@ -15,7 +15,7 @@ from rich.table import Table
 
 import rnnkit
 from rnnkit.commands import classify, explain, generate, tag
-from rnnkit.commands._common import console, user_errors
+from rnnkit.commands._common import Resume, console, user_errors
 
 Option = typer.Option
 
@@ -64,9 +64,10 @@ def demo(
     out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path("runs/demo"),
     epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
     cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
+    resume: Resume = False,
 ) -> None:
     """Forecast the bundled electricity demand a day ahead; compare with two baselines."""
-    forecast(data="electricity", out=out, epochs=epochs, cell=cell)
+    forecast(data="electricity", out=out, epochs=epochs, cell=cell, resume=resume)
 
 
 @app.command()
@@ -91,6 +92,7 @@ def forecast(
     out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path(
         "runs/forecast"
     ),
+    resume: Resume = False,
 ) -> None:
     """Train a forecaster, evaluate it on the held-out end of the series, plot and save it."""
     from rnnkit.tasks import Forecaster
@@ -110,7 +112,9 @@ def forecast(
             f"of {len(series)} steps"
         )
     console.print(f"Training a {cell} forecaster on {data} ({len(series)} steps) ...")
-    history = model.fit(series.slice(stop=-test_size), val_size=val_size, log_dir=out / "logs")
+    history = model.fit(
+        series.slice(stop=-test_size), val_size=val_size, log_dir=out / "logs", resume=resume
+    )
     report = model.evaluate(series, test_size)
     _print_report(report, series.columns[0])
     figure = plot_forecast(

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import console, user_errors
+from rnnkit.commands._common import Resume, console, user_errors
 
 Option = typer.Option
 
@@ -44,6 +44,7 @@ def command(
     seed: Annotated[int, Option()] = 0,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/classify"),
+    resume: Resume = False,
 ) -> None:
     """Train a classifier on a seeded, stratified split; print test metrics next to baselines
     (majority class; TF-IDF + logistic regression for texts) and the confusion matrix."""
@@ -76,7 +77,7 @@ def command(
     )
     model.fit(
         train_inputs, train_labels, val_fraction=val_fraction / (1 - test_fraction),
-        log_dir=out / "logs", progress=progress,
+        log_dir=out / "logs", progress=progress, resume=resume,
     )  # fmt: skip
     results = {f"rnnkit {cell}": model.evaluate(test_inputs, test_labels)}
     majority = max(model.classes, key=train_labels.count)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from typer import Option
 
-from rnnkit.commands._common import console, user_errors
+from rnnkit.commands._common import Resume, console, user_errors
 from rnnkit.data import read_text
 
 
@@ -36,6 +36,7 @@ def command(
     val_fraction: Annotated[float, Option(help="Last part of the text held out.")] = 0.1,
     seed: Annotated[int, Option(help="Seeds training and sampling.")] = 0,
     out: Annotated[Path, Option(help="Folder for the log and the model.")] = Path("runs/generate"),
+    resume: Resume = False,
 ) -> None:
     """Train a character-level language model on a text (or load one), print a sample and
     the validation loss in nats per character."""
@@ -60,7 +61,7 @@ def command(
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training
         console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")
-        generator.fit(text, val_fraction=val_fraction, log_dir=out / "logs")
+        generator.fit(text, val_fraction=val_fraction, log_dir=out / "logs", resume=resume)
         saved = generator.save(out / "model", {"data": data, "val_fraction": val_fraction})
         console.print(f"Model: {saved}")
     if prompt is None:

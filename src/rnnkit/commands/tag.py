@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import console, user_errors
+from rnnkit.commands._common import Resume, console, user_errors
 from rnnkit.data import read_text
 
 Option = typer.Option
@@ -45,6 +45,7 @@ def command(
     out: Annotated[Path, Option(help="Folder for the model and the training log.")] = Path(
         "runs/tag"
     ),
+    resume: Resume = False,
 ) -> None:
     """Train a character tagger that puts spaces back into text whose spaces were removed:
     lines split chronologically into train/validation/test, per-character boundary
@@ -71,7 +72,7 @@ def command(
         training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, seed=seed),
     )  # fmt: skip
-    _train(restorer, data, source, (val_fraction, test_fraction), show, progress, out)
+    _train(restorer, data, source, (val_fraction, test_fraction), show, progress, out, resume)
 
 
 def _train(
@@ -82,6 +83,7 @@ def _train(
     show: int,
     progress: bool,
     out: Path,
+    resume: bool,
 ) -> None:
     """Split, train, compare with the bigram rule on the test lines, show some, save."""
     from rnnkit.tasks.tagger import WindowBaseline, split_lines, tag_scores, unspace
@@ -94,7 +96,9 @@ def _train(
     if not test_lines or not val_lines:
         raise ValueError(f"data: no held-out lines left in {data!r} (all repeat training lines)")
     started = time.perf_counter()
-    history = restorer.fit(train_lines, val_lines, log_dir=out / "logs", progress=progress)
+    history = restorer.fit(
+        train_lines, val_lines, log_dir=out / "logs", progress=progress, resume=resume
+    )
     seconds = time.perf_counter() - started
     chars, tags = zip(*(unspace(line) for line in test_lines), strict=True)
     bigram = WindowBaseline(1, 1).fit(*zip(*(unspace(line) for line in train_lines), strict=True))

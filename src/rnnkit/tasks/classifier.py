@@ -194,9 +194,11 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         log_dir: str | Path | None = None,
         progress: bool = True,
         trainer: Any = None,
+        resume: bool = False,
     ) -> History:
         """Train on ``inputs`` with a seeded, stratified ``val_fraction`` held out for early
-        stopping; the vocabulary or scaler comes from the training part only.
+        stopping; the vocabulary or scaler comes from the training part only. ``log_dir``,
+        ``progress``, ``trainer`` and ``resume`` are :func:`rnnkit.train.train`'s.
 
         Args:
             inputs: texts, or numeric sequences ``(N, L, F)`` (a list of ``(L_i, F)`` arrays
@@ -229,7 +231,7 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         )
         history = train(
             self.network, _cross_entropy, train_set, val_set, self.training, log_dir, progress,
-            trainer, collate_fn=_collate,
+            trainer, collate_fn=_collate, resume=resume,
         )  # fmt: skip
         self._fitted.history = history
         return history

@@ -149,10 +149,12 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         log_dir: str | Path | None = None,
         progress: bool = True,
         trainer: Any = None,
+        resume: bool = False,
     ) -> History:
         """Train on ``series``; its last ``val_size`` steps are the validation part.
 
-        The scaler and the detected season come from the training part only.
+        The scaler and the detected season come from the training part only. ``log_dir``,
+        ``progress``, ``trainer`` and ``resume`` are :func:`rnnkit.train.train`'s.
         """
         config = self.config
         check_int("val_size", val_size)
@@ -181,7 +183,9 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             )
             targets = outputs - self._base(scaled, origins)
             datasets.append(TensorDataset(_float_tensor(inputs), _float_tensor(targets)))
-        history = train(self.network, _mse, *datasets, self.training, log_dir, progress, trainer)
+        history = train(
+            self.network, _mse, *datasets, self.training, log_dir, progress, trainer, resume=resume
+        )
         self._fitted.history = history
         return history
 

@@ -123,12 +123,13 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         log_dir: str | Path | None = None,
         progress: bool = True,
         trainer: Any = None,
+        resume: bool = False,
     ) -> History:
         """Train on ``text``; its last ``val_fraction`` is the validation part.
 
         Both parts are cut into consecutive chunks of ``sequence_length`` characters whose
-        targets are the characters one step later; ``log_dir``, ``progress`` and
-        ``trainer`` are :func:`rnnkit.train.train`'s. The vocabulary is the character set of
+        targets are the characters one step later; ``log_dir``, ``progress``, ``trainer``
+        and ``resume`` are :func:`rnnkit.train.train`'s. The vocabulary is the character set of
         the whole ``text`` (a closed alphabet, so a character first seen in the validation
         part is still a valid, if unlikely, prediction); every probability is learnt from
         the training part only.
@@ -147,7 +148,14 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         self.network = GeneratorNetwork(len(vocabulary), self.config)
         datasets = [_chunks(self._encode("text", part), length) for part in (train_text, val_text)]
         history = train(
-            self.network, _next_char_loss, *datasets, self.training, log_dir, progress, trainer
+            self.network,
+            _next_char_loss,
+            *datasets,
+            self.training,
+            log_dir,
+            progress,
+            trainer,
+            resume=resume,
         )
         self._fitted.history = history
         return history

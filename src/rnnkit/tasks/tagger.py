@@ -343,9 +343,11 @@ class SequenceTagger(Task[_Fitted, TaggerNetwork]):
         log_dir: str | Path | None = None,
         progress: bool = True,
         trainer: Any = None,
+        resume: bool = False,
     ) -> History:
         """Train; validate on ``validation`` or else on the last ``val_fraction`` of the
-        sequences (kept in order, so a chronological split stays one).
+        sequences (kept in order, so a chronological split stays one). ``log_dir``,
+        ``progress``, ``trainer`` and ``resume`` are :func:`rnnkit.train.train`'s.
 
         The vocabulary and the tag set come from the training sequences only. Batches hold
         at most ``training.batch_size`` sequences of similar length (length bucketing, made
@@ -394,6 +396,7 @@ class SequenceTagger(Task[_Fitted, TaggerNetwork]):
             progress,
             trainer,
             collate_fn=_one_batch,
+            resume=resume,
         )
         self._fitted.history = history
         return history

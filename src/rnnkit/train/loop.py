@@ -1,14 +1,17 @@
 """Training through Lightning: one LightningModule for every task, one ``train`` function.
 
 Tasks give a network and a loss; Lightning runs the loop (progress bar, early stopping,
-CSV log of the curves). The best weights by validation loss are kept in memory and restored
-at the end, so no pickle-based checkpoint file is ever written or read.
+CSV log of the curves). The best weights by validation loss are restored at the end. With a
+``log_dir``, a checkpoint of the whole training state (weights, optimiser, loop counters,
+curves, random generators) is written after every epoch as safetensors + JSON (never
+pickle), and ``resume=True`` continues an interrupted run from it exactly.
 """
 
 from __future__ import annotations
 
 import copy
 import logging
+import signal
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,12 +21,16 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, RichProgressBar
+from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint
+from rnnkit.train.io import ModelFileError
+
 LossFn = Callable[[nn.Module, Any], Tensor]
+CHECKPOINT = Path("checkpoints") / "last.safetensors"  # inside log_dir
 
 
 @dataclass
@@ -102,6 +109,28 @@ class _BestWeights(Callback):
         if self.best is not None:
             module.network.load_state_dict(self.best)
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": vars(self.history), "best": self.best}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        vars(self.history).update(state["history"])
+        self.best = state["best"]
+
+
+class _RandomState(Callback):
+    """Checkpoint the generators that drive dropout and shuffling, so a resumed run draws
+    the same numbers as an uninterrupted one."""
+
+    def __init__(self, loader_generator: torch.Generator) -> None:
+        self.loader_generator = loader_generator
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"torch": torch.get_rng_state(), "loader": self.loader_generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        torch.set_rng_state(state["torch"])
+        self.loader_generator.set_state(state["loader"])
+
 
 def train(
     network: nn.Module,
@@ -113,6 +142,7 @@ def train(
     progress: bool = True,
     trainer: L.Trainer | None = None,
     collate_fn: Callable[[list[Any]], Any] | None = None,
+    resume: bool = False,
 ) -> History:
     """Train ``network`` in place; restore its best weights by validation loss.
 
@@ -120,22 +150,44 @@ def train(
         network: the model; ``loss_fn(network, batch)`` gives the loss of a batch.
         train_set, val_set: map-style datasets; batches come from a ``DataLoader``.
         config: epochs, patience, batch size, optimiser, clipping and seed.
-        log_dir: where Lightning's ``CSVLogger`` writes ``metrics.csv``; None for no log.
+        log_dir: the run's folder: Lightning's ``CSVLogger`` writes ``metrics.csv`` there and
+            a checkpoint goes to ``checkpoints/last.safetensors`` after every epoch. None: no
+            files, no checkpoint.
         progress: show a rich progress bar.
-        trainer: a ``lightning.Trainer`` of your own (its settings win; early stopping and
-            the best-weights callback are added to its callbacks).
+        trainer: a ``lightning.Trainer`` of your own (its settings win; early stopping, the
+            best-weights and, with ``log_dir``, the checkpoint callbacks are added to it).
+        resume: continue from the checkpoint in ``log_dir`` (same network, data and
+            config); the result equals that of a run that was never interrupted.
+
+    Raises:
+        KeyboardInterrupt: training was interrupted (Ctrl-C); the checkpoint of the last
+            finished epoch is intact.
     """
+    checkpoint = Path(log_dir) / CHECKPOINT if log_dir is not None else None
+    if resume and (checkpoint is None or not checkpoint.is_file()):
+        where = f"in {str(log_dir)!r}" if log_dir is not None else "without a log_dir"
+        raise FileNotFoundError(f"resume: no checkpoint {where}; start without resume first")
+    if resume:
+        _check_same_network(checkpoint, network)
     L.seed_everything(config.seed, workers=True, verbose=False)
     history = History()
-    best = _BestWeights(history)
-    callbacks = [best, EarlyStopping("val_loss", patience=config.patience, mode="min")]
     generator = torch.Generator().manual_seed(config.seed)
+    callbacks: list[Callback] = [
+        _BestWeights(history),
+        _RandomState(generator),
+        EarlyStopping("val_loss", patience=config.patience, mode="min"),
+    ]
+    if checkpoint is not None:
+        callbacks.append(
+            ModelCheckpoint(checkpoint.parent, checkpoint.stem, enable_version_counter=False)
+        )
+        callbacks[-1].FILE_EXTENSION = checkpoint.suffix
     loaders = (
         DataLoader(train_set, config.batch_size, shuffle=True, generator=generator,
                    collate_fn=collate_fn),
         DataLoader(val_set, config.batch_size, collate_fn=collate_fn),
     )  # fmt: skip
-    with _quiet_lightning():
+    with _quiet_lightning(), _restored_sigint():
         if trainer is None:
             trainer = L.Trainer(
                 max_epochs=config.max_epochs,
@@ -143,16 +195,61 @@ def train(
                 deterministic=True,
                 gradient_clip_val=config.gradient_clip,
                 log_every_n_steps=1,
-                logger=CSVLogger(str(log_dir), name="", version="") if log_dir else False,
-                enable_checkpointing=False,
+                logger=_csv_logger(log_dir, resume) if log_dir is not None else False,
+                enable_checkpointing=checkpoint is not None,
                 enable_model_summary=False,
                 enable_progress_bar=progress,
                 callbacks=[*callbacks, *([RichProgressBar(leave=True)] if progress else [])],
+                plugins=[SafetensorsCheckpointIO()],
             )
         else:
             trainer.callbacks.extend(callbacks)
-        trainer.fit(TaskModule(network, loss_fn, config), *loaders)
+            trainer.strategy.checkpoint_io = SafetensorsCheckpointIO()
+        module = TaskModule(network, loss_fn, config)
+        try:
+            trainer.fit(module, *loaders, ckpt_path=checkpoint if resume else None)
+        except SystemExit:
+            if trainer.interrupted:  # Lightning exits the process on Ctrl-C; a library must not
+                raise KeyboardInterrupt from None
+            raise
     return history
+
+
+def _check_same_network(checkpoint: Path, network: nn.Module) -> None:
+    """Refuse a checkpoint of another architecture with a clear message (Lightning would
+    fail deep inside ``load_state_dict``)."""
+    saved = {k: tuple(v.shape) for k, v in load_checkpoint(checkpoint)["state_dict"].items()}
+    wanted = {f"network.{k}": tuple(v.shape) for k, v in network.state_dict().items()}
+    if saved != wanted:
+        differing = sorted(set(saved.items()) ^ set(wanted.items()))[0][0]
+        raise ModelFileError(
+            f"resume: {str(checkpoint)!r} was written by a different model (e.g. weight "
+            f"{differing.removeprefix('network.')!r} differs); use the same settings as the "
+            "interrupted run, or start without resume"
+        )
+
+
+def _csv_logger(log_dir: str | Path, resume: bool) -> CSVLogger:
+    """Lightning's CSV logger, appending to the curves of the interrupted run when resuming
+    (left alone, it deletes an existing ``metrics.csv``)."""
+    logger = CSVLogger(str(log_dir), name="", version="")
+    metrics = Path(log_dir) / "metrics.csv"
+    earlier = metrics.read_text(encoding="utf-8") if resume and metrics.is_file() else ""
+    writer = logger.experiment  # creating the writer is what deletes the file
+    if earlier:
+        metrics.write_text(earlier, encoding="utf-8")
+        writer.metrics_keys = earlier.splitlines()[0].split(",")
+    return logger
+
+
+@contextmanager
+def _restored_sigint() -> Iterator[None]:
+    """Lightning ignores Ctrl-C after catching one; give the caller its handler back."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
 
 
 @contextmanager
@@ -165,6 +262,8 @@ def _quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", ".*does not have many workers.*")
+            # A new run in an old run's folder replaces its logs, as intended.
+            warnings.filterwarnings("ignore", ".*exists and is not empty.*")
             # Lightning 2.6 still calls an API that torch 2.13 deprecates.
             warnings.filterwarnings("ignore", ".*LeafSpec.*")
             yield

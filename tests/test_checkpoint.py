@@ -1,0 +1,194 @@
+"""Training checkpoints: pickle-free files, exact resume after an interruption, clear errors."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+from torch import nn
+from torch.utils.data import TensorDataset
+from typer.testing import CliRunner
+
+from rnnkit.cli import app
+from rnnkit.train import ModelFileError, TrainConfig, train
+from rnnkit.train import loop as training_loop
+from rnnkit.train.checkpoint import load_checkpoint, save_checkpoint
+from rnnkit.train.loop import CHECKPOINT
+
+CONFIG = TrainConfig(max_epochs=6, patience=10, batch_size=32)
+
+
+def data() -> tuple[TensorDataset, TensorDataset]:
+    x = torch.randn(200, 10, 3, generator=torch.Generator().manual_seed(0))
+    y = x.sum((1, 2))[:, None]
+    return TensorDataset(x[:160], y[:160]), TensorDataset(x[160:], y[160:])
+
+
+def network(hidden: int = 16) -> nn.Module:
+    torch.manual_seed(1)
+    # Dropout makes the result depend on the random generator, so an exact resume must
+    # restore it too.
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(30, hidden), nn.Dropout(0.3), nn.ReLU(), nn.Linear(hidden, 1)
+    )
+
+
+def mse(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    return nn.functional.mse_loss(net(batch[0]), batch[1])
+
+
+@pytest.fixture
+def interrupt_at_epoch(monkeypatch: pytest.MonkeyPatch):
+    """Raise KeyboardInterrupt (as Ctrl-C does) once, when a training run starts the given
+    epoch."""
+
+    def arm(epoch: int) -> None:
+        fired = []
+
+        def stop(self, trainer, module) -> None:
+            if trainer.current_epoch == epoch and not fired:
+                fired.append(epoch)
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(training_loop._BestWeights, "on_train_epoch_start", stop, raising=False)
+
+    yield arm
+
+
+def test_tree_round_trip_keeps_types_dtypes_and_values(tmp_path: Path) -> None:
+    tree = {
+        "state": {0: {"step": torch.tensor(3.0), "m": torch.randn(2, 3)}, 1: {}},
+        "groups": [{"betas": (0.9, 0.999), "params": [0, 1], "fused": None, "lr": 1e-3}],
+        "flags": torch.tensor([True, False]),
+        "ids": torch.arange(4),
+        "rng": torch.get_rng_state(),
+        "best": math.inf,
+        "name": "val_loss",
+        "__tensor__": "a key that looks like a tag",
+    }
+    save_checkpoint(tree, tmp_path / "c.safetensors")
+    loaded = load_checkpoint(tmp_path / "c.safetensors")
+    assert loaded.keys() == tree.keys()
+    assert set(loaded["state"]) == {0, 1}
+    assert torch.equal(loaded["state"][0]["m"], tree["state"][0]["m"])
+    assert loaded["state"][0]["step"].shape == ()
+    assert loaded["groups"][0]["betas"] == (0.9, 0.999)
+    assert loaded["groups"][0]["fused"] is None
+    assert loaded["flags"].dtype == torch.bool and torch.equal(loaded["ids"], tree["ids"])
+    assert torch.equal(loaded["rng"], tree["rng"]) and loaded["rng"].dtype == torch.uint8
+    assert loaded["best"] == math.inf
+    assert loaded["__tensor__"] == "a key that looks like a tag"
+
+
+def test_objects_that_would_need_pickle_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"cannot store a set at '/callbacks/x'"):
+        save_checkpoint({"callbacks": {"x": {1, 2}}}, tmp_path / "c.safetensors")
+    assert not any(tmp_path.iterdir())  # nothing half-written is left behind
+
+
+@pytest.mark.parametrize("content", ["truncated", "foreign", "text"])
+def test_bad_checkpoint_files_raise_clear_errors(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "c.safetensors"
+    if content == "foreign":
+        save_file({"w": torch.zeros(2)}, path)
+    else:
+        save_checkpoint({"w": torch.zeros(100)}, path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if content == "truncated" else b"hello")
+    with pytest.raises(ModelFileError, match=r"checkpoint: .*c\.safetensors"):
+        load_checkpoint(path)
+
+
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, interrupt_at_epoch) -> None:
+    whole = network()
+    expected = train(whole, mse, *data(), CONFIG, tmp_path / "whole", progress=False)
+
+    handler = signal.getsignal(signal.SIGINT)
+    interrupt_at_epoch(3)
+    with pytest.raises(KeyboardInterrupt):
+        train(network(), mse, *data(), CONFIG, tmp_path / "cut", progress=False)
+    assert signal.getsignal(signal.SIGINT) == handler  # Lightning's SIG_IGN is undone
+    assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 2  # epochs 0..2 done
+
+    resumed = network()
+    history = train(resumed, mse, *data(), CONFIG, tmp_path / "cut", progress=False, resume=True)
+
+    assert history == expected
+    for name, value in whole.state_dict().items():
+        assert torch.equal(resumed.state_dict()[name], value), name
+    logged = (tmp_path / "cut" / "metrics.csv").read_text().splitlines()
+    assert logged[0].split(",") == ["epoch", "step", "train_loss", "val_loss"]
+    assert sorted({int(line.split(",")[0]) for line in logged[1:]}) == list(range(6))
+
+
+def test_resume_without_a_checkpoint_or_with_another_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match=r"resume: no checkpoint in .*empty"):
+        train(network(), mse, *data(), CONFIG, tmp_path / "empty", progress=False, resume=True)
+    with pytest.raises(FileNotFoundError, match="resume: no checkpoint without a log_dir"):
+        train(network(), mse, *data(), CONFIG, None, progress=False, resume=True)
+    short = TrainConfig(max_epochs=1, batch_size=32)
+    train(network(), mse, *data(), short, tmp_path / "run", progress=False)
+    with pytest.raises(ModelFileError, match=r"different model \(e\.g\. weight '1\.bias'"):
+        train(network(8), mse, *data(), CONFIG, tmp_path / "run", progress=False, resume=True)
+
+
+def text_file(tmp_path: Path) -> Path:
+    words = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran"]
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.randint(len(words), (1500,), generator=generator).tolist()
+    path = tmp_path / "words.txt"
+    path.write_text(" ".join(words[i] for i in picks), encoding="utf-8")
+    return path
+
+
+def generate_args(path: Path, out: Path, epochs: int) -> list[str]:
+    return ["generate", "--data", str(path), "--out", str(out), "--epochs", str(epochs),
+            "--hidden-size", "16", "--sequence-length", "20", "--batch-size", "32",
+            "--length", "20"]  # fmt: skip
+
+
+def test_cli_interrupt_then_resume_saves_the_same_model(tmp_path: Path, interrupt_at_epoch) -> None:
+    path, runner = text_file(tmp_path), CliRunner()
+    whole = runner.invoke(app, generate_args(path, tmp_path / "whole", 3))
+    assert whole.exit_code == 0, whole.output
+
+    interrupt_at_epoch(1)
+    cut = runner.invoke(app, generate_args(path, tmp_path / "cut", 3))
+    assert cut.exit_code == 130
+    assert "--resume" in cut.stderr and "Traceback" not in cut.output
+    assert not (tmp_path / "cut" / "model").exists()
+
+    resumed = runner.invoke(app, [*generate_args(path, tmp_path / "cut", 3), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    weights = "model/weights.safetensors"
+    assert (tmp_path / "cut" / weights).read_bytes() == (tmp_path / "whole" / weights).read_bytes()
+
+    wrong = runner.invoke(app, [*generate_args(path, tmp_path / "none", 3), "--resume"])
+    assert wrong.exit_code == 2 and "resume: no checkpoint" in wrong.stderr
+
+
+def test_a_killed_run_leaves_a_loadable_checkpoint_to_resume(tmp_path: Path) -> None:
+    path, out = text_file(tmp_path), tmp_path / "run"
+    command = [sys.executable, "-m", "rnnkit.cli", *generate_args(path, out, 1000)]
+    checkpoint = out / "logs" / CHECKPOINT
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as process:
+        deadline = time.monotonic() + 120
+        while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.05)
+        os.kill(process.pid, signal.SIGKILL)
+        errors = process.stderr.read().decode()
+    assert checkpoint.exists(), errors
+    done = load_checkpoint(checkpoint)["epoch"] + 1
+
+    resumed = CliRunner().invoke(app, [*generate_args(path, out, done + 1), "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert (out / "model" / "weights.safetensors").is_file()
+    assert len((out / "logs" / "metrics.csv").read_text().splitlines()) == 1 + 2 * (done + 1)
