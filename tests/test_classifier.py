@@ -10,6 +10,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from rnnkit.cli import app
 from rnnkit.commands import classify
 from rnnkit.nn import LAYERS
 from rnnkit.tasks.classifier import (
@@ -374,8 +375,23 @@ def test_cli_trains_on_a_csv_and_saves_the_model(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "TF-IDF + logistic regression" in result.output and "Confusion matrix" in result.output
     model = SequenceClassifier.load(tmp_path / "model")
-    assert model.metadata["data"] == str(path)
+    assert model.metadata["source"]["data"] == str(path)
     assert model.evaluate(*keyword_task(100, seed=9))["accuracy"] > 0.6
+
+    # The saved folder is enough for `rnnkit predict` and `rnnkit evaluate`.
+    new_texts, _ = keyword_task(5, seed=10)
+    (tmp_path / "new.txt").write_text("\n".join(new_texts), encoding="utf-8")
+    predicted = CliRunner().invoke(
+        app, ["predict", str(tmp_path / "model"), str(tmp_path / "new.txt")]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["label"] for r in rows] == list(model.predict(new_texts))
+    probabilities = model.predict_proba(new_texts).max(axis=1)
+    np.testing.assert_allclose([r["probability"] for r in rows], probabilities, atol=1e-4)
+    evaluated = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "Confusion matrix" in evaluated.stdout and evaluated.stdout in result.stdout
 
 
 def test_cli_digits(tmp_path: Path) -> None:

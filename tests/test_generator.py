@@ -14,6 +14,7 @@ import torch
 import typer
 from typer.testing import CliRunner
 
+from rnnkit.cli import app
 from rnnkit.commands import generate
 from rnnkit.data import load_text
 from rnnkit.nn import LAYERS
@@ -281,6 +282,25 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     assert reloaded.exit_code == 0, reloaded.output
     assert sample in reloaded.output
     assert f"{nats['loss_nats_per_char']:.4f} nats/char" in reloaded.output
+    predicted = runner.invoke(app, ["predict", str(out / "model"), "wor"])
+    assert predicted.exit_code == 0, predicted.output
+    assert predicted.stdout == "wor" + loaded.sample("wor", 200, 0.8, None, 0) + "\n"
+    evaluated = runner.invoke(app, ["evaluate", str(out / "model")])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"{nats['loss_nats_per_char']:.4f} nats/char" in evaluated.stdout
+
+
+def test_predict_and_evaluate_refuse_what_they_cannot_read(tmp_path: Path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(app, ["evaluate", str(tmp_path)])
+    assert missing.exit_code == 2 and "is not an rnnkit model" in missing.stderr
+    (tmp_path / "config.json").write_text(
+        '{"format": "rnnkit-model", "version": 1, "task": "mystery", "metadata": {}}'
+    )
+    foreign = runner.invoke(app, ["predict", str(tmp_path), "x"])
+    assert foreign.exit_code == 2
+    assert "`rnnkit predict` handles forecaster, classifier" in foreign.stderr
+    assert "'mystery' model" in foreign.stderr
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 from typer.testing import CliRunner
 
+from rnnkit.cli import app
 from rnnkit.commands import tag
 from rnnkit.data import load_text
 from rnnkit.tasks.tagger import (
@@ -343,10 +344,16 @@ def test_cli_trains_compares_and_restores(cli: typer.Typer, tmp_path) -> None:
     assert "bigram rule" in result.output and "rnnkit gru" in result.output
     assert "F1" in result.output and "Model:" in result.output
     restorer = SpaceRestorer.load(out / "model")
-    assert restorer.tagger.metadata["data"] == str(tmp_path / "words.txt")
+    assert restorer.tagger.metadata["source"]["data"] == str(tmp_path / "words.txt")
     restored = runner.invoke(cli, ["tag", "--model", str(out / "model"), "--text", "thekingsat"])
     assert restored.exit_code == 0, restored.output
     assert restored.stdout.strip() == restorer.restore("thekingsat")
+    predicted = runner.invoke(app, ["predict", str(out / "model"), "thekingsat"])
+    assert predicted.exit_code == 0 and predicted.stdout.strip() == restorer.restore("thekingsat")
+    evaluated = runner.invoke(app, ["evaluate", str(out / "model")])
+    assert evaluated.exit_code == 0, evaluated.output
+    f1 = f"{restorer.tagger.metadata['test_scores']['f1']:.4f}"
+    assert "rnnkit gru" in evaluated.stdout and f1 in evaluated.stdout
 
 
 @pytest.mark.parametrize(

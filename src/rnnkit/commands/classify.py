@@ -8,6 +8,7 @@ Register with::
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,14 +47,11 @@ def command(
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/classify"),
     resume: Resume = False,
 ) -> None:
-    """Train a classifier on a seeded, stratified split; print test metrics next to baselines
-    (majority class; TF-IDF + logistic regression for texts) and the confusion matrix."""
-    from rnnkit.tasks.classifier import (
-        SequenceClassifier,
-        classification_metrics,
-        split_indices,
-        tfidf_baseline,
-    )
+    """Train a sequence classifier; compare it with baselines on a held-out split.
+
+    The split is seeded and stratified; the test metrics are printed next to the majority
+    class and, for texts, TF-IDF + logistic regression, with the confusion matrix."""
+    from rnnkit.tasks.classifier import SequenceClassifier
     from rnnkit.train import TrainConfig
 
     if not (test_fraction > 0 and val_fraction > 0 and test_fraction + val_fraction < 1):
@@ -61,10 +59,9 @@ def command(
             f"test_fraction, val_fraction: expected both > 0 with a sum < 1, got "
             f"{test_fraction} and {val_fraction}"
         )
-    inputs, labels = _load(data, text_column, label_column)
-    kept, test = split_indices(labels, test_fraction, seed, "test_fraction")
-    train_inputs, train_labels = _take(inputs, kept), [labels[i] for i in kept]
-    test_inputs, test_labels = _take(inputs, test), [labels[i] for i in test]
+    source = {"data": data, "columns": [text_column, label_column],
+              "test_fraction": test_fraction, "seed": seed}  # fmt: skip
+    (train_inputs, train_labels), test = _split(source)
     model = SequenceClassifier(
         tokens=tokens, min_count=min_count, cell=cell, bidirectional=bidirectional,
         pooling=pooling, embedding_size=embedding_size, hidden_size=hidden_size,
@@ -72,27 +69,73 @@ def command(
         training=TrainConfig(max_epochs=epochs, patience=patience, seed=seed),
     )  # fmt: skip
     console.print(
-        f"Training a {cell} classifier on {data}: {len(kept)} examples for training and "
-        f"validation, {len(test)} for testing ..."
+        f"Training a {cell} classifier on {data}: {len(train_labels)} examples for training "
+        f"and validation, {len(test[1])} for testing ..."
     )
     model.fit(
         train_inputs, train_labels, val_fraction=val_fraction / (1 - test_fraction),
         log_dir=out / "logs", progress=progress, resume=resume,
     )  # fmt: skip
-    results = {f"rnnkit {cell}": model.evaluate(test_inputs, test_labels)}
-    majority = max(model.classes, key=train_labels.count)
-    results["majority class"] = classification_metrics(
-        test_labels, [majority] * len(test_labels), model.classes
-    )
-    if isinstance(inputs, list):
-        results["TF-IDF + logistic regression"] = tfidf_baseline(
-            train_inputs, train_labels, test_inputs, test_labels
-        )
-    _print_metrics(results, f"{data}: {len(test)} test examples")
-    _print_confusion(results[f"rnnkit {cell}"]["confusion_matrix"], model.classes)
-    split = {"test_fraction": test_fraction, "val_fraction": val_fraction, "seed": seed}
-    saved = model.save(out / "model", metadata={"data": data, "split": split})
+    _report(model, (train_inputs, train_labels), test, data)
+    saved = model.save(out / "model", metadata={"source": source})
     console.print(f"Model: {saved}")
+
+
+def evaluate(model_dir: Path) -> None:
+    """Re-evaluate a saved classifier on the test split of the data it was trained on."""
+    from rnnkit.tasks.classifier import SequenceClassifier
+
+    model = SequenceClassifier.load(model_dir)
+    source = model.metadata.get("source")
+    if source is None:
+        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    _report(model, *_split(source), source["data"])
+
+
+def predict(model_dir: Path, input: str) -> None:
+    """Print the label and its probability of each line of ``input`` (a text, or a UTF-8
+    text file with one example per line) as JSON lines."""
+    from rnnkit.tasks.classifier import SequenceClassifier
+
+    model = SequenceClassifier.load(model_dir)
+    path = Path(input)
+    texts = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [input]
+    probabilities = model.predict_proba(texts)
+    for text, p in zip(texts, probabilities, strict=True):
+        label = model.classes[int(p.argmax())]
+        print(json.dumps({"text": text, "label": label, "probability": round(float(p.max()), 4)},
+                         ensure_ascii=False))  # fmt: skip
+
+
+Split = tuple[Any, list[Any]]  # inputs (texts or an (N, L, F) array) and their labels
+
+
+def _split(source: dict[str, Any]) -> tuple[Split, Split]:
+    """The seeded, stratified (training, test) split that ``source`` describes."""
+    from rnnkit.tasks.classifier import split_indices
+
+    inputs, labels = _load(source["data"], *source["columns"])
+    kept, test = split_indices(labels, source["test_fraction"], source["seed"], "test_fraction")
+    return (
+        (_take(inputs, kept), [labels[i] for i in kept]),
+        (_take(inputs, test), [labels[i] for i in test]),
+    )
+
+
+def _report(model: Any, training: Split, test: Split, data: str) -> None:
+    """Print the model's test metrics next to the baselines, and its confusion matrix."""
+    from rnnkit.tasks.classifier import classification_metrics, tfidf_baseline
+
+    name = f"rnnkit {model.config.cell}"
+    results = {name: model.evaluate(*test)}
+    majority = max(model.classes, key=training[1].count)
+    results["majority class"] = classification_metrics(
+        test[1], [majority] * len(test[1]), model.classes
+    )
+    if isinstance(training[0], list):
+        results["TF-IDF + logistic regression"] = tfidf_baseline(*training, *test)
+    _print_metrics(results, f"{data}: {len(test[1])} test examples")
+    _print_confusion(results[name]["confusion_matrix"], model.classes)
 
 
 def _load(data: str, text_column: str, label_column: str) -> tuple[Any, list[Any]]:

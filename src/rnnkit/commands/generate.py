@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from typer import Option
 
@@ -38,9 +38,11 @@ def command(
     out: Annotated[Path, Option(help="Folder for the log and the model.")] = Path("runs/generate"),
     resume: Resume = False,
 ) -> None:
-    """Train a character-level language model on a text (or load one), print a sample and
-    the validation loss in nats per character."""
-    from rnnkit.tasks.generator import Generator, split_text, unigram_loss
+    """Train a character-level language model (or load one) and sample from it.
+
+    Prints a sample and the validation loss in nats per character next to a unigram
+    baseline."""
+    from rnnkit.tasks.generator import Generator, split_text
     from rnnkit.train import TrainConfig
 
     if model is not None:
@@ -70,11 +72,36 @@ def command(
     sample = generator.sample(prompt, length, temperature, top_k, seed)
     console.print(prompt + sample, markup=False, highlight=False, soft_wrap=True)
     if text is not None:
-        train_text, val_text = split_text(text, val_fraction)
-        report = generator.evaluate(val_text)
-        console.print(
-            f"validation (last {val_fraction:g} of {data}, {report['characters']:,} characters): "
-            f"{report['loss_nats_per_char']:.4f} nats/char = {report['bits_per_char']:.4f} "
-            f"bits/char; unigram baseline {unigram_loss(train_text, val_text):.4f} nats/char",
-            highlight=False,
-        )
+        _report(generator, text, val_fraction, data)
+
+
+def evaluate(model_dir: Path) -> None:
+    """Re-measure a saved language model on the validation part of the text it was
+    trained on."""
+    from rnnkit.tasks.generator import Generator
+
+    generator = Generator.load(model_dir)
+    data = generator.metadata.get("data")
+    if data is None:
+        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    _report(generator, read_text(data), generator.metadata["val_fraction"], data)
+
+
+def predict(model_dir: Path, input: str) -> None:
+    """Print ``input`` and 200 sampled characters that continue it (temperature 0.8, seed 0)."""
+    from rnnkit.tasks.generator import Generator
+
+    print(input + Generator.load(model_dir).sample(input, 200, 0.8, None, 0))
+
+
+def _report(generator: Any, text: str, val_fraction: float, data: str) -> None:
+    from rnnkit.tasks.generator import split_text, unigram_loss
+
+    train_text, val_text = split_text(text, val_fraction)
+    report = generator.evaluate(val_text)
+    console.print(
+        f"validation (last {val_fraction:g} of {data}, {report['characters']:,} characters): "
+        f"{report['loss_nats_per_char']:.4f} nats/char = {report['bits_per_char']:.4f} "
+        f"bits/char; unigram baseline {unigram_loss(train_text, val_text):.4f} nats/char",
+        highlight=False,
+    )

@@ -47,10 +47,11 @@ def command(
     ),
     resume: Resume = False,
 ) -> None:
-    """Train a character tagger that puts spaces back into text whose spaces were removed:
-    lines split chronologically into train/validation/test, per-character boundary
-    precision/recall/F1 on the test lines against a character-bigram rule. With --text and
-    --model, print TEXT with its spaces restored instead."""
+    """Train a tagger that puts the spaces back into text; compare it with a bigram rule.
+
+    Lines are split chronologically into train/validation/test; per-character boundary
+    precision/recall/F1 on the test lines are printed next to a character-bigram rule. With
+    --text and --model, print TEXT with its spaces restored instead."""
     from rnnkit.tasks.tagger import SpaceRestorer
     from rnnkit.train import TrainConfig
 
@@ -63,51 +64,21 @@ def command(
     if data is None:
         raise ValueError("data: give --data (shakespeare, korean or a text file) to train, or "
                          "--text with --model to restore spaces")  # fmt: skip
-    source = read_text(data)
-    if max_lines is not None:
-        source = "\n".join(source.splitlines()[:max_lines])
+    source = {"data": data, "max_lines": max_lines,
+              "val_fraction": val_fraction, "test_fraction": test_fraction}  # fmt: skip
+    train_lines, val_lines, test_lines = _split(source)
     restorer = SpaceRestorer(
         cell=cell, hidden_size=hidden_size, num_layers=num_layers,
         embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional,
         training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
                              learning_rate=learning_rate, seed=seed),
     )  # fmt: skip
-    _train(restorer, data, source, (val_fraction, test_fraction), show, progress, out, resume)
-
-
-def _train(
-    restorer: Any,
-    data: str,
-    source: str,
-    fractions: tuple[float, float],
-    show: int,
-    progress: bool,
-    out: Path,
-    resume: bool,
-) -> None:
-    """Split, train, compare with the bigram rule on the test lines, show some, save."""
-    from rnnkit.tasks.tagger import WindowBaseline, split_lines, tag_scores, unspace
-
-    train_lines, val_lines, test_lines, dropped = split_lines(source, *fractions)
-    console.print(
-        f"{data}: {len(train_lines)} training, {len(val_lines)} validation and "
-        f"{len(test_lines)} test lines ({dropped} held-out lines also in training dropped)"
-    )
-    if not test_lines or not val_lines:
-        raise ValueError(f"data: no held-out lines left in {data!r} (all repeat training lines)")
     started = time.perf_counter()
     history = restorer.fit(
         train_lines, val_lines, log_dir=out / "logs", progress=progress, resume=resume
     )
     seconds = time.perf_counter() - started
-    chars, tags = zip(*(unspace(line) for line in test_lines), strict=True)
-    bigram = WindowBaseline(1, 1).fit(*zip(*(unspace(line) for line in train_lines), strict=True))
-    name = f"rnnkit {restorer.tagger.config.cell}"
-    scores = {
-        name: restorer.evaluate(test_lines),
-        "bigram rule": tag_scores(tags, bigram.predict(chars), positive=1),
-    }
-    _print_scores(scores, f"{data}: per-character word boundaries, {len(test_lines)} test lines")
+    scores = _report(restorer, train_lines, test_lines, data)
     console.print(
         f"Trained {len(history.val_loss)} epochs in {seconds:.0f} s "
         f"(weights of epoch {history.best_epoch + 1} kept)."
@@ -119,8 +90,67 @@ def _train(
             highlight=False,
             soft_wrap=True,
         )
-    saved = restorer.save(out / "model", {"data": data, "test_scores": scores[name]})
+    saved = restorer.save(out / "model", {"source": source, "test_scores": scores})
     console.print(f"Model: {saved}")
+
+
+def evaluate(model_dir: Path) -> None:
+    """Re-score a saved space restorer on the test lines of the text it was trained on."""
+    from rnnkit.tasks.tagger import SpaceRestorer
+
+    restorer = SpaceRestorer.load(model_dir)
+    source = restorer.tagger.metadata.get("source")
+    if source is None:
+        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    train_lines, _, test_lines = _split(source)
+    _report(restorer, train_lines, test_lines, source["data"])
+
+
+def predict(model_dir: Path, input: str) -> None:
+    """Print ``input`` (a text, or a UTF-8 text file) with its spaces restored."""
+    from rnnkit.tasks.tagger import SpaceRestorer
+
+    path = Path(input)
+    text = path.read_text(encoding="utf-8") if path.is_file() else input
+    print(SpaceRestorer.load(model_dir).restore(text))
+
+
+def _split(source: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+    """Training, validation and test lines: consecutive blocks of the text's lines."""
+    from rnnkit.tasks.tagger import split_lines
+
+    text = read_text(source["data"])
+    if source["max_lines"] is not None:
+        text = "\n".join(text.splitlines()[: source["max_lines"]])
+    train_lines, val_lines, test_lines, dropped = split_lines(
+        text, source["val_fraction"], source["test_fraction"]
+    )
+    console.print(
+        f"{source['data']}: {len(train_lines)} training, {len(val_lines)} validation and "
+        f"{len(test_lines)} test lines ({dropped} held-out lines also in training dropped)"
+    )
+    if not test_lines or not val_lines:
+        raise ValueError(
+            f"data: no held-out lines left in {source['data']!r} (all repeat training lines)"
+        )
+    return train_lines, val_lines, test_lines
+
+
+def _report(
+    restorer: Any, train_lines: list[str], test_lines: list[str], data: str
+) -> dict[str, float]:
+    """Print the restorer's test scores next to the bigram rule's; return the restorer's."""
+    from rnnkit.tasks.tagger import WindowBaseline, tag_scores, unspace
+
+    chars, tags = zip(*(unspace(line) for line in test_lines), strict=True)
+    bigram = WindowBaseline(1, 1).fit(*zip(*(unspace(line) for line in train_lines), strict=True))
+    name = f"rnnkit {restorer.tagger.config.cell}"
+    scores = {
+        name: restorer.evaluate(test_lines),
+        "bigram rule": tag_scores(tags, bigram.predict(chars), positive=1),
+    }
+    _print_scores(scores, f"{data}: per-character word boundaries, {len(test_lines)} test lines")
+    return scores[name]
 
 
 def _print_scores(scores: dict[str, dict[str, float]], title: str) -> None:

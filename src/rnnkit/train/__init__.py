@@ -1,6 +1,6 @@
 """Training glue (Lightning) and model files (safetensors + JSON)."""
 
-from rnnkit.train.io import ModelFileError, load_model, save_model
+from rnnkit.train.io import ModelFileError, load_model, read_config, save_model
 from rnnkit.train.loop import History, TaskModule, TrainConfig, train
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "TaskModule",
     "TrainConfig",
     "load_model",
+    "read_config",
     "save_model",
     "train",
 ]

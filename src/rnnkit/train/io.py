@@ -52,8 +52,9 @@ def save_model(
     return directory
 
 
-def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """Read a directory written by :func:`save_model` for ``task``; never runs code from it.
+def read_config(directory: str | Path) -> dict[str, Any]:
+    """The validated ``config.json`` of a model directory (its ``"task"`` says which task
+    class loads it).
 
     Raises:
         ModelFileError: naming the directory and what is wrong with it.
@@ -72,6 +73,17 @@ def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[s
             f"model: {str(directory)!r} has format version {config.get('version')!r}; "
             f"this rnnkit reads version {VERSION}"
         )
+    return config
+
+
+def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Read a directory written by :func:`save_model` for ``task``; never runs code from it.
+
+    Raises:
+        ModelFileError: naming the directory and what is wrong with it.
+    """
+    directory = Path(directory)
+    config = read_config(directory)
     if config.get("task") != task:
         raise ModelFileError(
             f"model: {str(directory)!r} is a {config.get('task')!r} model, expected {task!r}"

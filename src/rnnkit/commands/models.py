@@ -1,0 +1,69 @@
+"""``rnnkit predict`` and ``rnnkit evaluate``: use a saved model folder, whatever its task.
+
+The folder's ``config.json`` names its task; each task's command module knows how to read an
+input for it and how to re-evaluate it on the data recorded in its metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rnnkit.commands import classify, forecast, generate, tag
+from rnnkit.commands._common import user_errors
+
+ModelDir = Annotated[
+    Path, typer.Argument(help="A model folder written by rnnkit forecast/classify/tag/generate.")
+]
+
+
+def _task(model_dir: Path) -> str:
+    from rnnkit.train import read_config
+
+    config = read_config(model_dir)
+    if config["task"] == "tagger" and config["metadata"].get("task") == "space_restorer":
+        return "space_restorer"
+    return str(config["task"])
+
+
+def _dispatch(model_dir: Path, what: str, handlers: dict[str, Any]) -> Any:
+    task = _task(model_dir)
+    if task not in handlers:
+        raise ValueError(
+            f"model_dir: `rnnkit {what}` handles {', '.join(handlers)} models; {model_dir} is "
+            f"a {task!r} model (use its own command or the Python API)"
+        )
+    return handlers[task]
+
+
+@user_errors
+def predict(
+    model_dir: ModelDir,
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="forecaster: a CSV with the training columns or a bundled series; "
+            "classifier: a text or a file of one text per line; space restorer: a text or a "
+            "file; generator: the prompt."
+        ),
+    ],
+) -> None:
+    """Apply a saved model to INPUT and print the result (JSON for forecasts and labels)."""
+    handlers = {"forecaster": forecast.predict, "classifier": classify.predict,
+                "space_restorer": tag.predict, "generator": generate.predict}  # fmt: skip
+    _dispatch(model_dir, "predict", handlers)(model_dir, input)
+
+
+@user_errors
+def evaluate(
+    model_dir: ModelDir,
+    test_size: Annotated[int, typer.Option(min=1, help="Forecaster: held-out final steps.")] = 672,
+) -> None:
+    """Re-evaluate a saved model on the held-out part of the data it was trained on."""
+    handlers = {"forecaster": lambda: forecast.evaluate(model_dir, test_size),
+                "classifier": lambda: classify.evaluate(model_dir),
+                "space_restorer": lambda: tag.evaluate(model_dir),
+                "generator": lambda: generate.evaluate(model_dir)}  # fmt: skip
+    _dispatch(model_dir, "evaluate", handlers)()
