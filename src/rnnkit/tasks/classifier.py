@@ -171,18 +171,8 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         array([1])
     """
 
-    def __init__(
-        self,
-        config: ClassifierConfig | None = None,
-        training: TrainConfig | None = None,
-        **options: Any,
-    ) -> None:
-        if config is not None and options:
-            raise TypeError("SequenceClassifier: pass either config or keyword options, not both")
-        self.config = config or ClassifierConfig(**options)
-        self.training = training or TrainConfig()
-        self.network: ClassifierNetwork | None = None
-        self._fitted: _Fitted | None = None
+    config_type = ClassifierConfig
+    config: ClassifierConfig
 
     # ------------------------------------------------------------------ training
 

@@ -127,18 +127,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         >>> report = model.evaluate(series, test_size=672)               # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        config: ForecasterConfig | None = None,
-        training: TrainConfig | None = None,
-        **options: Any,
-    ) -> None:
-        if config is not None and options:
-            raise TypeError("Forecaster: pass either config or keyword options, not both")
-        self.config = config or ForecasterConfig(**options)
-        self.training = training or TrainConfig()
-        self.network: ForecastNetwork | None = None
-        self._fitted: _Fitted | None = None
+    config_type = ForecasterConfig
+    config: ForecasterConfig
 
     # ------------------------------------------------------------------ training
 

@@ -101,18 +101,8 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         >>> model.sample("ROMEO:", 200, temperature=0.8, seed=0)           # doctest: +SKIP
     """
 
-    def __init__(
-        self,
-        config: GeneratorConfig | None = None,
-        training: TrainConfig | None = None,
-        **options: Any,
-    ) -> None:
-        if config is not None and options:
-            raise TypeError("Generator: pass either config or keyword options, not both")
-        self.config = config or GeneratorConfig(**options)
-        self.training = training or TrainConfig()
-        self.network: GeneratorNetwork | None = None
-        self._fitted: _Fitted | None = None
+    config_type = GeneratorConfig
+    config: GeneratorConfig
 
     # ------------------------------------------------------------------ training
 

@@ -324,15 +324,8 @@ class SequenceTagger(Task[_Fitted, TaggerNetwork]):
         [[1, 0, 0]]
     """
 
-    def __init__(
-        self, config: TaggerConfig | None = None, training: TrainConfig | None = None, **options
-    ) -> None:
-        if config is not None and options:
-            raise TypeError("SequenceTagger: pass either config or keyword options, not both")
-        self.config = config or TaggerConfig(**options)
-        self.training = training or TrainConfig()
-        self.network: TaggerNetwork | None = None
-        self._fitted: _Fitted | None = None
+    config_type = TaggerConfig
+    config: TaggerConfig
 
     def fit(
         self,
