@@ -141,7 +141,7 @@ class ClassifierNetwork(nn.Module):
         if kind == "last":
             h_n = state if isinstance(state, Tensor) else state[0]  # (D * num_layers, N, H_out)
             top = h_n[-self.encoder.num_directions :]  # (D, N, H_out): the last layer
-            return top.transpose(0, 1).reshape(len(lengths), -1)
+            return top.transpose(0, 1).flatten(1)
         if kind == "mean":  # padded outputs are zero, so the sum covers the valid steps only
             return output.sum(1) / lengths.clamp(min=1).unsqueeze(1).to(output.dtype)
         steps = torch.arange(output.shape[1], device=output.device)  # (L,)

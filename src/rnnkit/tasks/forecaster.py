@@ -84,7 +84,7 @@ class ForecastNetwork(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         output, _ = self.encoder(x)  # (N, lookback, H)
-        return self.head(output[:, -1]).view(len(x), self.horizon, self.num_targets)
+        return self.head(output[:, -1]).view(x.shape[0], self.horizon, self.num_targets)
 
 
 @dataclass
