@@ -1,13 +1,15 @@
-"""Figures (matplotlib): forecasts and training curves. Each function writes a PNG (or SVG,
-by the file's suffix) and returns the figure's path."""
+"""Figures (matplotlib): forecasts, training curves, confusion matrices and what happens inside
+a recurrent layer. Each function writes a PNG (or SVG, by the file's suffix) and returns the
+figure's path."""
 
 from rnnkit.viz.dynamics import gradient_flow, gradient_norms, lstm_gates, plot_hidden_states
-from rnnkit.viz.figures import plot_forecast, plot_training
+from rnnkit.viz.figures import plot_confusion, plot_forecast, plot_training
 
 __all__ = [
     "gradient_flow",
     "gradient_norms",
     "lstm_gates",
+    "plot_confusion",
     "plot_forecast",
     "plot_hidden_states",
     "plot_training",

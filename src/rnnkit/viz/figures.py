@@ -1,7 +1,8 @@
-"""Forecast and training-curve figures."""
+"""Forecast, training-curve and confusion-matrix figures."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,43 @@ def plot_training(path: str | Path, train_loss: list[float], val_loss: list[floa
                      label=f"best (epoch {epochs[best]})")  # fmt: skip
     axes.set(title="Training curves", xlabel="epoch", ylabel="loss (MSE, scaled)", yscale="log")
     axes.legend()
+    return _save(figure, path)
+
+
+def plot_confusion(
+    matrix: np.ndarray,
+    labels: Sequence[object],
+    path: str | Path,
+    title: str = "Confusion matrix",
+) -> Path:
+    """Counts of true classes (rows) against predicted classes (columns), written in cells.
+
+    Args:
+        matrix: ``(C, C)`` non-negative counts, e.g. ``evaluate(...)["confusion_matrix"]``.
+        labels: the ``C`` class names, in the matrix's order.
+    """
+    matrix = np.asarray(matrix)
+    if matrix.dtype.kind not in "biuf":
+        raise TypeError(f"matrix: expected numeric counts, got dtype {matrix.dtype}")
+    if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
+        raise ValueError(f"matrix: expected a non-empty square (C, C) array, got {matrix.shape}")
+    if len(labels) != len(matrix):
+        raise ValueError(f"labels: expected {len(matrix)} labels (C), got {len(labels)}")
+    if not np.isfinite(matrix).all() or (matrix < 0).any():
+        raise ValueError("matrix: expected finite non-negative counts")
+    size = 2.5 + 0.45 * len(labels)
+    figure = Figure(figsize=(size + 1, size))
+    axes = figure.subplots()
+    image = axes.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
+    figure.colorbar(image, ax=axes, fraction=0.046)
+    ticks = np.arange(len(labels))
+    names = [str(label) for label in labels]
+    axes.set(xticks=ticks, yticks=ticks, xticklabels=names, yticklabels=names, title=title,
+             xlabel="predicted", ylabel="true")  # fmt: skip
+    dark = matrix.max() / 2  # white text on dark cells
+    for (row, column), count in np.ndenumerate(matrix):
+        axes.text(column, row, f"{count:g}", ha="center", va="center", fontsize=8,
+                  color="white" if count > dark else "black")  # fmt: skip
     return _save(figure, path)
 
 
