@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 import rnnkit
-from rnnkit.commands import classify, explain, forecast, generate, models, tag
+from rnnkit.commands import classify, explain, forecast, generate, models, seq2seq, tag
 from rnnkit.commands._common import console
 
 Option = typer.Option
@@ -63,6 +63,7 @@ app.command("evaluate")(models.evaluate)
 app.command("classify")(classify.command)
 app.command("tag")(tag.command)
 app.command("generate")(generate.command)
+app.command("seq2seq")(seq2seq.command)
 app.add_typer(explain.app, name="explain")
 
 if __name__ == "__main__":

@@ -11,11 +11,12 @@ from typing import Annotated, Any
 
 import typer
 
-from rnnkit.commands import classify, forecast, generate, tag
+from rnnkit.commands import classify, forecast, generate, seq2seq, tag
 from rnnkit.commands._common import user_errors
 
 ModelDir = Annotated[
-    Path, typer.Argument(help="A model folder written by rnnkit forecast/classify/tag/generate.")
+    Path,
+    typer.Argument(help="A model folder written by rnnkit forecast/classify/tag/generate/seq2seq."),
 ]
 
 
@@ -46,13 +47,14 @@ def predict(
         typer.Argument(
             help="forecaster: a CSV with the training columns or a bundled series; "
             "classifier: a text or a file of one text per line; space restorer: a text or a "
-            "file; generator: the prompt."
+            "file; generator: the prompt; seq2seq: the source text."
         ),
     ],
 ) -> None:
     """Apply a saved model to INPUT and print the result (JSON for forecasts and labels)."""
     handlers = {"forecaster": forecast.predict, "classifier": classify.predict,
-                "space_restorer": tag.predict, "generator": generate.predict}  # fmt: skip
+                "space_restorer": tag.predict, "generator": generate.predict,
+                "seq2seq": seq2seq.predict}  # fmt: skip
     _dispatch(model_dir, "predict", handlers)(model_dir, input)
 
 
@@ -65,5 +67,6 @@ def evaluate(
     handlers = {"forecaster": lambda: forecast.evaluate(model_dir, test_size),
                 "classifier": lambda: classify.evaluate(model_dir),
                 "space_restorer": lambda: tag.evaluate(model_dir),
-                "generator": lambda: generate.evaluate(model_dir)}  # fmt: skip
+                "generator": lambda: generate.evaluate(model_dir),
+                "seq2seq": lambda: seq2seq.evaluate(model_dir)}  # fmt: skip
     _dispatch(model_dir, "evaluate", handlers)()

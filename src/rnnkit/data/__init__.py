@@ -8,6 +8,7 @@ from rnnkit.data.bundled import (
     load_text,
     read_text,
 )
+from rnnkit.data.dates import date_pairs, read_pairs
 from rnnkit.data.series import TimeSeries, read_series
 from rnnkit.data.text import Vocabulary, char_tokens, pad_batch, word_tokens
 
@@ -18,9 +19,11 @@ __all__ = [
     "Vocabulary",
     "char_tokens",
     "dataset_path",
+    "date_pairs",
     "load_series",
     "load_text",
     "pad_batch",
+    "read_pairs",
     "read_series",
     "read_text",
     "word_tokens",

@@ -3,6 +3,7 @@
 from rnnkit.tasks.classifier import ClassifierConfig, ClassifierNetwork, SequenceClassifier
 from rnnkit.tasks.forecaster import Forecaster, ForecasterConfig, ForecastNetwork, ForecastReport
 from rnnkit.tasks.generator import Generator, GeneratorConfig
+from rnnkit.tasks.seq2seq import Seq2Seq, Seq2SeqConfig
 from rnnkit.tasks.tagger import SequenceTagger, SpaceRestorer, TaggerConfig
 
 __all__ = [
@@ -14,6 +15,8 @@ __all__ = [
     "ForecasterConfig",
     "Generator",
     "GeneratorConfig",
+    "Seq2Seq",
+    "Seq2SeqConfig",
     "SequenceClassifier",
     "SequenceTagger",
     "SpaceRestorer",
