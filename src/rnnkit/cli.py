@@ -12,7 +12,16 @@ import typer
 from rich.table import Table
 
 import rnnkit
-from rnnkit.commands import classify, explain, forecast, generate, models, seq2seq, tag
+from rnnkit.commands import (
+    classify,
+    deploy,
+    explain,
+    forecast,
+    generate,
+    models,
+    seq2seq,
+    tag,
+)
 from rnnkit.commands._common import console
 
 Option = typer.Option
@@ -63,6 +72,8 @@ app.command("evaluate")(models.evaluate)
 app.command("classify")(classify.command)
 app.command("tag")(tag.command)
 app.command("generate")(generate.command)
+app.command("export")(deploy.export)
+app.command("stream")(deploy.stream)
 app.command("seq2seq")(seq2seq.command)
 app.add_typer(explain.app, name="explain")
 

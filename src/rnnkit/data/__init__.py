@@ -10,7 +10,8 @@ from rnnkit.data.bundled import (
 )
 from rnnkit.data.dates import date_pairs, read_pairs
 from rnnkit.data.series import TimeSeries, read_series
-from rnnkit.data.text import Vocabulary, char_tokens, pad_batch, word_tokens
+from rnnkit.data.text import Vocabulary, pad_batch
+from rnnkit.preprocess import char_tokens, word_tokens
 
 __all__ = [
     "DATASETS",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -11,17 +10,6 @@ import torch
 from torch import Tensor
 
 PAD, UNK = "<pad>", "<unk>"
-_WORD = re.compile(r"\w+|[^\w\s]")
-
-
-def char_tokens(text: str) -> list[str]:
-    """Every character is a token (spaces and newlines included)."""
-    return list(text)
-
-
-def word_tokens(text: str) -> list[str]:
-    """Lower-cased words and single punctuation marks."""
-    return _WORD.findall(text.lower())
 
 
 @dataclass(frozen=True)

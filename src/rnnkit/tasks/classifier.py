@@ -34,16 +34,16 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data import Vocabulary, char_tokens, dataset_path, pad_batch, word_tokens
+from rnnkit.data import Vocabulary, dataset_path, pad_batch
 from rnnkit.data.windows import Scaler
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 
 TASK = "classifier"
 POOLINGS = ("last", "mean", "max")
-TOKENIZERS = {"word": word_tokens, "char": char_tokens}
 Label = str | int
 Inputs = Sequence[str] | np.ndarray | Sequence[np.ndarray]  # texts or (N, L, F) sequences
 

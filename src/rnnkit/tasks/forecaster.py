@@ -26,6 +26,7 @@ from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import make_layer
 from rnnkit.nn._checks import check_int, check_rate
+from rnnkit.preprocess import calendar_features
 from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 
@@ -316,14 +317,6 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         model.network = ForecastNetwork(state["num_features"], state["num_targets"], model.config)
         model.network.load_state_dict(weights)
         return model
-
-
-def calendar_features(timestamps: np.ndarray) -> np.ndarray:
-    """Time of day and day of week as points on circles: ``(T,)`` datetimes -> ``(T, 4)``."""
-    minutes = timestamps.astype("datetime64[m]").astype(np.int64)
-    day = 2 * np.pi * (minutes % 1440) / 1440
-    week = 2 * np.pi * ((minutes // 1440 + 3) % 7) / 7  # 1970-01-01 was a Thursday
-    return np.stack([np.sin(day), np.cos(day), np.sin(week), np.cos(week)], axis=1)
 
 
 def _float_tensor(array: np.ndarray) -> Tensor:

@@ -23,9 +23,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from rnnkit.data.text import Vocabulary, char_tokens
+from rnnkit.data.text import Vocabulary
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_positive_float, check_rate
+from rnnkit.preprocess import char_tokens
 from rnnkit.tasks._base import Task
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
 

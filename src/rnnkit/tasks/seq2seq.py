@@ -35,9 +35,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.data.text import PAD, UNK, Vocabulary, char_tokens, pad_batch, word_tokens
+from rnnkit.data.text import PAD, UNK, Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
+from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task
 from rnnkit.tasks._decoding import beam_search, greedy_decode
 from rnnkit.train import History, TrainConfig, load_model, save_model, train
@@ -45,7 +46,6 @@ from rnnkit.train import History, TrainConfig, load_model, save_model, train
 TASK = "seq2seq"
 BOS, EOS = "<s>", "</s>"
 ATTENTIONS = ("bahdanau", "luong-dot", "luong-general")
-TOKENIZERS = {"char": char_tokens, "word": word_tokens}
 SEPARATORS = {"char": "", "word": " "}
 _CHUNK = 256  # sources decoded at once
 

@@ -1,0 +1,95 @@
+"""A torch-free streaming runtime: NumPy (and numba when installed) inference of rnnkit models.
+
+``export`` (which needs torch) writes one portable file: safetensors tensors and a JSON
+header. ``load`` reads it with NumPy alone and returns a model that runs one step at a time,
+keeping its own state, for one stream or many::
+
+    rnnkit.runtime.export(model, "sensor.rnnkit")          # torch side
+    model = rnnkit.runtime.load("sensor.rnnkit")            # device side: numpy (+ numba)
+    for reading in sensor:
+        y = model.step(reading)
+
+Importing this package never imports torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rnnkit.runtime._classifier import StreamingClassifier
+from rnnkit.runtime._file import FORMAT, VERSION, RuntimeFileError, read_file
+from rnnkit.runtime._forecaster import StreamingForecaster
+from rnnkit.runtime._generator import StreamingGenerator
+from rnnkit.runtime._kernels import NUMBA
+from rnnkit.runtime._layers import BACKENDS, CELLS, StreamingRNN, kernels
+
+if TYPE_CHECKING:
+    from rnnkit.runtime._export import export
+
+#: True when numba is installed, so ``backend="auto"`` runs compiled kernels.
+ACCELERATED = NUMBA is not None
+
+__all__ = [
+    "ACCELERATED",
+    "BACKENDS",
+    "CELLS",
+    "FORMAT",
+    "VERSION",
+    "RuntimeFileError",
+    "StreamingClassifier",
+    "StreamingForecaster",
+    "StreamingGenerator",
+    "StreamingRNN",
+    "export",
+    "load",
+]
+
+
+def load(
+    path: str | Path, backend: str = "auto"
+) -> StreamingRNN | StreamingForecaster | StreamingGenerator | StreamingClassifier:
+    """Read and check a runtime file; never runs code from it.
+
+    Args:
+        path: a file written by :func:`export` (or ``rnnkit export --format runtime``).
+        backend: ``"auto"`` (numba when installed, else NumPy), ``"numba"`` or ``"numpy"``.
+
+    Returns:
+        A :class:`StreamingRNN` for an exported layer, a :class:`StreamingForecaster` for a
+        forecaster, a :class:`StreamingGenerator` for a generator, a
+        :class:`StreamingClassifier` for a classifier.
+
+    Raises:
+        RuntimeFileError: (a ValueError) naming the file and what is wrong: missing,
+            truncated, corrupt, foreign, another format version, a missing or malformed field,
+            a missing tensor or one of the wrong shape.
+    """
+    kernels(backend)  # check it before reading the file
+    header, tensors = read_file(path)
+    architecture = header.get("architecture")
+    try:
+        if architecture == "layer":
+            return StreamingRNN(header.get("layer", {}), tensors, backend, "layer")
+        if architecture == "forecaster":
+            return StreamingForecaster(header, tensors, backend)
+        if architecture == "generator":
+            return StreamingGenerator(header, tensors, backend)
+        if architecture == "classifier":
+            return StreamingClassifier(header, tensors, backend)
+    except (KeyError, TypeError, ValueError) as error:
+        message = error.args[0] if error.args else repr(error)
+        raise RuntimeFileError(f"runtime file {str(path)!r}: {message}") from None
+    raise RuntimeFileError(
+        f"runtime file {str(path)!r}: unknown architecture {architecture!r}; this rnnkit "
+        "reads 'layer', 'forecaster', 'generator' and 'classifier'"
+    )
+
+
+def __getattr__(name: str) -> Any:
+    # export needs torch: import it only when asked for, so the runtime stays torch-free.
+    if name == "export":
+        from rnnkit.runtime._export import export
+
+        return export
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,137 @@
+"""A sequence classifier (:class:`rnnkit.tasks.SequenceClassifier`) without torch: whole
+texts or numeric sequences, and, for a one-directional encoder, one token or step at a time.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from rnnkit.preprocess import TOKENIZERS
+from rnnkit.runtime._file import field
+from rnnkit.runtime._layers import Array, StreamingRNN, _tensor
+
+POOLINGS = ("last", "mean", "max")
+_UNK = 1
+
+
+class StreamingClassifier:
+    """Classify whole sequences (:meth:`predict_proba`), or stream one (:meth:`step`).
+
+    Attributes:
+        classes: the class labels, in the order of the probability columns (``C``).
+        kind: ``"text"`` or ``"sequence"`` (numeric ``(L, F)`` inputs), what it was fitted on.
+        encoder: the :class:`StreamingRNN` that reads the sequence.
+
+    Example:
+        >>> model = rnnkit.runtime.load("sentiment.rnnkit")                # doctest: +SKIP
+        >>> model.predict(["What a great phone!"])                         # doctest: +SKIP
+        array(['positive'], dtype='<U8')
+    """
+
+    def __init__(self, header: dict[str, Any], tensors: dict[str, Array], backend: str) -> None:
+        self.encoder = StreamingRNN(
+            field(header, "layer", dict, "header"), tensors, backend, "layer"
+        )
+        spec = field(header, "classifier", dict, "header")
+        where = "classifier"
+        self.kind = field(spec, "kind", str, where)
+        self.classes = tuple(field(spec, "classes", list, where))
+        self.pooling = tuple(field(spec, "pooling", list, where))
+        self.max_length = spec.get("max_length")
+        if self.kind not in ("text", "sequence") or not set(self.pooling) <= set(POOLINGS):
+            raise ValueError(f"{where}: unknown kind {self.kind!r} or pooling {self.pooling!r}")
+        width = len(self.pooling) * self.encoder.output_size
+        self._head_weight = np.ascontiguousarray(
+            _tensor(tensors, "head.weight", (len(self.classes), width)).T
+        )  # (P * D * S_0, C)
+        self._head_bias = _tensor(tensors, "head.bias", (len(self.classes),))
+        if self.kind == "text":
+            self.tokens = field(spec, "tokens", str, where)
+            vocabulary = field(spec, "vocabulary", list, where)
+            self._index = {token: i for i, token in enumerate(vocabulary)}
+            shape = (len(vocabulary), self.encoder.input_size)
+            self._embedding = _tensor(tensors, "embedding.weight", shape)
+        else:
+            scaler = field(spec, "scaler", dict, where)
+            self._mean = np.asarray(field(scaler, "mean", list, f"{where}.scaler"), np.float64)
+            self._std = np.asarray(field(scaler, "std", list, f"{where}.scaler"), np.float64)
+            if (
+                self._mean.shape != (self.encoder.input_size,)
+                or self._std.shape != self._mean.shape
+            ):
+                raise ValueError(f"{where}.scaler: expected {self.encoder.input_size} features")
+        self.reset()
+
+    # ------------------------------------------------------------------ whole sequences
+
+    def predict_proba(self, inputs: Any) -> Array:
+        """Class probabilities ``(N, C)`` of texts, or of numeric sequences ``(N, L, F)`` (a
+        list of ``(L_i, F)`` arrays for varying lengths), as ``SequenceClassifier``'s."""
+        examples = [inputs] if isinstance(inputs, str) else list(inputs)
+        rows = []
+        for position, example in enumerate(examples):
+            x = self._inputs(example, position)  # (L, H_in)
+            output, final = self.encoder.run(x)  # (L, D * S_0)
+            top = final[0][-(2 if self.encoder.bidirectional else 1) :]  # (D, S_0)
+            pooled = {"last": top.reshape(-1), "mean": output.mean(0), "max": output.max(0)}
+            rows.append(self._softmax(np.concatenate([pooled[p] for p in self.pooling])))
+        return np.stack(rows)
+
+    def predict(self, inputs: Any) -> Array:
+        """The likeliest class of each input, ``(N,)``."""
+        return np.array(self.classes)[self.predict_proba(inputs).argmax(axis=1)]
+
+    # ------------------------------------------------------------------ streaming
+
+    def step(self, item: Any) -> Array:
+        """Read one token (a text model: a word or a character, as it was fitted) or one step
+        ``(F,)``; return the class probabilities ``(C,)`` of the sequence read so far.
+
+        Only a one-directional encoder streams (a backward direction needs the end first).
+        """
+        if self.kind == "text":
+            if not isinstance(item, str):
+                raise TypeError(f"item: expected a {self.tokens} token (str), got {item!r}")
+            x = self._embedding[self._index.get(item, _UNK)]
+        else:
+            x = (np.asarray(item, np.float64) - self._mean) / self._std
+        output = self.encoder.step(np.asarray(x, np.float32))  # (S_0,)
+        self._count += 1
+        self._sum = output if self._sum is None else self._sum + output
+        self._max = output if self._max is None else np.maximum(self._max, output)
+        pooled = {"last": output, "mean": self._sum / self._count, "max": self._max}
+        return self._softmax(np.concatenate([pooled[p] for p in self.pooling]))
+
+    def reset(self) -> None:
+        """Start a new sequence."""
+        self.encoder.reset()
+        self._count, self._sum, self._max = 0, None, None
+
+    # ------------------------------------------------------------------ helpers
+
+    def _inputs(self, example: Any, position: int) -> Array:
+        """One example as encoder inputs ``(L, H_in)`` float32."""
+        if self.kind == "text":
+            if not isinstance(example, str):
+                raise TypeError(f"inputs[{position}]: expected a str, got {type(example).__name__}")
+            tokens = TOKENIZERS[self.tokens](example)[: self.max_length]
+            if not tokens:
+                raise ValueError(
+                    f"inputs[{position}]: expected a text with at least one {self.tokens} token, "
+                    f"got {example!r}"
+                )
+            return self._embedding[[self._index.get(t, _UNK) for t in tokens]]
+        array = np.asarray(example, dtype=np.float64)
+        if array.ndim != 2 or len(array) == 0 or array.shape[1] != self.encoder.input_size:
+            raise ValueError(
+                f"inputs[{position}]: expected a sequence of shape (L >= 1, "
+                f"{self.encoder.input_size}), got shape {array.shape}"
+            )
+        return ((array[: self.max_length] - self._mean) / self._std).astype(np.float32)
+
+    def _softmax(self, pooled: Array) -> Array:
+        logits = (pooled @ self._head_weight + self._head_bias).astype(np.float64)  # (C,)
+        probabilities = np.exp(logits - logits.max())
+        return probabilities / probabilities.sum()

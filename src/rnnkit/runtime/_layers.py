@@ -1,0 +1,393 @@
+"""A recurrent layer stack in NumPy: the cells' tensors, their checks, streaming and runs.
+
+Shape letters: ``L`` sequence length, ``N`` batch (independent streams), ``H_in`` input
+features, ``H`` hidden size, ``S_k`` the width of state tensor ``k`` (``S_0`` is the output
+of one direction), ``D`` directions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from rnnkit.runtime import _kernels
+from rnnkit.runtime._file import field
+
+Array = np.ndarray
+State = tuple[Array, ...]
+
+#: Gate blocks in ``weight_ih`` of each cell (the cell names are :data:`rnnkit.nn.LAYERS`').
+GATES = {
+    "rnn": 1,
+    "lstm": 4,
+    "gru": 3,
+    "jordan": 1,
+    "peephole_lstm": 4,
+    "layernorm_lstm": 4,
+    "layernorm_gru": 3,
+    "indrnn": 1,
+    "mingru": 2,
+    "minlstm": 3,
+}
+CELLS = tuple(GATES)
+BACKENDS = ("auto", "numba", "numpy")
+
+
+def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, ...]:
+    """``(S_0, ...)``: the widths of a cell's state tensors."""
+    if cell == "lstm":
+        return (options.get("proj_size") or hidden, hidden)
+    if cell in ("peephole_lstm", "layernorm_lstm"):
+        return (hidden, hidden)
+    if cell == "jordan":
+        return (options["output_size"],)
+    return (hidden,)
+
+
+def cell_tensors(
+    cell: str, inputs: int, hidden: int, bias: bool, options: dict[str, Any]
+) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of one recurrence's tensors (torch's parameter names and layouts)."""
+    gates = GATES[cell] * hidden
+    if cell == "jordan":
+        out = options["output_size"]
+        shapes = {"weight_ih": (hidden, inputs), "weight_yh": (hidden, out)}
+        shapes["weight_hy"] = (out, hidden)
+        return shapes | ({"bias_ih": (hidden,), "bias_hy": (out,)} if bias else {})
+    if cell in ("layernorm_lstm", "layernorm_gru"):
+        shapes = {"weight_ih": (gates, inputs), "weight_hh": (gates, hidden)}
+        shapes |= {"ln_weight_ih": (gates,), "ln_weight_hh": (gates,)}
+        if bias:
+            shapes |= {"ln_bias_ih": (gates,), "ln_bias_hh": (gates,)}
+        if cell == "layernorm_lstm":
+            shapes |= {"ln_weight_c": (hidden,)} | ({"ln_bias_c": (hidden,)} if bias else {})
+        return shapes
+    shapes = {"weight_ih": (gates, inputs)}
+    if cell in ("indrnn", "mingru", "minlstm"):
+        if cell == "indrnn":
+            shapes["weight_hh"] = (hidden,)
+        return shapes | ({"bias_ih": (gates,)} if bias else {})
+    out = state_sizes(cell, hidden, options)[0]
+    shapes["weight_hh"] = (gates, out)
+    if bias:
+        shapes |= {"bias_ih": (gates,), "bias_hh": (gates,)}
+    if cell == "lstm" and options.get("proj_size"):
+        shapes["weight_hr"] = (out, hidden)
+    if cell == "peephole_lstm":
+        shapes |= {name: (hidden,) for name in ("weight_ci", "weight_cf", "weight_co")}
+    return shapes
+
+
+def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict[str, Any]):
+    """The weights as the kernel of ``cell`` takes them (transposed, absent biases zero)."""
+
+    def t(name: str) -> Array:
+        return np.ascontiguousarray(w[name].T)
+
+    def bias(name: str, size: int) -> Array:
+        return w[name] if name in w else np.zeros(size, np.float32)
+
+    gates = GATES[cell] * hidden
+    relu = options.get("nonlinearity") == "relu"
+    if cell == "rnn":
+        return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates) + bias("bias_hh", gates), relu
+    if cell == "lstm":
+        projection = t("weight_hr") if "weight_hr" in w else np.zeros((0, 0), np.float32)
+        summed = bias("bias_ih", gates) + bias("bias_hh", gates)
+        return t("weight_ih"), t("weight_hh"), summed, projection
+    if cell == "gru":
+        return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
+    if cell == "peephole_lstm":
+        summed = bias("bias_ih", gates) + bias("bias_hh", gates)
+        peepholes = (w["weight_ci"], w["weight_cf"], w["weight_co"])
+        return t("weight_ih"), t("weight_hh"), summed, *peepholes
+    if cell in ("layernorm_lstm", "layernorm_gru"):
+        norms = [w["ln_weight_ih"], bias("ln_bias_ih", gates)]
+        norms += [w["ln_weight_hh"], bias("ln_bias_hh", gates)]
+        if cell == "layernorm_lstm":
+            norms += [w["ln_weight_c"], bias("ln_bias_c", hidden)]
+        zeros = np.zeros(gates, np.float32)
+        return t("weight_ih"), t("weight_hh"), zeros, *norms, float(options["eps"])
+    if cell == "indrnn":
+        bound = options.get("recurrent_max_abs")
+        u = w["weight_hh"] if bound is None else np.clip(w["weight_hh"], -bound, bound)
+        return t("weight_ih"), bias("bias_ih", gates), np.ascontiguousarray(u), relu
+    if cell in ("mingru", "minlstm"):
+        positive = bool(options.get("positive", False))
+        return t("weight_ih"), bias("bias_ih", gates), positive, cell == "minlstm"
+    out = options["output_size"]
+    code = _kernels.OUTPUT_ACTIVATIONS.index(options["output_nonlinearity"])
+    return (
+        t("weight_ih"), bias("bias_ih", hidden), t("weight_yh"), t("weight_hy"),
+        bias("bias_hy", out), relu, code,
+    )  # fmt: skip
+
+
+_KERNEL_NAMES = {
+    "rnn": "rnn_step",
+    "lstm": "lstm_step",
+    "gru": "gru_step",
+    "jordan": "jordan_step",
+    "peephole_lstm": "peephole_lstm_step",
+    "layernorm_lstm": "layer_norm_lstm_step",
+    "layernorm_gru": "layer_norm_gru_step",
+    "indrnn": "indrnn_step",
+    "mingru": "min_gru_step",
+    "minlstm": "min_gru_step",
+}
+
+
+def kernels(backend: str) -> dict[str, Callable[..., None]]:
+    """The kernels of ``backend`` (``"auto"``: numba when installed, else NumPy)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if backend == "numba" and _kernels.NUMBA is None:
+        raise ValueError("backend: 'numba' needs the numba package (pip install numba)")
+    if backend == "numpy" or _kernels.NUMBA is None:
+        return _kernels.NUMPY
+    return _kernels.NUMBA
+
+
+class StreamingRNN:
+    """A stack of recurrences (one rnnkit or torch.nn layer) that runs without torch.
+
+    Stream it one step at a time with :meth:`step` (it keeps its own :attr:`state`), or run
+    whole sequences with :meth:`run` (which leaves the stream alone). ``N`` independent
+    streams run together when ``step`` gets ``(N, H_in)``.
+
+    Attributes:
+        cell, input_size, hidden_size, num_layers, bidirectional, batch_first: as the layer.
+        output_size: ``D * S_0``, the features of one output step.
+        state_sizes: ``(S_0, ...)`` of one recurrence.
+
+    Example:
+        >>> model = rnnkit.runtime.load("sensor.rnnkit")                   # doctest: +SKIP
+        >>> for reading in sensor:                                         # doctest: +SKIP
+        ...     y = model.step(reading)          # (H_in,) -> (D * S_0,)
+    """
+
+    def __init__(
+        self, spec: dict[str, Any], tensors: dict[str, Array], backend: str, where: str
+    ) -> None:
+        """Build from the header's ``layer`` section and the tensors named ``layer.*``.
+
+        Raises:
+            KeyError, TypeError, ValueError: a missing or malformed field or tensor, for
+                :func:`rnnkit.runtime.load` to report with the file's name.
+        """
+        self.cell = field(spec, "cell", str, where)
+        if self.cell not in GATES:
+            raise ValueError(f"{where}.cell: expected one of {CELLS}, got {self.cell!r}")
+        for name in ("input_size", "hidden_size", "num_layers"):
+            if field(spec, name, int, where) < 1:
+                raise ValueError(f"{where}.{name}: expected an int >= 1, got {spec[name]}")
+        self.input_size, self.hidden_size = spec["input_size"], spec["hidden_size"]
+        self.num_layers = spec["num_layers"]
+        self.bidirectional = field(spec, "bidirectional", bool, where)
+        self.batch_first = field(spec, "batch_first", bool, where)
+        bias = field(spec, "bias", bool, where)
+        options = field(spec, "options", dict, where)
+        self.state_sizes = state_sizes(self.cell, self.hidden_size, options)
+        directions = 2 if self.bidirectional else 1
+        self.output_size = directions * self.state_sizes[0]
+        kernel = kernels(backend)[_KERNEL_NAMES[self.cell]]
+        self._recurrences: list[list[tuple[Callable[..., None], tuple]]] = []
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else self.output_size
+            row = []
+            for direction in range(directions):
+                prefix = f"layer.{layer}.{direction}."
+                shapes = cell_tensors(self.cell, inputs, self.hidden_size, bias, options)
+                weights = {n: _tensor(tensors, prefix + n, s) for n, s in shapes.items()}
+                row.append(
+                    (kernel, _kernel_arguments(self.cell, weights, self.hidden_size, options))
+                )
+            self._recurrences.append(row)
+        rows = directions * self.num_layers
+        if field(spec, "learn_init", bool, where):
+            self._initial = tuple(
+                _tensor(tensors, f"layer.initial_state.{k}", (rows, size))
+                for k, size in enumerate(self.state_sizes)
+            )
+        else:
+            self._initial = tuple(np.zeros((rows, size), np.float32) for size in self.state_sizes)
+        self._state: list[list[Array]] | None = None  # [layer][k]: (N, S_k), forward only
+        self._plan: list[tuple[Callable[..., None], tuple]] | None = None
+
+    # ------------------------------------------------------------------ streaming
+
+    def step(self, x_t: Any) -> Array:
+        """Advance every stream by one step.
+
+        Args:
+            x_t: ``(H_in,)`` for one stream, or ``(N, H_in)`` for ``N`` streams.
+
+        Returns:
+            The top layer's output ``(S_0,)`` or ``(N, S_0)``, a new array.
+        """
+        x = np.ascontiguousarray(x_t, dtype=np.float32)
+        rows = x.reshape(1, -1) if x.ndim == 1 else x  # (N, H_in)
+        if rows.ndim != 2 or rows.shape[1] != self.input_size or self.bidirectional:
+            self._check_step(rows)
+        plan = self._plan
+        if plan is None:
+            plan = self._start(self._fresh(rows.shape[0]))
+        elif plan[0][1][0].shape[0] != rows.shape[0]:
+            raise ValueError(
+                f"x_t: expected {plan[0][1][0].shape[0]} streams (the state's batch), got "
+                f"{rows.shape[0]}; call reset() to start new streams"
+            )
+        for kernel, arguments in plan:
+            kernel(rows, *arguments)  # updates the layer's state in place
+            rows = arguments[0]  # its output, state[0]
+        return rows[0].copy() if x.ndim == 1 else rows.copy()
+
+    def _check_step(self, rows: Array) -> None:
+        if self.bidirectional:
+            raise ValueError(
+                "step: a bidirectional model needs the whole sequence (its backward direction "
+                "starts at the end); use run(xs)"
+            )
+        raise ValueError(
+            f"x_t: expected shape (H_in,) or (N, H_in) with H_in = {self.input_size}, "
+            f"got {rows.shape}"
+        )
+
+    def _start(self, state: list[list[Array]] | None) -> list[tuple[Callable, tuple]] | None:
+        """Make ``state`` (``[layer][k]`` ``(N, S_k)``) the streams' state; return the plan of
+        per-layer kernel calls (with their arguments, state first) that update it in place."""
+        self._state = state
+        self._plan = None
+        if state is not None:
+            self._plan = [
+                (kernel, (*layer_state, *weights))
+                for ((kernel, weights),), layer_state in zip(self._recurrences, state, strict=True)
+            ]
+        return self._plan
+
+    def reset(self) -> None:
+        """Start over: the next :meth:`step` begins from the initial state."""
+        self._start(None)
+
+    @property
+    def state(self) -> State | None:
+        """The streams' state, ``(num_layers, N, S_k)`` per state tensor (copies), or None
+        before the first :meth:`step`. Assign a value of that form (or ``(num_layers,
+        S_k)`` for one stream) to resume a checkpointed stream; None resets."""
+        if self._state is None:
+            return None
+        return tuple(
+            np.stack([layer[k] for layer in self._state]) for k in range(len(self.state_sizes))
+        )
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        if value is None:
+            self._start(None)
+            return
+        if self.bidirectional:
+            raise ValueError("state: a bidirectional model has no stream state; use run(xs)")
+        checked = self._check_state("state", value, self.num_layers)
+        self._start([[s[layer].copy() for s in checked] for layer in range(self.num_layers)])
+
+    # ------------------------------------------------------------------ sequences
+
+    def run(self, xs: Any, state: State | None = None) -> tuple[Array, State]:
+        """Run whole sequences (both directions when bidirectional); the stream is untouched.
+
+        Args:
+            xs: ``(L, N, H_in)`` (``(N, L, H_in)`` with ``batch_first``) or ``(L, H_in)``.
+            state: initial state, ``(D * num_layers, N, S_k)`` per state tensor
+                (``(D * num_layers, S_k)`` for ``(L, H_in)``); the initial state when None.
+
+        Returns:
+            ``(output, final_state)``: output ``(L, N, D * S_0)`` in the input's layout,
+            final state shaped like ``state``, as torch's layers return them.
+        """
+        x = np.asarray(xs, dtype=np.float32)
+        layout = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
+        if x.ndim not in (2, 3) or x.shape[-1] != self.input_size or 0 in x.shape:
+            raise ValueError(
+                f"xs: expected shape {layout} or (L, H_in), with L >= 1 and H_in = "
+                f"{self.input_size}, got {x.shape}"
+            )
+        batched = x.ndim == 3
+        x = x if batched else x[:, None]
+        if batched and self.batch_first:
+            x = x.transpose(1, 0, 2)
+        x = np.ascontiguousarray(x)  # (L, N, H_in)
+        length, batch = x.shape[:2]
+        directions = 2 if self.bidirectional else 1
+        rows = directions * self.num_layers
+        if state is None:
+            initial = tuple(np.repeat(s[:, None], batch, axis=1) for s in self._initial)
+        else:
+            initial = self._check_state("state", state, rows, batch)
+        finals: list[list[Array]] = [[] for _ in self.state_sizes]
+        for layer, recurrences in enumerate(self._recurrences):
+            outputs = []
+            for direction, (kernel, weights) in enumerate(recurrences):
+                carried = [s[layer * directions + direction].copy() for s in initial]
+                out = np.empty((length, batch, self.state_sizes[0]), np.float32)
+                steps = range(length - 1, -1, -1) if direction else range(length)
+                arguments, output = (*carried, *weights), carried[0]
+                for t in steps:
+                    kernel(x[t], *arguments)  # updates carried in place
+                    out[t] = output
+                outputs.append(out)
+                for k, s in enumerate(carried):
+                    finals[k].append(s)
+            x = np.concatenate(outputs, axis=-1) if directions == 2 else outputs[0]
+        final = tuple(np.stack(f) for f in finals)
+        if not batched:
+            return x[:, 0], tuple(s[:, 0] for s in final)
+        return (x.transpose(1, 0, 2) if self.batch_first else x), final
+
+    # ------------------------------------------------------------------ helpers
+
+    def _fresh(self, batch: int) -> list[list[Array]]:
+        """The initial state of ``batch`` streams, ``[layer][k]`` ``(N, S_k)``."""
+        return [
+            [np.repeat(s[layer][None], batch, axis=0) for s in self._initial]
+            for layer in range(self.num_layers)
+        ]
+
+    def _check_state(self, name: str, value: Any, rows: int, batch: int | None = None) -> State:
+        """``value`` as float32 ``(rows, N, S_k)`` arrays; ``(rows, S_k)`` means one stream."""
+        sizes = self.state_sizes
+        if not isinstance(value, (tuple, list)) or len(value) != len(sizes):
+            raise ValueError(
+                f"{name}: expected a tuple of {len(sizes)} arrays (rows, N, S_k) with S = "
+                f"{sizes}, got {type(value).__name__}"
+            )
+        checked: list[Array] = []
+        for k, (s, size) in enumerate(zip(value, sizes, strict=True)):
+            s = np.asarray(s, dtype=np.float32)
+            s = s[:, None] if s.ndim == 2 else s
+            streams = batch if batch is not None else checked[0].shape[1] if checked else None
+            if (
+                s.ndim != 3
+                or s.shape[0] != rows
+                or s.shape[2] != size
+                or (streams is not None and s.shape[1] != streams)
+            ):
+                raise ValueError(
+                    f"{name}[{k}]: expected shape ({rows}, N, {size}) (rows, streams, S_{k})"
+                    f"{'' if streams is None else f' with N = {streams}'}, or ({rows}, {size}) "
+                    f"for one stream, got {np.shape(value[k])}"
+                )
+            checked.append(s)
+        return tuple(checked)
+
+
+def _tensor(tensors: dict[str, Array], name: str, shape: tuple[int, ...]) -> Array:
+    if name not in tensors:
+        raise KeyError(f"tensor {name!r} is missing")
+    value = tensors[name]
+    if value.shape != shape or value.dtype != np.float32:
+        raise ValueError(
+            f"tensor {name!r}: expected float32 {shape}, got {value.dtype} {value.shape}"
+        )
+    return np.ascontiguousarray(value)

@@ -1,0 +1,544 @@
+"""The torch-free runtime against torch: long streams, states, batches, files and the CLI."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+from typer.testing import CliRunner
+
+import rnnkit.runtime as rt
+from rnnkit.cli import app
+from rnnkit.data import TimeSeries
+from rnnkit.nn import LAYERS
+from rnnkit.runtime._file import HEADER_KEY, read_file, write_file
+from rnnkit.tasks import Forecaster, Generator, SequenceClassifier
+from rnnkit.train import TrainConfig
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+BACKENDS = ["numpy", "numba"] if rt.ACCELERATED else ["numpy"]
+
+# (layer class, options): every cell of rnnkit.nn.LAYERS, torch.nn's three, and options.
+LAYER_CASES = [
+    (torch.nn.LSTM, {}),
+    (torch.nn.GRU, {}),
+    (torch.nn.RNN, {"nonlinearity": "relu"}),
+    *[(LAYERS[name], {}) for name in sorted(LAYERS)],
+    (LAYERS["rnn"], {"bias": False}),
+    (LAYERS["lstm"], {"proj_size": 5, "num_layers": 2}),
+    (LAYERS["jordan"], {"output_size": 3, "output_nonlinearity": "softmax"}),
+    (LAYERS["indrnn"], {"nonlinearity": "tanh", "recurrent_max_abs": 0.5}),
+    (LAYERS["mingru"], {"positive": True, "num_layers": 2}),
+    (LAYERS["minlstm"], {"positive": True}),
+    (LAYERS["layernorm_gru"], {"bias": False}),
+]
+
+
+def _case_id(case: tuple[type, dict]) -> str:
+    layer, options = case
+    origin = "torch" if layer.__module__.startswith("torch") else "rnnkit"
+    return f"{origin}.{layer.__name__}" + "".join(f"-{k}={v}" for k, v in options.items())
+
+
+def _export(layer: torch.nn.Module, path: Path) -> Path:
+    return rt.export(layer.eval(), path)
+
+
+def _torch_output(layer: torch.nn.Module, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        output, _ = layer(torch.from_numpy(x))
+    return output.numpy()
+
+
+# ----------------------------------------------------------------------------- parity
+
+
+# Every cell for 1,000 steps, torch.nn.LSTM's for 10,000 in the fast run; all for 10,000 slow.
+STREAMS = [pytest.param(case, 1000, id=f"{_case_id(case)}-1000") for case in LAYER_CASES] + [
+    pytest.param(
+        case,
+        10_000,
+        id=f"{_case_id(case)}-10000",
+        marks=() if case[0] is torch.nn.LSTM else pytest.mark.slow,
+    )
+    for case in LAYER_CASES
+]
+
+
+@pytest.mark.parametrize(("case", "steps"), STREAMS)
+def test_every_cell_streams_like_torch(case, steps: int, tmp_path: Path) -> None:
+    layer_class, options = case
+    layer = layer_class(4, 12, **options).eval()
+    x = np.random.default_rng(0).standard_normal((steps, 2, 4)).astype(np.float32)
+    expected = _torch_output(layer, x)  # (L, 2, H_out)
+    model = rt.load(_export(layer, tmp_path / "model.rnnkit"))
+    streamed = np.stack([model.step(x_t) for x_t in x])
+    # absolute, or relative where ReLU states grow past 1
+    np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=_tolerance(layer_class))
+
+
+def _tolerance(layer_class: type) -> float:
+    """1e-5, but LayerNorm-LSTM amplifies rounding chaotically (see the next test), so any
+    two float32 implementations part over a stream; it is held more loosely there."""
+    return 1e-3 if layer_class is LAYERS["layernorm_lstm"] else 1e-5
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_layer_norm_lstm_steps_as_exactly_as_torch_float32(backend: str, tmp_path) -> None:
+    """LN of ``W_hh h`` is scale-free, so the relative rounding of a small ``h`` grows: torch's
+    own float32 stream is 2e-5 off float64 after 40 steps, 1e-4 after 1,000. Each single
+    step, from the float64 trajectory's state, must be as exact as torch's float32 step."""
+    layer = LAYERS["layernorm_lstm"](4, 12).eval()
+    exact = copy.deepcopy(layer).double().cells[0]
+    model = rt.load(_export(layer, tmp_path / "model.rnnkit"), backend=backend)
+    x = torch.randn(1000, 2, 4)
+    h = c = torch.zeros(2, 12, dtype=torch.float64)
+    ours, torchs = [], []
+    with torch.no_grad():
+        for x_t in x:
+            h_next, c_next = exact(x_t.double(), (h, c))
+            model.state = (h.float().numpy()[None], c.float().numpy()[None])
+            ours.append(np.abs(model.step(x_t.numpy()) - h_next.numpy()).max())
+            h32, _ = layer.cells[0](x_t, (h.float(), c.float()))
+            torchs.append((h32.double() - h_next).abs().max().item())
+            h, c = h_next, c_next
+    assert max(ours) < 1e-6 and max(ours) < 2 * max(torchs), (max(ours), max(torchs))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", LAYER_CASES, ids=_case_id)
+def test_run_matches_torch_bidirectional_stacked_batch_first(case, backend, tmp_path) -> None:
+    layer_class, options = case
+    options = {"num_layers": 2, **options, "bidirectional": True, "batch_first": True}
+    layer = layer_class(3, 7, **options).eval()
+    x = np.random.default_rng(1).standard_normal((2, 40, 3)).astype(np.float32)  # (N, L, H_in)
+    state = _torch_state(layer, batch=2)
+    with torch.no_grad():
+        expected, final = layer(torch.from_numpy(x), state)
+    model = rt.load(_export(layer, tmp_path / "model.rnnkit"), backend=backend)
+    output, final_rt = model.run(x, tuple(s.numpy() for s in _as_tuple(state)))
+    tolerance = _tolerance(layer_class)
+    np.testing.assert_allclose(output, expected.numpy(), atol=tolerance)
+    for ours, theirs in zip(final_rt, _as_tuple(final), strict=True):
+        np.testing.assert_allclose(ours, theirs.numpy(), atol=tolerance)
+    with pytest.raises(ValueError, match="bidirectional model needs the whole sequence"):
+        model.step(x[0, 0])
+
+
+def _torch_state(layer: torch.nn.Module, batch: int) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """A random initial state shaped like the layer's final state (batch_first input)."""
+    with torch.no_grad():
+        _, final = layer(torch.zeros(batch, 1, layer.input_size))
+    state = tuple(torch.randn(s.shape) * 0.5 for s in _as_tuple(final))
+    return state if isinstance(final, tuple) else state[0]
+
+
+def _as_tuple(state) -> tuple[torch.Tensor, ...]:
+    return state if isinstance(state, tuple) else (state,)
+
+
+@pytest.mark.skipif(not rt.ACCELERATED, reason="numba is not installed")
+@pytest.mark.parametrize("case", LAYER_CASES, ids=_case_id)
+def test_numba_and_numpy_backends_agree(case, tmp_path: Path) -> None:
+    layer_class, options = case
+    path = _export(layer_class(4, 9, **options), tmp_path / "model.rnnkit")
+    x = np.random.default_rng(2).standard_normal((300, 3, 4)).astype(np.float32)
+    fast, plain = rt.load(path, backend="numba"), rt.load(path, backend="numpy")
+    tolerance = 1e-3 if layer_class is LAYERS["layernorm_lstm"] else 2e-6  # see _tolerance
+    for x_t in x:
+        np.testing.assert_allclose(fast.step(x_t), plain.step(x_t), atol=tolerance)
+
+
+def test_learned_initial_state_is_exported(tmp_path: Path) -> None:
+    layer = LAYERS["gru"](4, 6, num_layers=2, learn_init=True)
+    with torch.no_grad():
+        for h0 in layer.initial_state:
+            h0.normal_()
+    x = np.random.default_rng(3).standard_normal((50, 1, 4)).astype(np.float32)
+    model = rt.load(_export(layer, tmp_path / "model.rnnkit"))
+    streamed = np.stack([model.step(x_t) for x_t in x])
+    np.testing.assert_allclose(streamed, _torch_output(layer, x), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- streaming
+
+
+@pytest.fixture
+def lstm_file(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
+    layer = torch.nn.LSTM(4, 16, num_layers=2).eval()
+    return layer, _export(layer, tmp_path / "lstm.rnnkit")
+
+
+def test_state_round_trip_resumes_a_stream_exactly(lstm_file) -> None:
+    _, path = lstm_file
+    x = np.random.default_rng(4).standard_normal((150, 4)).astype(np.float32)
+    model = rt.load(path)
+    assert model.state is None
+    for x_t in x[:100]:
+        model.step(x_t)
+    checkpoint = model.state
+    assert [s.shape for s in checkpoint] == [(2, 1, 16), (2, 1, 16)]
+    tail = np.stack([model.step(x_t) for x_t in x[100:]])
+    resumed = rt.load(path)
+    resumed.state = checkpoint
+    np.testing.assert_array_equal(np.stack([resumed.step(x_t) for x_t in x[100:]]), tail)
+    model.reset()
+    fresh = rt.load(path)
+    np.testing.assert_array_equal(model.step(x[0]), fresh.step(x[0]))
+
+
+def test_a_batch_of_streams_equals_separate_streams(lstm_file) -> None:
+    layer, path = lstm_file
+    x = np.random.default_rng(5).standard_normal((60, 3, 4)).astype(np.float32)
+    batched = rt.load(path)
+    together = np.stack([batched.step(x_t) for x_t in x])  # (L, 3, H)
+    for n in range(3):
+        alone = rt.load(path)
+        np.testing.assert_allclose(
+            np.stack([alone.step(x_t) for x_t in x[:, n]]), together[:, n], atol=1e-7
+        )
+    np.testing.assert_allclose(together, _torch_output(layer, x), atol=1e-5)
+
+
+def test_step_and_state_errors_name_the_argument(lstm_file) -> None:
+    _, path = lstm_file
+    model = rt.load(path)
+    with pytest.raises(ValueError, match=r"x_t: expected shape \(H_in,\) or \(N, H_in\)"):
+        model.step(np.zeros(5))
+    model.step(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match=r"x_t: expected 2 streams .* call reset"):
+        model.step(np.zeros(4))
+    with pytest.raises(ValueError, match=r"state\[1\]: expected shape \(2, N, 16\)"):
+        model.state = (np.zeros((2, 1, 16)), np.zeros((2, 1, 15)))
+    with pytest.raises(ValueError, match="xs: expected shape"):
+        model.run(np.zeros((0, 4)))
+    with pytest.raises(ValueError, match="backend: expected one of"):
+        rt.load(path, backend="gpu")
+
+
+# ----------------------------------------------------------------------------- files
+
+
+@pytest.mark.parametrize("blocked", [("torch",), ("torch", "numba")])
+def test_the_runtime_runs_where_torch_cannot_be_imported(lstm_file, blocked, tmp_path) -> None:
+    layer, path = lstm_file
+    x = np.random.default_rng(6).standard_normal((20, 4)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    script = (
+        f"import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"  # their imports fail
+        "import numpy as np, rnnkit.runtime as rt\n"
+        f"assert rt.ACCELERATED is {'numba' not in blocked}\n"
+        f"model = rt.load({str(path)!r})\n"
+        f"x = np.load({str(tmp_path / 'x.npy')!r})\n"
+        f"np.save({str(tmp_path / 'y.npy')!r}, np.stack([model.step(x_t) for x_t in x]))\n"
+        "assert sys.modules['torch'] is None\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    expected = _torch_output(layer, x[:, None])[:, 0]
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), expected, atol=1e-5)
+
+
+def _rewrite(path: Path, out: Path, header=None, drop: str | None = None, reshape=None) -> Path:
+    header_read, tensors = read_file(path)
+    header_read = {k: v for k, v in header_read.items() if k not in ("format", "version")}
+    tensors = {k: v for k, v in tensors.items() if k != drop}
+    if reshape is not None:
+        tensors[reshape] = tensors[reshape][:-1]
+    return write_file(out, header if header is not None else header_read, tensors)
+
+
+def test_bad_files_raise_clear_errors(lstm_file, tmp_path: Path) -> None:
+    _, good = lstm_file
+    data = good.read_bytes()
+    (tmp_path / "truncated.rnnkit").write_bytes(data[: len(data) // 2])
+    (tmp_path / "garbage.rnnkit").write_bytes(os.urandom(256))
+    save_file({"w": np.zeros(3, np.float32)}, tmp_path / "foreign.rnnkit")
+    header, _ = read_file(good)
+    raw = tmp_path / "version.rnnkit"
+    save_file(
+        {"x": np.zeros(1, np.float32)},
+        raw,
+        metadata={HEADER_KEY: json.dumps({**header, "version": 99})},
+    )
+    cases = {
+        tmp_path / "missing.rnnkit": "no such file",
+        tmp_path / "truncated.rnnkit": "truncated, corrupt or not a safetensors file",
+        tmp_path / "garbage.rnnkit": "truncated, corrupt or not a safetensors file",
+        tmp_path / "foreign.rnnkit": "without an rnnkit header",
+        raw: "format version 99; this rnnkit reads version 1",
+        _rewrite(good, tmp_path / "drop.rnnkit", drop="layer.1.0.weight_hh"): (
+            "tensor 'layer.1.0.weight_hh' is missing"
+        ),
+        _rewrite(good, tmp_path / "shape.rnnkit", reshape="layer.0.0.bias_ih"): (
+            r"tensor 'layer.0.0.bias_ih': expected float32 \(64,\), got float32 \(63,\)"
+        ),
+        _rewrite(good, tmp_path / "cell.rnnkit", {"architecture": "layer", "layer": {}}): (
+            "layer.cell is missing"
+        ),
+        _rewrite(good, tmp_path / "arch.rnnkit", {"architecture": "transformer"}): (
+            "unknown architecture 'transformer'"
+        ),
+    }
+    for path, message in cases.items():
+        with pytest.raises(rt.RuntimeFileError, match=message) as error:
+            rt.load(path)
+        assert str(path) in str(error.value)
+        assert isinstance(error.value, ValueError)
+
+
+def test_export_rejects_what_the_runtime_cannot_run(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match=r"model: the runtime runs torch\.nn\.RNN/LSTM/GRU"):
+        rt.export(torch.nn.Linear(2, 3), tmp_path / "x.rnnkit")
+    with pytest.raises(ValueError, match="zoneout"):
+        rt.export(LAYERS["gru"](2, 3, zoneout=0.1), tmp_path / "x.rnnkit")
+    with pytest.raises(TypeError, match="model: expected a recurrent layer"):
+        rt.export(42, tmp_path / "x.rnnkit")
+    assert not (tmp_path / "x.rnnkit").exists()
+
+
+def test_importing_the_runtime_does_not_import_torch() -> None:
+    script = "import sys, rnnkit.runtime; assert 'torch' not in sys.modules, 'torch imported'"
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=dict(os.environ, PYTHONPATH=str(SRC)),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+# ----------------------------------------------------------------------------- forecaster
+
+SEASON = 12
+
+
+@pytest.fixture(scope="module")
+def forecaster(tmp_path_factory) -> tuple[Path, TimeSeries, Forecaster]:
+    rng = np.random.default_rng(7)
+    steps = np.arange(360)
+    load = 10 + 3 * np.sin(2 * np.pi * steps / SEASON) + rng.normal(0, 0.3, steps.size)
+    temperature = 5 + np.cos(2 * np.pi * steps / 48) + rng.normal(0, 0.1, steps.size)
+    stamps = np.datetime64("2024-03-01T00:00") + steps * np.timedelta64(30, "m")
+    series = TimeSeries(np.stack([load, temperature], axis=1), ("load", "temp"), 1, stamps)
+    model = Forecaster(
+        lookback=16, horizon=6, stride=2, cell="gru", hidden_size=8, season=SEASON,
+        training=TrainConfig(max_epochs=2, batch_size=32, learning_rate=1e-2),
+    )  # fmt: skip
+    model.fit(series.slice(stop=-60), val_size=60, progress=False)
+    directory = model.save(tmp_path_factory.mktemp("forecaster") / "model")
+    return directory, series, model
+
+
+def test_streamed_forecasts_equal_forecaster_predict(forecaster, tmp_path: Path) -> None:
+    directory, series, model = forecaster
+    runtime = rt.load(rt.export(directory, tmp_path / "forecaster.rnnkit"))
+    assert isinstance(runtime, rt.StreamingForecaster) and runtime.calendar
+    assert runtime.warmup == 16 + SEASON
+    streamed = [runtime.step(v, t) for v, t in zip(series.values, series.timestamps, strict=True)]
+    assert all(f is None for f in streamed[: runtime.warmup - 1])
+    origins = list(range(runtime.warmup, len(series) + 1))
+    expected = model.predict(series, origins)  # (M, horizon, K)
+    np.testing.assert_allclose(np.stack(streamed[runtime.warmup - 1 :]), expected, atol=1e-4)
+    np.testing.assert_allclose(runtime.run(series.values, series.timestamps), expected[-1])
+    # resume from a checkpointed history
+    history = runtime.state
+    resumed = rt.load(tmp_path / "forecaster.rnnkit")
+    resumed.state = history
+    last = (series.values[-1], series.timestamps[-1] + np.timedelta64(30, "m"))
+    np.testing.assert_array_equal(resumed.step(*last), runtime.step(*last))
+    with pytest.raises(ValueError, match="timestamp: this model uses calendar features"):
+        runtime.step(series.values[0])
+
+
+# ----------------------------------------------------------------------------- CLI
+
+runner = CliRunner()
+
+
+def test_export_and_stream_commands(forecaster, lstm_file, tmp_path: Path) -> None:
+    directory, series, _ = forecaster
+    out = tmp_path / "cli.rnnkit"
+    result = runner.invoke(app, ["export", str(directory), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    runtime = rt.load(out)
+    lines = [
+        f"{np.datetime_as_string(t)},{v[0]:.17g},{v[1]:.17g}"
+        for t, v in zip(series.timestamps[:40], series.values[:40], strict=True)
+    ]
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", "stream", str(out)],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.splitlines()
+    assert len(printed) == 40 and printed[: runtime.warmup - 1] == [""] * (runtime.warmup - 1)
+    for line, t, v in zip(printed, series.timestamps[:40], series.values[:40], strict=True):
+        forecast = runtime.step(v, t)
+        if forecast is not None:
+            np.testing.assert_allclose(np.array(line.split(","), float), forecast[:, 0], rtol=1e-7)
+    layer, layer_path = lstm_file
+    x = np.random.default_rng(8).standard_normal((5, 4)).astype(np.float32)
+    text = "\n".join(",".join(repr(float(v)) for v in row) for row in x)
+    result = runner.invoke(app, ["stream", str(layer_path)], input=text + "\n")
+    assert result.exit_code == 0, result.output
+    got = np.array([line.split(",") for line in result.stdout.splitlines()], float)
+    np.testing.assert_allclose(got, _torch_output(layer, x[:, None])[:, 0], atol=1e-5)
+
+
+def test_stream_answers_each_line_before_the_next_arrives(lstm_file) -> None:
+    layer, path = lstm_file
+    outputs = []
+    with subprocess.Popen(
+        [sys.executable, "-m", "rnnkit.cli", "stream", str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        for row in ([0.5, -1.0, 2.0, 0.0], [1.0, 1.0, 1.0, 1.0]):
+            process.stdin.write(",".join(map(str, row)) + "\n")
+            process.stdin.flush()  # stdin stays open: the answer must come now
+            ready, _, _ = select.select([process.stdout], [], [], 60)
+            assert ready, "no output within 60 s while stdin is still open"
+            outputs.append([float(v) for v in process.stdout.readline().split(",")])
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+    x = np.array([[[0.5, -1.0, 2.0, 0.0]], [[1.0, 1.0, 1.0, 1.0]]], np.float32)
+    np.testing.assert_allclose(outputs, _torch_output(layer, x)[:, 0], atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "message"),
+    [
+        (["stream", "nowhere.rnnkit"], "", "no such file"),
+        (["export", "nowhere", "--out", "x.rnnkit", "--format", "tflite"], "", "format: expected"),
+        (["stream", "{lstm}"], "1,2,x,4\n", "stdin line 1: expected comma-separated numbers"),
+        (["stream", "{lstm}"], "1,2,3\n", "x_t: expected shape (H_in,) or (N, H_in)"),
+    ],
+)
+def test_command_errors_are_one_line_and_exit_2(lstm_file, args, stdin, message) -> None:
+    _, path = lstm_file
+    result = runner.invoke(app, [a.format(lstm=path) for a in args], input=stdin)
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split()), result.stderr
+
+
+# ----------------------------------------------------------------------------- generator
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory) -> tuple[Path, Generator]:
+    text = "the quick brown fox jumps over the lazy dog. " * 40
+    model = Generator(
+        cell="lstm", hidden_size=16, num_layers=2, embedding_size=8, sequence_length=20,
+        training=TrainConfig(max_epochs=2, batch_size=16, learning_rate=1e-2),
+    )  # fmt: skip
+    model.fit(text, val_fraction=0.1, progress=False)
+    return model.save(tmp_path_factory.mktemp("generator") / "model"), model
+
+
+def test_generator_streams_the_distributions_and_greedy_text(generator, tmp_path) -> None:
+    directory, model = generator
+    runtime = rt.load(rt.export(directory, tmp_path / "generator.rnnkit"))
+    assert isinstance(runtime, rt.StreamingGenerator)
+    prompt = "the lazy "
+    for end, character in enumerate(prompt, start=1):
+        probabilities = runtime.step(character)
+        expected = model.predict_next(prompt[:end], top_k=None)
+        got = {runtime.vocabulary[i]: p for i, p in enumerate(probabilities) if p > 0}
+        assert got.keys() == expected.keys()
+        np.testing.assert_allclose([got[c] for c in expected], list(expected.values()), atol=1e-5)
+    assert list(runtime.predict_next(3)) == list(model.predict_next(prompt, top_k=3))
+    kept = runtime.state
+    greedy = runtime.sample("the q", 40, top_k=1)
+    assert greedy == model.complete("the q", max_length=40, stop="")
+    np.testing.assert_array_equal(runtime.state[0], kept[0])  # sampling leaves the stream
+    assert runtime.sample("fox", 30, seed=3) == runtime.sample("fox", 30, seed=3)
+    with pytest.raises(ValueError, match="character: 'Z' is not in the model's vocabulary"):
+        runtime.step("Z")
+
+
+def test_stream_command_on_a_generator(generator, tmp_path: Path) -> None:
+    directory, model = generator
+    out = tmp_path / "generator.rnnkit"
+    assert runner.invoke(app, ["export", str(directory), "--out", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["stream", str(out)], input="the qu\nick\n")
+    assert result.exit_code == 0, result.output
+    first, second = (json.loads(line) for line in result.stdout.splitlines())
+    for printed, prefix in ((first, "the qu"), (second, "the quick")):
+        expected = model.predict_next(prefix, top_k=5)
+        assert list(printed) == list(expected)
+        np.testing.assert_allclose(list(printed.values()), list(expected.values()), atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- classifier
+
+
+def _texts(count: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    filler = ["the", "a", "phone", "was", "very", "and", "it", "is", ",", "!"]
+    texts, labels = [], []
+    for _ in range(count):
+        words = list(rng.choice(filler, size=int(rng.integers(3, 9))))
+        label = ["good", "bad"][int(rng.integers(2))]
+        words.insert(int(rng.integers(len(words) + 1)), label.upper())
+        texts.append(" ".join(words))
+        labels.append(label)
+    return texts, labels
+
+
+def test_text_classifier_matches_predict_proba(tmp_path: Path) -> None:
+    texts, labels = _texts(120, seed=0)
+    model = SequenceClassifier(
+        cell="lstm", hidden_size=8, embedding_size=8, bidirectional=True, pooling="last+mean+max",
+        max_length=6, training=TrainConfig(max_epochs=2, batch_size=16),
+    )  # fmt: skip
+    model.fit(texts, labels, val_fraction=0.25, progress=False)
+    model.save(tmp_path / "model")
+    runtime = rt.load(rt.export(tmp_path / "model", tmp_path / "classifier.rnnkit"))
+    assert isinstance(runtime, rt.StreamingClassifier) and runtime.classes == model.classes
+    probe = [*texts[:20], "an unseen word GOOD", "BAD!!"]
+    np.testing.assert_allclose(runtime.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
+    assert list(runtime.predict(probe)) == list(model.predict(probe))
+    with pytest.raises(ValueError, match="bidirectional model needs the whole sequence"):
+        runtime.step("good")
+    result = runner.invoke(app, ["stream", str(tmp_path / "classifier.rnnkit")], input="BAD !\n")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    expected = model.predict_proba(["BAD !"])[0]
+    np.testing.assert_allclose([printed[c] for c in model.classes], expected, atol=1e-5)
+
+
+def test_numeric_classifier_streams_each_prefix(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    sequences = [rng.normal(size=(int(rng.integers(2, 9)), 3)) for _ in range(80)]
+    labels = [int(s[:, 0].sum() > 0) for s in sequences]
+    model = SequenceClassifier(
+        cell="gru", hidden_size=8, bidirectional=False, pooling="last+mean+max",
+        training=TrainConfig(max_epochs=2),
+    )  # fmt: skip
+    model.fit(sequences, labels, val_fraction=0.25, progress=False)
+    runtime = rt.load(rt.export(model, tmp_path / "numeric.rnnkit"))
+    sequence = sequences[0]
+    for end in range(1, len(sequence) + 1):
+        streamed = runtime.step(sequence[end - 1])
+        np.testing.assert_allclose(streamed, model.predict_proba([sequence[:end]])[0], atol=1e-5)
+    np.testing.assert_allclose(
+        runtime.predict_proba(sequences), model.predict_proba(sequences), atol=1e-5
+    )
