@@ -21,6 +21,7 @@ from rnnkit.commands import (
     models,
     seq2seq,
     tag,
+    vision,
 )
 from rnnkit.commands._common import console
 
@@ -74,6 +75,8 @@ app.command("tag")(tag.command)
 app.command("generate")(generate.command)
 app.command("export")(deploy.export)
 app.command("stream")(deploy.stream)
+app.command("caption")(vision.caption)
+app.command("ctc")(vision.ctc)
 app.command("seq2seq")(seq2seq.command)
 app.add_typer(explain.app, name="explain")
 

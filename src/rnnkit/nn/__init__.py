@@ -20,12 +20,14 @@ from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
 from rnnkit.nn._registry import LAYERS, make_layer
 from rnnkit.nn._rnn import GRU, LSTM, RNN
+from rnnkit.nn.conv import ConvEncoder
 
 __all__ = [
     "GRU",
     "LAYERS",
     "LSTM",
     "RNN",
+    "ConvEncoder",
     "ElmanRNN",
     "GRUCell",
     "IndRNN",
