@@ -34,6 +34,7 @@ quality: setup
 
 bench: setup
 	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_engine.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -210,10 +210,10 @@ class RecurrentBase(nn.Module):
         if self._can_fuse():
             out_data, state = self._fused(data, state, batch_sizes)
         else:
-            # Reference path: pad (in the packed, sorted order), scan with lengths, re-pack.
+            # Pad (in the packed, sorted order), run with lengths, re-pack.
             sorted_packed = PackedSequence(data, batch_sizes)
             padded, lengths = pad_packed_sequence(sorted_packed)
-            output, state = self._run_reference(padded, state, lengths.to(data.device))
+            output, state = self._run(padded, state, lengths.to(data.device))
             out_data = pack_padded_sequence(output, lengths).data
         if unsorted_indices is not None:
             state = tuple(s.index_select(1, unsorted_indices) for s in state)
@@ -247,7 +247,10 @@ class RecurrentBase(nn.Module):
     def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
         """``x`` ``(L, N, H_in)`` -> ``(L, N, D * H_out)`` and the final state."""
         if not self._can_fuse():
-            return self._run_reference(x, state, lengths)
+            from rnnkit.nn import _engine  # here: it imports the layers built on this module
+
+            result = _engine.run(self, x, state, lengths)
+            return self._run_reference(x, state, lengths) if result is None else result
         if lengths is None:
             return self._fused(x, state, None)
         return self._fused_with_lengths(x, state, lengths)

@@ -1,0 +1,153 @@
+"""The fast path of the layers: whole recurrences in :mod:`rnnkit.functional.fused`.
+
+:func:`run` computes what :meth:`RecurrentBase._run_reference` computes, the recurrent
+regularisers and their random draws included, but each recurrence is one fused call with a
+hand-written backward instead of an autograd record per step. It covers the cells whose
+maths it knows (exactly those classes, not subclasses, which may change a step); for any
+other cell it returns None and the layer takes the reference path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.functional import State
+from rnnkit.functional.fused import (
+    Options,
+    Plan,
+    fused_gru,
+    fused_indrnn,
+    fused_jordan,
+    fused_lstm,
+)
+from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._cells import GRUCell, LSTMCell
+from rnnkit.nn._extended import (
+    IndRNNCell,
+    JordanCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    PeepholeLSTMCell,
+)
+from rnnkit.nn._rnn import GRU, LSTM
+
+# kernel(gi, state, mask, keep, options) -> (output, final state)
+Kernel = Callable[[Tensor, State, Tensor | None, Tensor | None, Options], tuple[Tensor, State]]
+
+
+def _lstm(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
+          options: Options, **weights: object) -> tuple[Tensor, State]:  # fmt: skip
+    out, final = fused_lstm(gi, (state[0], state[1]), mask=mask, keep=keep, options=options,
+                            **weights)  # fmt: skip
+    return out, final
+
+
+def _one_state(fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | None) -> Kernel:
+    def kernel(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
+               options: Options) -> tuple[Tensor, State]:  # fmt: skip
+        out, final = fused(gi, state[0], *weights, mask=mask, keep=keep, options=options)
+        return out, (final,)
+
+    return kernel
+
+
+def _kernel(layer: RecurrentBase, index: int, direction: int) -> tuple[Kernel, dict] | None:
+    """The fused kernel of one recurrence and its :class:`Options` fields, or None."""
+    if isinstance(layer, LSTM | GRU):
+        if not layer.fused or getattr(layer, "proj_size", 0) > 0:
+            return None
+        w = layer._weights(index, direction)
+        if isinstance(layer, LSTM):
+            return partial(_lstm, w_hh=w["weight_hh"], b_hh=w["bias_hh"]), {}
+        return _one_state(fused_gru, w["weight_hh"], w["bias_hh"]), {}
+    cell = layer.recurrence(index, direction)
+    kind = type(cell)
+    if kind is LSTMCell:
+        return partial(_lstm, w_hh=cell.weight_hh, b_hh=cell.bias_hh), {}
+    if kind is PeepholeLSTMCell:
+        peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co)
+        return partial(_lstm, w_hh=cell.weight_hh, b_hh=cell.bias_hh, peepholes=peepholes), {}
+    if kind is LayerNormLSTMCell:
+        norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
+                 "ln_c": (cell.ln_weight_c, cell.ln_bias_c)}  # fmt: skip
+        return partial(_lstm, w_hh=cell.weight_hh, **norms), {"eps": cell.eps}
+    if kind is GRUCell:
+        return _one_state(fused_gru, cell.weight_hh, cell.bias_hh), {}
+    if kind is LayerNormGRUCell:
+        ln_hh = (cell.ln_weight_hh, cell.ln_bias_hh)
+        return _one_state(partial(fused_gru, ln_hh=ln_hh), cell.weight_hh), {"eps": cell.eps}
+    if kind is IndRNNCell:
+        u, bound = cell.weight_hh, cell.recurrent_max_abs
+        u = u if bound is None else u.clamp(-bound, bound)
+        return _one_state(fused_indrnn, u), {"nonlinearity": cell.nonlinearity}
+    if kind is JordanCell:
+        options = {"nonlinearity": cell.nonlinearity,
+                   "output_nonlinearity": cell.output_nonlinearity}  # fmt: skip
+        return _one_state(fused_jordan, cell.weight_yh, cell.weight_hy, cell.bias_hy), options
+    return None
+
+
+def run(
+    layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State] | None:
+    """The stack over ``x`` ``(L, N, H_in)`` from ``state`` (tuple of ``(D * layers, N, S_k)``),
+    as :meth:`RecurrentBase._run_reference`; None when a recurrence has no fused kernel."""
+    directions = range(layer.num_directions)
+    kernels = [_kernel(layer, i, d) for i in range(layer.num_layers) for d in directions]
+    if any(k is None for k in kernels):
+        return None
+    steps, batch, _ = x.shape
+    order = None
+    if lengths is not None:
+        # Sorted by decreasing length, the sequences still running are a prefix of the batch.
+        lengths, order = lengths.sort(descending=True, stable=True)
+        x = x.index_select(1, order)
+        state = tuple(s.index_select(1, order) for s in state)
+    plans = [Plan(steps, batch, None if order is None else lengths.tolist(), d == 1)
+             for d in directions]  # fmt: skip
+    drop = layer.recurrent_dropout if layer.training else 0.0
+    zoneout_rate = 0.0 if layer.training else layer.zoneout
+    draw_keep = layer.training and layer.zoneout > 0
+
+    def rows(noise: Tensor, dim: int) -> Tensor:
+        """Random draws made in the caller's batch order, in the sorted one."""
+        return noise if order is None else noise.index_select(dim, order)
+
+    finals: list[list[Tensor]] = [[] for _ in layer.state_sizes]
+    layer_input = x
+    for index in range(layer.num_layers):
+        outputs = []
+        for direction in directions:
+            row = index * layer.num_directions + direction
+            kernel, fields = kernels[row]
+            gi = layer.recurrence(index, direction).project(layer_input)
+            initial = tuple(s[row] for s in state)
+            # The reference path's draws, in its order: the dropout mask at the first step,
+            # then at each step (in running order) one zoneout draw per state tensor.
+            mask = keep = None
+            if drop > 0:
+                mask = rows(F.dropout(torch.ones_like(initial[0]), drop, training=True), 0)
+            if draw_keep:
+                shape = (steps, len(initial), batch, initial[0].shape[-1])
+                keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
+                keep = keep.flip(0) if direction == 1 else keep
+            options = Options(plans[direction], rate=zoneout_rate, **fields)
+            out, final = kernel(gi, initial, mask, keep, options)
+            outputs.append(out)
+            for k, s in enumerate(final):
+                finals[k].append(s)
+        layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
+        if layer.dropout > 0 and layer.training and index < layer.num_layers - 1:
+            noise = F.dropout(torch.ones_like(layer_input), layer.dropout, training=True)
+            layer_input = layer_input * rows(noise, 1)
+    final_state = tuple(torch.stack(f) for f in finals)
+    if order is not None:
+        inverse = torch.argsort(order)
+        layer_input = layer_input.index_select(1, inverse)
+        final_state = tuple(s.index_select(1, inverse) for s in final_state)
+    return layer_input, final_state

@@ -1,0 +1,199 @@
+"""The fused engine (:mod:`rnnkit.nn._engine`) against the reference path, and gradcheck.
+
+The reference is each layer's own per-step loop (:meth:`RecurrentBase._run_reference`,
+autograd through every step), reached by switching the engine off. The two must agree on
+the output, the final state and every gradient (input, ``hx`` and each parameter), through
+stacking, both directions, lengths (0 and full included), a given ``hx``, packed input and
+the recurrent regularisers in training (the same seed gives the same random draws).
+``torch.autograd.gradcheck`` checks the hand-written backward against finite differences.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch.func import functional_call
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnkit import nn
+from rnnkit.functional import fused
+from rnnkit.nn import _engine
+
+Factory = Callable[..., torch.nn.Module]
+
+# name -> factory(input_size, hidden_size, **layer options); every cell the engine covers
+LAYERS: dict[str, Factory] = {
+    "LSTM": nn.LSTM,
+    "GRU": nn.GRU,
+    "PeepholeLSTM": nn.PeepholeLSTM,
+    "LayerNormLSTM": nn.LayerNormLSTM,
+    "LayerNormLSTM-nobias": lambda i, h, **o: nn.LayerNormLSTM(i, h, bias=False, eps=0.3, **o),
+    "LayerNormGRU": nn.LayerNormGRU,
+    "IndRNN-relu": lambda i, h, **o: nn.IndRNN(i, h, recurrent_max_abs=0.9, **o),
+    "IndRNN-tanh": lambda i, h, **o: nn.IndRNN(i, h, nonlinearity="tanh", **o),
+    "Jordan-softmax": lambda i, h, **o: nn.JordanRNN(
+        i, h, output_size=3, output_nonlinearity="softmax", **o
+    ),
+    "Jordan-relu-sigmoid": lambda i, h, **o: nn.JordanRNN(
+        i, h, nonlinearity="relu", output_nonlinearity="sigmoid", **o
+    ),
+    "Recurrent-LSTMCell": lambda i, h, **o: nn.Recurrent(nn.LSTMCell, i, h, **o),
+    "Recurrent-GRUCell": lambda i, h, **o: nn.Recurrent(nn.GRUCell, i, h, **o),
+}
+# The LSTM family runs its loops in numba at small batches, in torch ops otherwise: test both.
+LSTM_FAMILY = (
+    "LSTM",
+    "PeepholeLSTM",
+    "LayerNormLSTM",
+    "LayerNormLSTM-nobias",
+    "Recurrent-LSTMCell",
+)
+CASES = [
+    (name, loop)
+    for name in LAYERS
+    for loop in ("torch", "numba")[: 2 if name in LSTM_FAMILY else 1]
+]
+
+
+@pytest.fixture
+def loop(request, monkeypatch) -> str:
+    """Force the torch loop or the numba loop of the LSTM family (``NUMBA_MAX_BATCH``)."""
+    if request.param == "numba" and fused._fused_numba is None:
+        pytest.skip("numba is not installed")
+    monkeypatch.setattr(fused, "NUMBA_MAX_BATCH", 10**6 if request.param == "numba" else 0)
+    return request.param
+
+
+# name -> (training, layer options)
+MODES = {
+    "eval": (False, {}),
+    "eval-zoneout": (False, {"zoneout": 0.3}),
+    "train-regularised": (True, {"recurrent_dropout": 0.3, "zoneout": 0.2, "dropout": 0.25}),
+}
+
+
+def make(name: str, input_size: int, hidden: int, mode: str, dtype: torch.dtype) -> torch.nn.Module:
+    training, options = MODES[mode]
+    torch.manual_seed(1)
+    layer = LAYERS[name](
+        input_size, hidden, num_layers=2, bidirectional=True, dtype=dtype, **options
+    )
+    with torch.no_grad():  # move LN gains, shifts and every other parameter off its init
+        for p in layer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return layer.train(training)
+
+
+def initial_state(layer: torch.nn.Module, batch: int, dtype: torch.dtype) -> tuple:
+    rows = layer.num_directions * layer.num_layers
+    sizes = layer.state_sizes
+    return tuple(0.5 * torch.randn(rows, batch, s, dtype=dtype) for s in sizes)
+
+
+def run(layer, x, hx, lengths, engine: bool, monkeypatch) -> tuple:
+    """Output, final state and the gradients of a random projection of both."""
+    with monkeypatch.context() as m:
+        if not engine:
+            m.setattr(_engine, "run", lambda *args: None)
+        torch.manual_seed(7)  # the same regulariser draws on both paths
+        out, state = layer(x, hx, lengths=lengths)
+    state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+    torch.manual_seed(8)
+    loss = (out * torch.randn_like(out)).sum() + sum((s * torch.randn_like(s)).sum() for s in state)
+    inputs = [x, *hx, *layer.parameters()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    return (
+        out,
+        state,
+        [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads, strict=True)],
+    )
+
+
+# fp32: both paths round differently at every step, and 40 steps of layer norms (1/std)
+# amplify it; float64 shows the two compute the same function.
+PRECISIONS = {"fp32": (torch.float32, 1e-3), "fp64": (torch.float64, 1e-10)}
+MODE_PRECISIONS = [
+    (m, p) for m in MODES for p in PRECISIONS if p == "fp32" or m.startswith("train")
+]
+
+
+@pytest.mark.parametrize(("mode", "precision"), MODE_PRECISIONS)
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_engine_equals_reference(
+    name: str, loop: str, mode: str, precision: str, monkeypatch
+) -> None:
+    dtype, tolerance = PRECISIONS[precision]
+    steps, batch, features, hidden = 40, 7, 5, 16  # 40 > the backward's 32-step chunks
+    layer = make(name, features, hidden, mode, dtype)
+    x = torch.randn(steps, batch, features, dtype=dtype, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, dtype))
+    lengths = torch.tensor([40, 3, 0, 33, 40, 1, 9])
+    fast = run(layer, x, hx, lengths, True, monkeypatch)
+    slow = run(layer, x, hx, lengths, False, monkeypatch)
+    # Outputs, final states and every gradient, each tensor as a whole relative to its size.
+    for a, b in zip((fast[0], *fast[1], *fast[2]), (slow[0], *slow[1], *slow[2]), strict=True):
+        a, b = a.detach(), b.detach()
+        assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
+    assert not fast[0][:, 2].detach().any()  # a length-0 sequence outputs zeros
+
+
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_engine_gradcheck_float64(name: str, loop: str) -> None:
+    """Finite differences against the hand-written backward, regularisers on (training,
+    the draws fixed by reseeding inside the function), lengths and ``hx`` given."""
+    layer = make(name, 2, 3, "train-regularised", torch.float64)
+    x = torch.randn(4, 3, 2, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, 3, torch.float64))
+    names = [n for n, _ in layer.named_parameters()]
+    params = [p.detach().clone().requires_grad_() for p in layer.parameters()]
+    lengths = torch.tensor([4, 0, 2])
+
+    def f(x, *rest):
+        h, weights = rest[: len(hx)], rest[len(hx) :]
+        torch.manual_seed(3)
+        out, state = functional_call(
+            layer, dict(zip(names, weights, strict=True)), (x, h), {"lengths": lengths}
+        )
+        state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+        return (out, *state)
+
+    assert _engine.run(layer, x.detach(), tuple(s.detach() for s in hx), lengths) is not None
+    assert torch.autograd.gradcheck(f, (x, *hx, *params), fast_mode=True)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "LayerNormLSTM", "Jordan-softmax"])
+def test_packed_input_matches_reference(name: str, monkeypatch) -> None:
+    layer = make(name, 4, 6, "eval-zoneout", torch.float32)
+    x = torch.randn(9, 5, 4)
+    lengths = torch.tensor([9, 2, 7, 1, 9])
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    results = []
+    for engine in (True, False):
+        with monkeypatch.context() as m:
+            if not engine:
+                m.setattr(_engine, "run", lambda *args: None)
+            out, state = layer(packed)
+        state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+        results.append((pad_packed_sequence(out)[0], *state))
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_engine_covers_known_cells_only() -> None:
+    """A subclass may change a step, so only the exact cell classes run fused; anything
+    else (here a subclass and MinGRU) takes the reference path."""
+
+    class ScaledLSTMCell(nn.LSTMCell):
+        def step(self, x_t, state, dropout_mask=None):
+            return tuple(2 * s for s in super().step(x_t, state, dropout_mask))
+
+    x = torch.randn(3, 2, 4)
+    for layer in (nn.Recurrent(ScaledLSTMCell, 4, 5), nn.MinGRU(4, 5)):
+        state = tuple(torch.zeros(1, 2, s) for s in layer.state_sizes)
+        assert _engine.run(layer, x, state, None) is None
+    layer = nn.Recurrent(nn.LSTMCell, 4, 5)
+    state = tuple(torch.zeros(1, 2, s) for s in layer.state_sizes)
+    assert _engine.run(layer, x, state, None) is not None
+    assert _engine.run(nn.LSTM(4, 5, fused=False, zoneout=0.1), x, state, None) is None
