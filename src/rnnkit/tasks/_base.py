@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Generic, TypeVar
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
-from torch import nn
+from torch import Tensor, nn
 
-from rnnkit.train import History, TrainConfig
+from rnnkit.train import History, TrainConfig, load_model, save_model
 
 Fitted = TypeVar("Fitted")  # a task's dataclass of what fit() learned (scaler, vocabulary, ...)
 Network = TypeVar("Network", bound=nn.Module)
@@ -19,6 +21,7 @@ class Task(Generic[Fitted, Network]):
     fields as keyword options, plus how to train it.
     """
 
+    task: ClassVar[str]  # its name in a model directory's config.json
     config_type: ClassVar[type]
     network: Network | None = None
     _fitted: Fitted | None = None
@@ -52,3 +55,26 @@ class Task(Generic[Fitted, Network]):
         self._require_fitted()
         assert self.network is not None
         return self.network
+
+    def _save(
+        self, directory: str | Path, fitted_state: dict[str, Any], metadata: dict[str, Any] | None
+    ) -> Path:
+        """Write the weights and, as JSON, the configs, ``fitted_state`` (what fit() learned
+        besides the weights: vocabulary, scaler, ...), the curves and ``metadata`` (the
+        fitted model's own when None)."""
+        network = self._require_network()
+        state = {
+            "model": asdict(self.config),
+            "training": asdict(self.training),
+            **fitted_state,
+            "history": asdict(self.history),
+            "metadata": self.metadata if metadata is None else metadata,
+        }
+        return save_model(directory, self.task, state, network.state_dict())
+
+    @classmethod
+    def _read(cls, directory: str | Path) -> tuple[Self, dict[str, Any], dict[str, Tensor]]:
+        """A task built from a directory's configs, its JSON state and its weights."""
+        state, weights = load_model(directory, cls.task)
+        model = cls(cls.config_type(**state["model"]), TrainConfig(**state["training"]))
+        return model, state, weights

@@ -17,7 +17,7 @@ the whitespace-separated tokens of the captions; the vocabulary is the training 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.tasks._base import Task
 from rnnkit.tasks._decoding import beam_search, greedy_decode
 from rnnkit.tasks.ctc import check_images, edit_distance
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, train
 
 TASK = "captioner"
 BOS, EOS = "<bos>", "<eos>"
@@ -171,6 +171,7 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
         ['two digits: four one', 'one digit: seven']
     """
 
+    task = TASK
     config_type = CaptionerConfig
     config: CaptionerConfig
 
@@ -279,25 +280,20 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and config, vocabulary, image shape and scaling,
         curves and ``metadata`` (JSON) to ``directory``."""
-        network, fitted = self._require_network(), self._require_fitted()
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted = self._require_fitted()
+        fitted_state = {
             "vocabulary": list(fitted.vocabulary.tokens),
             "shape": list(fitted.shape),
             "mean": fitted.mean,
             "std": fitted.std,
             "max_length": fitted.max_length,
-            "history": asdict(fitted.history),
-            "metadata": metadata or fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> Captioner:
         """Rebuild a captioner saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        model = cls(CaptionerConfig(**state["model"]), TrainConfig(**state["training"]))
+        model, state, weights = cls._read(directory)
         model._fitted = _Fitted(
             Vocabulary(tuple(state["vocabulary"])), tuple(state["shape"]), state["mean"],
             state["std"], state["max_length"], History(**state["history"]), state["metadata"],

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, train
 
 TASK = "classifier"
 POOLINGS = ("last", "mean", "max")
@@ -171,6 +171,7 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         array([1])
     """
 
+    task = TASK
     config_type = ClassifierConfig
     config: ClassifierConfig
 
@@ -300,11 +301,9 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and config, label names, vocabulary or scaler,
         curves and ``metadata`` (JSON) to ``directory``."""
-        network, fitted = self._require_network(), self._require_fitted()
+        fitted = self._require_fitted()
         scaler = fitted.scaler
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted_state = {
             "kind": fitted.kind,
             "classes": list(fitted.classes),
             "num_features": fitted.num_features,
@@ -312,16 +311,13 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             "scaler": (
                 {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()} if scaler else None
             ),
-            "history": asdict(fitted.history),
-            "metadata": metadata or fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> SequenceClassifier:
         """Rebuild a classifier saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        model = cls(ClassifierConfig(**state["model"]), TrainConfig(**state["training"]))
+        model, state, weights = cls._read(directory)
         scaler = state["scaler"]
         model._fitted = _Fitted(
             state["kind"],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from torch.utils.data import TensorDataset
 from rnnkit.nn import LAYERS, ConvEncoder, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.tasks._base import Task
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, train
 
 TASK = "ctc"
 BLANK = 0
@@ -225,6 +225,7 @@ class CTCRecognizer(Task[_Fitted, CTCNetwork]):
         ['3951', '0270981', '66415']
     """
 
+    task = TASK
     config_type = CTCConfig
     config: CTCConfig
 
@@ -342,24 +343,19 @@ class CTCRecognizer(Task[_Fitted, CTCNetwork]):
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and config, alphabet, image shape and scaling, curves
         and ``metadata`` (JSON) to ``directory``."""
-        network, fitted = self._require_network(), self._require_fitted()
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted = self._require_fitted()
+        fitted_state = {
             "alphabet": fitted.alphabet,
             "height": fitted.height,
             "mean": fitted.mean,
             "std": fitted.std,
-            "history": asdict(fitted.history),
-            "metadata": metadata or fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> CTCRecognizer:
         """Rebuild a recogniser saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        model = cls(CTCConfig(**state["model"]), TrainConfig(**state["training"]))
+        model, state, weights = cls._read(directory)
         model._fitted = _Fitted(
             state["alphabet"], state["height"], state["mean"], state["std"],
             History(**state["history"]), state["metadata"],

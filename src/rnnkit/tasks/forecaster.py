@@ -12,7 +12,7 @@ rediscovering the season (seasonal differencing, Box & Jenkins).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from rnnkit.nn import make_layer
 from rnnkit.nn._checks import check_int, check_rate
 from rnnkit.preprocess import calendar_features
 from rnnkit.tasks._base import Task
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, train
 
 TASK = "forecaster"
 
@@ -128,6 +128,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         >>> report = model.evaluate(series, test_size=672)               # doctest: +SKIP
     """
 
+    task = TASK
     config_type = ForecasterConfig
     config: ForecasterConfig
 
@@ -291,24 +292,19 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         """Write weights (safetensors) and config, scaler, curves and ``metadata`` (JSON:
         e.g. where the data came from) to ``directory``."""
         network, fitted = self._require_network(), self._require_fitted()
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted_state = {
             "columns": list(fitted.columns),
             "num_targets": fitted.num_targets,
             "season": fitted.season,
             "scaler": {"mean": fitted.scaler.mean.tolist(), "std": fitted.scaler.std.tolist()},
             "num_features": network.encoder.input_size,
-            "history": asdict(fitted.history),
-            "metadata": metadata or fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> Forecaster:
         """Rebuild a forecaster saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        model = cls(ForecasterConfig(**state["model"]), TrainConfig(**state["training"]))
+        model, state, weights = cls._read(directory)
         scaler = Scaler(np.array(state["scaler"]["mean"]), np.array(state["scaler"]["std"]))
         model._fitted = _Fitted(
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_positive_float, check_rate
 from rnnkit.preprocess import char_tokens
 from rnnkit.tasks._base import Task
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, train
 
 TASK = "generator"
 # evaluate(): at most 16 parallel streams of at least 4096 characters, 512 steps per forward
@@ -102,6 +102,7 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         >>> model.sample("ROMEO:", 200, temperature=0.8, seed=0)           # doctest: +SKIP
     """
 
+    task = TASK
     config_type = GeneratorConfig
     config: GeneratorConfig
 
@@ -287,21 +288,16 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and config, vocabulary, curves and ``metadata``
         (JSON: e.g. where the text came from) to ``directory``."""
-        network, fitted = self._require_network(), self._require_fitted()
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted = self._require_fitted()
+        fitted_state = {
             "vocabulary": list(fitted.vocabulary.tokens),
-            "history": asdict(fitted.history),
-            "metadata": metadata or fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> Generator:
         """Rebuild a generator saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        model = cls(GeneratorConfig(**state["model"]), TrainConfig(**state["training"]))
+        model, state, weights = cls._read(directory)
         vocabulary = Vocabulary(tuple(state["vocabulary"]))
         model._fitted = _Fitted(vocabulary, History(**state["history"]), state["metadata"])
         model.network = GeneratorNetwork(len(vocabulary), model.config)

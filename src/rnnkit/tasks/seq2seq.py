@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task
 from rnnkit.tasks._decoding import beam_search, greedy_decode
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, train
 
 TASK = "seq2seq"
 BOS, EOS = "<s>", "</s>"
@@ -241,6 +241,7 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
         ['2021-03-05']
     """
 
+    task = TASK
     config_type = Seq2SeqConfig
     config: Seq2SeqConfig
 
@@ -451,23 +452,18 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and config, vocabularies, curves and ``metadata``
         (JSON) to ``directory``."""
-        network, fitted = self._require_network(), self._require_fitted()
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted = self._require_fitted()
+        fitted_state = {
             "source_vocabulary": list(fitted.source_vocabulary.tokens),
             "target_vocabulary": list(fitted.target_vocabulary.tokens),
             "longest_target": fitted.longest_target,
-            "history": asdict(fitted.history),
-            "metadata": metadata or fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> Seq2Seq:
         """Rebuild a model saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        model = cls(Seq2SeqConfig(**state["model"]), TrainConfig(**state["training"]))
+        model, state, weights = cls._read(directory)
         source = Vocabulary(tuple(state["source_vocabulary"]))
         target = Vocabulary(tuple(state["target_vocabulary"]))
         model._fitted = _Fitted(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numbers
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from rnnkit.data.text import Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.tasks._base import Task
-from rnnkit.train import History, TrainConfig, load_model, save_model, train
+from rnnkit.train import History, TrainConfig, train
 
 TASK = "tagger"
 IGNORE = -100  # tag id of padded steps; cross_entropy skips it
@@ -324,6 +324,7 @@ class SequenceTagger(Task[_Fitted, TaggerNetwork]):
         [[1, 0, 0]]
     """
 
+    task = TASK
     config_type = TaggerConfig
     config: TaggerConfig
 
@@ -435,22 +436,17 @@ class SequenceTagger(Task[_Fitted, TaggerNetwork]):
     def save(self, directory: str | Path, metadata: dict[str, Any] | None = None) -> Path:
         """Write weights (safetensors) and config, vocabulary, tags, curves and
         ``metadata`` (JSON) to ``directory``."""
-        network, fitted = self._require_network(), self._require_fitted()
-        state = {
-            "model": asdict(self.config),
-            "training": asdict(self.training),
+        fitted = self._require_fitted()
+        fitted_state = {
             "vocabulary": list(fitted.vocabulary.tokens),
             "tags": list(fitted.tags),
-            "history": asdict(fitted.history),
-            "metadata": metadata if metadata is not None else fitted.metadata,
         }
-        return save_model(directory, TASK, state, network.state_dict())
+        return self._save(directory, fitted_state, metadata)
 
     @classmethod
     def load(cls, directory: str | Path) -> SequenceTagger:
         """Rebuild a tagger saved with :meth:`save`."""
-        state, weights = load_model(directory, TASK)
-        tagger = cls(TaggerConfig(**state["model"]), TrainConfig(**state["training"]))
+        tagger, state, weights = cls._read(directory)
         tagger._fitted = _Fitted(
             Vocabulary(tuple(state["vocabulary"])),
             tuple(state["tags"]),
