@@ -49,8 +49,6 @@ vocabulary.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +56,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rnnkit._atomic import atomic_file
 from rnnkit.nn import GRU, LSTM, RNN, RecurrentBase
 from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger
 from rnnkit.tasks._base import Task
@@ -144,32 +143,27 @@ def export_onnx(
     module, inputs, in_names, out_names, axes = graph
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
     modes = [(sub, sub.training) for sub in module.modules()]
     module.eval()
     try:
-        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            torch.onnx.export(
-                module,
-                inputs,
-                temporary,
-                dynamo=False,
-                input_names=in_names or None,
-                output_names=out_names or None,
-                dynamic_axes=axes or None,
-                opset_version=opset_version,
-            )
-        _check_trace_warnings(caught)
-        onnx.checker.check_model(temporary, full_check=True)
-        os.replace(temporary, path)
+        with atomic_file(path) as temporary:
+            with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.onnx.export(
+                    module,
+                    inputs,
+                    temporary,
+                    dynamo=False,
+                    input_names=in_names or None,
+                    output_names=out_names or None,
+                    dynamic_axes=axes or None,
+                    opset_version=opset_version,
+                )
+            _check_trace_warnings(caught)
+            onnx.checker.check_model(temporary, full_check=True)
     finally:
         for sub, training in modes:
             sub.training = training
-        if os.path.exists(temporary):
-            os.remove(temporary)
     return path
 
 

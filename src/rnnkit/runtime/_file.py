@@ -13,14 +13,14 @@ JSON, and every tensor the header implies is checked for presence, shape and dty
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
+
+from rnnkit._atomic import atomic_file
 
 FORMAT = "rnnkit-runtime"
 VERSION = 1
@@ -33,19 +33,11 @@ class RuntimeFileError(ValueError):
 
 def write_file(path: str | Path, header: dict[str, Any], tensors: dict[str, np.ndarray]) -> Path:
     """Write ``tensors`` and ``header`` (JSON-serialisable) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     metadata = {HEADER_KEY: json.dumps({"format": FORMAT, "version": VERSION, **header})}
     arrays = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_file(path) as staging:
         save_file(arrays, staging, metadata=metadata)
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-    return path
+    return Path(path)
 
 
 def read_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

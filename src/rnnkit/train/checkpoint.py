@@ -10,8 +10,6 @@ file's metadata. Loading rebuilds only those types; anything else is refused whe
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
+from rnnkit._atomic import atomic_file
 from rnnkit.train.io import ModelFileError
 
 FORMAT = "rnnkit-checkpoint"
@@ -62,18 +61,10 @@ def _decode(node: Any, tensors: dict[str, Tensor]) -> Any:
 
 def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
     """Write ``checkpoint`` to ``path`` atomically (a killed run keeps the previous file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors: dict[str, Tensor] = {}
     tree = json.dumps(_encode(checkpoint, tensors, ""))
-    handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_file(path) as staging:
         save_file(tensors, staging, metadata={"format": FORMAT, _TREE: tree})
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

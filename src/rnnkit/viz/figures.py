@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from rnnkit._atomic import atomic_file
+
 # Figures are built without pyplot: no global state and no display needed (servers, CI).
 
 
@@ -95,9 +97,7 @@ def plot_confusion(
 def _save(figure: Figure, path: str | Path) -> Path:
     """Write atomically: a temporary name, then a rename."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.name}.partial")
     figure.tight_layout()
-    figure.savefig(partial, dpi=120, format=path.suffix.lstrip(".") or "png")
-    partial.replace(path)
+    with atomic_file(path) as partial:
+        figure.savefig(partial, dpi=120, format=path.suffix.lstrip(".") or "png")
     return path
