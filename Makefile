@@ -26,8 +26,9 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# pytest's exit code 5 (no tests collected) is not a failure.
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q || [ $$? -eq 5 ]
 
 quality: setup
 	$(PY) -m pytest -q -m slow
