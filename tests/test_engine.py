@@ -31,6 +31,7 @@ LAYERS: dict[str, Factory] = {
     "LayerNormLSTM": nn.LayerNormLSTM,
     "LayerNormLSTM-nobias": lambda i, h, **o: nn.LayerNormLSTM(i, h, bias=False, eps=0.3, **o),
     "LayerNormGRU": nn.LayerNormGRU,
+    "LayerNormGRU-nobias": lambda i, h, **o: nn.LayerNormGRU(i, h, bias=False, eps=0.3, **o),
     "IndRNN-relu": lambda i, h, **o: nn.IndRNN(i, h, recurrent_max_abs=0.9, **o),
     "IndRNN-tanh": lambda i, h, **o: nn.IndRNN(i, h, nonlinearity="tanh", **o),
     "Jordan-softmax": lambda i, h, **o: nn.JordanRNN(
@@ -39,27 +40,17 @@ LAYERS: dict[str, Factory] = {
     "Jordan-relu-sigmoid": lambda i, h, **o: nn.JordanRNN(
         i, h, nonlinearity="relu", output_nonlinearity="sigmoid", **o
     ),
+    "Jordan-nobias": lambda i, h, **o: nn.JordanRNN(i, h, bias=False, **o),
     "Recurrent-LSTMCell": lambda i, h, **o: nn.Recurrent(nn.LSTMCell, i, h, **o),
     "Recurrent-GRUCell": lambda i, h, **o: nn.Recurrent(nn.GRUCell, i, h, **o),
 }
-# The LSTM family runs its loops in numba at small batches, in torch ops otherwise: test both.
-LSTM_FAMILY = (
-    "LSTM",
-    "PeepholeLSTM",
-    "LayerNormLSTM",
-    "LayerNormLSTM-nobias",
-    "Recurrent-LSTMCell",
-)
-CASES = [
-    (name, loop)
-    for name in LAYERS
-    for loop in ("torch", "numba")[: 2 if name in LSTM_FAMILY else 1]
-]
+# Every fused layer runs its loops in numba at small batches, in torch ops otherwise: test both.
+CASES = [(name, loop) for name in LAYERS for loop in ("torch", "numba")]
 
 
 @pytest.fixture
 def loop(request, monkeypatch) -> str:
-    """Force the torch loop or the numba loop of the LSTM family (``NUMBA_MAX_BATCH``)."""
+    """Force the torch loop or the numba loop (``NUMBA_MAX_BATCH``)."""
     if request.param == "numba" and fused._fused_numba is None:
         pytest.skip("numba is not installed")
     monkeypatch.setattr(fused, "NUMBA_MAX_BATCH", 10**6 if request.param == "numba" else 0)
@@ -161,6 +152,25 @@ def test_engine_gradcheck_float64(name: str, loop: str) -> None:
 
     assert _engine.run(layer, x.detach(), tuple(s.detach() for s in hx), lengths) is not None
     assert torch.autograd.gradcheck(f, (x, *hx, *params), fast_mode=True)
+
+
+def test_small_batches_run_the_numba_loops(monkeypatch) -> None:
+    """At a batch up to ``NUMBA_MAX_BATCH`` each family's forward and backward run in numba
+    (else the "numba" cases above would silently test the torch loop twice)."""
+    if fused._fused_numba is None:
+        pytest.skip("numba is not installed")
+    calls = set()
+    for family in ("lstm", "gru", "indrnn", "jordan"):
+        for part in ("forward", "backward"):
+            name = f"{family}_{part}"
+            kernel = getattr(fused._fused_numba, name)
+            spy = lambda *args, kernel=kernel, name=name: calls.add(name) or kernel(*args)  # noqa: E731
+            monkeypatch.setattr(fused._fused_numba, name, spy)
+    x = torch.randn(3, fused.NUMBA_MAX_BATCH, 2)
+    for name in ("LSTM", "GRU", "IndRNN-relu", "Jordan-softmax"):
+        out, _ = make(name, 2, 3, "train-regularised", torch.float32)(x)
+        out.sum().backward()
+    assert len(calls) == 8, sorted(calls)
 
 
 @pytest.mark.parametrize("name", ["LSTM", "LayerNormLSTM", "Jordan-softmax"])

@@ -1,14 +1,17 @@
-"""The time loops of the fused LSTM family compiled by numba, for small batches.
+"""The time loops of the fused recurrences compiled by numba, for small batches.
 
 At a batch of a few sequences a step is microseconds of arithmetic, and the torch loop of
 :mod:`rnnkit.functional.fused` spends several microseconds of interpreter time on each of
 its ~20 ops per step. These loops do the same work in compiled code on NumPy views of the
 same buffers (same layout, same saved quantities), so everything before and after the loop,
-the parameter gradients included, is shared with the torch loop. Absent options are passed
+the parameter gradients included, is shared with the torch loop (except the layer norms'
+gains and shifts, whose gradients the loops add up as they go). Absent options are passed
 as 1-element dummies with a flag (one compiled signature per dtype).
 
-Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order, ``G = 4H``;
-``stats`` ``(L, N, 2)`` hold each layer norm's mean and ``1/std`` per row.
+Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
+``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
+mean and ``1/std`` per row; IndRNN and Jordan name their nonlinearities by their index in
+:data:`ACTIVATIONS`.
 """
 
 from __future__ import annotations
@@ -227,3 +230,292 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
             for j in range(hidden):
                 d = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
                 dh[n, j] = d + keep_h[n, j]
+
+
+#: The point-wise nonlinearities of IndRNN and Jordan, passed to the loops as their index.
+ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "softmax")
+_TANH, _SIGMOID, _RELU, _SOFTMAX = 1, 2, 3, 4
+
+
+@njit(cache=True, inline="always")
+def _activate_row(x, kind, exact):
+    """In place ``x = act(x)`` on one row, ``act`` the :data:`ACTIVATIONS` entry ``kind``."""
+    if kind == _SOFTMAX:  # math.exp: rows are a few outputs wide
+        top = x.max()
+        total = 0.0
+        for j in range(x.shape[0]):
+            x[j] = math.exp(x[j] - top)
+            total += x[j]
+        for j in range(x.shape[0]):
+            x[j] /= total
+        return
+    for j in range(x.shape[0]):
+        if kind == _TANH:
+            x[j] = _tanh_exact(x[j], exact)
+        elif kind == _SIGMOID:
+            x[j] = _sigmoid(x[j], exact)
+        elif kind == _RELU:
+            x[j] = x[j] if x[j] > 0.0 else 0.0
+
+
+@njit(cache=True, inline="always")
+def _activate_row_backward(grad, out, kind, d_in):
+    """``d_in`` = the gradient at the input of ``act`` (one row) from ``grad`` at its output
+    ``out``."""
+    dot = 0.0
+    if kind == _SOFTMAX:
+        for j in range(grad.shape[0]):
+            dot += grad[j] * out[j]
+    for j in range(grad.shape[0]):
+        d, y = grad[j], out[j]
+        if kind == _TANH:
+            d *= 1.0 - y * y
+        elif kind == _SIGMOID:
+            d *= y * (1.0 - y)
+        elif kind == _RELU:
+            d = d if y > 0.0 else 0.0
+        elif kind == _SOFTMAX:
+            d = y * (d - dot)
+        d_in[j] = d
+
+
+@njit(cache=True, inline="always")
+def _keep_row(keep, t, n, use_keep):
+    """``keep[t, 0, n]``, or the 1-element stand-in when there is no ``keep``."""
+    return keep[t, 0, n] if use_keep else keep[0, 0, 0]
+
+
+@njit(cache=True, inline="always")
+def _zoneout_row(old, new, keep, rate, zoned, use_keep, out):
+    """``out`` = the zoned-out row: ``where(keep, old, new)`` or ``lerp(new, old, rate)``."""
+    for j in range(new.shape[0]):
+        if not zoned:
+            out[j] = new[j]
+        elif use_keep:
+            out[j] = old[j] if keep[j] else new[j]
+        else:
+            out[j] = new[j] + rate * (old[j] - new[j])
+
+
+@njit(cache=True, inline="always")
+def _zoneout_row_backward(grad, keep, rate, zoned, use_keep, d_new, d_old):
+    """Split the gradient of a zoned-out row into ``d_new`` and ``d_old``."""
+    for j in range(grad.shape[0]):
+        d = grad[j]
+        if not zoned:
+            d_new[j], d_old[j] = d, 0.0
+        elif use_keep:
+            d_new[j], d_old[j] = (0.0, d) if keep[j] else (d, 0.0)
+        else:
+            d_new[j], d_old[j] = d * (1.0 - rate), d * rate
+
+
+@njit(cache=True)
+def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, rate, eps,
+                rows, reverse, zoned, use_mask, use_keep, ln, exact):  # fmt: skip
+    """Fill ``act`` (``r, z, n``), ``gh_n`` (the recurrent ``n`` part ``r`` multiplies), the
+    states and, with ``ln``, ``gh`` (``h W_hh^T``) and ``stats``; ``bias`` is ``b_hh``
+    (zeros when absent), unused with ``ln``."""
+    steps, batch, gates = act.shape
+    hidden = gates // 3
+    h_in = np.empty((batch, hidden), act.dtype)
+    g_all = np.empty((batch, gates), act.dtype)
+    h_t = np.empty(hidden, act.dtype)  # h' before zoneout
+    for k in range(steps):
+        t = steps - 1 - k if reverse else k
+        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        b = rows[t]
+        if b == 0:
+            continue
+        if reverse and t < steps - 1:  # sequences that start at this step
+            for n in range(rows[t + 1], b):
+                hs[prev, n] = h0[n]
+        for n in range(b):
+            for j in range(hidden):
+                h_in[n, j] = hs[prev, n, j] * mask[n, j] if use_mask else hs[prev, n, j]
+        g = g_all[:b]  # (b, 3H)
+        _matmul(h_in[:b], w, g)
+        for n in range(b):
+            a, x = act[t, n], gi[t, n]
+            if ln:
+                gh[t, n] = g[n]
+                mean = g[n].mean()
+                var = ((g[n] - mean) ** 2).mean()
+                rstd = 1.0 / math.sqrt(var + eps)
+                stats[t, n, 0], stats[t, n, 1] = mean, rstd
+                for j in range(gates):
+                    g[n, j] = (g[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
+            else:
+                for j in range(gates):
+                    g[n, j] += bias[j]
+            for j in range(2 * hidden):
+                a[j] = _sigmoid(x[j] + g[n, j], exact)
+            for j in range(hidden):
+                g_n = g[n, 2 * hidden + j]
+                gh_n[t, n, j] = g_n
+                n_t = _tanh_exact(x[2 * hidden + j] + a[j] * g_n, exact)
+                a[2 * hidden + j] = n_t
+                h_t[j] = n_t + a[hidden + j] * (hs[prev, n, j] - n_t)
+            keep_t = _keep_row(keep, t, n, use_keep)
+            _zoneout_row(hs[prev, n], h_t, keep_t, rate, zoned, use_keep, hs[new, n])
+
+
+@njit(cache=True)
+def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh,
+                 hs, mask, keep, rate, rows, reverse, zoned, use_mask, use_keep,
+                 ln):  # fmt: skip
+    """Fill ``d_act`` (d pre-activations = d gi) and ``d_g`` (d of the normalised recurrent
+    part); with ``ln``, ``d_gh`` (d ``h W_hh^T``; else it is ``d_g``) and add the layer
+    norm's parameter gradients to ``d_ln_*``; ``dh`` ends as d h0."""
+    steps, batch, gates = act.shape
+    hidden = gates // 3
+    d = np.empty(hidden, act.dtype)
+    dhn = np.empty(hidden, act.dtype)
+    rest = np.empty((batch, hidden), act.dtype)  # the d h that skips W_hh: via z and zoneout
+    dh_all = np.empty((batch, hidden), act.dtype)
+    for k in range(steps - 1, -1, -1):
+        t = steps - 1 - k if reverse else k
+        prev = t + 1 if reverse else t
+        b = rows[t]
+        if b == 0:
+            continue
+        for n in range(b):
+            a, da, dg = act[t, n], d_act[t, n], d_g[t, n]
+            for j in range(hidden):
+                d[j] = dh[n, j] + grads[t, n, j]
+            keep_t = _keep_row(keep, t, n, use_keep)
+            _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dhn, rest[n])
+            for j in range(hidden):  # h' = n + z (h - n)
+                r, z, n_t = a[j], a[hidden + j], a[2 * hidden + j]
+                rest[n, j] += dhn[j] * z
+                d_z = dhn[j] * (hs[prev, n, j] - n_t)
+                d_n = dhn[j] * (1.0 - z) * (1.0 - n_t * n_t)
+                d_r = d_n * gh_n[t, n, j]
+                da[j] = dg[j] = d_r * r * (1.0 - r)
+                da[hidden + j] = dg[hidden + j] = d_z * z * (1.0 - z)
+                da[2 * hidden + j] = d_n
+                dg[2 * hidden + j] = d_n * r
+            if ln:
+                _norm_backward(dg, gh[t, n], stats[t, n, 0], stats[t, n, 1], ln_w, d_gh[t, n],
+                               d_ln_w, d_ln_b)  # fmt: skip
+        dh_prev = dh_all[:b]  # (b, H)
+        _matmul(d_gh[t, :b], w_hh, dh_prev)
+        for n in range(b):
+            for j in range(hidden):
+                dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
+                dh[n, j] = dm + rest[n, j]
+
+
+@njit(cache=True)
+def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_mask, use_keep,
+                   kind, exact):  # fmt: skip
+    """Fill ``h_new`` (``act(gi + u h)`` before zoneout) and the states; ``um`` ``(N, H)``
+    (``use_mask``: ``u`` times the dropout mask) or ``(1, H)``."""
+    steps, _, hidden = gi.shape
+    for k in range(steps):
+        t = steps - 1 - k if reverse else k
+        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        b = rows[t]
+        if b == 0:
+            continue
+        if reverse and t < steps - 1:  # sequences that start at this step
+            for n in range(rows[t + 1], b):
+                hs[prev, n] = h0[n]
+        for n in range(b):
+            h, h_t, u = hs[prev, n], h_new[t, n], um[n if use_mask else 0]
+            for j in range(hidden):
+                h_t[j] = gi[t, n, j] + u[j] * h[j]
+            _activate_row(h_t, kind, exact)
+            keep_t = _keep_row(keep, t, n, use_keep)
+            _zoneout_row(h, h_t, keep_t, rate, zoned, use_keep, hs[new, n])
+
+
+@njit(cache=True)
+def indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zoned, use_mask,
+                    use_keep, kind):  # fmt: skip
+    """Fill ``d_act`` (d pre-activations = d gi); ``dh`` ends as d h0."""
+    steps, _, hidden = h_new.shape
+    d = np.empty(hidden, h_new.dtype)
+    dhn = np.empty(hidden, h_new.dtype)
+    rest = np.empty(hidden, h_new.dtype)  # through zoneout
+    for k in range(steps - 1, -1, -1):
+        t = steps - 1 - k if reverse else k
+        for n in range(rows[t]):
+            for j in range(hidden):
+                d[j] = dh[n, j] + grads[t, n, j]
+            keep_t = _keep_row(keep, t, n, use_keep)
+            _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dhn, rest)
+            da, u = d_act[t, n], um[n if use_mask else 0]
+            _activate_row_backward(dhn, h_new[t, n], kind, da)
+            for j in range(hidden):
+                dh[n, j] = da[j] * u[j] + rest[j]
+
+
+@njit(cache=True)
+def jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
+                   zoned, use_mask, use_keep, kind, out_kind, exact):  # fmt: skip
+    """Fill ``hid`` (the hidden layer), ``y_new`` (the output before zoneout) and the states;
+    ``w_in`` ``(O, H)``, ``w_out`` ``(H, O)``, ``bias`` ``b_hy`` (zeros when absent)."""
+    steps, batch, hidden = gi.shape
+    out_size = w_out.shape[1]
+    y_in = np.empty((batch, out_size), gi.dtype)
+    for k in range(steps):
+        t = steps - 1 - k if reverse else k
+        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        b = rows[t]
+        if b == 0:
+            continue
+        if reverse and t < steps - 1:  # sequences that start at this step
+            for n in range(rows[t + 1], b):
+                ys[prev, n] = y0[n]
+        for n in range(b):
+            for j in range(out_size):
+                y_in[n, j] = ys[prev, n, j] * mask[n, j] if use_mask else ys[prev, n, j]
+        h = hid[t, :b]  # (b, H)
+        _matmul(y_in[:b], w_in, h)
+        for n in range(b):
+            for j in range(hidden):
+                h[n, j] += gi[t, n, j]
+            _activate_row(h[n], kind, exact)
+        y_t = y_new[t, :b]  # (b, O)
+        _matmul(h, w_out, y_t)
+        for n in range(b):
+            for j in range(out_size):
+                y_t[n, j] += bias[j]
+            _activate_row(y_t[n], out_kind, exact)
+            keep_t = _keep_row(keep, t, n, use_keep)
+            _zoneout_row(ys[prev, n], y_t[n], keep_t, rate, zoned, use_keep, ys[new, n])
+
+
+@njit(cache=True)
+def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows,
+                    reverse, zoned, use_mask, use_keep, kind, out_kind):  # fmt: skip
+    """Fill ``d_act`` (d hidden pre-activations = d gi) and ``d_z`` (d output
+    pre-activations); ``w_yh`` ``(H, O)``, ``w_hy`` ``(O, H)``; ``dy`` ends as d y0."""
+    steps, batch, hidden = hid.shape
+    out_size = y_new.shape[2]
+    d = np.empty(out_size, hid.dtype)
+    dyn = np.empty(out_size, hid.dtype)
+    rest = np.empty((batch, out_size), hid.dtype)  # through zoneout
+    d_hid = np.empty((batch, hidden), hid.dtype)
+    dy_all = np.empty((batch, out_size), hid.dtype)
+    for k in range(steps - 1, -1, -1):
+        t = steps - 1 - k if reverse else k
+        b = rows[t]
+        if b == 0:
+            continue
+        for n in range(b):
+            for j in range(out_size):
+                d[j] = dy[n, j] + grads[t, n, j]
+            keep_t = _keep_row(keep, t, n, use_keep)
+            _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dyn, rest[n])
+            _activate_row_backward(dyn, y_new[t, n], out_kind, d_z[t, n])
+        _matmul(d_z[t, :b], w_hy, d_hid[:b])
+        for n in range(b):
+            _activate_row_backward(d_hid[n], hid[t, n], kind, d_act[t, n])
+        dy_prev = dy_all[:b]  # (b, O)
+        _matmul(d_act[t, :b], w_yh, dy_prev)
+        for n in range(b):
+            for j in range(out_size):
+                dm = dy_prev[n, j] * mask[n, j] if use_mask else dy_prev[n, j]
+                dy[n, j] = dm + rest[n, j]

@@ -12,8 +12,8 @@ Variable lengths run on a batch sorted by decreasing length: step ``t`` only tou
 first rows (the sequences still running), as torch's packed kernels do.
 
 At small batches (up to :data:`NUMBA_MAX_BATCH`) a step is a few microseconds of arithmetic
-and the torch loop is interpreter time; there the LSTM family runs the same loops compiled
-by numba (:mod:`rnnkit.functional._fused_numba`) when it is installed, and the torch loop
+and the torch loop is interpreter time; there every family runs the same loops compiled by
+numba (:mod:`rnnkit.functional._fused_numba`) when it is installed, and the torch loop
 otherwise (logged once on the ``rnnkit`` logger).
 
 Every function takes the regularisers of :class:`rnnkit.nn.RecurrentBase`: ``mask``
@@ -43,7 +43,7 @@ try:
 except ImportError:  # numba is optional: the torch loop runs every batch size
     _fused_numba = None
 
-#: Batches up to this size run the LSTM family's loops in numba when it is installed
+#: Batches up to this size run the loops in numba when it is installed
 #: (measured: faster than the torch loop below about this size; see benchmarks/README.md).
 NUMBA_MAX_BATCH = 8
 _log = logging.getLogger("rnnkit")
@@ -239,8 +239,8 @@ def _use_numba(x: Tensor) -> bool:
 @functools.cache
 def _warn_no_numba() -> None:
     """Say once that the small-batch loops fall back to torch ops."""
-    _log.warning("numba is not installed: small-batch LSTM recurrences run the slower torch "
-                 "loop (pip install numba)")  # fmt: skip
+    _log.warning("numba is not installed: small-batch recurrences run the slower torch loop "
+                 "(pip install numba)")  # fmt: skip
 
 
 def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
@@ -522,6 +522,83 @@ def _lstm_numba_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c
     )  # fmt: skip
 
 
+def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep,
+                       opt) -> None:  # fmt: skip
+    """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers."""
+    dtype = act.numpy().dtype
+    # An absent bias or LN shift is a zero one (the loop reads every entry).
+    bias = b_hh if b_hh is not None or ln_w is not None else act.new_zeros(act.shape[-1])
+    ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
+    _fused_numba.gru_forward(
+        _np(gi, 3, dtype), _np(w, 2, dtype), _np(bias, 1, dtype), act.numpy(), gh_n.numpy(),
+        _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats.numpy(), hs.numpy(),
+        _np(h0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, opt.eps,
+        *_flags(opt, mask, keep), ln_w is not None, dtype == np.float64,
+    )  # fmt: skip
+
+
+def _gru_numba_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln, w_hh, hs,
+                        mask, keep, opt) -> None:  # fmt: skip
+    """:func:`rnnkit.functional._fused_numba.gru_backward` on NumPy views of the buffers."""
+    dtype = act.numpy().dtype
+    d_ln = d_ln or (None, None)
+    _fused_numba.gru_backward(
+        grads.numpy(), dh.numpy(), act.numpy(), d_act.numpy(), d_g.numpy(), d_gh.numpy(),
+        gh_n.numpy(), _np(gh, 3, dtype), stats.numpy(), _np(ln_w, 1, dtype),
+        *(_np(d, 1, dtype) for d in d_ln), _np(w_hh, 2, dtype), hs.numpy(), _np(mask, 2, dtype),
+        _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep), ln_w is not None,
+    )  # fmt: skip
+
+
+def _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.indrnn_forward` on NumPy views of the buffers."""
+    dtype = hs.numpy().dtype
+    _fused_numba.indrnn_forward(
+        _np(gi, 3, dtype), _np(um.reshape(-1, um.shape[-1]), 2, dtype), hs.numpy(),
+        h_new.numpy(), _np(h0, 2, dtype), _np(keep, 4, np.bool_), opt.rate,
+        *_flags(opt, mask, keep), _activation(opt.nonlinearity), dtype == np.float64,
+    )  # fmt: skip
+
+
+def _indrnn_numba_backward(grads, dh, d_act, h_new, um, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.indrnn_backward` on NumPy views of the buffers."""
+    dtype = h_new.numpy().dtype
+    _fused_numba.indrnn_backward(
+        grads.numpy(), dh.numpy(), d_act.numpy(), h_new.numpy(),
+        _np(um.reshape(-1, um.shape[-1]), 2, dtype), _np(keep, 4, np.bool_), opt.rate,
+        *_flags(opt, mask, keep), _activation(opt.nonlinearity),
+    )  # fmt: skip
+
+
+def _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.jordan_forward` on NumPy views of the buffers."""
+    dtype = ys.numpy().dtype
+    bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
+    _fused_numba.jordan_forward(
+        _np(gi, 3, dtype), _np(w_in, 2, dtype), _np(w_out, 2, dtype), _np(bias, 1, dtype),
+        hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype), _np(mask, 2, dtype),
+        _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
+        _activation(opt.nonlinearity), _activation(opt.output_nonlinearity), dtype == np.float64,
+    )  # fmt: skip
+
+
+def _jordan_numba_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep,
+                           opt) -> None:  # fmt: skip
+    """:func:`rnnkit.functional._fused_numba.jordan_backward` on NumPy views of the buffers."""
+    dtype = hid.numpy().dtype
+    _fused_numba.jordan_backward(
+        grads.numpy(), dy.numpy(), d_act.numpy(), d_z.numpy(), hid.numpy(), y_new.numpy(),
+        _np(w_yh, 2, dtype), _np(w_hy, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
+        opt.rate, *_flags(opt, mask, keep), _activation(opt.nonlinearity),
+        _activation(opt.output_nonlinearity),
+    )  # fmt: skip
+
+
+def _activation(name: str) -> int:
+    """The numba loops' code for the nonlinearity ``name``."""
+    return _fused_numba.ACTIVATIONS.index(name)
+
+
 def _flags(opt: Options, mask: Tensor | None, keep: Tensor | None) -> tuple:
     """``rows, reverse, zoned, use_mask, use_keep`` of the numba loops."""
     rows = np.array(opt.plan.rows, dtype=np.int64)
@@ -599,13 +676,19 @@ class _GRU(torch.autograd.Function):
         stats: list[Any] = [None] * steps
         hs = plan.empty(steps + 1, batch, hidden, like=gi)
         hs[plan.first] = h0
-        h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
-        r_z, n = act[..., : 2 * hidden], act[..., 2 * hidden :]
-        r, z, _ = act.split(hidden, dim=-1)
-        per_step = _per_step(gi[..., : 2 * hidden], gi[..., 2 * hidden :], r, z, r_z, n, gh_n,
-                             h_new)  # fmt: skip
-        h_s = hs.unbind(0)
-        for t, prev, new, b in plan.order:
+        numba = _use_numba(gi)
+        if numba:
+            stats = gi.new_zeros(steps, batch, 2)
+            _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep,
+                               opt)  # fmt: skip
+        else:
+            h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
+            r_z, n = act[..., : 2 * hidden], act[..., 2 * hidden :]
+            r, z, _ = act.split(hidden, dim=-1)
+            per_step = _per_step(gi[..., : 2 * hidden], gi[..., 2 * hidden :], r, z, r_z, n,
+                                 gh_n, h_new)  # fmt: skip
+            h_s = hs.unbind(0)
+        for t, prev, new, b in [] if numba else plan.order:
             if b == 0:
                 continue
             plan.start(t, (hs,), (h0,))
@@ -624,28 +707,36 @@ class _GRU(torch.autograd.Function):
             if zoned:
                 _zoneout(h, h_t, _keep(keep, t, 0, b), rate, hn)
         ctx.save_for_backward(w_hh, ln_w, ln_b, mask, keep, act, gh_n, gh, hs)
-        ctx.extra = (stats, opt, b_hh is not None)
+        ctx.extra = (stats, opt, b_hh is not None, numba)
         return plan.outputs(hs), plan.final(hs)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_h: Tensor) -> tuple:
         w_hh, ln_w, ln_b, mask, keep, act, gh_n, gh, hs = ctx.saved_tensors
-        stats, opt, has_bias = ctx.extra
+        stats, opt, has_bias, numba = ctx.extra
         plan, eps, rate = opt.plan, opt.eps, opt.rate
         steps, batch, gates = act.shape
         hidden = gates // 3
         zoned = opt.zoned(keep)
-        grads = plan.grads(grad_out).unbind(0)
         d_act = plan.empty(steps, batch, gates, like=act)  # d pre-activations = d gi
         d_g = plan.empty(steps, batch, gates, like=act)  # d of the normalised recurrent part
         d_gh = d_g if gh is None else plan.empty(steps, batch, gates, like=act)
-        per_step = _per_step(*act.split(hidden, dim=-1), act[..., : 2 * hidden],
-                             *d_act.split(hidden, dim=-1), d_act[..., : 2 * hidden],
-                             d_g[..., : 2 * hidden], d_g[..., 2 * hidden :], d_g, gh_n)  # fmt: skip
-        h_s = hs.unbind(0)
+        d_ln = (
+            (torch.zeros_like(ln_w), torch.zeros_like(ln_w)) if numba and gh is not None else None
+        )
         dh = grad_h.clone()
-        for t, prev, _, b in reversed(plan.order):
+        if numba:
+            _gru_numba_backward(plan.grads(grad_out), dh, act, d_act, d_g, d_gh, gh_n, gh, stats,
+                                ln_w, d_ln, w_hh, hs, mask, keep, opt)  # fmt: skip
+        else:
+            grads = plan.grads(grad_out).unbind(0)
+            per_step = _per_step(*act.split(hidden, dim=-1), act[..., : 2 * hidden],
+                                 *d_act.split(hidden, dim=-1), d_act[..., : 2 * hidden],
+                                 d_g[..., : 2 * hidden], d_g[..., 2 * hidden :], d_g,
+                                 gh_n)  # fmt: skip
+            h_s = hs.unbind(0)
+        for t, prev, _, b in [] if numba else reversed(plan.order):
             if b == 0:
                 continue
             r, z, n, a_rz, da_r, da_z, da_n, da_rz, dg_rz, dg_n, dg, g_n = _cut(b, per_step[t])
@@ -679,8 +770,9 @@ class _GRU(torch.autograd.Function):
         d_w_hh = _weight_grad(d_gh, _recurrent_inputs(plan, hs, mask))
         d_b_hh = d_g.sum((0, 1)) if has_bias else None
         d_ln_w = d_ln_b = None
-        if gh is not None:
-            d_ln_w, d_ln_b = _norm_grads(d_g, gh, eps, ln_w, ln_b)
+        if gh is not None:  # the numba loop adds them up as it goes
+            d_ln_w, d_ln_b = d_ln if numba else _norm_grads(d_g, gh, eps, ln_w, ln_b)
+            d_ln_b = d_ln_b if ln_b is not None else None
         return d_act, dh, d_w_hh, d_b_hh, d_ln_w, d_ln_b, None, None, None
 
 
@@ -738,9 +830,13 @@ class _IndRNN(torch.autograd.Function):
         hs = plan.empty(steps + 1, batch, hidden, like=gi)
         hs[plan.first] = h0
         h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
-        per_step = _per_step(gi, h_new)
-        h_s = hs.unbind(0)
-        for t, prev, new, b in plan.order:
+        numba = _use_numba(gi)
+        if numba:
+            _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt)
+        else:
+            per_step = _per_step(gi, h_new)
+            h_s = hs.unbind(0)
+        for t, prev, new, b in [] if numba else plan.order:
             if b == 0:
                 continue
             plan.start(t, (hs,), (h0,))
@@ -751,21 +847,24 @@ class _IndRNN(torch.autograd.Function):
             if zoned:
                 _zoneout(h, h_t, _keep(keep, t, 0, b), rate, hn)
         ctx.save_for_backward(um, mask, keep, hs, h_new)
-        ctx.opt = opt
+        ctx.extra = (opt, numba)
         return plan.outputs(hs), plan.final(hs)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_h: Tensor) -> tuple:
         um, mask, keep, hs, h_new = ctx.saved_tensors
-        opt = ctx.opt
+        opt, numba = ctx.extra
         plan, rate = opt.plan, opt.rate
         zoned = opt.zoned(keep)
-        grads = plan.grads(grad_out).unbind(0)
         d_act = plan.empty(*h_new.shape, like=h_new)  # = d gi
-        per_step = _per_step(h_new, d_act)
         dh = grad_h.clone()
-        for t, _, _, b in reversed(plan.order):
+        if numba:
+            _indrnn_numba_backward(plan.grads(grad_out), dh, d_act, h_new, um, mask, keep, opt)
+        else:
+            grads = plan.grads(grad_out).unbind(0)
+            per_step = _per_step(h_new, d_act)
+        for t, _, _, b in [] if numba else reversed(plan.order):
             if b == 0:
                 continue
             h_t, da = _cut(b, per_step[t])
@@ -832,9 +931,13 @@ class _Jordan(torch.autograd.Function):
         ys = plan.empty(steps + 1, batch, out_size, like=gi)
         ys[plan.first] = y0
         y_new = plan.empty(steps, batch, out_size, like=gi) if zoned else plan.written(ys)
-        per_step = _per_step(gi, hid, y_new)
-        y_s = ys.unbind(0)
-        for t, prev, new, b in plan.order:
+        numba = _use_numba(gi)
+        if numba:
+            _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep, opt)
+        else:
+            per_step = _per_step(gi, hid, y_new)
+            y_s = ys.unbind(0)
+        for t, prev, new, b in [] if numba else plan.order:
             if b == 0:
                 continue
             plan.start(t, (ys,), (y0,))
@@ -850,22 +953,26 @@ class _Jordan(torch.autograd.Function):
             if zoned:
                 _zoneout(y, y_t, _keep(keep, t, 0, b), rate, yn)
         ctx.save_for_backward(w_yh, w_hy, mask, keep, hid, ys, y_new)
-        ctx.extra = (opt, b_hy is not None)
+        ctx.extra = (opt, b_hy is not None, numba)
         return plan.outputs(ys), plan.final(ys)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_y: Tensor) -> tuple:
         w_yh, w_hy, mask, keep, hid, ys, y_new = ctx.saved_tensors
-        opt, has_bias = ctx.extra
+        opt, has_bias, numba = ctx.extra
         plan, rate = opt.plan, opt.rate
         zoned = opt.zoned(keep)
-        grads = plan.grads(grad_out).unbind(0)
         d_act = plan.empty(*hid.shape, like=hid)  # d hidden pre-activation = d gi
         d_z = plan.empty(*y_new.shape, like=y_new)  # d output pre-activation
-        per_step = _per_step(hid, y_new, d_act, d_z)
         dy = grad_y.clone()
-        for t, _, _, b in reversed(plan.order):
+        if numba:
+            _jordan_numba_backward(plan.grads(grad_out), dy, d_act, d_z, hid, y_new, w_yh, w_hy,
+                                   mask, keep, opt)  # fmt: skip
+        else:
+            grads = plan.grads(grad_out).unbind(0)
+            per_step = _per_step(hid, y_new, d_act, d_z)
+        for t, _, _, b in [] if numba else reversed(plan.order):
             if b == 0:
                 continue
             h, y_t, da, dz = _cut(b, per_step[t])
