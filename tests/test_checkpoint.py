@@ -10,8 +10,11 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
+import numpy as np
 import pytest
 import torch
+from lightning.pytorch.callbacks import Callback
 from safetensors.torch import save_file
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -107,19 +110,24 @@ def test_bad_checkpoint_files_raise_clear_errors(tmp_path: Path, content: str) -
         load_checkpoint(path)
 
 
-def test_resumed_run_equals_an_uninterrupted_one(tmp_path: Path, interrupt_at_epoch) -> None:
+@pytest.mark.parametrize("final_learning_rate", [None, 1e-4])  # constant; cosine schedule
+def test_resumed_run_equals_an_uninterrupted_one(
+    tmp_path: Path, interrupt_at_epoch, final_learning_rate: float | None
+) -> None:
+    config = TrainConfig(max_epochs=6, patience=10, batch_size=32,
+                         final_learning_rate=final_learning_rate)  # fmt: skip
     whole = network()
-    expected = train(whole, mse, *data(), CONFIG, tmp_path / "whole", progress=False)
+    expected = train(whole, mse, *data(), config, tmp_path / "whole", progress=False)
 
     handler = signal.getsignal(signal.SIGINT)
     interrupt_at_epoch(3)
     with pytest.raises(KeyboardInterrupt):
-        train(network(), mse, *data(), CONFIG, tmp_path / "cut", progress=False)
+        train(network(), mse, *data(), config, tmp_path / "cut", progress=False)
     assert signal.getsignal(signal.SIGINT) == handler  # Lightning's SIG_IGN is undone
     assert load_checkpoint(tmp_path / "cut" / CHECKPOINT)["epoch"] == 2  # epochs 0..2 done
 
     resumed = network()
-    history = train(resumed, mse, *data(), CONFIG, tmp_path / "cut", progress=False, resume=True)
+    history = train(resumed, mse, *data(), config, tmp_path / "cut", progress=False, resume=True)
 
     assert history == expected
     for name, value in whole.state_dict().items():
@@ -192,3 +200,24 @@ def test_a_killed_run_leaves_a_loadable_checkpoint_to_resume(tmp_path: Path) -> 
     assert resumed.exit_code == 0, resumed.output
     assert (out / "model" / "weights.safetensors").is_file()
     assert len((out / "logs" / "metrics.csv").read_text().splitlines()) == 1 + 2 * (done + 1)
+
+
+def test_cosine_schedule_follows_its_closed_form() -> None:
+    config = TrainConfig(max_epochs=3, batch_size=32, learning_rate=3e-3, final_learning_rate=3e-4)
+    seen: list[float] = []
+
+    class Record(Callback):
+        def on_train_batch_start(self, trainer, module, batch, index) -> None:
+            seen.append(trainer.optimizers[0].param_groups[0]["lr"])
+
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Record()])  # fmt: skip
+    train(network(), mse, *data(), config, progress=False, trainer=trainer)
+    total = 3 * 5  # 160 examples in batches of 32, three epochs
+    expected = [
+        3e-4 + (3e-3 - 3e-4) * (1 + math.cos(math.pi * t / total)) / 2 for t in range(total)
+    ]
+    np.testing.assert_allclose(seen, expected, rtol=1e-9)
+    with pytest.raises(ValueError, match=r"final_learning_rate: expected None or a value in"):
+        TrainConfig(learning_rate=1e-3, final_learning_rate=1e-2)

@@ -44,6 +44,17 @@ class TrainConfig:
     weight_decay: float = 0.0
     gradient_clip: float = 1.0  # max global gradient norm (exploding gradients, BPTT)
     seed: int = 0
+    # None: a constant learning rate; else a cosine decay from learning_rate to this over
+    # the max_epochs' steps (Loshchilov & Hutter 2017).
+    final_learning_rate: float | None = None
+
+    def __post_init__(self) -> None:
+        final = self.final_learning_rate
+        if final is not None and not 0 <= final <= self.learning_rate:
+            raise ValueError(
+                f"final_learning_rate: expected None or a value in [0, learning_rate] = "
+                f"[0, {self.learning_rate}], got {final}"
+            )
 
 
 @dataclass
@@ -78,12 +89,17 @@ class TaskModule(L.LightningModule):
         )
         return loss
 
-    def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
-            self.network.parameters(),
-            lr=self.config.learning_rate,
-            weight_decay=self.config.weight_decay,
+    def configure_optimizers(self) -> Any:
+        config = self.config
+        optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
+        if config.final_learning_rate is None:
+            return optimizer
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, self.trainer.estimated_stepping_batches, config.final_learning_rate
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
 
 class _BestWeights(Callback):
