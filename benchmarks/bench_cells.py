@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from bench_layers import make_runner, time_round_robin  # the same timing for every table
 from rich.console import Console
 from rich.table import Table
 
@@ -79,36 +80,6 @@ class Result:
     median_ms: float
     ratio: float  # median_ms / the baseline's median_ms
     samples_ms: list[float]
-
-
-def make_runner(module: torch.nn.Module, x: torch.Tensor, mode: str) -> Callable[[], None]:
-    def forward() -> None:
-        with torch.no_grad():
-            module(x)
-
-    def forward_backward() -> None:
-        module.zero_grad(set_to_none=True)
-        module(x)[0].sum().backward()
-
-    return forward if mode == "forward" else forward_backward
-
-
-def time_round_robin(
-    runners: dict[str, Callable[[], None]], repeats: int, warmup: int
-) -> dict[str, list[float]]:
-    """Each round runs every runner once, starting one further along than the last round."""
-    names = list(runners)
-    for _ in range(warmup):
-        for name in names:
-            runners[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runners[name]()
-            samples[name].append((time.perf_counter() - start) * 1e3)
-    return samples
 
 
 def benchmark(config: Config, repeats: int, warmup: int) -> list[Result]:

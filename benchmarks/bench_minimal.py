@@ -44,6 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+from bench_layers import available_cores, time_round_robin  # the same timing for every table
 from rich.console import Console
 from rich.table import Table
 
@@ -76,24 +77,6 @@ class Result:
 
 
 # -------------------------------------------------------------------------------- timing
-
-
-def time_round_robin(
-    runners: dict[str, Callable[[], None]], repeats: int, warmup: int
-) -> dict[str, list[float]]:
-    """Interleave the runners: each round runs every one once, starting one further along."""
-    names = list(runners)
-    for _ in range(warmup):
-        for name in names:
-            runners[name]()
-    samples: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(repeats):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
-            start = time.perf_counter()
-            runners[name]()
-            samples[name].append((time.perf_counter() - start) * 1e3)
-    return samples
 
 
 def measure(
@@ -232,12 +215,6 @@ def render_scans(results: list[Result], console: Console) -> None:
             table.add_row(str(r.steps), name, f"{ms:.1f}", f"{ms / r.median_ms['fused']:.2f}")
         table.add_section()
     console.print(table)
-
-
-def available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def environment(repeats: int, warmup: int) -> dict[str, object]:
