@@ -363,7 +363,7 @@ def test_shakespeare_reaches_1_55_nats_per_char_in_15_cpu_minutes() -> None:
     text = load_text("shakespeare")
     train_text, val_text = split_text(text, 0.1)
     budget = CpuBudget(15 * 60)
-    # 20 epochs take about 14 CPU-minutes here; the cosine schedule spans them.
+    # 20 epochs take about 13 CPU-minutes here; the cosine schedule spans them.
     config = TrainConfig(max_epochs=20, patience=1000, batch_size=SHAKESPEARE_BATCH,
                          learning_rate=SHAKESPEARE_LR, final_learning_rate=1e-4)  # fmt: skip
     trainer = L.Trainer(
