@@ -8,6 +8,10 @@ Tables (all times are medians of interleaved rounds, ratios taken inside one run
   "LSTM rec-dropout" and "LSTM zoneout" are :class:`rnnkit.nn.LSTM` with
   ``recurrent_dropout=0.25`` / ``zoneout=0.1`` (in eval, recurrent dropout is off, so that
   forward is torch's own kernel).
+* **user-defined cell**: an LSTM-like cell written by subclassing
+  :class:`rnnkit.nn.RecurrentCell`, run by :class:`rnnkit.nn.Recurrent` (the reference path,
+  input projection hoisted) against the same cell in a naive Python loop (projected step by
+  step), in the rounds of the layers table.
 * **lengths**: a batch whose lengths run evenly from 1 to T, forward+backward, against
   ``pack_padded_sequence -> torch.nn.LSTM -> pad_packed_sequence`` and against each layer on
   the padded batch in full.
@@ -57,6 +61,7 @@ LAYERS: dict[str, Callable[[int, int], torch.nn.Module]] = {
 }
 MODES = ("forward", "forward+backward")
 BASELINE, LOOP = "torch.nn.LSTM", "LSTMCell loop"
+CUSTOM, CUSTOM_LOOP = "custom cell via Recurrent", "custom cell naive loop"
 MEMORY_CONFIG = (16, 1024, 64, 256)
 RESULTS = Path(__file__).parent / "results" / "engine.json"
 
@@ -74,6 +79,40 @@ class CellLoop(torch.nn.Module):
         for x_t in x.unbind(0):
             h, c = self.cell(x_t, (h, c))
             outputs.append(h)
+        return torch.stack(outputs), None
+
+
+class CustomLSTMCell(rnnkit.nn.RecurrentCell):
+    """A user-defined cell as a user would write it: an LSTM step in plain torch ops."""
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        super().__init__(input_size, (hidden_size, hidden_size))
+        self.ih = torch.nn.Linear(input_size, 4 * hidden_size)
+        self.hh = torch.nn.Linear(hidden_size, 4 * hidden_size, bias=False)
+
+    def project(self, x: torch.Tensor) -> torch.Tensor:
+        return self.ih(x)  # (..., 4H)
+
+    def step(self, x_t, state, dropout_mask=None):
+        h, c = state
+        i, f, g, o = (x_t + self.hh(h)).chunk(4, dim=-1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        return torch.sigmoid(o) * torch.tanh(c), c
+
+
+class NaiveLoop(torch.nn.Module):
+    """``cell`` run by a Python loop over time, projecting each step's input on its own."""
+
+    def __init__(self, cell: rnnkit.nn.RecurrentCell) -> None:
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, None]:
+        state = tuple(x.new_zeros(x.shape[1], size) for size in self.cell.state_sizes)
+        outputs = []
+        for x_t in x.unbind(0):
+            state = self.cell.step(self.cell.project(x_t), state)
+            outputs.append(state[0])
         return torch.stack(outputs), None
 
 
@@ -98,12 +137,15 @@ def medians(runners: dict[str, Callable], repeats: int, warmup: int) -> dict[str
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
-def layer_table(configs: tuple, repeats: int, warmup: int) -> list[dict]:
-    rows = []
+def layer_table(configs: tuple, repeats: int, warmup: int) -> tuple[list[dict], list[dict]]:
+    """The layers table and the user-defined cell's rows (timed in the same rounds)."""
+    rows, custom = [], []
     for batch, steps, inputs, hidden in configs:
         torch.manual_seed(0)
         modules = {BASELINE: torch.nn.LSTM(inputs, hidden), LOOP: CellLoop(inputs, hidden)}
         modules |= {name: make(inputs, hidden) for name, make in LAYERS.items()}
+        modules[CUSTOM] = rnnkit.nn.Recurrent(CustomLSTMCell, inputs, hidden)
+        modules[CUSTOM_LOOP] = NaiveLoop(modules[CUSTOM].cells[0])
         x = torch.randn(steps, batch, inputs)
         config = f"B={batch} T={steps} I={inputs} H={hidden}"
         for mode in MODES:
@@ -114,7 +156,11 @@ def layer_table(configs: tuple, repeats: int, warmup: int) -> list[dict]:
                              "baseline_ms": ms[BASELINE], "loop_ms": ms[LOOP],
                              "vs_lstm": ms[name] / ms[BASELINE],
                              "vs_loop": ms[name] / ms[LOOP]})  # fmt: skip
-    return rows
+            custom.append({"config": config, "mode": mode, "ms": ms[CUSTOM],
+                           "naive_loop_ms": ms[CUSTOM_LOOP], "baseline_ms": ms[BASELINE],
+                           "vs_naive_loop": ms[CUSTOM] / ms[CUSTOM_LOOP],
+                           "vs_lstm": ms[CUSTOM] / ms[BASELINE]})  # fmt: skip
+    return rows, custom
 
 
 def lengths_table(repeats: int, warmup: int) -> list[dict]:
@@ -187,7 +233,9 @@ def memory_table() -> dict[str, float]:
     return peaks
 
 
-def render(layers: list[dict], lengths: list[dict], memory: dict, console: Console) -> None:
+def render(
+    layers: list[dict], custom: list[dict], lengths: list[dict], memory: dict, console: Console
+) -> None:
     table = Table(title="Fused engine: layer time / torch.nn.LSTM time, and / LSTMCell loop")
     for column in ("layer", "config", "fwd vs LSTM", "fwd+bwd vs LSTM", "fwd vs loop",
                    "fwd+bwd vs loop", "fwd ms", "fwd+bwd ms"):  # fmt: skip
@@ -198,6 +246,14 @@ def render(layers: list[dict], lengths: list[dict], memory: dict, console: Conso
         table.add_row(r["layer"], r["config"], f"{r['vs_lstm']:.2f}x", f"{fb['vs_lstm']:.2f}x",
                       f"{r['vs_loop']:.2f}x", f"{fb['vs_loop']:.2f}x", f"{r['ms']:.1f}",
                       f"{fb['ms']:.1f}")  # fmt: skip
+    console.print(table)
+    table = Table(title=f"{CUSTOM} / the same cell in a naive loop (project per step)")
+    for column in ("config", "mode", "Recurrent ms", "naive loop ms", "vs naive loop",
+                   "vs LSTM"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("config", "mode") else "right")
+    for r in custom:
+        table.add_row(r["config"], r["mode"], f"{r['ms']:.1f}", f"{r['naive_loop_ms']:.1f}",
+                      f"{r['vs_naive_loop']:.2f}x", f"{r['vs_lstm']:.2f}x")  # fmt: skip
     console.print(table)
     table = Table(title="lengths 1..T, B=16 T=256 I=32 H=128, forward+backward")
     for column in ("contender", "ms", "vs pack->nn.LSTM->pad"):
@@ -234,10 +290,10 @@ def main() -> None:
     load = os.getloadavg()[0]
     console.print(f"threads={args.threads} repeats={args.repeats} load average {load:.1f}")
     configs = CONFIGS[:1] if args.quick else CONFIGS
-    layers = layer_table(configs, args.repeats, args.warmup)
+    layers, custom = layer_table(configs, args.repeats, args.warmup)
     lengths = lengths_table(args.repeats, args.warmup)
     memory = {} if args.quick else memory_table()
-    render(layers, lengths, memory, console)
+    render(layers, custom, lengths, memory, console)
     scans = [] if args.quick else scan_table(max(3, args.repeats // 2), 1, (256, 1024, 4096))
     if scans:
         render_layers(scans, console)
@@ -251,6 +307,7 @@ def main() -> None:
         "threads": args.threads,
         "repeats": args.repeats,
         "layers": layers,
+        "custom_cell": custom,
         "lengths": lengths,
         "memory_mib": memory,
         "scans": [{"steps": r.steps, "median_ms": r.median_ms} for r in scans],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 from torch.func import functional_call
@@ -128,6 +129,37 @@ def test_engine_equals_reference(
         a, b = a.detach(), b.detach()
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
     assert not fast[0][:, 2].detach().any()  # a length-0 sequence outputs zeros
+
+
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LayerNormLSTM", "LSTM", "LayerNormGRU"])
+def test_numba_blocked_matmul_equals_reference(name: str, loop: str, monkeypatch) -> None:
+    """At hidden 128 a step's matmul is split into blocks of rows (``_fused_numba._dot``,
+    for BLAS's small-matrix kernels); the recurrent rows run and the lengths vary."""
+    steps, batch, features, hidden = 3, 24, 4, 128
+    layer = make(name, features, hidden, "train-regularised", torch.float64)
+    x = torch.randn(steps, batch, features, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))
+    lengths = torch.tensor([3, 1, 2] * 8)
+    fast = run(layer, x, hx, lengths, True, monkeypatch)
+    slow = run(layer, x, hx, lengths, False, monkeypatch)
+    for a, b in zip((fast[0], *fast[1], *fast[2]), (slow[0], *slow[1], *slow[2]), strict=True):
+        a, b = a.detach(), b.detach()
+        assert float(torch.linalg.norm(a - b)) <= 1e-10 * float(torch.linalg.norm(b))
+
+
+def test_blocked_matmul_equals_numpy() -> None:
+    """``_dot`` against NumPy, split into blocks (remainder included) and not split."""
+    if fused._fused_numba is None:
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(0)
+    for rows, inner, cols in ((20, 128, 512), (3, 4, 5), (9, 256, 1024)):
+        for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
+            x = rng.standard_normal((rows, inner)).astype(dtype)
+            w = rng.standard_normal((inner, cols)).astype(dtype)
+            out = np.full((rows, cols), np.nan, dtype)
+            fused._fused_numba._dot(x, w, out)
+            np.testing.assert_allclose(out, x.astype(np.float64) @ w, rtol=rtol, atol=rtol * 10)
 
 
 @pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])

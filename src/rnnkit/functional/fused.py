@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
@@ -43,9 +45,10 @@ try:
 except ImportError:  # numba is optional: the torch loop runs every batch size
     _fused_numba = None
 
-#: Batches up to this size run the loops in numba when it is installed
-#: (measured: faster than the torch loop below about this size; see benchmarks/README.md).
-NUMBA_MAX_BATCH = 8
+#: Batches up to this size run the loops in numba when it is installed (measured, one thread,
+#: forward+backward: 13-70% less time than the torch loop at B=16 and 32, H=128; at B=64 less
+#: for every layer but LayerNormLSTM, 12% more; see benchmarks/README.md).
+NUMBA_MAX_BATCH = 32
 _log = logging.getLogger("rnnkit")
 _layer_norm = torch.native_layer_norm
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
@@ -241,6 +244,21 @@ def _warn_no_numba() -> None:
     """Say once that the small-batch loops fall back to torch ops."""
     _log.warning("numba is not installed: small-batch recurrences run the slower torch loop "
                  "(pip install numba)")  # fmt: skip
+
+
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The BLAS libraries of this process, the one numba's ``np.dot`` calls (SciPy's) included."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loaded now so that the controller sees it)
+
+    return ThreadpoolController()
+
+
+def _run(loop: Callable[..., None], *args: Any) -> None:
+    """Run a numba loop with one BLAS thread: its matmuls are a step's, too small to share,
+    and OpenBLAS's threads woken at every step cost more than they save."""
+    with _blas().limit(limits=1, user_api="blas"):
+        loop(*args)
 
 
 def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
@@ -495,7 +513,8 @@ def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_pe
     # An LN without a shift is one with a zero shift (the loop reads every entry).
     ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
     ln_b_c = ln_b_c if ln_b_c is not None or ln_w_c is None else torch.zeros_like(ln_w_c)
-    _fused_numba.lstm_forward(
+    _run(
+        _fused_numba.lstm_forward,
         act.numpy(), _np(w, 2, dtype), hs.numpy(), cs.numpy(), c_new.numpy(), tanh_c.numpy(),
         _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
@@ -511,7 +530,8 @@ def _lstm_numba_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c
     """:func:`rnnkit.functional._fused_numba.lstm_backward` on NumPy views of the buffers."""
     dtype = act.numpy().dtype
     d_ln_hh, d_ln_c = d_ln_hh or (None, None), d_ln_c or (None, None)
-    _fused_numba.lstm_backward(
+    _run(
+        _fused_numba.lstm_backward,
         grads.numpy(), dh.numpy(), dc.numpy(), act.numpy(), d_act.numpy(), d_gh.numpy(),
         _np(w_t, 2, dtype), cs.numpy(), c_new.numpy(), tanh_c.numpy(), stats_h.numpy(),
         _np(ln_w, 1, dtype),
@@ -529,7 +549,8 @@ def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, ma
     # An absent bias or LN shift is a zero one (the loop reads every entry).
     bias = b_hh if b_hh is not None or ln_w is not None else act.new_zeros(act.shape[-1])
     ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
-    _fused_numba.gru_forward(
+    _run(
+        _fused_numba.gru_forward,
         _np(gi, 3, dtype), _np(w, 2, dtype), _np(bias, 1, dtype), act.numpy(), gh_n.numpy(),
         _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats.numpy(), hs.numpy(),
         _np(h0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, opt.eps,
@@ -542,7 +563,8 @@ def _gru_numba_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w,
     """:func:`rnnkit.functional._fused_numba.gru_backward` on NumPy views of the buffers."""
     dtype = act.numpy().dtype
     d_ln = d_ln or (None, None)
-    _fused_numba.gru_backward(
+    _run(
+        _fused_numba.gru_backward,
         grads.numpy(), dh.numpy(), act.numpy(), d_act.numpy(), d_g.numpy(), d_gh.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), stats.numpy(), _np(ln_w, 1, dtype),
         *(_np(d, 1, dtype) for d in d_ln), _np(w_hh, 2, dtype), hs.numpy(), _np(mask, 2, dtype),
@@ -553,7 +575,8 @@ def _gru_numba_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w,
 def _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt) -> None:
     """:func:`rnnkit.functional._fused_numba.indrnn_forward` on NumPy views of the buffers."""
     dtype = hs.numpy().dtype
-    _fused_numba.indrnn_forward(
+    _run(
+        _fused_numba.indrnn_forward,
         _np(gi, 3, dtype), _np(um.reshape(-1, um.shape[-1]), 2, dtype), hs.numpy(),
         h_new.numpy(), _np(h0, 2, dtype), _np(keep, 4, np.bool_), opt.rate,
         *_flags(opt, mask, keep), _activation(opt.nonlinearity), dtype == np.float64,
@@ -563,7 +586,8 @@ def _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt) -> None:
 def _indrnn_numba_backward(grads, dh, d_act, h_new, um, mask, keep, opt) -> None:
     """:func:`rnnkit.functional._fused_numba.indrnn_backward` on NumPy views of the buffers."""
     dtype = h_new.numpy().dtype
-    _fused_numba.indrnn_backward(
+    _run(
+        _fused_numba.indrnn_backward,
         grads.numpy(), dh.numpy(), d_act.numpy(), h_new.numpy(),
         _np(um.reshape(-1, um.shape[-1]), 2, dtype), _np(keep, 4, np.bool_), opt.rate,
         *_flags(opt, mask, keep), _activation(opt.nonlinearity),
@@ -574,7 +598,8 @@ def _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep,
     """:func:`rnnkit.functional._fused_numba.jordan_forward` on NumPy views of the buffers."""
     dtype = ys.numpy().dtype
     bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
-    _fused_numba.jordan_forward(
+    _run(
+        _fused_numba.jordan_forward,
         _np(gi, 3, dtype), _np(w_in, 2, dtype), _np(w_out, 2, dtype), _np(bias, 1, dtype),
         hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype), _np(mask, 2, dtype),
         _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
@@ -586,7 +611,8 @@ def _jordan_numba_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, 
                            opt) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.jordan_backward` on NumPy views of the buffers."""
     dtype = hid.numpy().dtype
-    _fused_numba.jordan_backward(
+    _run(
+        _fused_numba.jordan_backward,
         grads.numpy(), dy.numpy(), d_act.numpy(), d_z.numpy(), hid.numpy(), y_new.numpy(),
         _np(w_yh, 2, dtype), _np(w_hy, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
         opt.rate, *_flags(opt, mask, keep), _activation(opt.nonlinearity),
