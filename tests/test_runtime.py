@@ -542,3 +542,115 @@ def test_numeric_classifier_streams_each_prefix(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         runtime.predict_proba(sequences), model.predict_proba(sequences), atol=1e-5
     )
+
+
+# ----------------------------------------------------------------------------- batches of streams
+
+
+def test_generator_steps_a_batch_of_texts_like_each_alone(generator, tmp_path) -> None:
+    directory, _ = generator
+    path = rt.export(directory, tmp_path / "generator.rnnkit")
+    texts = ["the lazy ", "quick bro", "fox jumps"]
+    batched = rt.load(path)
+    together = np.stack([batched.step(list(column)) for column in zip(*texts, strict=True)])
+    assert together.shape == (9, 3, len(batched.vocabulary))  # (L, N, V)
+    for n, text in enumerate(texts):
+        alone = rt.load(path)
+        np.testing.assert_allclose(
+            np.stack([alone.step(c) for c in text]), together[:, n], atol=1e-6
+        )
+    # a checkpointed batch resumes exactly; sampling leaves it as it was
+    checkpoint = batched.state
+    assert [s.shape for s in checkpoint] == [(2, 3, 16), (2, 3, 16)]
+    batched.sample("the", 5, seed=0)
+    tail = np.stack([batched.step(list(c)) for c in ("dox", "oge", "g .")])
+    resumed = rt.load(path)
+    resumed.state = checkpoint
+    np.testing.assert_array_equal(
+        np.stack([resumed.step(list(c)) for c in ("dox", "oge", "g .")]), tail
+    )
+    with pytest.raises(ValueError, match="predict_next: reads one stream, the state holds 3"):
+        resumed.predict_next()
+    resumed.reset()
+    np.testing.assert_array_equal(resumed.step("t"), rt.load(path).step("t"))  # (V,) again
+
+
+def test_generator_batch_errors(generator, tmp_path) -> None:
+    directory, _ = generator
+    runtime = rt.load(rt.export(directory, tmp_path / "generator.rnnkit"))
+    with pytest.raises(TypeError, match=r"character: expected a str or a list of str .* got int"):
+        runtime.step(5)
+    with pytest.raises(ValueError, match=r"character: expected a non-empty batch"):
+        runtime.step([])
+    with pytest.raises(ValueError, match=r"character\[1\]: 'Z' is not in the model's vocabulary"):
+        runtime.step(["t", "Z"])
+    assert runtime.state is None  # a rejected batch starts nothing
+    runtime.step(["t", "h", "e"])
+    for wrong in (["t", "h"], "t"):  # the batch is the state's until reset()
+        with pytest.raises(ValueError, match=r"expected 3 streams \(the state's batch\), got"):
+            runtime.step(wrong)
+    runtime.reset()
+    assert runtime.step(["t", "h"]).shape == (2, len(runtime.vocabulary))
+
+
+def _stream_one_by_one(runtime, items) -> np.ndarray:
+    runtime.reset()
+    return np.stack([runtime.step(item) for item in items])
+
+
+def test_classifier_steps_a_batch_of_sequences_like_each_alone(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    sequences = [rng.normal(size=(int(rng.integers(2, 9)), 3)) for _ in range(60)]
+    labels = [int(s[:, 0].sum() > 0) for s in sequences]
+    numeric = SequenceClassifier(
+        cell="lstm", hidden_size=8, num_layers=2, bidirectional=False, pooling="last+mean+max",
+        training=TrainConfig(max_epochs=1),
+    )  # fmt: skip
+    numeric.fit(sequences, labels, val_fraction=0.25, progress=False)
+    runtime = rt.load(rt.export(numeric, tmp_path / "numeric.rnnkit"))
+    x = rng.normal(size=(7, 4, 3))  # (L, N, F)
+    together = _stream_one_by_one(runtime, x)  # (L, N, C)
+    assert together.shape == (7, 4, 2)
+    for n in range(4):
+        np.testing.assert_allclose(_stream_one_by_one(runtime, x[:, n]), together[:, n], atol=1e-6)
+        np.testing.assert_allclose(together[-1, n], numeric.predict_proba([x[:, n]])[0], atol=1e-5)
+    # a checkpointed batch (encoder state and pooling) resumes exactly
+    runtime.reset()
+    assert runtime.state is None
+    for x_t in x[:4]:
+        runtime.step(x_t)
+    checkpoint = runtime.state
+    assert [s.shape for s in checkpoint[0]] == [(2, 4, 8), (2, 4, 8)] and checkpoint[1] == 4
+    tail = np.stack([runtime.step(x_t) for x_t in x[4:]])
+    resumed = rt.load(tmp_path / "numeric.rnnkit")
+    resumed.state = checkpoint
+    np.testing.assert_array_equal(np.stack([resumed.step(x_t) for x_t in x[4:]]), tail)
+    with pytest.raises(ValueError, match=r"state\[2\]: expected shape \(4, 8\)"):
+        resumed.state = (checkpoint[0], 4, checkpoint[2][:3], checkpoint[3])
+    resumed.state = None
+    assert resumed.state is None
+    runtime.reset()
+    with pytest.raises(
+        ValueError, match=r"item: expected shape \(F,\) or \(N >= 1, F\) with F = 3"
+    ):
+        runtime.step(np.zeros((0, 3)))
+    runtime.step(x[0])
+    with pytest.raises(ValueError, match=r"expected 4 streams \(the state's batch\), got 1"):
+        runtime.step(x[0, 0])
+
+    texts, labels = _texts(80, seed=3)
+    words = SequenceClassifier(
+        cell="gru", hidden_size=8, embedding_size=8, bidirectional=False, pooling="mean+max",
+        training=TrainConfig(max_epochs=1, batch_size=16),
+    )  # fmt: skip
+    words.fit(texts, labels, val_fraction=0.25, progress=False)
+    runtime = rt.load(rt.export(words, tmp_path / "words.rnnkit"))
+    columns = [("the", "BAD", "phone"), ("GOOD", "unseen", "!"), ("a", "a", "GOOD")]
+    together = _stream_one_by_one(runtime, [list(c) for c in columns])  # (L, N, C)
+    for n in range(3):
+        alone = _stream_one_by_one(runtime, [c[n] for c in columns])
+        np.testing.assert_allclose(alone, together[:, n], atol=1e-6)
+    with pytest.raises(ValueError, match=r"item: expected a non-empty batch"):
+        runtime.step([])
+    with pytest.raises(TypeError, match=r"item: expected a word token \(str\) or a list"):
+        runtime.step(3)

@@ -87,27 +87,92 @@ class StreamingClassifier:
 
     def step(self, item: Any) -> Array:
         """Read one token (a text model: a word or a character, as it was fitted) or one step
-        ``(F,)``; return the class probabilities ``(C,)`` of the sequence read so far.
+        ``(F,)`` per stream; return the class probabilities of each sequence read so far.
 
         Only a one-directional encoder streams (a backward direction needs the end first).
+
+        Args:
+            item: one stream: a str (text) or ``(F,)`` (numeric); ``N`` independent streams:
+                a list (tuple) of ``N`` str, or ``(N, F)``. Every step must then have the same
+                ``N`` (the encoder state's batch) until :meth:`reset`.
+
+        Returns:
+            ``(C,)`` for one stream, ``(N, C)`` for a batch.
         """
         if self.kind == "text":
-            if not isinstance(item, str):
-                raise TypeError(f"item: expected a {self.tokens} token (str), got {item!r}")
-            x = self._embedding[self._index.get(item, _UNK)]
+            if isinstance(item, str):
+                x = self._embedding[self._index.get(item, _UNK)]  # (H_in,)
+            elif isinstance(item, (list, tuple)) and all(isinstance(t, str) for t in item):
+                if not item:
+                    raise ValueError(
+                        "item: expected a non-empty batch (one str per stream), got []"
+                    )
+                x = self._embedding[[self._index.get(t, _UNK) for t in item]]  # (N, H_in)
+            else:
+                raise TypeError(
+                    f"item: expected a {self.tokens} token (str) or a list of them (one per "
+                    f"stream), got {item!r}"
+                )
         else:
-            x = (np.asarray(item, np.float64) - self._mean) / self._std
-        output = self.encoder.step(np.asarray(x, np.float32))  # (S_0,)
+            array = np.asarray(item, np.float64)
+            if (
+                array.ndim not in (1, 2)
+                or array.shape[-1] != self.encoder.input_size
+                or not len(array)
+            ):
+                raise ValueError(
+                    f"item: expected shape (F,) or (N >= 1, F) with F = {self.encoder.input_size}, "
+                    f"got {array.shape}"
+                )
+            x = (array - self._mean) / self._std
+        output = self.encoder.step(np.asarray(x, np.float32))  # (S_0,) or (N, S_0)
+        rows = output.reshape(-1, output.shape[-1])  # (N, S_0)
         self._count += 1
-        self._sum = output if self._sum is None else self._sum + output
-        self._max = output if self._max is None else np.maximum(self._max, output)
-        pooled = {"last": output, "mean": self._sum / self._count, "max": self._max}
-        return self._softmax(np.concatenate([pooled[p] for p in self.pooling]))
+        self._sum = rows if self._sum is None else self._sum + rows
+        self._max = rows if self._max is None else np.maximum(self._max, rows)
+        pooled = {"last": rows, "mean": self._sum / self._count, "max": self._max}
+        probabilities = self._softmax(np.concatenate([pooled[p] for p in self.pooling], axis=1))
+        return probabilities[0] if output.ndim == 1 else probabilities
 
     def reset(self) -> None:
-        """Start a new sequence."""
+        """Start new sequences: the next :meth:`step` may take any number of streams."""
         self.encoder.reset()
         self._count, self._sum, self._max = 0, None, None
+
+    @property
+    def state(self) -> tuple[tuple[Array, ...], int, Array, Array] | None:
+        """The streams' state, or None before the first :meth:`step`: ``(encoder state, steps
+        read, running sum (N, S_0), running max (N, S_0))``, the encoder's as
+        :attr:`StreamingRNN.state` (copies). Assign such a value (``(S_0,)`` sums and
+        ``(num_layers, S_k)`` states for one stream) to resume the streams; None resets."""
+        if self._sum is None:
+            return None
+        return self.encoder.state, self._count, self._sum.copy(), self._max.copy()
+
+    @state.setter
+    def state(self, value: tuple[Any, int, Any, Any] | None) -> None:
+        if value is None:
+            self.reset()
+            return
+        if not isinstance(value, tuple) or len(value) != 4:
+            raise ValueError(
+                "state: expected (encoder state, steps read, sum, max) or None, got "
+                f"{type(value).__name__}"
+            )
+        encoder_state, count, total, largest = value
+        if type(count) is not int or count < 1:
+            raise ValueError(f"state[1]: expected the steps read, an int >= 1, got {count!r}")
+        first = np.shape(encoder_state[0]) if isinstance(encoder_state, (tuple, list)) else ()
+        shape = (first[1] if len(first) == 3 else 1, self.encoder.state_sizes[0])  # (N, S_0)
+        pooled = [np.array(a, np.float32, ndmin=2) for a in (total, largest)]  # (N, S_0)
+        for k, array in zip((2, 3), pooled, strict=True):
+            if array.shape != shape:
+                raise ValueError(
+                    f"state[{k}]: expected shape {shape} (streams, S_0) to match the encoder "
+                    f"state, got {np.shape(value[k])}"
+                )
+        self.encoder.state = encoder_state  # checks it
+        self._count, self._sum, self._max = count, *pooled
 
     # ------------------------------------------------------------------ helpers
 
@@ -132,6 +197,7 @@ class StreamingClassifier:
         return ((array[: self.max_length] - self._mean) / self._std).astype(np.float32)
 
     def _softmax(self, pooled: Array) -> Array:
-        logits = (pooled @ self._head_weight + self._head_bias).astype(np.float64)  # (C,)
-        probabilities = np.exp(logits - logits.max())
-        return probabilities / probabilities.sum()
+        """``(..., P * D * S_0)`` -> ``(..., C)``."""
+        logits = (pooled @ self._head_weight + self._head_bias).astype(np.float64)
+        probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return probabilities / probabilities.sum(axis=-1, keepdims=True)

@@ -16,6 +16,9 @@ _SPECIALS = 2  # <pad> and <unk> lead every vocabulary; they are not characters
 class StreamingGenerator:
     """Feed characters one at a time; read the next-character distribution, or sample.
 
+    ``N`` independent texts stream together when :meth:`step` gets a list of ``N``
+    characters (the layer's batching: :meth:`StreamingRNN.step`).
+
     Attributes:
         vocabulary: the tokens by index (``V`` of them; the first two are ``<pad>`` and
             ``<unk>``, which are never predicted).
@@ -24,6 +27,7 @@ class StreamingGenerator:
     Example:
         >>> model = rnnkit.runtime.load("shakespeare.rnnkit")              # doctest: +SKIP
         >>> model.sample("ROMEO:", 100, temperature=0.8, seed=0)           # doctest: +SKIP
+        >>> model.step(["R", "J"]).shape    # two texts: (N, V)           # doctest: +SKIP
     """
 
     def __init__(self, header: dict[str, Any], tensors: dict[str, Array], backend: str) -> None:
@@ -43,19 +47,39 @@ class StreamingGenerator:
         self._head_weight = np.ascontiguousarray(head.T)  # (S_0, V)
         self._head_bias = _tensor(tensors, "head.bias", (size,))
 
-    def step(self, character: str) -> Array:
-        """Read one character; return the next character's probabilities ``(V,)``, indexed
-        like :attr:`vocabulary` (``<pad>`` and ``<unk>`` get 0)."""
-        output = self.layer.step(self._embedding[self._id(character)])  # (S_0,)
-        return self._probabilities(output)
+    def step(self, character: str | list[str] | tuple[str, ...]) -> Array:
+        """Read one character per stream; return the next character's probabilities, indexed
+        like :attr:`vocabulary` (``<pad>`` and ``<unk>`` get 0).
+
+        Args:
+            character: a str for one stream, or a list (tuple) of ``N`` of them, one per
+                independent stream; every step must then have the same ``N`` (the state's
+                batch) until :meth:`reset` (or a new :attr:`state`).
+
+        Returns:
+            ``(V,)`` for one stream, ``(N, V)`` for a batch.
+        """
+        if isinstance(character, str):
+            x = self._embedding[self._id(character)]  # (H_in,)
+        elif isinstance(character, (list, tuple)) and character:
+            x = self._embedding[[self._id(c, f"character[{n}]") for n, c in enumerate(character)]]
+        elif isinstance(character, (list, tuple)):
+            raise ValueError("character: expected a non-empty batch (one str per stream), got []")
+        else:
+            raise TypeError(
+                f"character: expected a str or a list of str (one per stream), got "
+                f"{type(character).__name__}"
+            )
+        return self._probabilities(self.layer.step(x))  # (S_0,) or (N, S_0) -> (V,) or (N, V)
 
     def reset(self) -> None:
-        """Start a new text."""
+        """Start new texts: the next :meth:`step` may take any number of streams."""
         self.layer.reset()
 
     @property
     def state(self) -> tuple[Array, ...] | None:
-        """The layer's state (see :attr:`StreamingRNN.state`); assign to resume a text."""
+        """The layer's state, ``(num_layers, N, S_k)`` per state tensor (see
+        :attr:`StreamingRNN.state`); assign it to resume the ``N`` texts, None to reset."""
         return self.layer.state
 
     @state.setter
@@ -64,10 +88,16 @@ class StreamingGenerator:
 
     def predict_next(self, top_k: int | None = 5) -> dict[str, float]:
         """The ``top_k`` likeliest next characters after what was read (None: all), most
-        likely first, with their probabilities."""
+        likely first, with their probabilities. One stream only (a batch: use :meth:`step`'s
+        probabilities)."""
         state = self.layer.state
         if state is None:
             raise ValueError("predict_next: read at least one character with step() first")
+        if state[0].shape[1] != 1:
+            raise ValueError(
+                f"predict_next: reads one stream, the state holds {state[0].shape[1]}; use the "
+                "probabilities step() returns"
+            )
         probabilities = self._probabilities(state[0][-1, 0])
         count = len(self.vocabulary) - _SPECIALS if top_k is None else top_k
         order = np.argsort(-probabilities, kind="stable")[:count]
@@ -119,19 +149,20 @@ class StreamingGenerator:
             self.layer.state = kept
         return "".join(chosen)
 
-    def _id(self, character: str) -> int:
+    def _id(self, character: str, name: str = "character") -> int:
         index = self._index.get(character) if isinstance(character, str) else None
         if index is None or index < _SPECIALS:
-            raise ValueError(f"character: {character!r} is not in the model's vocabulary")
+            raise ValueError(f"{name}: {character!r} is not in the model's vocabulary")
         return index
 
     def _logits(self, output: Array) -> Array:
-        """``(S_0,)`` -> ``(V,)`` float64 logits, ``<pad>`` and ``<unk>`` ruled out."""
+        """``(..., S_0)`` -> ``(..., V)`` float64 logits, ``<pad>`` and ``<unk>`` ruled out."""
         logits = (output @ self._head_weight + self._head_bias).astype(np.float64)
-        logits[:_SPECIALS] = -np.inf
+        logits[..., :_SPECIALS] = -np.inf
         return logits
 
     def _probabilities(self, output: Array) -> Array:
+        """``(..., S_0)`` -> ``(..., V)``."""
         logits = self._logits(output)
-        probabilities = np.exp(logits - logits.max())
-        return probabilities / probabilities.sum()
+        probabilities = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        return probabilities / probabilities.sum(axis=-1, keepdims=True)
