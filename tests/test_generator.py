@@ -24,8 +24,11 @@ from rnnkit.train import ModelFileError, TrainConfig
 # Words drawn independently with these weights, separated by single spaces.
 WORDS = {"word": 30, "world": 12, "work": 12, "worm": 8, "wore": 8, "sword": 10, "sort": 10,
          "row": 10}  # fmt: skip
-SHAKESPEARE = {"cell": "lstm", "hidden_size": 256, "num_layers": 1, "sequence_length": 100}
-SHAKESPEARE_BATCH, SHAKESPEARE_LR = 32, 3e-3
+# The best of six configurations measured (streamed validation 1.556 nats/char in 900 CPU-s;
+# hidden 256 reached 1.596, hidden 384 1.573): the 1.55 bar is not reached yet.
+SHAKESPEARE = {"cell": "lstm", "hidden_size": 512, "num_layers": 1, "sequence_length": 100,
+               "dropout": 0.25}  # fmt: skip
+SHAKESPEARE_BATCH, SHAKESPEARE_LR, SHAKESPEARE_EPOCHS = 64, 4e-3, 8
 TINY = {"hidden_size": 32, "embedding_size": 16, "sequence_length": 32}
 FAST = TrainConfig(max_epochs=8, batch_size=16, learning_rate=1e-2)
 
@@ -363,8 +366,8 @@ def test_shakespeare_reaches_1_55_nats_per_char_in_15_cpu_minutes() -> None:
     text = load_text("shakespeare")
     train_text, val_text = split_text(text, 0.1)
     budget = CpuBudget(15 * 60)
-    # 20 epochs take about 13 CPU-minutes here; the cosine schedule spans them.
-    config = TrainConfig(max_epochs=20, patience=1000, batch_size=SHAKESPEARE_BATCH,
+    # The cosine schedule spans the epochs; the CPU budget stops training at 7.4 of 8 here.
+    config = TrainConfig(max_epochs=SHAKESPEARE_EPOCHS, patience=1000, batch_size=SHAKESPEARE_BATCH,
                          learning_rate=SHAKESPEARE_LR, final_learning_rate=1e-4)  # fmt: skip
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="cpu", deterministic=True,
