@@ -24,7 +24,7 @@ from rnnkit.train import ModelFileError, TrainConfig
 # Words drawn independently with these weights, separated by single spaces.
 WORDS = {"word": 30, "world": 12, "work": 12, "worm": 8, "wore": 8, "sword": 10, "sort": 10,
          "row": 10}  # fmt: skip
-# The best of six configurations measured (streamed validation 1.556 nats/char in 900 CPU-s;
+# The best of eight runs measured (streamed validation 1.556 nats/char in 900 CPU-s;
 # hidden 256 reached 1.596, hidden 384 1.573): the 1.55 bar is not reached yet.
 SHAKESPEARE = {"cell": "lstm", "hidden_size": 512, "num_layers": 1, "sequence_length": 100,
                "dropout": 0.25}  # fmt: skip
