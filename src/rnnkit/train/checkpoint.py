@@ -10,6 +10,8 @@ file's metadata. Loading rebuilds only those types; anything else is refused whe
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -67,23 +69,44 @@ def save_checkpoint(checkpoint: dict[str, Any], path: str | Path) -> None:
         save_file(tensors, staging, metadata={"format": FORMAT, _TREE: tree})
 
 
+@contextmanager
+def _opened(path: str | Path) -> Iterator[Any]:
+    """A checked checkpoint file open for reading (safetensors' lazy handle).
+
+    Raises:
+        ModelFileError: the file is missing, truncated, corrupt or not an rnnkit checkpoint.
+    """
+    try:
+        with safe_open(path, framework="pt") as file:
+            if (file.metadata() or {}).get("format") != FORMAT:
+                raise ModelFileError(f"checkpoint: {str(path)!r} is not an rnnkit checkpoint")
+            yield file
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as error:
+        raise ModelFileError(f"checkpoint: {str(path)!r} is missing or corrupt: {error}") from None
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a file written by :func:`save_checkpoint`; never runs code from it.
 
     Raises:
         ModelFileError: the file is missing, truncated, corrupt or not an rnnkit checkpoint.
     """
-    path = Path(path)
-    try:
-        with safe_open(path, framework="pt") as file:
-            metadata = file.metadata() or {}
-            if metadata.get("format") != FORMAT:
-                raise ModelFileError(f"checkpoint: {str(path)!r} is not an rnnkit checkpoint")
-            tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
-        tree = json.loads(metadata[_TREE])
-    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as error:
-        raise ModelFileError(f"checkpoint: {str(path)!r} is missing or corrupt: {error}") from None
+    with _opened(path) as file:
+        tensors = {name: file.get_tensor(name) for name in file.keys()}  # noqa: SIM118
+        tree = json.loads(file.metadata()[_TREE])
     return _decode(tree, tensors)
+
+
+def weight_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """The shapes of the checkpoint's model weights (its ``state_dict``), read from the
+    file's header without loading any tensor."""
+    prefix = "/state_dict/"  # where _encode puts them
+    with _opened(path) as file:
+        return {
+            name.removeprefix(prefix): tuple(file.get_slice(name).get_shape())
+            for name in file.keys()  # noqa: SIM118
+            if name.startswith(prefix)
+        }
 
 
 class SafetensorsCheckpointIO(CheckpointIO):

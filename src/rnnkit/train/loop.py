@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint
+from rnnkit.train.checkpoint import SafetensorsCheckpointIO, weight_shapes
 from rnnkit.train.io import ModelFileError
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -194,10 +194,9 @@ def train(
         EarlyStopping("val_loss", patience=config.patience, mode="min"),
     ]
     if checkpoint is not None:
-        callbacks.append(
-            ModelCheckpoint(checkpoint.parent, checkpoint.stem, enable_version_counter=False)
-        )
-        callbacks[-1].FILE_EXTENSION = checkpoint.suffix
+        saver = ModelCheckpoint(checkpoint.parent, checkpoint.stem, enable_version_counter=False)
+        saver.FILE_EXTENSION = checkpoint.suffix
+        callbacks.append(saver)
     loaders = (
         DataLoader(train_set, config.batch_size, shuffle=True, generator=generator,
                    collate_fn=collate_fn),
@@ -234,7 +233,7 @@ def train(
 def _check_same_network(checkpoint: Path, network: nn.Module) -> None:
     """Refuse a checkpoint of another architecture with a clear message (Lightning would
     fail deep inside ``load_state_dict``)."""
-    saved = {k: tuple(v.shape) for k, v in load_checkpoint(checkpoint)["state_dict"].items()}
+    saved = weight_shapes(checkpoint)
     wanted = {f"network.{k}": tuple(v.shape) for k, v in network.state_dict().items()}
     if saved != wanted:
         differing = sorted(set(saved.items()) ^ set(wanted.items()))[0][0]
