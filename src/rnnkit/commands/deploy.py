@@ -42,6 +42,9 @@ def export(
 def stream(
     model_file: Annotated[Path, typer.Argument(help="A file written by `rnnkit export`.")],
     backend: Annotated[str, Option(help="auto (numba if installed), numba or numpy.")] = "auto",
+    dtype: Annotated[
+        str, Option(help="float32, or float64 state and arithmetic (NumPy backend).")
+    ] = "float32",
 ) -> None:
     """Run a runtime file over stdin, one line per step, printing each output at once.
 
@@ -56,7 +59,7 @@ def stream(
     """
     from rnnkit.runtime import StreamingClassifier, StreamingForecaster, StreamingGenerator, load
 
-    model = load(model_file, backend)
+    model = load(model_file, backend, dtype)
     for number, line in enumerate(sys.stdin, start=1):
         if isinstance(model, StreamingClassifier) and model.kind == "text":
             if line.strip():

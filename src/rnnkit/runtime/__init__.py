@@ -22,7 +22,7 @@ from rnnkit.runtime._file import FORMAT, VERSION, RuntimeFileError, read_file
 from rnnkit.runtime._forecaster import StreamingForecaster
 from rnnkit.runtime._generator import StreamingGenerator
 from rnnkit.runtime._kernels import NUMBA
-from rnnkit.runtime._layers import BACKENDS, CELLS, StreamingRNN, kernels
+from rnnkit.runtime._layers import BACKENDS, CELLS, DTYPES, StreamingRNN, kernels
 
 if TYPE_CHECKING:
     from rnnkit.runtime._export import export
@@ -34,6 +34,7 @@ __all__ = [
     "ACCELERATED",
     "BACKENDS",
     "CELLS",
+    "DTYPES",
     "FORMAT",
     "VERSION",
     "RuntimeFileError",
@@ -47,13 +48,19 @@ __all__ = [
 
 
 def load(
-    path: str | Path, backend: str = "auto"
+    path: str | Path, backend: str = "auto", dtype: str = "float32"
 ) -> StreamingRNN | StreamingForecaster | StreamingGenerator | StreamingClassifier:
     """Read and check a runtime file; never runs code from it.
 
     Args:
         path: a file written by :func:`export` (or ``rnnkit export --format runtime``).
         backend: ``"auto"`` (numba when installed, else NumPy), ``"numba"`` or ``"numpy"``.
+        dtype: ``"float32"`` (the weights' own), or ``"float64"`` for the recurrent state
+            and arithmetic: on the NumPy kernels, several times slower, for long streams of
+            a cell that amplifies rounding. A LayerNorm-LSTM is one: LN rescales the
+            recurrent input to unit variance whatever the size of ``h``, so two float32
+            implementations part by 1e-4 over 10,000 steps (torch.nn's layer and its own
+            cell do), while float64 follows torch's float64 model to 1e-12.
 
     Returns:
         A :class:`StreamingRNN` for an exported layer, a :class:`StreamingForecaster` for a
@@ -65,18 +72,18 @@ def load(
             truncated, corrupt, foreign, another format version, a missing or malformed field,
             a missing tensor or one of the wrong shape.
     """
-    kernels(backend)  # check it before reading the file
+    kernels(backend, dtype)  # check them before reading the file
     header, tensors = read_file(path)
     architecture = header.get("architecture")
     try:
         if architecture == "layer":
-            return StreamingRNN(header.get("layer", {}), tensors, backend, "layer")
+            return StreamingRNN(header.get("layer", {}), tensors, backend, "layer", dtype)
         if architecture == "forecaster":
-            return StreamingForecaster(header, tensors, backend)
+            return StreamingForecaster(header, tensors, backend, dtype)
         if architecture == "generator":
-            return StreamingGenerator(header, tensors, backend)
+            return StreamingGenerator(header, tensors, backend, dtype)
         if architecture == "classifier":
-            return StreamingClassifier(header, tensors, backend)
+            return StreamingClassifier(header, tensors, backend, dtype)
     except (KeyError, TypeError, ValueError) as error:
         message = error.args[0] if error.args else repr(error)
         raise RuntimeFileError(f"runtime file {str(path)!r}: {message}") from None

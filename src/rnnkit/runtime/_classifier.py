@@ -30,9 +30,11 @@ class StreamingClassifier:
         array(['positive'], dtype='<U8')
     """
 
-    def __init__(self, header: dict[str, Any], tensors: dict[str, Array], backend: str) -> None:
+    def __init__(
+        self, header: dict[str, Any], tensors: dict[str, Array], backend: str, dtype: str
+    ) -> None:
         self.encoder = StreamingRNN(
-            field(header, "layer", dict, "header"), tensors, backend, "layer"
+            field(header, "layer", dict, "header"), tensors, backend, "layer", dtype
         )
         spec = field(header, "classifier", dict, "header")
         where = "classifier"
@@ -125,7 +127,7 @@ class StreamingClassifier:
                     f"got {array.shape}"
                 )
             x = (array - self._mean) / self._std
-        output = self.encoder.step(np.asarray(x, np.float32))  # (S_0,) or (N, S_0)
+        output = self.encoder.step(x)  # (S_0,) or (N, S_0)
         rows = output.reshape(-1, output.shape[-1])  # (N, S_0)
         self._count += 1
         self._sum = rows if self._sum is None else self._sum + rows
@@ -164,7 +166,7 @@ class StreamingClassifier:
             raise ValueError(f"state[1]: expected the steps read, an int >= 1, got {count!r}")
         first = np.shape(encoder_state[0]) if isinstance(encoder_state, (tuple, list)) else ()
         shape = (first[1] if len(first) == 3 else 1, self.encoder.state_sizes[0])  # (N, S_0)
-        pooled = [np.array(a, np.float32, ndmin=2) for a in (total, largest)]  # (N, S_0)
+        pooled = [np.array(a, self.encoder.dtype, ndmin=2) for a in (total, largest)]  # (N, S_0)
         for k, array in zip((2, 3), pooled, strict=True):
             if array.shape != shape:
                 raise ValueError(

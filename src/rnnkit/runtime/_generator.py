@@ -30,9 +30,11 @@ class StreamingGenerator:
         >>> model.step(["R", "J"]).shape    # two texts: (N, V)           # doctest: +SKIP
     """
 
-    def __init__(self, header: dict[str, Any], tensors: dict[str, Array], backend: str) -> None:
+    def __init__(
+        self, header: dict[str, Any], tensors: dict[str, Array], backend: str, dtype: str
+    ) -> None:
         layer = field(header, "layer", dict, "header")
-        self.layer = StreamingRNN(layer, tensors, backend, "layer")
+        self.layer = StreamingRNN(layer, tensors, backend, "layer", dtype)
         spec = field(header, "generator", dict, "header")
         tokens = field(spec, "vocabulary", list, "generator")
         if len(tokens) <= _SPECIALS or not all(isinstance(t, str) for t in tokens):

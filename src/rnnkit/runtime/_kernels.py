@@ -206,7 +206,7 @@ def rnn_step(x, h, w_ih_t, w_hh_t, b, relu):
 def lstm_step(x, h, c, w_ih_t, w_hh_t, b, w_hr_t):
     """LSTM, ``(i, f, g, o)``; ``w_hr_t`` ``(H, P)``, or ``(0, 0)`` without a projection."""
     size = c.shape[1]
-    a = np.empty((x.shape[0], 4 * size), dtype=np.float32)  # (N, 4H)
+    a = np.empty((x.shape[0], 4 * size), dtype=c.dtype)  # (N, 4H)
     affine(x, w_ih_t, b, a)
     affine_add(h, w_hh_t, a)
     activate_(a, 2 * size, 3 * size)
@@ -224,7 +224,7 @@ def lstm_step(x, h, c, w_ih_t, w_hh_t, b, w_hr_t):
 def gru_step(x, h, w_ih_t, w_hh_t, b_ih, b_hh):
     """GRU, ``(r, z, n)``, ``b_hn`` inside the reset product as in torch.nn."""
     size = h.shape[1]
-    gi = np.empty((x.shape[0], 3 * size), dtype=np.float32)  # (N, 3H)
+    gi = np.empty((x.shape[0], 3 * size), dtype=h.dtype)  # (N, 3H)
     gh = np.empty_like(gi)
     affine(x, w_ih_t, b_ih, gi)
     affine(h, w_hh_t, b_hh, gh)
@@ -243,7 +243,7 @@ def _gru_update(gi, gh, h):
 def peephole_lstm_step(x, h, c, w_ih_t, w_hh_t, b, w_ci, w_cf, w_co):
     """LSTM whose input and forget gates see ``c_{t-1}`` and output gate ``c_t``."""
     size = c.shape[1]
-    a = np.empty((x.shape[0], 4 * size), dtype=np.float32)  # (N, 4H)
+    a = np.empty((x.shape[0], 4 * size), dtype=c.dtype)  # (N, 4H)
     affine(x, w_ih_t, b, a)
     affine_add(h, w_hh_t, a)
     a[:, :size] += w_ci * c
@@ -263,7 +263,7 @@ def layer_norm_lstm_step(
 ):
     """``a = LN_ih(x W_ih^T) + LN_hh(h W_hh^T)``, LSTM gates, ``h = o * tanh(LN_c(c))``."""
     size = c.shape[1]
-    gi = np.empty((x.shape[0], 4 * size), dtype=np.float32)  # (N, 4H)
+    gi = np.empty((x.shape[0], 4 * size), dtype=c.dtype)  # (N, 4H)
     gh = np.empty_like(gi)
     affine(x, w_ih_t, zeros, gi)
     layer_norm_(gi, ln_w_ih, ln_b_ih, eps)
@@ -281,7 +281,7 @@ def layer_norm_lstm_step(
 def layer_norm_gru_step(x, h, w_ih_t, w_hh_t, zeros, ln_w_ih, ln_b_ih, ln_w_hh, ln_b_hh, eps):
     """GRU with ``gi = LN_ih(x W_ih^T)`` and ``gh = LN_hh(h W_hh^T)``."""
     size = h.shape[1]
-    gi = np.empty((x.shape[0], 3 * size), dtype=np.float32)  # (N, 3H)
+    gi = np.empty((x.shape[0], 3 * size), dtype=h.dtype)  # (N, 3H)
     gh = np.empty_like(gi)
     affine(x, w_ih_t, zeros, gi)
     layer_norm_(gi, ln_w_ih, ln_b_ih, eps)
@@ -306,7 +306,7 @@ def min_gru_step(x, h, w_ih_t, b, positive, lstm):
     """minGRU (``lstm`` False, blocks ``(z, h~)``) or minLSTM (blocks ``(f, i, h~)``):
     ``h = h + z * (h~ - h)``, gates from ``x`` alone."""
     size = h.shape[1]
-    k = np.empty((x.shape[0], (3 if lstm else 2) * size), dtype=np.float32)  # (N, G)
+    k = np.empty((x.shape[0], (3 if lstm else 2) * size), dtype=h.dtype)  # (N, G)
     affine(x, w_ih_t, b, k)
     candidate = k[:, -size:].copy()  # (N, H)
     if positive:
@@ -326,7 +326,7 @@ def min_gru_step(x, h, w_ih_t, b, positive, lstm):
 
 def jordan_step(x, y, w_ih_t, b_ih, w_yh_t, w_hy_t, b_hy, relu, output):
     """Jordan: ``h = act(x W_ih^T + b_ih + y W_yh^T)``, ``y = out_act(h W_hy^T + b_hy)``."""
-    hidden = np.empty((x.shape[0], w_ih_t.shape[1]), dtype=np.float32)  # (N, H)
+    hidden = np.empty((x.shape[0], w_ih_t.shape[1]), dtype=y.dtype)  # (N, H)
     affine(x, w_ih_t, b_ih, hidden)
     affine_add(y, w_yh_t, hidden)
     if relu:

@@ -33,6 +33,7 @@ GATES = {
 }
 CELLS = tuple(GATES)
 BACKENDS = ("auto", "numba", "numpy")
+DTYPES = ("float32", "float64")
 
 
 def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, ...]:
@@ -81,20 +82,22 @@ def cell_tensors(
 
 
 def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict[str, Any]):
-    """The weights as the kernel of ``cell`` takes them (transposed, absent biases zero)."""
+    """The weights as the kernel of ``cell`` takes them (transposed, absent biases zero, in
+    the weights' dtype)."""
+    dtype = w["weight_ih"].dtype
 
     def t(name: str) -> Array:
         return np.ascontiguousarray(w[name].T)
 
     def bias(name: str, size: int) -> Array:
-        return w[name] if name in w else np.zeros(size, np.float32)
+        return w[name] if name in w else np.zeros(size, dtype)
 
     gates = GATES[cell] * hidden
     relu = options.get("nonlinearity") == "relu"
     if cell == "rnn":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates) + bias("bias_hh", gates), relu
     if cell == "lstm":
-        projection = t("weight_hr") if "weight_hr" in w else np.zeros((0, 0), np.float32)
+        projection = t("weight_hr") if "weight_hr" in w else np.zeros((0, 0), dtype)
         summed = bias("bias_ih", gates) + bias("bias_hh", gates)
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
@@ -108,7 +111,7 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         norms += [w["ln_weight_hh"], bias("ln_bias_hh", gates)]
         if cell == "layernorm_lstm":
             norms += [w["ln_weight_c"], bias("ln_bias_c", hidden)]
-        zeros = np.zeros(gates, np.float32)
+        zeros = np.zeros(gates, dtype)
         return t("weight_ih"), t("weight_hh"), zeros, *norms, float(options["eps"])
     if cell == "indrnn":
         bound = options.get("recurrent_max_abs")
@@ -139,13 +142,19 @@ _KERNEL_NAMES = {
 }
 
 
-def kernels(backend: str) -> dict[str, Callable[..., None]]:
-    """The kernels of ``backend`` (``"auto"``: numba when installed, else NumPy)."""
+def kernels(backend: str, dtype: str = "float32") -> dict[str, Callable[..., None]]:
+    """The kernels of ``backend`` (``"auto"``: numba when installed and ``dtype`` is
+    float32, else NumPy) that compute in ``dtype``."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
     if backend == "numba" and _kernels.NUMBA is None:
         raise ValueError("backend: 'numba' needs the numba package (pip install numba)")
-    if backend == "numpy" or _kernels.NUMBA is None:
+    if backend == "numba" and dtype != "float32":
+        # its exp is a single-precision polynomial: float64 state would still round as float32
+        raise ValueError("backend: 'numba' computes in float32; dtype='float64' runs on 'numpy'")
+    if backend == "numpy" or dtype != "float32" or _kernels.NUMBA is None:
         return _kernels.NUMPY
     return _kernels.NUMBA
 
@@ -161,6 +170,7 @@ class StreamingRNN:
         cell, input_size, hidden_size, num_layers, bidirectional, batch_first: as the layer.
         output_size: ``D * S_0``, the features of one output step.
         state_sizes: ``(S_0, ...)`` of one recurrence.
+        dtype: the NumPy dtype it computes, returns and keeps its state in.
 
     Example:
         >>> model = rnnkit.runtime.load("sensor.rnnkit")                   # doctest: +SKIP
@@ -169,9 +179,15 @@ class StreamingRNN:
     """
 
     def __init__(
-        self, spec: dict[str, Any], tensors: dict[str, Array], backend: str, where: str
+        self,
+        spec: dict[str, Any],
+        tensors: dict[str, Array],
+        backend: str,
+        where: str,
+        dtype: str = "float32",
     ) -> None:
-        """Build from the header's ``layer`` section and the tensors named ``layer.*``.
+        """Build from the header's ``layer`` section and the tensors named ``layer.*``; the
+        float32 weights are converted to ``dtype`` (see :func:`rnnkit.runtime.load`).
 
         Raises:
             KeyError, TypeError, ValueError: a missing or malformed field or tensor, for
@@ -192,7 +208,8 @@ class StreamingRNN:
         self.state_sizes = state_sizes(self.cell, self.hidden_size, options)
         directions = 2 if self.bidirectional else 1
         self.output_size = directions * self.state_sizes[0]
-        kernel = kernels(backend)[_KERNEL_NAMES[self.cell]]
+        kernel = kernels(backend, dtype)[_KERNEL_NAMES[self.cell]]
+        self.dtype = np.dtype(dtype)
         self._recurrences: list[list[tuple[Callable[..., None], tuple]]] = []
         for layer in range(self.num_layers):
             inputs = self.input_size if layer == 0 else self.output_size
@@ -200,7 +217,9 @@ class StreamingRNN:
             for direction in range(directions):
                 prefix = f"layer.{layer}.{direction}."
                 shapes = cell_tensors(self.cell, inputs, self.hidden_size, bias, options)
-                weights = {n: _tensor(tensors, prefix + n, s) for n, s in shapes.items()}
+                weights = {
+                    n: _tensor(tensors, prefix + n, s).astype(dtype) for n, s in shapes.items()
+                }
                 row.append(
                     (kernel, _kernel_arguments(self.cell, weights, self.hidden_size, options))
                 )
@@ -208,11 +227,11 @@ class StreamingRNN:
         rows = directions * self.num_layers
         if field(spec, "learn_init", bool, where):
             self._initial = tuple(
-                _tensor(tensors, f"layer.initial_state.{k}", (rows, size))
+                _tensor(tensors, f"layer.initial_state.{k}", (rows, size)).astype(dtype)
                 for k, size in enumerate(self.state_sizes)
             )
         else:
-            self._initial = tuple(np.zeros((rows, size), np.float32) for size in self.state_sizes)
+            self._initial = tuple(np.zeros((rows, size), dtype) for size in self.state_sizes)
         self._state: list[list[Array]] | None = None  # [layer][k]: (N, S_k), forward only
         self._plan: list[tuple[Callable[..., None], tuple]] | None = None
 
@@ -227,7 +246,7 @@ class StreamingRNN:
         Returns:
             The top layer's output ``(S_0,)`` or ``(N, S_0)``, a new array.
         """
-        x = np.ascontiguousarray(x_t, dtype=np.float32)
+        x = np.ascontiguousarray(x_t, dtype=self.dtype)
         rows = x.reshape(1, -1) if x.ndim == 1 else x  # (N, H_in)
         if rows.ndim != 2 or rows.shape[1] != self.input_size or self.bidirectional:
             self._check_step(rows)
@@ -306,7 +325,7 @@ class StreamingRNN:
             ``(output, final_state)``: output ``(L, N, D * S_0)`` in the input's layout,
             final state shaped like ``state``, as torch's layers return them.
         """
-        x = np.asarray(xs, dtype=np.float32)
+        x = np.asarray(xs, dtype=self.dtype)
         layout = "(N, L, H_in)" if self.batch_first else "(L, N, H_in)"
         if x.ndim not in (2, 3) or x.shape[-1] != self.input_size or 0 in x.shape:
             raise ValueError(
@@ -330,7 +349,7 @@ class StreamingRNN:
             outputs = []
             for direction, (kernel, weights) in enumerate(recurrences):
                 carried = [s[layer * directions + direction].copy() for s in initial]
-                out = np.empty((length, batch, self.state_sizes[0]), np.float32)
+                out = np.empty((length, batch, self.state_sizes[0]), self.dtype)
                 steps = range(length - 1, -1, -1) if direction else range(length)
                 arguments, output = (*carried, *weights), carried[0]
                 for t in steps:
@@ -355,7 +374,8 @@ class StreamingRNN:
         ]
 
     def _check_state(self, name: str, value: Any, rows: int, batch: int | None = None) -> State:
-        """``value`` as float32 ``(rows, N, S_k)`` arrays; ``(rows, S_k)`` means one stream."""
+        """``value`` as ``(rows, N, S_k)`` arrays of :attr:`dtype`; ``(rows, S_k)`` means one
+        stream."""
         sizes = self.state_sizes
         if not isinstance(value, (tuple, list)) or len(value) != len(sizes):
             raise ValueError(
@@ -364,7 +384,7 @@ class StreamingRNN:
             )
         checked: list[Array] = []
         for k, (s, size) in enumerate(zip(value, sizes, strict=True)):
-            s = np.asarray(s, dtype=np.float32)
+            s = np.asarray(s, dtype=self.dtype)
             s = s[:, None] if s.ndim == 2 else s
             streams = batch if batch is not None else checked[0].shape[1] if checked else None
             if (
