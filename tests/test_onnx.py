@@ -126,27 +126,18 @@ def test_learned_initial_state_is_fed_as_h0(tmp_path: Path) -> None:
     assert_close(run(path, input=x, h0=h0), expected)
 
 
-NOT_EXPORTABLE = [name for name in rnn.LAYERS if name not in ("rnn", "lstm", "gru")]
-
-
-@pytest.mark.parametrize("cell", NOT_EXPORTABLE)
-def test_extended_layers_are_refused_and_leave_no_file(cell: str, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="is not exportable to ONNX: it runs a Python loop"):
-        export_onnx(rnn.make_layer(cell, 4, 8), tmp_path / "layer.onnx")
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize(
-    ("options", "reason"),
-    [
-        ({"proj_size": 3}, "proj_size=3: ONNX's LSTM operator has no projection"),
-        ({"zoneout": 0.1}, "zoneout=0.1 runs a Python loop"),
-        ({"fused": False}, "fused=False runs a Python loop"),
-    ],
-)
-def test_options_that_change_the_kernel_are_refused(options: dict, reason: str, tmp_path) -> None:
-    with pytest.raises(ValueError, match=f"source: LSTM is not exportable to ONNX: {reason}"):
-        export_onnx(rnn.LSTM(4, 8, **options), tmp_path / "lstm.onnx")
+@pytest.mark.parametrize("options", [{"proj_size": 3}, {"zoneout": 0.1}, {"fused": False}])
+def test_options_without_an_onnx_operator_export_as_scan(options: dict, tmp_path: Path) -> None:
+    # Every such layer and option: tests/test_onnx_scan.py.
+    layer = rnn.LSTM(4, 8, **options).eval()
+    path = export_onnx(layer, tmp_path / "lstm.onnx")
+    assert "Scan" in operators(path) and "LSTM" not in operators(path)
+    x, state = torch.randn(7, 3, 4), random_state(layer, 3)
+    if options.get("proj_size"):
+        state = (torch.randn(1, 3, 3), state[1])
+    with torch.no_grad():
+        expected = flat(layer(x, state))
+    assert_close(run(path, input=x, **state_feeds(state)), expected)
 
 
 # ----------------------------------------------------------------------------- modules
@@ -190,9 +181,9 @@ def test_export_restores_the_mode_of_every_submodule(tmp_path: Path) -> None:
     assert not layer.training
 
 
-def test_plain_module_with_an_extended_layer_is_refused(tmp_path: Path) -> None:
-    module = Tagger(rnn.LayerNormLSTM(4, 8, batch_first=True))
-    with pytest.raises(ValueError, match=r"Tagger.layer \(LayerNormLSTM\) is not exportable"):
+def test_plain_module_with_a_layer_that_cannot_export_is_refused(tmp_path: Path) -> None:
+    module = Tagger(nn.LSTM(4, 8, proj_size=2, batch_first=True))
+    with pytest.raises(ValueError, match=r"Tagger.layer \(LSTM\) is not exportable"):
         export_onnx(module, tmp_path / "m.onnx", example_inputs=(torch.randn(2, 3, 4),))
 
 
@@ -308,7 +299,7 @@ def test_generator_with_its_state(cell: str, from_directory: bool, tmp_path: Pat
 
 def test_bad_sources_and_arguments_give_clear_errors(tmp_path: Path) -> None:
     target = tmp_path / "out.onnx"
-    with pytest.raises(TypeError, match=r"source: expected an RNN/LSTM/GRU layer, .* got int"):
+    with pytest.raises(TypeError, match=r"source: expected a recurrent layer .* got int"):
         export_onnx(42, target)
     with pytest.raises(ModelFileError, match="is not an rnnkit model"):
         export_onnx(tmp_path / "missing", target)
@@ -333,7 +324,7 @@ def test_a_failed_export_keeps_the_previous_file(tmp_path: Path) -> None:
     export_onnx(rnn.GRU(4, 8), target)
     before = target.read_bytes()
     with pytest.raises(ValueError, match="not exportable"):
-        export_onnx(rnn.MinGRU(4, 8), target)
+        export_onnx(nn.LSTM(4, 8, proj_size=2), target)
     with pytest.raises(ValueError, match=r"len\(\)"):
         export_onnx(Reshaper(), target, example_inputs=(torch.randn(2, 3),))
     assert target.read_bytes() == before

@@ -1,16 +1,22 @@
 """ONNX export of recurrent layers and task models, for onnxruntime and other ONNX runtimes.
 
 :func:`export_onnx` writes one ``.onnx`` file whose batch size ``N`` and sequence length
-``L`` stay dynamic: the recurrent layers become ONNX's own ``RNN``, ``LSTM`` and ``GRU``
-operators, which loop over time inside the runtime.
+``L`` stay dynamic, the time loops running inside the runtime: plain RNN, LSTM and GRU
+layers become ONNX's own ``RNN``, ``LSTM`` and ``GRU`` operators; every other rnnkit layer
+(the extended layers of :data:`rnnkit.nn.LAYERS`: Jordan, peephole and layer-normalised
+LSTM/GRU, IndRNN, MinGRU, MinLSTM; and RNN/LSTM/GRU with ``zoneout``, ``fused=False`` or
+``proj_size``) becomes ONNX ``Scan`` loops whose body is one step of its cell, written from
+the equations of :mod:`rnnkit.functional` (how and why: :mod:`rnnkit._onnx_scan`).
 
 What exports, and the graph it gets:
 
-* an RNN, LSTM or GRU layer of ``rnnkit.nn`` or ``torch.nn`` (stacked, bidirectional,
-  ``batch_first``): ``input``, ``h0`` [, ``c0``] -> ``output``, ``hn`` [, ``cn``], shaped as
-  the layer's ``forward`` (``input`` ``(L, N, H_in)`` or ``(N, L, H_in)`` with
-  ``batch_first``; states ``(D * num_layers, N, H)``; a layer with ``learn_init`` is
-  given its ``initial_state`` as ``h0`` by the caller);
+* a layer of :data:`rnnkit.nn.LAYERS` (any options) or torch.nn's RNN, LSTM or GRU
+  (stacked, bidirectional, ``batch_first``): ``input``, ``h0`` [, ``c0``] -> ``output``,
+  ``hn`` [, ``cn``], shaped as the layer's ``forward`` (``input`` ``(L, N, H_in)`` or
+  ``(N, L, H_in)`` with ``batch_first``; one state input and output per state tensor,
+  ``(D * num_layers, N, S_k)``: ``h`` and ``c`` for the LSTMs, the output ``y`` for
+  Jordan, ``h`` otherwise; a layer with ``learn_init`` is given its ``initial_state`` as
+  ``h0`` by the caller);
 * a task model (an object or the directory its ``save()`` wrote): the network only, with
   its preprocessing (scaler, season, vocabulary) left in the directory's ``config.json``:
 
@@ -25,11 +31,12 @@ What exports, and the graph it gets:
 * any other ``nn.Module``, given ``example_inputs`` (and, for dynamic sizes, the names and
   ``dynamic_axes`` of :func:`torch.onnx.export`).
 
-What does not export, with a ``ValueError`` naming the layer: the extended layers
-(Jordan, peephole and layer-normalised LSTM/GRU, IndRNN, MinGRU, MinLSTM) and an RNN, LSTM
-or GRU with ``zoneout`` or ``fused=False``, which run a Python loop over the time steps that
-a trace would unroll to the example's length; and ``proj_size > 0``, which ONNX's ``LSTM``
-lacks.
+Exported in eval mode, as the model computes there: no dropout; zoneout as its eval-mode
+expectation. What does not export, with a ``ValueError`` naming the layer: a
+:class:`rnnkit.nn.Recurrent` built on a cell of one's own (the exporter writes the steps of
+rnnkit's cells only); ``torch.nn.LSTM`` with ``proj_size`` (ONNX's ``LSTM`` has no
+projection; ``rnnkit.nn.LSTM`` takes the same ``state_dict`` and exports); layer-normalised
+cells below opset 17 (``LayerNormalization``).
 
 Unbatched inputs, ``lengths`` (other than the classifier's and tagger's) and
 ``PackedSequence`` are not part of the graphs. onnxruntime's CPU ``LSTM``, ``GRU`` and
@@ -56,8 +63,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from rnnkit import _onnx_scan
 from rnnkit._atomic import atomic_file
-from rnnkit.nn import GRU, LSTM, RNN, RecurrentBase
+from rnnkit.nn import RecurrentBase
 from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger
 from rnnkit.tasks._base import Task
 from rnnkit.train.io import CONFIG, ModelFileError
@@ -69,7 +77,7 @@ TASKS: dict[str, type[Task]] = {
     "tagger": SequenceTagger,
     "generator": Generator,
 }
-_RNN_LAYERS = (RNN, LSTM, GRU, nn.RNNBase)
+_LAYERS = (RecurrentBase, nn.RNNBase)
 _OWN_CODE = (str(Path(__file__).parent), str(Path(torch.__file__).parent))
 
 # (module, example inputs, input names, output names, dynamic axes) for torch.onnx.export
@@ -89,7 +97,7 @@ def export_onnx(
     """Write ``source`` to ``path`` as a validated ONNX model (see the module docstring).
 
     Args:
-        source: an RNN/LSTM/GRU layer, a task model, a task model directory, or any
+        source: a recurrent layer, a task model, a task model directory, or any
             ``nn.Module`` (which then needs ``example_inputs``).
         path: the ``.onnx`` file to write (atomically: a killed run leaves no partial file).
         example_inputs, input_names, output_names, dynamic_axes: for a plain ``nn.Module``
@@ -117,8 +125,8 @@ def export_onnx(
         raise ValueError(f"opset_version: expected an int >= 14, got {opset_version}")
     custom = (example_inputs, input_names, output_names, dynamic_axes)
     if isinstance(source, nn.Module):
-        check_exportable(source)
-    if isinstance(source, nn.Module) and not isinstance(source, _RNN_LAYERS):
+        check_exportable(source, opset_version)
+    if isinstance(source, nn.Module) and not isinstance(source, _LAYERS):
         if example_inputs is None:
             raise TypeError(
                 f"example_inputs: expected a tuple of tensors to trace a "
@@ -139,7 +147,7 @@ def export_onnx(
                 f"{type(source).__name__}"
             )
         graph = _graph(source)
-        check_exportable(graph[0])  # a task's network
+        check_exportable(graph[0], opset_version)  # a task's network
     module, inputs, in_names, out_names, axes = graph
 
     path = Path(path)
@@ -147,7 +155,11 @@ def export_onnx(
     module.eval()
     try:
         with atomic_file(path) as temporary:
-            with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            with (
+                torch.no_grad(),
+                warnings.catch_warnings(record=True) as caught,
+                _onnx_scan.placeholders(module) as scanned,
+            ):
                 warnings.simplefilter("always")
                 torch.onnx.export(
                     module,
@@ -160,6 +172,10 @@ def export_onnx(
                     opset_version=opset_version,
                 )
             _check_trace_warnings(caught)
+            if scanned:
+                model = onnx.load(temporary)
+                _onnx_scan.rewrite(model, scanned)
+                onnx.save(model, temporary)
             onnx.checker.check_model(temporary, full_check=True)
     finally:
         for sub, training in modes:
@@ -167,25 +183,34 @@ def export_onnx(
     return path
 
 
-def check_exportable(module: nn.Module) -> None:
+def check_exportable(module: nn.Module, opset_version: int = OPSET) -> None:
     """Raise ``ValueError`` if a recurrent layer inside ``module`` cannot export with a
-    dynamic sequence length (see the module docstring)."""
+    dynamic sequence length at ``opset_version`` (see the module docstring)."""
     for name, layer in module.named_modules():
         kind = type(layer).__name__
         where = f"{type(module).__name__}.{name} ({kind})" if name else kind
         reason = None
-        if isinstance(layer, RecurrentBase) and not isinstance(layer, _RNN_LAYERS):
-            reason = "it runs a Python loop over time steps, which a trace fixes to one length"
-        elif isinstance(layer, _RNN_LAYERS) and layer.proj_size:
-            reason = f"proj_size={layer.proj_size}: ONNX's LSTM operator has no projection"
-        elif isinstance(layer, RecurrentBase) and layer.zoneout > 0:
-            reason = f"zoneout={layer.zoneout} runs a Python loop over time steps"
-        elif isinstance(layer, RecurrentBase) and not layer.fused:
-            reason = "fused=False runs a Python loop over time steps (fused=True: same maths)"
+        cell = _onnx_scan.unknown_cell(layer) if isinstance(layer, RecurrentBase) else None
+        if cell is not None:
+            reason = f"its cell {cell} is not one of rnnkit's, whose steps the exporter writes"
+        elif isinstance(layer, nn.RNNBase) and layer.proj_size:
+            reason = (
+                f"proj_size={layer.proj_size}: ONNX's LSTM operator has no projection "
+                "(rnnkit.nn.LSTM loads the same state_dict and exports it)"
+            )
+        elif (
+            isinstance(layer, RecurrentBase)
+            and opset_version < _onnx_scan.LAYER_NORM_OPSET
+            and _onnx_scan.needs_layer_norm(layer)
+        ):
+            reason = (
+                f"its LayerNormalization needs opset_version >= {_onnx_scan.LAYER_NORM_OPSET}, "
+                f"got {opset_version}"
+            )
         if reason:
             raise ValueError(
-                f"source: {where} is not exportable to ONNX: {reason}. Exportable: RNN, LSTM "
-                "and GRU layers (rnnkit.nn or torch.nn) without proj_size or zoneout"
+                f"source: {where} is not exportable to ONNX: {reason}. Exportable: the layers "
+                "of rnnkit.nn.LAYERS and torch.nn's RNN, LSTM and GRU without proj_size"
             )
 
 
@@ -211,7 +236,7 @@ def load_task(directory: str | Path) -> Task:
 
 
 def _graph(source: object) -> Graph:
-    if isinstance(source, _RNN_LAYERS):
+    if isinstance(source, _LAYERS):
         return _layer_graph(source)
     if isinstance(source, (str, Path)):
         source = load_task(source)
@@ -222,7 +247,7 @@ def _graph(source: object) -> Graph:
     if isinstance(source, Generator):
         return _generator_graph(source)
     raise TypeError(
-        "source: expected an RNN/LSTM/GRU layer, a task model (Forecaster, "
+        "source: expected a recurrent layer (rnnkit.nn or torch.nn), a task model (Forecaster, "
         "SequenceClassifier, SequenceTagger, Generator), a model directory or an nn.Module, "
         f"got {type(source).__name__}"
     )
@@ -241,16 +266,22 @@ class _StateGraph(nn.Module):
         return (output, *(final if isinstance(final, tuple) else (final,)))
 
 
+def _state_sizes(layer: nn.Module) -> tuple[int, ...]:
+    """``S_k`` of each state tensor (a torch.nn layer has no proj_size: see check_exportable)."""
+    if isinstance(layer, RecurrentBase):
+        return layer.state_sizes
+    return (layer.hidden_size,) * (2 if isinstance(layer, nn.LSTM) else 1)
+
+
 def _state_names(layer: nn.Module) -> tuple[list[str], list[str]]:
-    lstm = isinstance(layer, (LSTM, nn.LSTM))
-    return (["h0", "c0"] if lstm else ["h0"]), (["hn", "cn"] if lstm else ["hn"])
+    count = len(_state_sizes(layer))
+    return ["h0", "c0"][:count], ["hn", "cn"][:count]
 
 
 def _initial_state(layer: nn.Module, batch: int, weight: Tensor) -> tuple[Tensor, ...]:
-    """Zeros ``(D * num_layers, N, H)`` per state tensor (no proj_size: see check_exportable)."""
+    """Zeros ``(D * num_layers, N, S_k)`` per state tensor."""
     rows = (2 if layer.bidirectional else 1) * layer.num_layers
-    count = len(_state_names(layer)[0])
-    return tuple(weight.new_zeros(rows, batch, layer.hidden_size) for _ in range(count))
+    return tuple(weight.new_zeros(rows, batch, size) for size in _state_sizes(layer))
 
 
 def _layer_graph(layer: nn.Module) -> Graph:

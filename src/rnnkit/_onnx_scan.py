@@ -1,0 +1,482 @@
+"""Recurrent layers that ONNX has no operator for, exported as ``Scan`` loops.
+
+:func:`rnnkit.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
+``LSTM`` and ``GRU`` operators cannot express: the extended layers (Jordan, peephole and
+layer-normalised LSTM/GRU, IndRNN, MinGRU, MinLSTM) and RNN/LSTM/GRU with ``zoneout``,
+``fused=False`` or ``proj_size``.
+
+How, in two passes:
+
+1. Trace. While torch's exporter traces the model, :func:`placeholders` replaces the time
+   loop of each such layer (:meth:`RecurrentBase._run`, after the input layout, the initial
+   state and ``lengths`` are prepared) by :class:`_Placeholder`, an autograd Function whose
+   ``forward`` runs the real loop (so the trace sees true shapes and values) and whose
+   ``symbolic`` writes one ``rnnkit::Recurrent`` node. A trace alone would unroll the
+   Python loop to the example's length; the node keeps the length open.
+2. Rewrite. :func:`rewrite` replaces each placeholder by standard ONNX: per layer and
+   direction, the input projection for all steps (``MatMul``), then a ``Scan`` whose body
+   is one step of the cell (``MatMul``, ``Sigmoid``, ``Tanh``, ``LayerNormalization``, ...)
+   reading the weights as initializers of the main graph. The backward direction is the
+   same ``Scan`` with ``scan_input_directions = scan_output_directions = [1]``. With
+   ``lengths``, a ``(L, N, 1)`` mask enters the body: steps past a sequence's length keep
+   its state and output zeros, as :func:`rnnkit.functional.scan` does.
+
+The steps are the equations of :mod:`rnnkit.functional` in eval mode (export runs the model
+in eval): no dropout, and zoneout as its expectation ``new + zoneout * (old - new)`` on every
+state tensor. ``LayerNormalization`` needs opset 17.
+
+Why not a pure ``onnx.helper`` graph for the whole model: task models wrap the layers in
+embeddings, heads, pooling and masks that torch's exporter already writes; only the time
+loop needs replacing.
+
+Shape letters: ``L`` sequence length, ``N`` batch, ``G`` the width of a step's projected
+input, ``S_k`` the width of state tensor ``k``, ``D`` directions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from rnnkit.nn import (
+    GRU,
+    LSTM,
+    RNN,
+    GRUCell,
+    IndRNNCell,
+    JordanCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    MinGRUCell,
+    MinLSTMCell,
+    PeepholeLSTMCell,
+    RecurrentBase,
+    RNNCell,
+)
+
+DOMAIN = "rnnkit"  # the placeholders' private ONNX domain
+LAYER_NORM_OPSET = 17  # the first opset with LayerNormalization
+
+_LAYER_KINDS: dict[type, str] = {RNN: "rnn", LSTM: "lstm", GRU: "gru"}
+_CELL_KINDS: dict[type, str] = {
+    RNNCell: "rnn",
+    LSTMCell: "lstm",
+    GRUCell: "gru",
+    JordanCell: "jordan",
+    PeepholeLSTMCell: "peephole_lstm",
+    LayerNormLSTMCell: "layernorm_lstm",
+    LayerNormGRUCell: "layernorm_gru",
+    IndRNNCell: "indrnn",
+    MinGRUCell: "mingru",
+    MinLSTMCell: "minlstm",
+}
+
+
+def needs_scan(module: nn.Module) -> bool:
+    """Whether ``module`` is an rnnkit layer that ONNX's recurrent operators cannot express."""
+    if not isinstance(module, RecurrentBase):
+        return False
+    native = isinstance(module, (RNN, LSTM, GRU)) and module.fused and module.zoneout == 0
+    return not (native and not module.proj_size)
+
+
+def unknown_cell(layer: RecurrentBase) -> str | None:
+    """The class name of a cell of ``layer`` whose step this module cannot write, or None."""
+    if isinstance(layer, (RNN, LSTM, GRU)):
+        return None
+    for index in range(layer.num_layers):
+        for direction in range(layer.num_directions):
+            cell = layer.recurrence(index, direction)
+            if type(cell) not in _CELL_KINDS:
+                return type(cell).__name__
+    return None
+
+
+def needs_layer_norm(layer: RecurrentBase) -> bool:
+    """Whether the Scan of ``layer`` uses ``LayerNormalization`` (opset >= 17)."""
+    return needs_scan(layer) and _parts(layer, 0, 0)[0].startswith("layernorm")
+
+
+# ----------------------------------------------------------------------------- trace
+
+
+class _Placeholder(torch.autograd.Function):
+    """``(x, *state[, lengths]) -> (output, *final)`` of one layer's time loop: runs the loop,
+    exports as an ``rnnkit::Recurrent`` node naming the layer by ``index``."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, layer: RecurrentBase, index: int, x: Tensor, *tensors: Tensor
+    ) -> tuple[Tensor, ...]:
+        count = len(layer.state_sizes)
+        lengths = tensors[count] if len(tensors) > count else None
+        # The loop runs untraced: its own autograd Functions (the fused kernels) fail inside
+        # a trace, and this node's symbolic replaces whatever the trace would record.
+        tracing = torch._C._get_tracing_state()
+        torch._C._set_tracing_state(None)
+        try:
+            output, final = RecurrentBase._run(layer, x, tensors[:count], lengths)
+        finally:
+            torch._C._set_tracing_state(tracing)
+        return (output, *final)
+
+    @staticmethod
+    def symbolic(g: Any, layer: RecurrentBase, index: int, x: Any, *tensors: Any) -> Any:
+        count = len(layer.state_sizes)
+        nodes = g.op(f"{DOMAIN}::Recurrent", x, *tensors, index_i=index, outputs=1 + count)
+        width = layer.num_directions * layer.state_sizes[0]
+        nodes[0].setType(x.type().with_sizes([None, None, width]))
+        for node, state in zip(nodes[1:], tensors, strict=False):
+            node.setType(state.type())
+        return nodes
+
+
+def _run_placeholder(
+    layer: RecurrentBase, index: int, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """:meth:`RecurrentBase._run` through :class:`_Placeholder`: ``x`` ``(L, N, H_in)``."""
+    extra = () if lengths is None else (lengths,)
+    output, *final = _Placeholder.apply(layer, index, x, *state, *extra)
+    return output, tuple(final)
+
+
+@contextmanager
+def placeholders(module: nn.Module) -> Iterator[dict[int, RecurrentBase]]:
+    """While open, each layer of ``module`` that :func:`needs_scan` runs its time loop
+    through the placeholder; yields those layers by their placeholders' ``index``."""
+    layers = {i: m for i, m in enumerate(m for m in module.modules() if needs_scan(m))}
+    for index, layer in layers.items():
+        layer._run = partial(_run_placeholder, layer, index)  # type: ignore[method-assign]
+    try:
+        yield layers
+    finally:
+        for layer in layers.values():
+            del layer._run
+
+
+# ----------------------------------------------------------------------------- rewrite
+
+
+def rewrite(model: Any, layers: dict[int, RecurrentBase]) -> None:
+    """Replace, in the ``onnx.ModelProto`` ``model``, each placeholder by its Scan loops."""
+    graph = model.graph
+    nodes, replaced = [], set()
+    for node in graph.node:
+        if node.domain != DOMAIN:
+            nodes.append(node)
+            continue
+        index = next(a.i for a in node.attribute if a.name == "index")
+        builder = _Builder(f"rnnkit_scan{index}/", graph.initializer)
+        _layer(builder, layers[index], list(node.input), list(node.output))
+        nodes += builder.nodes
+        replaced |= set(node.output)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    kept = [v for v in graph.value_info if v.name not in replaced]
+    del graph.value_info[:]
+    graph.value_info.extend(kept)
+    imports = [o for o in model.opset_import if o.domain != DOMAIN]
+    del model.opset_import[:]
+    model.opset_import.extend(imports)
+
+
+class _Builder:
+    """Nodes of one graph (the main graph or a Scan body) with fresh, unique value names;
+    constants become initializers of the main graph, which a body reads from outer scope."""
+
+    def __init__(self, prefix: str, initializers: Any, dtype: np.dtype | None = None) -> None:
+        self.prefix, self.initializers, self.dtype = prefix, initializers, dtype
+        self.nodes: list[Any] = []
+        self._count = 0
+
+    def name(self, hint: str) -> str:
+        self._count += 1
+        return f"{self.prefix}{hint}_{self._count}"
+
+    def op(self, op_type: str, *inputs: str, outputs: int = 1, **attributes: Any) -> Any:
+        """Add a node; returns its output name (a list of them when ``outputs > 1``)."""
+        from onnx import helper
+
+        names = [self.name(op_type) for _ in range(outputs)]
+        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attributes))
+        return names[0] if outputs == 1 else names
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        """An initializer holding ``value`` (in the layer's float dtype unless ``dtype``)."""
+        from onnx import numpy_helper
+
+        array = np.asarray(value, dtype=dtype or self.dtype)
+        name = self.name("const")
+        self.initializers.append(numpy_helper.from_array(array, name))
+        return name
+
+    def weight(self, tensor: Tensor | None, transpose: bool = False) -> str | None:
+        """A parameter as an initializer (``(K, G)`` for ``transpose``), None for None."""
+        if tensor is None:
+            return None
+        array = tensor.detach().cpu().numpy()
+        return self.const(array.T if transpose else array)
+
+    def body(self) -> _Builder:
+        return _Builder(self.name("body") + "/", self.initializers, self.dtype)
+
+    # -- arithmetic on (N, *) or (L, N, *) values
+
+    def linear(self, v: str, weight: Tensor, bias: Tensor | None = None) -> str:
+        """``v @ weight.T + bias``."""
+        out = self.op("MatMul", v, self.weight(weight, transpose=True))
+        return out if bias is None else self.op("Add", out, self.weight(bias))
+
+    def layer_norm(self, v: str, weight: Tensor, bias: Tensor | None, eps: float) -> str:
+        """``LN(v)`` over the last dimension, as ``F.layer_norm``."""
+        inputs = [v, self.weight(weight)] + ([self.weight(bias)] if bias is not None else [])
+        return self.op("LayerNormalization", *inputs, axis=-1, epsilon=eps)
+
+    def split(self, v: str, parts: int, width: int) -> list[str]:
+        """``v.chunk(parts, dim=-1)`` of a ``(..., parts * width)`` value."""
+        sizes = self.const([width] * parts, np.int64)
+        return self.op("Split", v, sizes, axis=-1, outputs=parts)
+
+    def act(self, v: str, name: str) -> str:
+        """``tanh``, ``relu``, ``sigmoid``, ``softmax`` (last dimension) or ``identity``."""
+        if name == "identity":
+            return v
+        ops = {"tanh": "Tanh", "relu": "Relu", "sigmoid": "Sigmoid", "softmax": "Softmax"}
+        return self.op(ops[name], v)
+
+    def lerp(self, start: str, end: str, weight: str) -> str:
+        """``start + weight * (end - start)``."""
+        return self.op("Add", start, self.op("Mul", weight, self.op("Sub", end, start)))
+
+
+def _parts(layer: RecurrentBase, index: int, direction: int) -> tuple[str, Any]:
+    """The cell kind of one recurrence and an object with its weights and options as
+    attributes (the cell itself, or the flat weights of an RNN/LSTM/GRU layer)."""
+    kind = next((k for t, k in _LAYER_KINDS.items() if isinstance(layer, t)), None)
+    if kind is not None:
+        weights = layer._weights(index, direction)  # type: ignore[attr-defined]
+        return kind, SimpleNamespace(**weights, nonlinearity=getattr(layer, "nonlinearity", ""))
+    cell = layer.recurrence(index, direction)
+    return _CELL_KINDS[type(cell)], cell
+
+
+def _layer(b: _Builder, layer: RecurrentBase, inputs: list[str], outputs: list[str]) -> None:
+    """The nodes of a placeholder: ``(x, *state[, lengths]) -> (output, *final)``."""
+    from onnx import helper
+
+    b.dtype = next(layer.parameters()).detach().cpu().numpy().dtype
+    count = len(layer.state_sizes)
+    x, states = inputs[0], inputs[1 : 1 + count]
+    mask = None
+    if len(inputs) > 1 + count:  # lengths: mask (L, N, 1), True where t < lengths[n]
+        zero, one = b.const(0, np.int64), b.const(1, np.int64)
+        steps = b.op("Range", zero, b.op("Gather", b.op("Shape", x), zero, axis=0), one)
+        lengths = b.op("Cast", inputs[1 + count], to=helper.TensorProto.INT64)
+        below = b.op(
+            "Less",
+            b.op("Unsqueeze", steps, b.const([1], np.int64)),
+            b.op("Unsqueeze", lengths, b.const([0], np.int64)),
+        )
+        mask = b.op("Unsqueeze", below, b.const([2], np.int64))
+    finals: list[list[str]] = [[] for _ in states]
+    for index in range(layer.num_layers):
+        outs = []
+        for direction in range(layer.num_directions):
+            row = b.const(index * layer.num_directions + direction, np.int64)
+            initial = [b.op("Gather", s, row, axis=0) for s in states]  # (N, S_k)
+            kind, parts = _parts(layer, index, direction)
+            *final, out = _scan(b, layer, kind, parts, x, initial, mask, direction == 1)
+            outs.append(out)
+            for k, s in enumerate(final):
+                finals[k].append(s)
+        x = outs[0] if len(outs) == 1 else b.op("Concat", *outs, axis=-1)  # (L, N, D * S_0)
+    b.nodes.append(helper.make_node("Identity", [x], [outputs[0]]))
+    axis = b.const([0], np.int64)
+    for k, rows in enumerate(finals):  # (D * num_layers, N, S_k)
+        stacked = [b.op("Unsqueeze", s, axis) for s in rows]
+        b.nodes.append(helper.make_node("Concat", stacked, [outputs[1 + k]], axis=0))
+
+
+def _scan(
+    b: _Builder,
+    layer: RecurrentBase,
+    kind: str,
+    parts: Any,
+    x: str,
+    initial: list[str],
+    mask: str | None,
+    reverse: bool,
+) -> list[str]:
+    """One recurrence over ``x`` ``(L, N, H_in)`` from ``initial`` ``(N, S_k)`` each:
+    returns the final states and the outputs ``(L, N, S_0)``."""
+    from onnx import helper
+
+    if kind.startswith("layernorm"):
+        projected = b.layer_norm(
+            b.op("MatMul", x, b.weight(parts.weight_ih, transpose=True)),
+            parts.ln_weight_ih,
+            parts.ln_bias_ih,
+            parts.eps,
+        )
+    else:
+        projected = b.linear(x, parts.weight_ih, parts.bias_ih)  # (L, N, G)
+
+    body = b.body()
+    element = helper.np_dtype_to_tensor_dtype(b.dtype)
+    sizes = layer.state_sizes
+    old = [body.name("state") for _ in sizes]
+    x_t = body.name("x_t")
+    graph_inputs = [
+        helper.make_tensor_value_info(n, element, [None, s])
+        for n, s in zip(old, sizes, strict=True)
+    ]
+    graph_inputs.append(helper.make_tensor_value_info(x_t, element, [None, None]))
+    new = _STEPS[kind](body, parts, x_t, old)
+    if layer.zoneout > 0:  # eval zoneout: the expectation lerp(new, old, zoneout)
+        rate = body.const(layer.zoneout)
+        new = [body.lerp(n, o, rate) for n, o in zip(new, old, strict=True)]
+    output = new[0]
+    if mask is not None:
+        m_t = body.name("mask_t")
+        graph_inputs.append(helper.make_tensor_value_info(m_t, helper.TensorProto.BOOL, None))
+        new = [body.op("Where", m_t, n, o) for n, o in zip(new, old, strict=True)]
+        output = body.op("Where", m_t, output, body.const(0))
+    results = [body.op("Identity", v) for v in (*new, output)]
+    graph_outputs = [helper.make_tensor_value_info(n, element, None) for n in results]
+    step = helper.make_graph(body.nodes, body.prefix + "step", graph_inputs, graph_outputs)
+    scanned = [projected] + ([mask] if mask is not None else [])
+    direction = [int(reverse)] * len(scanned)
+    return b.op(
+        "Scan",
+        *initial,
+        *scanned,
+        outputs=len(sizes) + 1,
+        body=step,
+        num_scan_inputs=len(scanned),
+        scan_input_directions=direction,
+        scan_output_directions=[int(reverse)],
+    )
+
+
+# ----------------------------------------------------------------------------- steps
+# step(body, parts, x_t, state) -> new state: x_t is the step's projected input (N, G).
+
+
+def _rnn(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    return [b.act(b.op("Add", x_t, b.linear(state[0], p.weight_hh, p.bias_hh)), p.nonlinearity)]
+
+
+def _lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    h, c = state
+    a = b.op("Add", x_t, b.linear(h, p.weight_hh, p.bias_hh))
+    i, f, g, o = b.split(a, 4, p.weight_hh.shape[0] // 4)
+    c = b.op(
+        "Add",
+        b.op("Mul", b.act(f, "sigmoid"), c),
+        b.op("Mul", b.act(i, "sigmoid"), b.act(g, "tanh")),
+    )
+    h = b.op("Mul", b.act(o, "sigmoid"), b.act(c, "tanh"))
+    if getattr(p, "weight_hr", None) is not None:
+        h = b.linear(h, p.weight_hr)
+    return [h, c]
+
+
+def _gru_update(b: _Builder, gi: str, gh: str, h: str, width: int) -> str:
+    """torch.nn's GRU from both projections ``(N, 3H)``: ``b_hn`` inside the reset product."""
+    gi_r, gi_z, gi_n = b.split(gi, 3, width)
+    gh_r, gh_z, gh_n = b.split(gh, 3, width)
+    r = b.act(b.op("Add", gi_r, gh_r), "sigmoid")
+    z = b.act(b.op("Add", gi_z, gh_z), "sigmoid")
+    n = b.act(b.op("Add", gi_n, b.op("Mul", r, gh_n)), "tanh")
+    return b.op("Add", n, b.op("Mul", z, b.op("Sub", h, n)))
+
+
+def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    gh = b.linear(state[0], p.weight_hh, p.bias_hh)
+    return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
+
+
+def _peephole_lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    h, c = state
+    a = b.op("Add", x_t, b.linear(h, p.weight_hh, p.bias_hh))
+    a_i, a_f, a_g, a_o = b.split(a, 4, p.weight_hh.shape[1])
+    i = b.act(b.op("Add", a_i, b.op("Mul", b.weight(p.weight_ci), c)), "sigmoid")
+    f = b.act(b.op("Add", a_f, b.op("Mul", b.weight(p.weight_cf), c)), "sigmoid")
+    c = b.op("Add", b.op("Mul", f, c), b.op("Mul", i, b.act(a_g, "tanh")))
+    o = b.act(b.op("Add", a_o, b.op("Mul", b.weight(p.weight_co), c)), "sigmoid")
+    return [b.op("Mul", o, b.act(c, "tanh")), c]
+
+
+def _layernorm_lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    h, c = state
+    gh = b.layer_norm(b.linear(h, p.weight_hh), p.ln_weight_hh, p.ln_bias_hh, p.eps)
+    a_i, a_f, a_g, a_o = b.split(b.op("Add", x_t, gh), 4, p.hidden_size)
+    c = b.op(
+        "Add",
+        b.op("Mul", b.act(a_f, "sigmoid"), c),
+        b.op("Mul", b.act(a_i, "sigmoid"), b.act(a_g, "tanh")),
+    )
+    c_norm = b.layer_norm(c, p.ln_weight_c, p.ln_bias_c, p.eps)
+    return [b.op("Mul", b.act(a_o, "sigmoid"), b.act(c_norm, "tanh")), c]
+
+
+def _layernorm_gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    gh = b.layer_norm(b.linear(state[0], p.weight_hh), p.ln_weight_hh, p.ln_bias_hh, p.eps)
+    return [_gru_update(b, x_t, gh, state[0], p.hidden_size)]
+
+
+def _indrnn(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    u = p.weight_hh
+    if p.recurrent_max_abs is not None:
+        u = u.clamp(-p.recurrent_max_abs, p.recurrent_max_abs)
+    return [b.act(b.op("Add", x_t, b.op("Mul", b.weight(u), state[0])), p.nonlinearity)]
+
+
+def _candidate(b: _Builder, k_h: str, positive: bool) -> str:
+    """minGRU/minLSTM's candidate: ``k_h``, or the paper's ``g(k_h)`` with ``positive``."""
+    if not positive:
+        return k_h
+    zero, half = b.const(0), b.const(0.5)
+    return b.op(
+        "Where", b.op("GreaterOrEqual", k_h, zero), b.op("Add", k_h, half), b.act(k_h, "sigmoid")
+    )
+
+
+def _mingru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    k_z, k_h = b.split(x_t, 2, p.hidden_size)
+    return [b.lerp(state[0], _candidate(b, k_h, p.positive), b.act(k_z, "sigmoid"))]
+
+
+def _minlstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    k_f, k_i, k_h = b.split(x_t, 3, p.hidden_size)
+    f, i = b.act(k_f, "sigmoid"), b.act(k_i, "sigmoid")
+    tiny = b.const(np.finfo(b.dtype).tiny)
+    z = b.op("Div", i, b.op("Max", b.op("Add", f, i), tiny))  # as min_lstm_gates' clamp_min
+    return [b.lerp(state[0], _candidate(b, k_h, p.positive), z)]
+
+
+def _jordan(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
+    hidden = b.act(b.op("Add", x_t, b.linear(state[0], p.weight_yh)), p.nonlinearity)
+    return [b.act(b.linear(hidden, p.weight_hy, p.bias_hy), p.output_nonlinearity)]
+
+
+_STEPS = {
+    "rnn": _rnn,
+    "lstm": _lstm,
+    "gru": _gru,
+    "peephole_lstm": _peephole_lstm,
+    "layernorm_lstm": _layernorm_lstm,
+    "layernorm_gru": _layernorm_gru,
+    "indrnn": _indrnn,
+    "mingru": _mingru,
+    "minlstm": _minlstm,
+    "jordan": _jordan,
+}
