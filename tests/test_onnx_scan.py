@@ -130,22 +130,6 @@ def test_layer_matches_torch_at_every_size_from_one_export(name: str, tmp_path: 
         assert_close(run(path, input=x, **state_feeds(state)), expected, tolerance(layer))
 
 
-def test_state_outputs_continue_a_stream(tmp_path: Path) -> None:
-    layer = rnn.LayerNormLSTM(3, 6, num_layers=2, batch_first=True).eval()
-    path = export_onnx(layer, tmp_path / "lstm.onnx")
-    x = torch.randn(2, 12, 3)
-    with torch.no_grad():
-        whole, (h_n, c_n) = layer(x)
-    h, c = torch.zeros(2, 2, 6), torch.zeros(2, 2, 6)
-    pieces = []
-    for chunk in x.split([5, 1, 6], dim=1):
-        output, h_np, c_np = run(path, input=chunk, h0=h, c0=c)
-        pieces.append(output)
-        h, c = torch.from_numpy(h_np), torch.from_numpy(c_np)
-    pieces = [np.concatenate(pieces, axis=1), h.numpy(), c.numpy()]
-    assert_close(pieces, (whole, h_n, c_n), tolerance(layer))
-
-
 class Tagger(nn.Module):
     """A plain module passing ``lengths`` to an extended layer: ``(N, L, 4)`` -> ``(N, L, 2)``."""
 
