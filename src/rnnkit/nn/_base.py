@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.functional import State, Step, scan
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._checks import (
+    autocast_dtype,
     check_bool,
     check_finite,
     check_lengths,
@@ -247,6 +248,12 @@ class RecurrentBase(nn.Module):
     def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
         """``x`` ``(L, N, H_in)`` -> ``(L, N, D * H_out)`` and the final state."""
         if not self._can_fuse():
+            if autocast_dtype(x.device) is not None:
+                # rnnkit's own loops have no reduced-precision kernels: like the ops on
+                # autocast's float32 list, they run in the parameters' dtype
+                dtype = next(self.parameters()).dtype
+                with torch.autocast(x.device.type, enabled=False):
+                    return self._run(x.to(dtype), tuple(s.to(dtype) for s in state), lengths)
             from rnnkit.nn import _engine  # here: it imports the layers built on this module
 
             result = _engine.run(self, x, state, lengths)

@@ -47,6 +47,13 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return value  # type: ignore[return-value]
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """The dtype autocast computes in on ``device`` now, or None outside autocast."""
+    if not torch.is_autocast_enabled(device.type):
+        return None
+    return torch.get_autocast_dtype(device.type)
+
+
 def check_dtype(dtype: object) -> torch.dtype | None:
     """A floating-point ``torch.dtype`` for parameters, or None for torch's default."""
     if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
@@ -55,10 +62,11 @@ def check_dtype(dtype: object) -> torch.dtype | None:
 
 
 def check_tensor_like(name: str, value: object, reference: Tensor) -> Tensor:
-    """``value`` must be a tensor with ``reference``'s dtype and device."""
+    """``value`` must be a tensor with ``reference``'s dtype (or, under autocast, the
+    autocast dtype, as torch.nn's layers take) and device."""
     if not isinstance(value, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
-    if value.dtype != reference.dtype:
+    if value.dtype != reference.dtype and value.dtype != autocast_dtype(reference.device):
         fix = f"convert it with .to({reference.dtype})"
         if value.dtype.is_floating_point:
             fix += f" or the module with .to({value.dtype})"
