@@ -14,13 +14,21 @@ import lightning as L
 import pytest
 import torch
 import typer
+from torch.utils.data import DataLoader
 from typer.testing import CliRunner
 
 from rnnkit.cli import app
 from rnnkit.commands import generate
 from rnnkit.data import load_text
 from rnnkit.nn import LAYERS
-from rnnkit.tasks.generator import Generator, GeneratorConfig, GeneratorNetwork, split_text
+from rnnkit.tasks.generator import (
+    Generator,
+    GeneratorConfig,
+    GeneratorNetwork,
+    _NextCharLoss,
+    _streams,
+    split_text,
+)
 from rnnkit.train import ModelFileError, TrainConfig
 
 # Words drawn independently with these weights, separated by single spaces.
@@ -192,6 +200,27 @@ def test_save_load_gives_identical_probabilities(model: Generator, tmp_path: Pat
     assert loaded.sample("w", 50, seed=3) == model.sample("w", 50, seed=3)
     with pytest.raises(ModelFileError, match=r"no config\.json"):
         Generator.load(tmp_path / "missing")
+
+
+def test_validation_reads_parallel_streams_as_whole_texts(model: Generator, text: str) -> None:
+    """Validation batches carry each stream's state into its next chunk: their mean loss is
+    the loss of reading each of ``batch_size`` contiguous parts whole, from the zero state."""
+    ids = model.vocabulary.encode(list(split_text(text, 0.1)[1]))
+    length, streams = TINY["sequence_length"], 4
+    loss, network = _NextCharLoss(), model.network.eval()
+    with torch.no_grad():
+        batches = DataLoader(_streams(ids, length, streams), batch_size=streams)
+        carried = torch.stack([loss(network, batch) for batch in batches]).mean()
+        per_stream = (len(ids) - 1) // length // streams * length
+        whole = []
+        for s in range(streams):
+            part = torch.tensor(ids[s * per_stream : (s + 1) * per_stream + 1])
+            logits, _ = network(part[None, :-1])
+            whole.append(torch.nn.functional.cross_entropy(logits[0], part[1:]))
+        from_zero = loss(network, batches.dataset.tensors[:2])  # every chunk from the zero state
+    assert len(batches) == per_stream // length > 1
+    torch.testing.assert_close(carried, torch.stack(whole).mean())
+    assert carried < from_zero
 
 
 def test_same_seed_same_model(text: str) -> None:

@@ -120,8 +120,12 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         """Train on ``text``; its last ``val_fraction`` is the validation part.
 
         Both parts are cut into consecutive chunks of ``sequence_length`` characters whose
-        targets are the characters one step later; ``log_dir``, ``progress``, ``trainer``
-        and ``resume`` are :func:`rnnkit.train.train`'s. The vocabulary is the character set of
+        targets are the characters one step later. Training batches draw chunks at random,
+        each read from the zero state; validation reads its part as ``batch_size`` parallel
+        streams, carrying each stream's state from one chunk into the next, so the
+        validation loss (which picks the restored epoch) is that of :meth:`evaluate`, which
+        reads text as generation does. ``log_dir``, ``progress``, ``trainer`` and ``resume``
+        are :func:`rnnkit.train.train`'s. The vocabulary is the character set of
         the whole ``text`` (a closed alphabet, so a character first seen in the validation
         part is still a valid, if unlikely, prediction); every probability is learnt from
         the training part only.
@@ -138,11 +142,13 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         self._fitted = _Fitted(vocabulary)
         torch.manual_seed(self.training.seed)
         self.network = GeneratorNetwork(len(vocabulary), self.config)
-        datasets = [_chunks(self._encode("text", part), length) for part in (train_text, val_text)]
+        train_set = _chunks(self._encode("text", train_text), length)
+        val_set = _streams(self._encode("text", val_text), length, self.training.batch_size)
         history = train(
             self.network,
-            _next_char_loss,
-            *datasets,
+            _NextCharLoss(),
+            train_set,
+            val_set,
             self.training,
             log_dir,
             progress,
@@ -339,7 +345,31 @@ def _chunks(ids: list[int], length: int) -> TensorDataset:
     return TensorDataset(inputs, targets)
 
 
-def _next_char_loss(network: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
-    inputs, targets = batch
-    logits, _ = network(inputs)  # (N, L, V)
-    return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
+def _streams(ids: list[int], length: int, streams: int) -> TensorDataset:
+    """The text as ``streams`` contiguous parts read a chunk at a time: ordered so that batch
+    ``k`` of ``streams`` rows holds chunk ``k`` of every part. Inputs and next characters
+    ``(M, length)``, and ``starts`` ``(M,)``: True on each part's first chunk. With fewer
+    than ``streams`` chunks, each chunk is a part of its own."""
+    inputs, targets = _chunks(ids, length).tensors
+    streams = min(streams, len(inputs))
+    per_stream = len(inputs) // streams
+    order = torch.arange(streams * per_stream).view(streams, per_stream).t().flatten()
+    starts = torch.arange(streams * per_stream) < streams  # (M,): batch 0
+    return TensorDataset(inputs[order], targets[order], starts)
+
+
+class _NextCharLoss:
+    """Cross-entropy of the next characters of a batch. A training batch ``(inputs,
+    targets)`` is read from the zero state; a validation batch ``(inputs, targets, starts)``
+    continues the streams of the previous one (see :func:`_streams`)."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+
+    def __call__(self, network: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        inputs, targets, *starts = batch
+        state = None if not starts or bool(starts[0].any()) else self.state
+        logits, state = network(inputs, state)  # (N, L, V)
+        if starts:
+            self.state = state
+        return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())
