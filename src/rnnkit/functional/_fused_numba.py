@@ -91,6 +91,31 @@ def _mean_rstd(x, eps):
     return mean, 1.0 / math.sqrt(var / width + eps)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _slots(k, steps, reverse):
+    """Iteration ``k`` of a loop in time order: the step ``t`` and the slots of the states
+    ``(L + 1, N, S)`` it reads (``prev``) and writes (``new``)."""
+    t = steps - 1 - k if reverse else k
+    return (t, t + 1, t) if reverse else (t, t, t + 1)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _start(states, initial, rows, t, steps, reverse):
+    """Run backwards, the sequences that end (so start) at step ``t`` take their initial
+    state: rows ``rows[t + 1]`` to ``rows[t]``."""
+    if reverse and t < steps - 1:
+        for n in range(rows[t + 1], rows[t]):
+            states[t + 1, n] = initial[n]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _recurrent_input(states, prev, mask, use_mask, b, out):
+    """``out[:b]`` = the states in slot ``prev``, times the recurrent dropout ``mask``."""
+    for n in range(b):
+        for j in range(out.shape[1]):
+            out[n, j] = states[prev, n, j] * mask[n, j] if use_mask else states[prev, n, j]
+
+
 @njit(cache=True, error_model="numpy")
 def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                  ln_b_c, stats_c, h0, c0, mask, keep, rate, eps, rows, reverse, zoned,
@@ -103,18 +128,13 @@ def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_
     g_all = np.empty((batch, gates), act.dtype)
     y = np.empty(hidden, act.dtype)
     for k in range(steps):
-        t = steps - 1 - k if reverse else k
-        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
         if b == 0:
             continue
-        if reverse and t < steps - 1:  # sequences that start at this step
-            for n in range(rows[t + 1], b):
-                hs[prev, n] = h0[n]
-                cs[prev, n] = c0[n]
-        for n in range(b):
-            for j in range(hidden):
-                h_in[n, j] = hs[prev, n, j] * mask[n, j] if use_mask else hs[prev, n, j]
+        _start(hs, h0, rows, t, steps, reverse)
+        _start(cs, c0, rows, t, steps, reverse)
+        _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         g = g_all[:b]  # (b, 4H)
         _dot(h_in[:b], w, g)
         for n in range(b):
@@ -199,8 +219,7 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
     dx = np.empty(gates, act.dtype)
     dh_all = np.empty((batch, hidden), act.dtype)
     for k in range(steps - 1, -1, -1):
-        t = steps - 1 - k if reverse else k
-        prev = t + 1 if reverse else t
+        t, prev, _ = _slots(k, steps, reverse)
         b = rows[t]
         if b == 0:
             continue
@@ -346,17 +365,12 @@ def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, kee
     g_all = np.empty((batch, gates), act.dtype)
     h_t = np.empty(hidden, act.dtype)  # h' before zoneout
     for k in range(steps):
-        t = steps - 1 - k if reverse else k
-        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
         if b == 0:
             continue
-        if reverse and t < steps - 1:  # sequences that start at this step
-            for n in range(rows[t + 1], b):
-                hs[prev, n] = h0[n]
-        for n in range(b):
-            for j in range(hidden):
-                h_in[n, j] = hs[prev, n, j] * mask[n, j] if use_mask else hs[prev, n, j]
+        _start(hs, h0, rows, t, steps, reverse)
+        _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         g = g_all[:b]  # (b, 3H)
         _dot(h_in[:b], w, g)
         for n in range(b):
@@ -396,8 +410,7 @@ def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w
     rest = np.empty((batch, hidden), act.dtype)  # the d h that skips W_hh: via z and zoneout
     dh_all = np.empty((batch, hidden), act.dtype)
     for k in range(steps - 1, -1, -1):
-        t = steps - 1 - k if reverse else k
-        prev = t + 1 if reverse else t
+        t, prev, _ = _slots(k, steps, reverse)
         b = rows[t]
         if b == 0:
             continue
@@ -435,14 +448,11 @@ def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_
     (``use_mask``: ``u`` times the dropout mask) or ``(1, H)``."""
     steps, _, hidden = gi.shape
     for k in range(steps):
-        t = steps - 1 - k if reverse else k
-        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
         if b == 0:
             continue
-        if reverse and t < steps - 1:  # sequences that start at this step
-            for n in range(rows[t + 1], b):
-                hs[prev, n] = h0[n]
+        _start(hs, h0, rows, t, steps, reverse)
         for n in range(b):
             h, h_t, u = hs[prev, n], h_new[t, n], um[n if use_mask else 0]
             for j in range(hidden):
@@ -461,7 +471,7 @@ def indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zone
     dhn = np.empty(hidden, h_new.dtype)
     rest = np.empty(hidden, h_new.dtype)  # through zoneout
     for k in range(steps - 1, -1, -1):
-        t = steps - 1 - k if reverse else k
+        t = _slots(k, steps, reverse)[0]
         for n in range(rows[t]):
             for j in range(hidden):
                 d[j] = dh[n, j] + grads[t, n, j]
@@ -482,17 +492,12 @@ def jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, 
     out_size = w_out.shape[1]
     y_in = np.empty((batch, out_size), gi.dtype)
     for k in range(steps):
-        t = steps - 1 - k if reverse else k
-        prev, new = (t + 1, t) if reverse else (t, t + 1)
+        t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
         if b == 0:
             continue
-        if reverse and t < steps - 1:  # sequences that start at this step
-            for n in range(rows[t + 1], b):
-                ys[prev, n] = y0[n]
-        for n in range(b):
-            for j in range(out_size):
-                y_in[n, j] = ys[prev, n, j] * mask[n, j] if use_mask else ys[prev, n, j]
+        _start(ys, y0, rows, t, steps, reverse)
+        _recurrent_input(ys, prev, mask, use_mask, b, y_in)
         h = hid[t, :b]  # (b, H)
         _dot(y_in[:b], w_in, h)
         for n in range(b):
@@ -522,7 +527,7 @@ def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, r
     d_hid = np.empty((batch, hidden), hid.dtype)
     dy_all = np.empty((batch, out_size), hid.dtype)
     for k in range(steps - 1, -1, -1):
-        t = steps - 1 - k if reverse else k
+        t = _slots(k, steps, reverse)[0]
         b = rows[t]
         if b == 0:
             continue
