@@ -235,21 +235,21 @@ def test_same_seed_same_model(text: str) -> None:
 def test_bf16_mixed_precision_trains_in_bfloat16_and_learns_as_well(
     model: Generator, text: str
 ) -> None:
-    """The recurrent layer's training forward runs in bfloat16 (weights stay float32), and
-    the model learns the source about as well as the float32 one (the ``model`` fixture)."""
+    """The training forward runs in bfloat16 and validation in float32 (weights stay
+    float32), and the model learns the source about as well as the float32 one (the
+    ``model`` fixture)."""
     mixed = Generator(**TINY, training=dataclasses.replace(FAST, precision="bf16-mixed"))
     seen: set[torch.dtype] = set()
     original = GeneratorNetwork.forward
 
     def recording(network, ids, state=None):
         output, state = original(network, ids, state)
-        if network.training:
-            seen.add(output.dtype)
+        seen.add(("train" if network.training else "val", output.dtype))
         return output, state
 
     with mock.patch.object(GeneratorNetwork, "forward", recording):
         mixed.fit(text, val_fraction=0.1, progress=False)
-    assert seen == {torch.bfloat16}
+    assert seen == {("train", torch.bfloat16), ("val", torch.float32)}
     assert {p.dtype for p in mixed.network.parameters()} == {torch.float32}
     val_text = split_text(text, 0.1)[1]
     nats, reference = (m.evaluate(val_text)["loss_nats_per_char"] for m in (mixed, model))
