@@ -14,6 +14,7 @@ import lightning as L
 import pytest
 import torch
 import typer
+from torch import Tensor
 from torch.utils.data import DataLoader
 from typer.testing import CliRunner
 
@@ -223,6 +224,46 @@ def test_validation_reads_parallel_streams_as_whole_texts(model: Generator, text
     assert carried < from_zero
 
 
+@pytest.mark.parametrize("carry_state", [False, True])
+def test_carry_state_trains_on_streams_read_in_order(text: str, carry_state: bool) -> None:
+    """With carry_state, each training batch continues the text of the previous one, row by
+    row, from the (detached) state it left; without, batches are random zero-state chunks."""
+    calls: list[tuple[Tensor, object]] = []
+    original = GeneratorNetwork.forward
+
+    def recording(network, ids, state=None):
+        output, final = original(network, ids, state)
+        if network.training:
+            calls.append((ids, state))
+        return output, final
+
+    config = TrainConfig(max_epochs=2, batch_size=8)
+    model = Generator(**TINY, carry_state=carry_state, training=config)
+    with mock.patch.object(GeneratorNetwork, "forward", recording):
+        model.fit(text, val_fraction=0.1, progress=False)
+    per_epoch = len(calls) // 2
+    train_text, val_text = split_text(text, 0.1)
+    ids = torch.tensor(model.vocabulary.encode(list(train_text)))  # (T,)
+    for k, (inputs, state) in enumerate(calls):
+        if not carry_state:
+            assert state is None
+        elif k % per_epoch == 0:
+            assert state is None
+            streams = inputs.shape[0]
+        else:
+            previous = calls[k - 1][0]
+            assert inputs.shape[0] == streams and not state[0].requires_grad
+            assert all(_follows(ids, previous[s], inputs[s]) for s in range(streams))
+    nats = model.evaluate(val_text)["loss_nats_per_char"]
+    assert nats < 0.5 * unigram_nats(train_text, val_text), nats
+
+
+def _follows(ids: Tensor, first: Tensor, second: Tensor) -> bool:
+    """Whether ``second`` comes right after ``first`` somewhere in ``ids``."""
+    windows = ids.unfold(0, 2 * len(first), 1)
+    return bool((windows == torch.cat([first, second])).all(dim=1).any())
+
+
 def test_same_seed_same_model(text: str) -> None:
     short = TrainConfig(max_epochs=1, batch_size=16)
     first, second = Generator(**TINY, training=short), Generator(**TINY, training=short)
@@ -327,15 +368,15 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     trained = runner.invoke(
         cli(),
         ["generate", "--data", str(path), *args, "--epochs", "2", "--hidden-size", "16",
-         "--sequence-length", "16", "--cell", "gru", "--precision", "bf16-mixed", "--out",
-         str(out)],
+         "--sequence-length", "16", "--cell", "gru", "--precision", "bf16-mixed",
+         "--carry-state", "--out", str(out)],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "nats/char" in trained.output and "unigram baseline" in trained.output
     assert (out / "model" / "config.json").is_file() and (out / "logs" / "metrics.csv").is_file()
     loaded = Generator.load(out / "model")
     assert loaded.config.cell == "gru" and loaded.metadata["data"] == str(path)
-    assert loaded.training.precision == "bf16-mixed"
+    assert loaded.training.precision == "bf16-mixed" and loaded.config.carry_state
     sample = "wor" + loaded.sample("wor", 40, temperature=0.5, top_k=3, seed=2)
     assert sample in trained.output
     nats = loaded.evaluate(split_text(path.read_text(encoding="utf-8"), 0.1)[1])

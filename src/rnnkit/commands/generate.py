@@ -29,6 +29,9 @@ def command(
     hidden_size: Annotated[int, Option(min=1)] = 256,
     num_layers: Annotated[int, Option(min=1)] = 1,
     sequence_length: Annotated[int, Option(min=1, help="Characters per training chunk.")] = 100,
+    carry_state: Annotated[
+        bool, Option(help="Train on streams read in order, carrying the state (TBPTT).")
+    ] = False,
     dropout: Annotated[float, Option(min=0.0, max=0.99)] = 0.0,
     epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 10,
     batch_size: Annotated[int, Option(min=1)] = 64,
@@ -60,7 +63,7 @@ def command(
         text = read_text(data)
         generator = Generator(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            sequence_length=sequence_length, dropout=dropout,
+            sequence_length=sequence_length, dropout=dropout, carry_state=carry_state,
             training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
                                  learning_rate=learning_rate, seed=seed, precision=precision),
         )  # fmt: skip

@@ -24,8 +24,14 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from rnnkit.data.text import Vocabulary
-from rnnkit.nn import LAYERS, make_layer
-from rnnkit.nn._checks import check_choice, check_int, check_positive_float, check_rate
+from rnnkit.nn import LAYERS, detach_state, make_layer
+from rnnkit.nn._checks import (
+    check_bool,
+    check_choice,
+    check_int,
+    check_positive_float,
+    check_rate,
+)
 from rnnkit.preprocess import char_tokens
 from rnnkit.tasks._base import Task
 from rnnkit.train import History, train
@@ -45,6 +51,10 @@ class GeneratorConfig:
         embedding_size: width of the learned character vectors.
         sequence_length: characters per training chunk (the steps gradients flow back).
         dropout: on the recurrent output before the head, and between stacked layers.
+        carry_state: train on the text as ``batch_size`` parallel streams read in order,
+            each chunk starting from the state the previous one left (truncated
+            backpropagation through time), as evaluation and generation read text; False:
+            chunks in random order, each from the zero state.
     """
 
     cell: str = "lstm"
@@ -53,9 +63,11 @@ class GeneratorConfig:
     embedding_size: int = 64
     sequence_length: int = 100
     dropout: float = 0.0
+    carry_state: bool = False
 
     def __post_init__(self) -> None:
         check_choice("cell", self.cell, tuple(sorted(LAYERS)))
+        check_bool("carry_state", self.carry_state)
         for name in ("hidden_size", "num_layers", "embedding_size", "sequence_length"):
             check_int(name, getattr(self, name))
         check_rate("dropout", self.dropout)
@@ -121,8 +133,9 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
 
         Both parts are cut into consecutive chunks of ``sequence_length`` characters whose
         targets are the characters one step later. Training batches draw chunks at random,
-        each read from the zero state; validation reads its part as ``batch_size`` parallel
-        streams, carrying each stream's state from one chunk into the next, so the
+        each read from the zero state (with ``carry_state``, they read the training part
+        as the validation part is read). Validation reads its part as ``batch_size``
+        parallel streams, carrying each stream's state from one chunk into the next, so the
         validation loss (which picks the restored epoch) is that of :meth:`evaluate`, which
         reads text as generation does. ``log_dir``, ``progress``, ``trainer`` and ``resume``
         are :func:`rnnkit.train.train`'s. The vocabulary is the character set of
@@ -142,8 +155,10 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         self._fitted = _Fitted(vocabulary)
         torch.manual_seed(self.training.seed)
         self.network = GeneratorNetwork(len(vocabulary), self.config)
-        train_set = _chunks(self._encode("text", train_text), length)
-        val_set = _streams(self._encode("text", val_text), length, self.training.batch_size)
+        batch, carry = self.training.batch_size, self.config.carry_state
+        train_ids = self._encode("text", train_text)
+        train_set = _streams(train_ids, length, batch) if carry else _chunks(train_ids, length)
+        val_set = _streams(self._encode("text", val_text), length, batch)
         history = train(
             self.network,
             _NextCharLoss(),
@@ -154,6 +169,7 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
             progress,
             trainer,
             resume=resume,
+            shuffle=not carry,
         )
         self._fitted.history = history
         return history
@@ -359,17 +375,18 @@ def _streams(ids: list[int], length: int, streams: int) -> TensorDataset:
 
 
 class _NextCharLoss:
-    """Cross-entropy of the next characters of a batch. A training batch ``(inputs,
-    targets)`` is read from the zero state; a validation batch ``(inputs, targets, starts)``
-    continues the streams of the previous one (see :func:`_streams`)."""
+    """Cross-entropy of the next characters of a batch. A batch ``(inputs, targets)`` is
+    read from the zero state; a batch ``(inputs, targets, starts)`` continues the streams
+    of the previous one of its stage, training or validation (see :func:`_streams`)."""
 
     def __init__(self) -> None:
-        self.state: Any = None
+        self.states: dict[bool, Any] = {True: None, False: None}  # by network.training
 
     def __call__(self, network: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
         inputs, targets, *starts = batch
-        state = None if not starts or bool(starts[0].any()) else self.state
+        stage = network.training
+        state = None if not starts or bool(starts[0].any()) else self.states[stage]
         logits, state = network(inputs, state)  # (N, L, V)
         if starts:
-            self.state = state
+            self.states[stage] = detach_state(state)  # gradients stop at the chunk boundary
         return nn.functional.cross_entropy(logits.flatten(0, 1), targets.flatten())

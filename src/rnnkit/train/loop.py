@@ -169,6 +169,7 @@ def train(
     trainer: L.Trainer | None = None,
     collate_fn: Callable[[list[Any]], Any] | None = None,
     resume: bool = False,
+    shuffle: bool = True,
 ) -> History:
     """Train ``network`` in place; restore its best weights by validation loss.
 
@@ -184,6 +185,8 @@ def train(
             best-weights and, with ``log_dir``, the checkpoint callbacks are added to it).
         resume: continue from the checkpoint in ``log_dir`` (same network, data and
             config); the result equals that of a run that was never interrupted.
+        shuffle: draw training batches in random order; False keeps the dataset's order
+            (for a loss that carries state from one batch into the next).
 
     Raises:
         KeyboardInterrupt: training was interrupted (Ctrl-C); the checkpoint of the last
@@ -208,7 +211,7 @@ def train(
         saver.FILE_EXTENSION = checkpoint.suffix
         callbacks.append(saver)
     loaders = (
-        DataLoader(train_set, config.batch_size, shuffle=True, generator=generator,
+        DataLoader(train_set, config.batch_size, shuffle=shuffle, generator=generator,
                    collate_fn=collate_fn),
         DataLoader(val_set, config.batch_size, collate_fn=collate_fn),
     )  # fmt: skip
