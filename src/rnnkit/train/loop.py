@@ -10,6 +10,7 @@ pickle), and ``resume=True`` continues an interrupted run from it exactly.
 from __future__ import annotations
 
 import copy
+import csv
 import logging
 import signal
 import warnings
@@ -27,7 +28,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from rnnkit.nn._checks import check_choice
-from rnnkit.train.checkpoint import SafetensorsCheckpointIO, weight_shapes
+from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
 from rnnkit.train.io import ModelFileError
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -198,6 +199,7 @@ def train(
         raise FileNotFoundError(f"resume: no checkpoint {where}; start without resume first")
     if resume:
         _check_same_network(checkpoint, network)
+    resumed = load_checkpoint(checkpoint) if resume else None
     L.seed_everything(config.seed, workers=True, verbose=False)
     history = History()
     generator = torch.Generator().manual_seed(config.seed)
@@ -207,7 +209,11 @@ def train(
         EarlyStopping("val_loss", patience=config.patience, mode="min"),
     ]
     if checkpoint is not None:
-        saver = ModelCheckpoint(checkpoint.parent, checkpoint.stem, enable_version_counter=False)
+        # Saved at the end of the training epoch, after the curves of the epoch are recorded.
+        saver = ModelCheckpoint(
+            checkpoint.parent, checkpoint.stem, enable_version_counter=False,
+            save_on_train_epoch_end=True,
+        )  # fmt: skip
         saver.FILE_EXTENSION = checkpoint.suffix
         callbacks.append(saver)
     loaders = (
@@ -224,7 +230,7 @@ def train(
                 gradient_clip_val=config.gradient_clip,
                 precision=config.precision,
                 log_every_n_steps=1,
-                logger=_csv_logger(log_dir, resume) if log_dir is not None else False,
+                logger=_csv_logger(log_dir, resumed) if log_dir is not None else False,
                 enable_checkpointing=checkpoint is not None,
                 enable_model_summary=False,
                 enable_progress_bar=progress,
@@ -258,17 +264,38 @@ def _check_same_network(checkpoint: Path, network: nn.Module) -> None:
         )
 
 
-def _csv_logger(log_dir: str | Path, resume: bool) -> CSVLogger:
-    """Lightning's CSV logger, appending to the curves of the interrupted run when resuming
-    (left alone, it deletes an existing ``metrics.csv``)."""
+def _csv_logger(log_dir: str | Path, resumed: dict[str, Any] | None) -> CSVLogger:
+    """Lightning's CSV logger; when resuming from the checkpoint ``resumed``, it keeps the
+    interrupted run's curves up to that checkpoint (left alone, it deletes them).
+
+    A kill can land after the next epoch's validation row is written but before its
+    checkpoint, or between a checkpoint and the train row Lightning logs just after it,
+    or halfway through writing a row. So only the rows before the checkpoint's train row
+    are kept, and that row is written again from the checkpoint's record of the curves.
+    """
     logger = CSVLogger(str(log_dir), name="", version="")
     metrics = Path(log_dir) / "metrics.csv"
-    earlier = metrics.read_text(encoding="utf-8") if resume and metrics.is_file() else ""
+    rows: list[dict[str, Any]] = []
+    if resumed is not None and metrics.is_file():
+        with metrics.open(newline="", encoding="utf-8") as file:
+            rows = [row for row in csv.DictReader(file) if _before_train_row(row, resumed["epoch"])]
     writer = logger.experiment  # creating the writer is what deletes the file
-    if earlier:
-        metrics.write_text(earlier, encoding="utf-8")
-        writer.metrics_keys = earlier.splitlines()[0].split(",")
+    if resumed is not None:
+        curves = resumed["callbacks"][_BestWeights.__qualname__]["history"]
+        step = resumed["global_step"] - 1  # Lightning's step for epoch-end metrics
+        rows.append(
+            {"epoch": resumed["epoch"], "step": step, "train_loss": curves["train_loss"][-1]}
+        )
+        writer.metrics = rows
+        writer.save()
     return logger
+
+
+def _before_train_row(row: dict[str, str | None], epoch: int) -> bool:
+    """Whether a whole row of ``metrics.csv`` precedes the train row of ``epoch``."""
+    if None in row.values():  # a row cut short
+        return False
+    return int(row["epoch"]) < epoch or (int(row["epoch"]) == epoch and not row["train_loss"])
 
 
 @contextmanager
