@@ -131,6 +131,31 @@ def test_engine_equals_reference(
     assert not fast[0][:, 2].detach().any()  # a length-0 sequence outputs zeros
 
 
+@pytest.mark.parametrize("lengths", [None, [9, 3, 0, 9, 5]])
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_inference_equals_reference(
+    name: str, loop: str, lengths: list | None, monkeypatch
+) -> None:
+    """Under ``no_grad`` the engine writes over its own buffers and returns views of them
+    (``Options.scratch``); the result is still the reference path's, and the caller's
+    input and state are left as they were."""
+    layer = make(name, 5, 16, "eval-zoneout", torch.float64)
+    x = torch.randn(9, 5, 5, dtype=torch.float64)
+    hx = initial_state(layer, 5, torch.float64)
+    given = (x.clone(), *(s.clone() for s in hx))
+    lengths = None if lengths is None else torch.tensor(lengths)
+    with torch.no_grad():
+        fast = layer(x, hx, lengths=lengths)
+        with monkeypatch.context() as m:
+            m.setattr(_engine, "run", lambda *args: None)
+            slow = layer(x, hx, lengths=lengths)
+    for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
+                    strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    for before, after in zip(given, (x, *hx), strict=True):
+        assert torch.equal(before, after)
+
+
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LayerNormLSTM", "LSTM", "LayerNormGRU"])
 def test_numba_blocked_matmul_equals_reference(name: str, loop: str, monkeypatch) -> None:

@@ -106,11 +106,14 @@ class Plan:
         """``(L, N, S)``: the state each step wrote."""
         return states[:-1] if self.reverse else states[1:]
 
-    def outputs(self, states: Tensor) -> Tensor:
-        """``(L, N, S)``: the state each step wrote, zero past each length (a new tensor)."""
+    def outputs(self, states: Tensor, copy: bool = True) -> Tensor:
+        """``(L, N, S)``: the state each step wrote, zero past each length; a new tensor
+        unless ``copy`` is False (then a view of ``states`` when all steps run)."""
         out = self.written(states)
         valid = self.valid(out)
-        return out.clone() if valid is None else out.masked_fill(~valid, 0.0)
+        if valid is None:
+            return out.clone() if copy else out
+        return out.masked_fill(~valid, 0.0)
 
     def final(self, states: Tensor) -> Tensor:
         """``(N, S)``: each sequence's last state."""
@@ -144,6 +147,9 @@ class Options:
     eps: float = 1e-5  # layer norm
     nonlinearity: str = "tanh"
     output_nonlinearity: str = "identity"
+    #: ``gi`` is the caller's to give up and nothing will be differentiated (inference):
+    #: the loop may write over ``gi`` and return views of its buffers rather than copies.
+    scratch: bool = False
 
     def zoned(self, keep: Tensor | None) -> bool:
         return keep is not None or self.rate > 0
@@ -297,11 +303,11 @@ class _LSTM(torch.autograd.Function):
         hidden = gates // 4
         zoned = opt.zoned(keep)
         w, ln_w, ln_b = w_hh.t(), ln_w_hh, ln_b_hh  # w: (H, 4H)
-        act = gi.new_empty(gi.shape)  # (L, N, 4H): pre-activations, then activations in place
+        # (L, N, 4H): pre-activations, then activations in place
         if b_hh is None:
-            act.copy_(gi)
+            act = gi if opt.scratch else gi.clone()
         else:
-            torch.add(gi, b_hh, out=act)
+            act = torch.add(gi, b_hh)
         hs = plan.empty(steps + 1, batch, hidden, like=gi)  # states, see Plan
         cs = plan.empty(steps + 1, batch, hidden, like=gi)
         hs[plan.first], cs[plan.first] = h0, c0
@@ -358,7 +364,7 @@ class _LSTM(torch.autograd.Function):
         ctx.save_for_backward(w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new)
         ctx.stats = (stats_h, stats_c)
         ctx.extra = (w, ln_w, ln_b, opt, b_hh is not None, numba)
-        return plan.outputs(hs), plan.final(hs), plan.final(cs)
+        return plan.outputs(hs, not opt.scratch), plan.final(hs), plan.final(cs)
 
     @staticmethod
     @once_differentiable
@@ -734,7 +740,7 @@ class _GRU(torch.autograd.Function):
                 _zoneout(h, h_t, _keep(keep, t, 0, b), rate, hn)
         ctx.save_for_backward(w_hh, ln_w, ln_b, mask, keep, act, gh_n, gh, hs)
         ctx.extra = (stats, opt, b_hh is not None, numba)
-        return plan.outputs(hs), plan.final(hs)
+        return plan.outputs(hs, not opt.scratch), plan.final(hs)
 
     @staticmethod
     @once_differentiable
@@ -874,7 +880,7 @@ class _IndRNN(torch.autograd.Function):
                 _zoneout(h, h_t, _keep(keep, t, 0, b), rate, hn)
         ctx.save_for_backward(um, mask, keep, hs, h_new)
         ctx.extra = (opt, numba)
-        return plan.outputs(hs), plan.final(hs)
+        return plan.outputs(hs, not opt.scratch), plan.final(hs)
 
     @staticmethod
     @once_differentiable
@@ -980,7 +986,7 @@ class _Jordan(torch.autograd.Function):
                 _zoneout(y, y_t, _keep(keep, t, 0, b), rate, yn)
         ctx.save_for_backward(w_yh, w_hy, mask, keep, hid, ys, y_new)
         ctx.extra = (opt, b_hy is not None, numba)
-        return plan.outputs(ys), plan.final(ys)
+        return plan.outputs(ys, not opt.scratch), plan.final(ys)
 
     @staticmethod
     @once_differentiable

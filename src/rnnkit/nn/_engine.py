@@ -26,6 +26,7 @@ from rnnkit.functional.fused import (
     fused_lstm,
 )
 from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._cell import Projection
 from rnnkit.nn._cells import GRUCell, LSTMCell
 from rnnkit.nn._extended import (
     IndRNNCell,
@@ -56,39 +57,53 @@ def _one_state(fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | N
     return kernel
 
 
-def _kernel(layer: RecurrentBase, index: int, direction: int) -> tuple[Kernel, dict] | None:
-    """The fused kernel of one recurrence and its :class:`Options` fields, or None."""
+def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
+                 **weights: object) -> tuple[Kernel, dict, Projection]:  # fmt: skip
+    """An LSTM-family kernel whose input projection also adds ``b_hh``: one add of a
+    ``(4H,)`` vector instead of one over ``(L, N, 4H)`` (in the LSTM, ``b_hh`` only adds)."""
+    bias = None if b_ih is None else b_ih + b_hh  # these cells have both biases or neither
+    return partial(_lstm, **weights), {}, partial(F.linear, weight=w_ih, bias=bias)
+
+
+def _kernel(
+    layer: RecurrentBase, index: int, direction: int
+) -> tuple[Kernel, dict, Projection] | None:
+    """The fused kernel of one recurrence, its :class:`Options` fields and the input
+    projection it takes, or None."""
+    cell = layer.recurrence(index, direction)
     if isinstance(layer, LSTM | GRU):
         if not layer.fused or getattr(layer, "proj_size", 0) > 0:
             return None
         w = layer._weights(index, direction)
         if isinstance(layer, LSTM):
-            return partial(_lstm, w_hh=w["weight_hh"], b_hh=w["bias_hh"]), {}
-        return _one_state(fused_gru, w["weight_hh"], w["bias_hh"]), {}
-    cell = layer.recurrence(index, direction)
+            return _lstm_kernel(w["weight_ih"], w["bias_ih"], w["bias_hh"], w_hh=w["weight_hh"])
+        return _one_state(fused_gru, w["weight_hh"], w["bias_hh"]), {}, cell.project
     kind = type(cell)
     if kind is LSTMCell:
-        return partial(_lstm, w_hh=cell.weight_hh, b_hh=cell.bias_hh), {}
+        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, w_hh=cell.weight_hh)
     if kind is PeepholeLSTMCell:
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co)
-        return partial(_lstm, w_hh=cell.weight_hh, b_hh=cell.bias_hh, peepholes=peepholes), {}
+        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, w_hh=cell.weight_hh,
+                            peepholes=peepholes)  # fmt: skip
     if kind is LayerNormLSTMCell:
         norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
                  "ln_c": (cell.ln_weight_c, cell.ln_bias_c)}  # fmt: skip
-        return partial(_lstm, w_hh=cell.weight_hh, **norms), {"eps": cell.eps}
+        return partial(_lstm, w_hh=cell.weight_hh, **norms), {"eps": cell.eps}, cell.project
     if kind is GRUCell:
-        return _one_state(fused_gru, cell.weight_hh, cell.bias_hh), {}
+        return _one_state(fused_gru, cell.weight_hh, cell.bias_hh), {}, cell.project
     if kind is LayerNormGRUCell:
         ln_hh = (cell.ln_weight_hh, cell.ln_bias_hh)
-        return _one_state(partial(fused_gru, ln_hh=ln_hh), cell.weight_hh), {"eps": cell.eps}
+        kernel = _one_state(partial(fused_gru, ln_hh=ln_hh), cell.weight_hh)
+        return kernel, {"eps": cell.eps}, cell.project
     if kind is IndRNNCell:
         u, bound = cell.weight_hh, cell.recurrent_max_abs
         u = u if bound is None else u.clamp(-bound, bound)
-        return _one_state(fused_indrnn, u), {"nonlinearity": cell.nonlinearity}
+        return _one_state(fused_indrnn, u), {"nonlinearity": cell.nonlinearity}, cell.project
     if kind is JordanCell:
         options = {"nonlinearity": cell.nonlinearity,
                    "output_nonlinearity": cell.output_nonlinearity}  # fmt: skip
-        return _one_state(fused_jordan, cell.weight_yh, cell.weight_hy, cell.bias_hy), options
+        kernel = _one_state(fused_jordan, cell.weight_yh, cell.weight_hy, cell.bias_hy)
+        return kernel, options, cell.project
     return None
 
 
@@ -113,6 +128,7 @@ def run(
     drop = layer.recurrent_dropout if layer.training else 0.0
     zoneout_rate = 0.0 if layer.training else layer.zoneout
     draw_keep = layer.training and layer.zoneout > 0
+    scratch = not torch.is_grad_enabled()  # gi is this function's own
 
     def rows(noise: Tensor, dim: int) -> Tensor:
         """Random draws made in the caller's batch order, in the sorted one."""
@@ -124,8 +140,8 @@ def run(
         outputs = []
         for direction in directions:
             row = index * layer.num_directions + direction
-            kernel, fields = kernels[row]
-            gi = layer.recurrence(index, direction).project(layer_input)
+            kernel, fields, project = kernels[row]
+            gi = project(layer_input)
             initial = tuple(s[row] for s in state)
             # The reference path's draws, in its order: the dropout mask at the first step,
             # then at each step (in running order) one zoneout draw per state tensor.
@@ -136,7 +152,7 @@ def run(
                 shape = (steps, len(initial), batch, initial[0].shape[-1])
                 keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
                 keep = keep.flip(0) if direction == 1 else keep
-            options = Options(plans[direction], rate=zoneout_rate, **fields)
+            options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fields)
             out, final = kernel(gi, initial, mask, keep, options)
             outputs.append(out)
             for k, s in enumerate(final):
