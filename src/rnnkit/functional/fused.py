@@ -303,11 +303,9 @@ class _LSTM(torch.autograd.Function):
         hidden = gates // 4
         zoned = opt.zoned(keep)
         w, ln_w, ln_b = w_hh.t(), ln_w_hh, ln_b_hh  # w: (H, 4H)
-        # (L, N, 4H): pre-activations, then activations in place
-        if b_hh is None:
-            act = gi if opt.scratch else gi.clone()
-        else:
-            act = torch.add(gi, b_hh)
+        act = gi if opt.scratch else gi.clone()  # (L, N, 4H): pre-activations, then activations
+        if b_hh is not None:
+            act += b_hh
         hs = plan.empty(steps + 1, batch, hidden, like=gi)  # states, see Plan
         cs = plan.empty(steps + 1, batch, hidden, like=gi)
         hs[plan.first], cs[plan.first] = h0, c0
