@@ -110,12 +110,12 @@ def test_bad_checkpoint_files_raise_clear_errors(tmp_path: Path, content: str) -
         load_checkpoint(path)
 
 
-@pytest.mark.parametrize("final_learning_rate", [None, 1e-4])  # constant; cosine schedule
+# a constant learning rate; a cosine schedule; weights averaged
+@pytest.mark.parametrize("options", [{}, {"final_learning_rate": 1e-4}, {"ema_decay": 0.7}])
 def test_resumed_run_equals_an_uninterrupted_one(
-    tmp_path: Path, interrupt_at_epoch, final_learning_rate: float | None
+    tmp_path: Path, interrupt_at_epoch, options: dict
 ) -> None:
-    config = TrainConfig(max_epochs=6, patience=10, batch_size=32,
-                         final_learning_rate=final_learning_rate)  # fmt: skip
+    config = TrainConfig(max_epochs=6, patience=10, batch_size=32, **options)
     whole = network()
     expected = train(whole, mse, *data(), config, tmp_path / "whole", progress=False)
 
@@ -227,3 +227,29 @@ def test_cosine_schedule_follows_its_closed_form() -> None:
     np.testing.assert_allclose(seen, expected, rtol=1e-9)
     with pytest.raises(ValueError, match=r"final_learning_rate: expected None or a value in"):
         TrainConfig(learning_rate=1e-3, final_learning_rate=1e-2)
+
+
+def test_ema_keeps_the_moving_average_of_the_trained_weights() -> None:
+    decay, steps_per_epoch = 0.7, 5  # 160 examples in batches of 32
+    config = TrainConfig(max_epochs=3, patience=10, batch_size=32, ema_decay=decay)
+    trained: list[dict[str, torch.Tensor]] = []
+
+    class Record(Callback):
+        def on_train_batch_end(self, trainer, module, *args) -> None:
+            trained.append({k: v.clone() for k, v in module.network.state_dict().items()})
+
+    trainer = L.Trainer(max_epochs=3, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        callbacks=[Record()])  # fmt: skip
+    net = network()
+    history = train(net, mse, *data(), config, progress=False, trainer=trainer)
+
+    last = (history.best_epoch + 1) * steps_per_epoch  # the restored epoch's last step
+    average = trained[0]
+    for weights in trained[1:last]:
+        average = {k: decay * average[k] + (1 - decay) * weights[k] for k in average}
+    for name, value in net.state_dict().items():
+        torch.testing.assert_close(value, average[name], rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(value, trained[last - 1][name]), name
+    with pytest.raises(ValueError, match=r"ema_decay: expected None or a value in \(0, 1\)"):
+        TrainConfig(ema_decay=1.0)

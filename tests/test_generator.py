@@ -370,7 +370,7 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
         cli(),
         ["generate", "--data", str(path), *args, "--epochs", "2", "--hidden-size", "16",
          "--sequence-length", "16", "--cell", "gru", "--precision", "bf16-mixed",
-         "--carry-state", "--out", str(out)],
+         "--ema-decay", "0.9", "--carry-state", "--out", str(out)],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "nats/char" in trained.output and "unigram baseline" in trained.output
@@ -378,6 +378,7 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     loaded = Generator.load(out / "model")
     assert loaded.config.cell == "gru" and loaded.metadata["data"] == str(path)
     assert loaded.training.precision == "bf16-mixed" and loaded.config.carry_state
+    assert loaded.training.ema_decay == 0.9
     sample = "wor" + loaded.sample("wor", 40, temperature=0.5, top_k=3, seed=2)
     assert sample in trained.output
     nats = loaded.evaluate(split_text(path.read_text(encoding="utf-8"), 0.1)[1])

@@ -39,6 +39,10 @@ def command(
     precision: Annotated[
         str, Option(help="32, or bf16-mixed: bfloat16 autocast, faster on AVX-512 BF16 CPUs.")
     ] = "32",
+    ema_decay: Annotated[
+        float | None,
+        Option(help="Keep the moving average of the weights over steps, e.g. 0.99 (0 < d < 1)."),
+    ] = None,
     val_fraction: Annotated[float, Option(help="Last part of the text held out.")] = 0.1,
     seed: Annotated[int, Option(help="Seeds training and sampling.")] = 0,
     out: Annotated[Path, Option(help="Folder for the log and the model.")] = Path("runs/generate"),
@@ -65,7 +69,8 @@ def command(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
             sequence_length=sequence_length, dropout=dropout, carry_state=carry_state,
             training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate, seed=seed, precision=precision),
+                                 learning_rate=learning_rate, seed=seed, precision=precision,
+                                 ema_decay=ema_decay),
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training
         console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")

@@ -155,32 +155,40 @@ def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_
         _start(hs, h0, rows, t, steps, reverse)
         _start(cs, c0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
-        g = g_all[:b]  # (b, 4H)
-        _dot(h_in[:b], w, g)
+        gh = g_all[:b]  # (b, 4H): h W_hh^T
+        _dot(h_in[:b], w, gh)
         for n in range(b):
-            a = act[t, n]
-            c = cs[prev, n]
+            a, c, cn, tc = act[t, n], cs[prev, n], c_new[t, n], tanh_c[t, n]
+            # Loops over the gates as views, not offsets into one row, which LLVM cannot
+            # tell never meet: only those it vectorises (cell update: 5.1 -> 1.1 ns a unit).
+            i, f, g, o = (
+                a[:hidden],
+                a[hidden : 2 * hidden],
+                a[2 * hidden : 3 * hidden],
+                a[3 * hidden :],
+            )
             if ln_hh:
-                mean, rstd = _mean_rstd(g[n], eps)
+                mean, rstd = _mean_rstd(gh[n], eps)
                 stats_h[t, n, 0], stats_h[t, n, 1] = mean, rstd
                 for j in range(gates):
-                    a[j] += (g[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
+                    a[j] += (gh[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
             else:
                 for j in range(gates):
-                    a[j] += g[n, j]
+                    a[j] += gh[n, j]
             if peep:
                 for j in range(hidden):
-                    a[j] += w_peep[0, j] * c[j]
-                    a[hidden + j] += w_peep[1, j] * c[j]
-            for j in range(2 * hidden):
+                    i[j] += w_peep[0, j] * c[j]
+                    f[j] += w_peep[1, j] * c[j]
+            for j in range(2 * hidden):  # i and f
                 a[j] = _sigmoid(a[j], exact)
-            cn = c_new[t, n]
             for j in range(hidden):
-                a[2 * hidden + j] = _tanh_exact(a[2 * hidden + j], exact)
-                cn[j] = a[hidden + j] * c[j] + a[j] * a[2 * hidden + j]
-            for j in range(hidden):  # o, which peeks at c' with peepholes
-                peek = w_peep[2, j] * cn[j] if peep else _like(cn, 0.0)
-                a[3 * hidden + j] = _sigmoid(a[3 * hidden + j] + peek, exact)
+                g[j] = _tanh_exact(g[j], exact)
+                cn[j] = f[j] * c[j] + i[j] * g[j]
+            if peep:  # o peeks at c'
+                for j in range(hidden):
+                    o[j] += w_peep[2, j] * cn[j]
+            for j in range(hidden):
+                o[j] = _sigmoid(o[j], exact)
             if ln_c:
                 mean, rstd = _mean_rstd(cn, eps)
                 stats_c[t, n, 0], stats_c[t, n, 1] = mean, rstd
@@ -189,17 +197,13 @@ def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_
             else:
                 y[:] = cn
             for j in range(hidden):
-                tc = _tanh_exact(y[j], exact)
-                tanh_c[t, n, j] = tc
-                h_t = a[3 * hidden + j] * tc
-                if not zoned:
-                    hs[new, n, j] = h_t
-                elif use_keep:
-                    hs[new, n, j] = hs[prev, n, j] if keep[t, 0, n, j] else h_t
-                    cs[new, n, j] = c[j] if keep[t, 1, n, j] else cn[j]
-                else:  # torch.lerp(new, old, rate)
-                    hs[new, n, j] = h_t + rate * (hs[prev, n, j] - h_t)
-                    cs[new, n, j] = cn[j] + rate * (c[j] - cn[j])
+                tc[j] = _tanh_exact(y[j], exact)
+                y[j] = o[j] * tc[j]  # h' before zoneout
+            _zoneout_row(hs[prev, n], y, _keep_row(keep, t, 0, n, use_keep), rate, zoned,
+                         use_keep, hs[new, n])  # fmt: skip
+            if zoned:  # else c' is written in place already
+                _zoneout_row(c, cn, _keep_row(keep, t, 1, n, use_keep), rate, zoned, use_keep,
+                             cs[new, n])  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -343,34 +347,37 @@ def _activate_row_backward(grad, out, kind, d_in):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _keep_row(keep, t, n, use_keep):
-    """``keep[t, 0, n]``, or the 1-element stand-in when there is no ``keep``."""
-    return keep[t, 0, n] if use_keep else keep[0, 0, 0]
+def _keep_row(keep, t, k, n, use_keep):
+    """``keep[t, k, n]``, or the 1-element stand-in when there is no ``keep``."""
+    return keep[t, k, n] if use_keep else keep[0, 0, 0]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _zoneout_row(old, new, keep, rate, zoned, use_keep, out):
     """``out`` = the zoned-out row: ``where(keep, old, new)`` or ``lerp(new, old, rate)``."""
-    for j in range(new.shape[0]):
-        if not zoned:
-            out[j] = new[j]
-        elif use_keep:
+    if not zoned:
+        out[:] = new
+    elif use_keep:
+        for j in range(new.shape[0]):
             out[j] = old[j] if keep[j] else new[j]
-        else:
+    else:
+        for j in range(new.shape[0]):
             out[j] = new[j] + rate * (old[j] - new[j])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _zoneout_row_backward(grad, keep, rate, zoned, use_keep, d_new, d_old):
     """Split the gradient of a zoned-out row into ``d_new`` and ``d_old``."""
-    for j in range(grad.shape[0]):
-        d = grad[j]
-        if not zoned:
-            d_new[j], d_old[j] = d, _like(d, 0.0)
-        elif use_keep:
-            d_new[j], d_old[j] = (_like(d, 0.0), d) if keep[j] else (d, _like(d, 0.0))
-        else:
-            d_new[j], d_old[j] = d * (_like(d, 1.0) - rate), d * rate
+    zero, one = _like(grad, 0.0), _like(grad, 1.0)
+    if not zoned:
+        d_new[:] = grad
+        d_old[:] = zero
+    elif use_keep:
+        for j in range(grad.shape[0]):
+            d_new[j], d_old[j] = (zero, grad[j]) if keep[j] else (grad[j], zero)
+    else:
+        for j in range(grad.shape[0]):
+            d_new[j], d_old[j] = grad[j] * (one - rate), grad[j] * rate
 
 
 @njit(cache=True, error_model="numpy")
@@ -413,7 +420,7 @@ def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, kee
                 n_t = _tanh_exact(x[2 * hidden + j] + a[j] * g_n, exact)
                 a[2 * hidden + j] = n_t
                 h_t[j] = n_t + a[hidden + j] * (hs[prev, n, j] - n_t)
-            keep_t = _keep_row(keep, t, n, use_keep)
+            keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row(hs[prev, n], h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 
 
@@ -440,7 +447,7 @@ def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w
             a, da, dg = act[t, n], d_act[t, n], d_g[t, n]
             for j in range(hidden):
                 d[j] = dh[n, j] + grads[t, n, j]
-            keep_t = _keep_row(keep, t, n, use_keep)
+            keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dhn, rest[n])
             for j in range(hidden):  # h' = n + z (h - n)
                 r, z, n_t = a[j], a[hidden + j], a[2 * hidden + j]
@@ -481,7 +488,7 @@ def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_
             for j in range(hidden):
                 h_t[j] = gi[t, n, j] + u[j] * h[j]
             _activate_row(h_t, kind, exact)
-            keep_t = _keep_row(keep, t, n, use_keep)
+            keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row(h, h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 
 
@@ -499,7 +506,7 @@ def indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zone
         for n in range(rows[t]):
             for j in range(hidden):
                 d[j] = dh[n, j] + grads[t, n, j]
-            keep_t = _keep_row(keep, t, n, use_keep)
+            keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dhn, rest)
             da, u = d_act[t, n], um[n if use_mask else 0]
             _activate_row_backward(dhn, h_new[t, n], kind, da)
@@ -535,7 +542,7 @@ def jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, 
             for j in range(out_size):
                 y_t[n, j] += bias[j]
             _activate_row(y_t[n], out_kind, exact)
-            keep_t = _keep_row(keep, t, n, use_keep)
+            keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row(ys[prev, n], y_t[n], keep_t, rate, zoned, use_keep, ys[new, n])
 
 
@@ -560,7 +567,7 @@ def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, r
         for n in range(b):
             for j in range(out_size):
                 d[j] = dy[n, j] + grads[t, n, j]
-            keep_t = _keep_row(keep, t, n, use_keep)
+            keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dyn, rest[n])
             _activate_row_backward(dyn, y_new[t, n], out_kind, d_z[t, n])
         _dot(d_z[t, :b], w_hy, d_hid[:b])

@@ -107,6 +107,40 @@ def _kernel(
     return None
 
 
+#: Inference runs a recurrence in chunks of steps whose input projections take about this
+#: many bytes: freed and taken again, such a buffer stays in the process's heap, where one for
+#: the whole sequence is fresh memory, faulted in page by page (measured: copying the 32 MiB
+#: projection of B=64 T=128 H=256 into a new tensor takes 24 ms, against 2 ms into a used one).
+CHUNK_BYTES = 2**21
+
+
+def _in_chunks(
+    kernel: Kernel, project: Projection, x: Tensor, state: State, reverse: bool
+) -> Callable[..., tuple[Tensor, State]]:
+    """The recurrence over ``x`` ``(L, N, H_in)`` from ``state`` as a run of chunks (see
+    :data:`CHUNK_BYTES`), each chunk's final state the next one's initial state; called with
+    the :class:`Options` fields, it returns the output ``(L, N, H_out)`` and final state.
+    Inference only: no gradient, no lengths, no random regularisers."""
+
+    def chunks(**fields: object) -> tuple[Tensor, State]:
+        steps, batch, _ = x.shape
+        out, current, done, span = None, state, 0, 1  # a first step gives a step's size
+        while done < steps:
+            size = min(span, steps - done)
+            start = steps - done - size if reverse else done
+            gi = project(x[start : start + size])
+            options = Options(Plan(size, batch, None, reverse), scratch=True, **fields)
+            y, current = kernel(gi, current, None, None, options)
+            if out is None:
+                out = y.new_empty(steps, batch, y.shape[-1])
+            out[start : start + size] = y
+            done += size
+            span = max(1, CHUNK_BYTES // gi[0].nbytes)
+        return out, current
+
+    return chunks
+
+
 def run(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
@@ -141,7 +175,6 @@ def run(
         for direction in directions:
             row = index * layer.num_directions + direction
             kernel, fields, project = kernels[row]
-            gi = project(layer_input)
             initial = tuple(s[row] for s in state)
             # The reference path's draws, in its order: the dropout mask at the first step,
             # then at each step (in running order) one zoneout draw per state tensor.
@@ -152,8 +185,12 @@ def run(
                 shape = (steps, len(initial), batch, initial[0].shape[-1])
                 keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
                 keep = keep.flip(0) if direction == 1 else keep
-            options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fields)
-            out, final = kernel(gi, initial, mask, keep, options)
+            if scratch and order is None and mask is None and keep is None:
+                chunks = _in_chunks(kernel, project, layer_input, initial, direction == 1)
+                out, final = chunks(rate=zoneout_rate, **fields)
+            else:
+                options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fields)
+                out, final = kernel(project(layer_input), initial, mask, keep, options)
             outputs.append(out)
             for k, s in enumerate(final):
                 finals[k].append(s)

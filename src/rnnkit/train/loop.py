@@ -22,7 +22,13 @@ from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint, RichProgressBar
+from lightning.pytorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EMAWeightAveraging,
+    ModelCheckpoint,
+    RichProgressBar,
+)
 from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
@@ -54,9 +60,15 @@ class TrainConfig:
     # float32, validation runs in float32); on CPUs with AVX-512 BF16 an LSTM trains about
     # 1.6x faster per step.
     precision: str = "32"
+    # None: validate and keep the trained weights; else their exponential moving average
+    # over the training steps (Lightning's EMAWeightAveraging), which validation, the
+    # restored epoch and the saved model then use.
+    ema_decay: float | None = None
 
     def __post_init__(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay: expected None or a value in (0, 1), got {self.ema_decay}")
         final = self.final_learning_rate
         if final is not None and not 0 <= final <= self.learning_rate:
             raise ValueError(
@@ -208,6 +220,8 @@ def train(
         _RandomState(generator),
         EarlyStopping("val_loss", patience=config.patience, mode="min"),
     ]
+    if config.ema_decay is not None:  # after _BestWeights, which keeps the average it validated
+        callbacks.append(EMAWeightAveraging(decay=config.ema_decay))
     if checkpoint is not None:
         # Saved at the end of the training epoch, after the curves of the epoch are recorded.
         saver = ModelCheckpoint(
