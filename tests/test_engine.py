@@ -131,14 +131,17 @@ def test_engine_equals_reference(
     assert not fast[0][:, 2].detach().any()  # a length-0 sequence outputs zeros
 
 
-@pytest.mark.parametrize("lengths", [None, [9, 3, 0, 9, 5]])
+# chunks of one step each; of 4, 4 and 1 steps (H = 16, float64); lengths: no chunks
+@pytest.mark.parametrize(("chunk_bytes", "lengths"),
+                         [(1, None), (4 * 4 * 5 * 16 * 8, None), (1, [9, 3, 0, 9, 5])])  # fmt: skip
 @pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
 def test_inference_equals_reference(
-    name: str, loop: str, lengths: list | None, monkeypatch
+    name: str, loop: str, chunk_bytes: int, lengths: list | None, monkeypatch
 ) -> None:
-    """Under ``no_grad`` the engine writes over its own buffers and returns views of them
-    (``Options.scratch``); the result is still the reference path's, and the caller's
-    input and state are left as they were."""
+    """Under ``no_grad`` the engine runs in chunks of steps, writes over its own buffers and
+    returns views of them (``Options.scratch``); the result is still the reference path's,
+    and the caller's input and state are left as they were."""
+    monkeypatch.setattr(_engine, "CHUNK_BYTES", chunk_bytes)
     layer = make(name, 5, 16, "eval-zoneout", torch.float64)
     x = torch.randn(9, 5, 5, dtype=torch.float64)
     hx = initial_state(layer, 5, torch.float64)

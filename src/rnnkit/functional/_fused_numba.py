@@ -412,14 +412,15 @@ def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, kee
             else:
                 for j in range(gates):
                     g[n, j] += bias[j]
-            for j in range(2 * hidden):
+            for j in range(2 * hidden):  # r and z
                 a[j] = _sigmoid(x[j] + g[n, j], exact)
+            # Named views, which LLVM vectorises (see lstm_forward)
+            r, z, n_new = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden :]
+            h, x_n, g_n = hs[prev, n], x[2 * hidden :], gh_n[t, n]
+            g_n[:] = g[n, 2 * hidden :]
             for j in range(hidden):
-                g_n = g[n, 2 * hidden + j]
-                gh_n[t, n, j] = g_n
-                n_t = _tanh_exact(x[2 * hidden + j] + a[j] * g_n, exact)
-                a[2 * hidden + j] = n_t
-                h_t[j] = n_t + a[hidden + j] * (hs[prev, n, j] - n_t)
+                n_new[j] = _tanh_exact(x_n[j] + r[j] * g_n[j], exact)
+                h_t[j] = n_new[j] + z[j] * (h[j] - n_new[j])
             keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row(hs[prev, n], h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 

@@ -115,30 +115,30 @@ CHUNK_BYTES = 2**21
 
 
 def _in_chunks(
-    kernel: Kernel, project: Projection, x: Tensor, state: State, reverse: bool
-) -> Callable[..., tuple[Tensor, State]]:
-    """The recurrence over ``x`` ``(L, N, H_in)`` from ``state`` as a run of chunks (see
-    :data:`CHUNK_BYTES`), each chunk's final state the next one's initial state; called with
-    the :class:`Options` fields, it returns the output ``(L, N, H_out)`` and final state.
-    Inference only: no gradient, no lengths, no random regularisers."""
+    kernel: Kernel, project: Projection, x: Tensor, state: State, reverse: bool, **fields: object
+) -> tuple[Tensor, State]:
+    """The recurrence over ``x`` ``(L, N, H_in)`` from ``state`` as a run of chunks of steps
+    (see :data:`CHUNK_BYTES`), each chunk's final state the next one's initial state;
+    ``fields`` are the :class:`Options` fields. Inference only: no gradient, no lengths,
+    no random regularisers.
 
-    def chunks(**fields: object) -> tuple[Tensor, State]:
-        steps, batch, _ = x.shape
-        out, current, done, span = None, state, 0, 1  # a first step gives a step's size
-        while done < steps:
-            size = min(span, steps - done)
-            start = steps - done - size if reverse else done
-            gi = project(x[start : start + size])
-            options = Options(Plan(size, batch, None, reverse), scratch=True, **fields)
-            y, current = kernel(gi, current, None, None, options)
-            if out is None:
-                out = y.new_empty(steps, batch, y.shape[-1])
-            out[start : start + size] = y
-            done += size
-            span = max(1, CHUNK_BYTES // gi[0].nbytes)
-        return out, current
-
-    return chunks
+    Returns:
+        The output ``(L, N, H_out)`` and the final state.
+    """
+    steps, batch, _ = x.shape
+    # A step's projection takes about four states' worth (an LSTM's gates) or less.
+    span = max(1, CHUNK_BYTES // (4 * state[0].nbytes))
+    out, done = None, 0
+    while done < steps:
+        size = min(span, steps - done)
+        start = steps - done - size if reverse else done
+        options = Options(Plan(size, batch, None, reverse), scratch=True, **fields)
+        y, state = kernel(project(x[start : start + size]), state, None, None, options)
+        if out is None:
+            out = y.new_empty(steps, batch, y.shape[-1])
+        out[start : start + size] = y
+        done += size
+    return out, state
 
 
 def run(
@@ -186,8 +186,8 @@ def run(
                 keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
                 keep = keep.flip(0) if direction == 1 else keep
             if scratch and order is None and mask is None and keep is None:
-                chunks = _in_chunks(kernel, project, layer_input, initial, direction == 1)
-                out, final = chunks(rate=zoneout_rate, **fields)
+                out, final = _in_chunks(kernel, project, layer_input, initial, direction == 1,
+                                        rate=zoneout_rate, **fields)  # fmt: skip
             else:
                 options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fields)
                 out, final = kernel(project(layer_input), initial, mask, keep, options)
