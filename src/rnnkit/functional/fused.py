@@ -79,11 +79,17 @@ class Plan:
                 while b > 0 and lengths[b - 1] <= t:
                     b -= 1
                 self.rows[t] = b
-        times = range(steps - 1, -1, -1) if reverse else range(steps)
-        # (t, prev, new, rows) per step, in the order the steps run
-        self.order = [(t, t + 1, t, self.rows[t]) if reverse else (t, t, t + 1, self.rows[t])
-                      for t in times]  # fmt: skip
         self.first = steps if reverse else 0  # where the initial state sits
+
+    @functools.cached_property
+    def order(self) -> list[tuple[int, int, int, int]]:
+        """``(t, prev, new, rows)`` per step, in the order the steps run; made when first
+        asked for, as only the torch loop walks it."""
+        times = range(self.steps - 1, -1, -1) if self.reverse else range(self.steps)
+        rows = self.rows
+        if self.reverse:
+            return [(t, t + 1, t, rows[t]) for t in times]
+        return [(t, t, t + 1, rows[t]) for t in times]
 
     def empty(self, *shape: int, like: Tensor) -> Tensor:
         """A buffer; zeros where lengths leave rows unwritten (they must stay finite)."""
