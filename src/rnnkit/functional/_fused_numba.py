@@ -84,7 +84,7 @@ _MIN_BLOCK = 4
 @njit(cache=True, error_model="numpy", inline="always")
 def _dot(x, w, out):
     """``out = x @ w``, in blocks of rows that OpenBLAS's small-matrix kernels take, all of
-    about the same size (measured: 16 rows as 8 + 8 in 18 us, as 15 + 1 in 28 us)."""
+    about the same size (measured: 16 rows as 8 + 8 in 18 us, as 15 + 1 in 25 us)."""
     rows = x.shape[0]
     most = _SMALL_GEMM // max(1, x.shape[1] * w.shape[1])
     blocks = 1 if most < _MIN_BLOCK else -(-rows // most)
