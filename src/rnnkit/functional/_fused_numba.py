@@ -233,8 +233,9 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
     (holding ``h W_hh^T`` on entry) with its gradient (else it is ``d_act``); add the layer
     norms' parameter gradients to ``d_ln_*``; ``dh``, ``dc`` end as d h0, d c0."""
     steps, batch, gates = act.shape
-    rate, zero, one = _like(act, rate), _like(act, 0.0), _like(act, 1.0)
+    rate, one = _like(act, rate), _like(act, 1.0)
     hidden = gates // 4
+    d = np.empty(hidden, act.dtype)
     dhn = np.empty(hidden, act.dtype)
     dcn = np.empty(hidden, act.dtype)
     keep_h = np.empty((batch, hidden), act.dtype)
@@ -250,17 +251,11 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
         for n in range(b):
             a, da = act[t, n], d_act[t, n]
             for j in range(hidden):
-                d = dh[n, j] + grads[t, n, j]
-                if not zoned:
-                    dhn[j], keep_h[n, j] = d, zero
-                    dcn[j], keep_c[n, j] = dc[n, j], zero
-                elif use_keep:
-                    kh, kc = keep[t, 0, n, j], keep[t, 1, n, j]
-                    dhn[j], keep_h[n, j] = (zero, d) if kh else (d, zero)
-                    dcn[j], keep_c[n, j] = (zero, dc[n, j]) if kc else (dc[n, j], zero)
-                else:
-                    dhn[j], keep_h[n, j] = d * (one - rate), d * rate
-                    dcn[j], keep_c[n, j] = dc[n, j] * (one - rate), dc[n, j] * rate
+                d[j] = dh[n, j] + grads[t, n, j]
+            _zoneout_row_backward(d, _keep_row(keep, t, 0, n, use_keep), rate, zoned, use_keep,
+                                  dhn, keep_h[n])  # fmt: skip
+            _zoneout_row_backward(dc[n], _keep_row(keep, t, 1, n, use_keep), rate, zoned,
+                                  use_keep, dcn, keep_c[n])  # fmt: skip
             for j in range(hidden):
                 tc, o = tanh_c[t, n, j], a[3 * hidden + j]
                 da[3 * hidden + j] = dhn[j] * tc
@@ -295,8 +290,8 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
         _dot(d_gh[t, :b], w_t, dh_prev)
         for n in range(b):
             for j in range(hidden):
-                d = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
-                dh[n, j] = d + keep_h[n, j]
+                dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
+                dh[n, j] = dm + keep_h[n, j]
 
 
 #: The point-wise nonlinearities of IndRNN and Jordan, passed to the loops as their index.
