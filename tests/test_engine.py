@@ -11,6 +11,7 @@ the recurrent regularisers in training (the same seed gives the same random draw
 from __future__ import annotations
 
 from collections.abc import Callable
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -188,6 +189,29 @@ def test_blocked_matmul_equals_numpy() -> None:
             out = np.full((rows, cols), np.nan, dtype)
             fused._fused_numba._dot(x, w, out)
             np.testing.assert_allclose(out, x.astype(np.float64) @ w, rtol=rtol, atol=rtol * 10)
+
+
+def test_single_threaded_blas_limits_once_and_restores(monkeypatch) -> None:
+    """Inside, every BLAS library runs one thread; a nested use sets no limit of its own (the
+    point: a stack of loops pays for one); the outer exit gives back the caller's setting,
+    also when the body raises."""
+    controller = fused._blas()
+    blas = controller.select(user_api="blas")
+    if not blas.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    limits = []
+    spy = mock.Mock(limit=lambda **kw: limits.append(kw) or controller.limit(**kw))
+    monkeypatch.setattr(fused, "_blas", lambda: spy)
+    threads = lambda: [lib.num_threads for lib in blas.lib_controllers]  # noqa: E731
+    with blas.limit(limits=2):
+        before = threads()  # 2 each, unless the library caps it at the machine's cores
+        with pytest.raises(RuntimeError), fused.single_threaded_blas():
+            with fused.single_threaded_blas():
+                assert set(threads()) == {1}
+            assert set(threads()) == {1}
+            raise RuntimeError
+        assert threads() == before
+    assert limits == [{"limits": 1, "user_api": "blas"}]
 
 
 @pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])

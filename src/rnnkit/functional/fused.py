@@ -28,9 +28,11 @@ state tensors. Gate orders follow ``torch.nn``: LSTM ``(i, f, g, o)``, GRU ``(r,
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,10 +268,30 @@ def _blas() -> ThreadpoolController:
     return ThreadpoolController()
 
 
+_held = threading.local()  # how deep this thread is in single_threaded_blas()
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Hold BLAS to one thread, as the numba loops want it: their matmuls are a step's, too
+    small to share, and OpenBLAS's threads woken at every step cost more than they save.
+    Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once:
+    setting the limit takes 10-40 us, about a short loop's run time."""
+    depth = getattr(_held, "depth", 0)
+    _held.depth = depth + 1
+    try:
+        if depth:
+            yield
+        else:
+            with _blas().limit(limits=1, user_api="blas"):
+                yield
+    finally:
+        _held.depth = depth
+
+
 def _run(loop: Callable[..., None], *args: Any) -> None:
-    """Run a numba loop with one BLAS thread: its matmuls are a step's, too small to share,
-    and OpenBLAS's threads woken at every step cost more than they save."""
-    with _blas().limit(limits=1, user_api="blas"):
+    """Run a numba loop with one BLAS thread."""
+    with single_threaded_blas():
         loop(*args)
 
 

@@ -24,6 +24,7 @@ from rnnkit.functional.fused import (
     fused_indrnn,
     fused_jordan,
     fused_lstm,
+    single_threaded_blas,
 )
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import Projection
@@ -141,6 +142,7 @@ def _in_chunks(
     return out, state
 
 
+@single_threaded_blas()  # once for all the loops of the stack
 def run(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
