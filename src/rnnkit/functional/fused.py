@@ -14,7 +14,9 @@ first rows (the sequences still running), as torch's packed kernels do.
 At small batches (up to :data:`NUMBA_MAX_BATCH`) a step is a few microseconds of arithmetic
 and the torch loop is interpreter time; there every family runs the same loops compiled by
 numba (:mod:`rnnkit.functional._fused_numba`) when it is installed, and the torch loop
-otherwise (logged once on the ``rnnkit`` logger).
+otherwise (logged once on the ``rnnkit`` logger). Each numba loop runs with BLAS held to one
+thread; a caller running many of them (the layers do) holds it once around them all with
+:func:`single_threaded_blas`.
 
 Every function takes the regularisers of :class:`rnnkit.nn.RecurrentBase`: ``mask``
 ``(N, S_0)``, the variational recurrent-dropout mask on the state that enters the recurrent
