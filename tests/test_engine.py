@@ -214,6 +214,26 @@ def test_single_threaded_blas_limits_once_and_restores(monkeypatch) -> None:
     assert limits == [{"limits": 1, "user_api": "blas"}]
 
 
+def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
+    """Inference of a 2-layer bidirectional stack in one-step chunks runs 4 x 5 numba loops,
+    under one BLAS limit."""
+    if fused._fused_numba is None:
+        pytest.skip("numba is not installed")
+    controller, limits = fused._blas(), []
+    spy = mock.Mock(limit=lambda **kw: limits.append(kw) or controller.limit(**kw))
+    monkeypatch.setattr(fused, "_blas", lambda: spy)
+    monkeypatch.setattr(_engine, "CHUNK_BYTES", 1)
+    loops = []
+    forward = fused._fused_numba.lstm_forward
+    monkeypatch.setattr(
+        fused._fused_numba, "lstm_forward", lambda *a: loops.append(1) or forward(*a)
+    )
+    layer = make("LayerNormLSTM", 2, 3, "eval", torch.float32)
+    with torch.no_grad():
+        layer(torch.randn(5, 2, 2))
+    assert (len(loops), len(limits)) == (20, 1)
+
+
 @pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
 def test_engine_gradcheck_float64(name: str, loop: str) -> None:
     """Finite differences against the hand-written backward, regularisers on (training,
