@@ -49,10 +49,11 @@ try:
 except ImportError:  # numba is optional: the torch loop runs every batch size
     _fused_numba = None
 
-#: Batches up to this size run the loops in numba when it is installed (measured, one thread,
-#: forward+backward: 13-70% less time than the torch loop at B=16 and 32, H=128; at B=64 less
-#: for every layer but LayerNormLSTM, 12% more; see benchmarks/README.md).
-NUMBA_MAX_BATCH = 32
+#: Batches up to this size run the loops in numba when it is installed (measured, one thread:
+#: as fast as the torch loop or faster for every layer up to B=128, forward and
+#: forward+backward; at B=256 H=512 the two tie; see benchmarks/README.md). Beyond it the
+#: torch loop runs, whose step GEMM can use torch's threads.
+NUMBA_MAX_BATCH = 128
 _log = logging.getLogger("rnnkit")
 _layer_norm = torch.native_layer_norm
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
