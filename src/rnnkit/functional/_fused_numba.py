@@ -100,18 +100,19 @@ def _dot(x, w, out):
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _mean_rstd(x, eps):
-    """The mean of the row ``x`` and ``1/sqrt(var + eps)``, as loops (no temporary array).
-    ``reassoc`` lets the sums vectorise (their order differs, in rounding only); it holds
-    only in a function of its own, hence a call rather than inlined."""
-    width = x.shape[0]
-    mean = 0.0
-    for j in range(width):
+    """The mean of the row ``x`` and ``1/sqrt(var + eps)``, as loops (no temporary array), in
+    the dtype of ``x``. ``reassoc`` lets the sums vectorise (their order differs, in rounding
+    only: each is 16 partial sums in float32); it holds only in a function of its own, hence
+    a call rather than inlined."""
+    width = _like(x, x.shape[0])
+    mean = _like(x, 0.0)
+    for j in range(x.shape[0]):
         mean += x[j]
     mean /= width
-    var = 0.0
-    for j in range(width):
+    var = _like(x, 0.0)
+    for j in range(x.shape[0]):
         var += (x[j] - mean) ** 2
-    return _like(x, mean), _like(x, 1.0 / math.sqrt(var / width + eps))
+    return mean, _like(x, 1.0) / np.sqrt(var / width + _like(x, eps))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
