@@ -370,7 +370,8 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
         cli(),
         ["generate", "--data", str(path), *args, "--epochs", "2", "--hidden-size", "16",
          "--sequence-length", "16", "--cell", "gru", "--precision", "bf16-mixed",
-         "--ema-decay", "0.9", "--carry-state", "--out", str(out)],
+         "--ema-decay", "0.9", "--final-learning-rate", "1e-3", "--carry-state", "--out",
+         str(out)],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "nats/char" in trained.output and "unigram baseline" in trained.output
@@ -378,7 +379,7 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     loaded = Generator.load(out / "model")
     assert loaded.config.cell == "gru" and loaded.metadata["data"] == str(path)
     assert loaded.training.precision == "bf16-mixed" and loaded.config.carry_state
-    assert loaded.training.ema_decay == 0.9
+    assert loaded.training.ema_decay == 0.9 and loaded.training.final_learning_rate == 1e-3
     sample = "wor" + loaded.sample("wor", 40, temperature=0.5, top_k=3, seed=2)
     assert sample in trained.output
     nats = loaded.evaluate(split_text(path.read_text(encoding="utf-8"), 0.1)[1])
@@ -415,6 +416,10 @@ def test_predict_and_evaluate_refuse_what_they_cannot_read(tmp_path: Path) -> No
         (["--data", "nowhere.txt"], "data: 'nowhere.txt' is neither a bundled text"),
         (["--data", "electricity"], "data: 'electricity' is neither a bundled text"),
         (["--model", "nowhere"], "is not an rnnkit model"),
+        (
+            ["--data", "shakespeare", "--final-learning-rate", "0.1"],
+            "final_learning_rate: expected None or a value in [0, learning_rate] = [0, 0.002]",
+        ),
     ],
 )
 def test_cli_errors_are_one_line(args: list[str], message: str) -> None:

@@ -36,6 +36,10 @@ def command(
     epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 10,
     batch_size: Annotated[int, Option(min=1)] = 64,
     learning_rate: Annotated[float, Option(min=0.0)] = 2e-3,
+    final_learning_rate: Annotated[
+        float | None,
+        Option(min=0.0, help="Decay the learning rate to this on a cosine over the epochs."),
+    ] = None,
     precision: Annotated[
         str, Option(help="32, or bf16-mixed: bfloat16 autocast, faster on AVX-512 BF16 CPUs.")
     ] = "32",
@@ -69,8 +73,9 @@ def command(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
             sequence_length=sequence_length, dropout=dropout, carry_state=carry_state,
             training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate, seed=seed, precision=precision,
-                                 ema_decay=ema_decay),
+                                 learning_rate=learning_rate,
+                                 final_learning_rate=final_learning_rate, seed=seed,
+                                 precision=precision, ema_decay=ema_decay),
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training
         console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")
