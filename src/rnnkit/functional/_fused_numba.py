@@ -12,9 +12,9 @@ thread). Every function compiles with ``error_model="numpy"``: a float division 
 raise lets LLVM vectorise the gate loops (about 6x on the point-wise work). Constants and
 scalars go through :func:`_like`, so float32 buffers get float32 arithmetic. Each loop's
 scratch buffers are made by a thin public function and passed in as arguments: allocated in
-the function of the loop itself, they made its gate loops 2-4x slower (measured: the plain
-LSTM step's point-wise work at B=16 H=128, 19 against 10 us; why LLVM does worse with a
-local array was not pinned down).
+the function of the loop itself, they made its point-wise work about twice as slow (measured:
+a plain LSTM step at B=16 H=128 took 36 against 28.5 us, 18.5 us of each its GEMM; why LLVM
+does worse beside a local array was not pinned down).
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
 ``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
