@@ -162,14 +162,22 @@ def test_inference_equals_reference(
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LayerNormLSTM", "LSTM", "LayerNormGRU"])
-def test_numba_blocked_matmul_equals_reference(name: str, loop: str, monkeypatch) -> None:
-    """At hidden 128 a step's matmul is split into blocks of rows (``_fused_numba._dot``,
-    for BLAS's small-matrix kernels); the recurrent rows run and the lengths vary."""
-    steps, batch, features, hidden = 3, 24, 4, 128
+@pytest.mark.parametrize(("hidden", "batch"), [(128, 24), (320, 40)])
+def test_numba_blocked_matmul_equals_reference(
+    name: str, loop: str, hidden: int, batch: int, monkeypatch
+) -> None:
+    """A step's matmul is split (``_fused_numba._dot``, for BLAS's small-matrix kernels): at
+    hidden 128 into blocks of rows, at hidden 320 into blocks of columns, forward and
+    backward; the recurrent regularisers run and the lengths vary."""
+    gates = 3 if "GRU" in name else 4
+    blocks = fused._fused_numba.column_block
+    columns_blocked = blocks(batch, hidden, gates * hidden) < gates * hidden
+    assert columns_blocked == (blocks(batch, gates * hidden, hidden) < hidden) == (hidden == 320)
+    steps, features = 3, 4
     layer = make(name, features, hidden, "train-regularised", torch.float64)
     x = torch.randn(steps, batch, features, dtype=torch.float64, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))
-    lengths = torch.tensor([3, 1, 2] * 8)
+    lengths = torch.tensor([3, 1, 2, 3] * (batch // 4))
     fast = run(layer, x, hx, lengths, True, monkeypatch)
     slow = run(layer, x, hx, lengths, False, monkeypatch)
     for a, b in zip((fast[0], *fast[1], *fast[2]), (slow[0], *slow[1], *slow[2]), strict=True):
@@ -178,16 +186,23 @@ def test_numba_blocked_matmul_equals_reference(name: str, loop: str, monkeypatch
 
 
 def test_blocked_matmul_equals_numpy() -> None:
-    """``_dot`` against NumPy, split into blocks (remainder included) and not split."""
+    """``_dot`` against NumPy: in blocks of rows (remainder included), of columns (the last
+    one ragged) and whole."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
-    rng = np.random.default_rng(0)
-    for rows, inner, cols in ((20, 128, 512), (3, 4, 5), (9, 256, 1024)):
+    kernels, rng = fused._fused_numba, np.random.default_rng(0)
+    cases = ((20, 128, 512), (3, 4, 5), (9, 256, 1024), (64, 256, 1024), (40, 300, 1000))
+    for rows, inner, cols in cases:
+        width = kernels.column_block(rows, inner, cols)
+        assert (width < cols) == (rows * inner * cols > 1e6 and inner * cols > 250_000)
+        assert width == cols or width * rows * inner <= kernels._SMALL_GEMM
         for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
             x = rng.standard_normal((rows, inner)).astype(dtype)
             w = rng.standard_normal((inner, cols)).astype(dtype)
+            blocked = fused._blocked(torch.from_numpy(w), rows, dtype)
+            assert blocked.shape == (-(-cols // width), inner, width)
             out = np.full((rows, cols), np.nan, dtype)
-            fused._fused_numba._dot(x, w, out)
+            kernels._dot(x, blocked, out, kernels._spill(blocked, rows))
             np.testing.assert_allclose(out, x.astype(np.float64) @ w, rtol=rtol, atol=rtol * 10)
 
 

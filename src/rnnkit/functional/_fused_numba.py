@@ -78,24 +78,59 @@ def _sigmoid(x: float, exact: bool) -> float:
 
 
 #: OpenBLAS on AVX-512 (NumPy's and SciPy's wheels) runs products of up to about this many
-#: multiply-adds with its small-matrix kernels, about twice as fast per row at a step's sizes
-#: (measured, one thread: 16x128 @ 128x512 in 49 us, as two blocks of 8 rows in 22 us)...
+#: multiply-adds with its small-matrix kernels, which do not repack the operands: about twice
+#: as fast per row at a step's sizes (measured, one thread: 16x128 @ 128x512 in 49 us, as two
+#: blocks of 8 rows in 22 us)...
 _SMALL_GEMM = 1_000_000
-#: ... but blocks of fewer rows lose more than they gain (measured: 16x256 @ 256x1024).
+#: ... but blocks of fewer rows lose more than they gain (measured: 16x256 @ 256x1024); there
+#: the weights go in blocks of columns instead (see :func:`column_block`).
 _MIN_BLOCK = 4
+_MIN_COLUMNS = 8
+
+
+def column_block(rows: int, inner: int, columns: int) -> int:
+    """How many columns of a weight ``(inner, columns)`` each product of a step takes, for a
+    left operand of up to ``rows`` rows: all of them, or, where blocks of rows would be too
+    thin for the small-matrix kernels, a power of two that fits them (measured, one thread:
+    64x256 @ 256x1024 in 401 us, in blocks of 32 columns 315 us; 64x1024 @ 1024x256 399 us,
+    blocks of 8 367 us; 32x512 @ 512x2048 1442 us, blocks of 16 650 us)."""
+    product = inner * columns
+    if _SMALL_GEMM // max(1, product) >= _MIN_BLOCK or rows * product <= _SMALL_GEMM:
+        return columns
+    width = 1 << max(0, (_SMALL_GEMM // max(1, rows * inner)).bit_length() - 1)
+    return width if _MIN_COLUMNS <= width < columns else columns
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _dot(x, w, out):
-    """``out = x @ w``, in blocks of rows that OpenBLAS's small-matrix kernels take, all of
-    about the same size (measured: 16 rows as 8 + 8 in 18 us, as 15 + 1 in 25 us)."""
+def _dot(x, w, out, spill):
+    """``out = x @ W``. ``w`` holds ``W`` ``(K, N)`` as ``(1, K, N)``, or its columns in
+    zero-padded blocks ``(nb, K, cb)`` (see :func:`column_block`), whose products go to
+    ``spill`` ``(nb, >= rows, cb)`` first. Unblocked, the product runs in blocks of rows
+    that OpenBLAS's small-matrix kernels take, all of about the same size (measured: 16 rows
+    as 8 + 8 in 18 us, as 15 + 1 in 25 us)."""
     rows = x.shape[0]
-    most = _SMALL_GEMM // max(1, x.shape[1] * w.shape[1])
-    blocks = 1 if most < _MIN_BLOCK else -(-rows // most)
-    block = max(1, -(-rows // blocks))
+    blocks, inner, width = w.shape
+    if blocks > 1:
+        for k in range(blocks):
+            np.dot(x, w[k], spill[k, :rows])
+        for n in range(rows):
+            for k in range(blocks):
+                row, start = spill[k, n], k * width
+                for j in range(min(width, out.shape[1] - start)):
+                    out[n, start + j] = row[j]
+        return
+    most = _SMALL_GEMM // max(1, inner * width)
+    parts = 1 if most < _MIN_BLOCK else -(-rows // most)
+    block = max(1, -(-rows // parts))
     for start in range(0, rows, block):
         stop = min(start + block, rows)
-        np.dot(x[start:stop], w, out[start:stop])
+        np.dot(x[start:stop], w[0], out[start:stop])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _spill(w, rows):
+    """The scratch :func:`_dot` needs for ``w``: empty unless ``w`` is in column blocks."""
+    return np.empty((w.shape[0], rows if w.shape[0] > 1 else 0, w.shape[2]), w.dtype)
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -151,13 +186,14 @@ def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_
     _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
                   stats_c, h0, c0, mask, keep, rate, eps, rows, reverse, zoned, use_mask, use_keep,
                   peep, ln_hh, ln_c, exact, np.empty((batch, hidden), act.dtype),
-                  np.empty((batch, gates), act.dtype), np.empty(hidden, act.dtype))  # fmt: skip
+                  np.empty((batch, gates), act.dtype), np.empty(hidden, act.dtype),
+                  _spill(w, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
                   stats_c, h0, c0, mask, keep, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                  peep, ln_hh, ln_c, exact, h_in, g_all, y):  # fmt: skip
+                  peep, ln_hh, ln_c, exact, h_in, g_all, y, spill):  # fmt: skip
     """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
     steps, _, gates = act.shape
     rate = _like(act, rate)
@@ -171,7 +207,7 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
         _start(cs, c0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         gh = g_all[:b]  # (b, 4H): h W_hh^T
-        _dot(h_in[:b], w, gh)
+        _dot(h_in[:b], w, gh, spill)
         for n in range(b):
             a, c, cn, tc = act[t, n], cs[prev, n], c_new[t, n], tanh_c[t, n]
             # Loops over the gates as views, not offsets into one row, which LLVM cannot
@@ -255,14 +291,15 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
                    np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
                    np.empty(hidden, act.dtype), np.empty((batch, hidden), act.dtype),
                    np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype),
-                   np.empty(gates, act.dtype), np.empty((batch, hidden), act.dtype))  # fmt: skip
+                   np.empty(gates, act.dtype), np.empty((batch, hidden), act.dtype),
+                   _spill(w_t, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
                    d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, mask, keep,
                    rate, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, d, dhn, dcn,
-                   keep_h, keep_c, dt, dx, dh_all):  # fmt: skip
+                   keep_h, keep_c, dt, dx, dh_all, spill):  # fmt: skip
     """The loop of :func:`lstm_backward`, its scratch buffers allocated by the caller."""
     steps, _, gates = act.shape
     rate, one = _like(act, rate), _like(act, 1.0)
@@ -311,7 +348,7 @@ def _lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stat
                                d_ln_w_hh, d_ln_b_hh)  # fmt: skip
                 d_gh[t, n] = dx
         dh_prev = dh_all[:b]  # (b, H)
-        _dot(d_gh[t, :b], w_t, dh_prev)
+        _dot(d_gh[t, :b], w_t, dh_prev, spill)
         for n in range(b):
             for j in range(hidden):
                 dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
@@ -410,12 +447,13 @@ def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, kee
     _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, rate, eps, rows,
                  reverse, zoned, use_mask, use_keep, ln, exact,
                  np.empty((batch, hidden), act.dtype), np.empty((batch, gates), act.dtype),
-                 np.empty(hidden, act.dtype))  # fmt: skip
+                 np.empty(hidden, act.dtype), _spill(w, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, rate, eps, rows,
-                 reverse, zoned, use_mask, use_keep, ln, exact, h_in, g_all, h_t):  # fmt: skip
+                 reverse, zoned, use_mask, use_keep, ln, exact, h_in, g_all, h_t,
+                 spill):  # fmt: skip
     """The loop of :func:`gru_forward`, its scratch buffers allocated by the caller; ``h_t``: h'
     before zoneout."""
     steps, _, gates = act.shape
@@ -429,7 +467,7 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
         _start(hs, h0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         g = g_all[:b]  # (b, 3H)
-        _dot(h_in[:b], w, g)
+        _dot(h_in[:b], w, g, spill)
         for n in range(b):
             a, x = act[t, n], gi[t, n]
             if ln:
@@ -467,13 +505,13 @@ def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w
                   mask, keep, rate, rows, reverse, zoned, use_mask, use_keep, ln,
                   np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
                   np.empty((batch, hidden), act.dtype),
-                  np.empty((batch, hidden), act.dtype))  # fmt: skip
+                  np.empty((batch, hidden), act.dtype), _spill(w_hh, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh, hs,
                   mask, keep, rate, rows, reverse, zoned, use_mask, use_keep, ln, d, dhn, rest,
-                  dh_all):  # fmt: skip
+                  dh_all, spill):  # fmt: skip
     """The loop of :func:`gru_backward`, its scratch buffers allocated by the caller; ``rest``:
     the d h that skips W_hh: via z and zoneout."""
     steps, _, gates = act.shape
@@ -504,7 +542,7 @@ def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_
                 _norm_backward(dg, gh[t, n], stats[t, n, 0], stats[t, n, 1], ln_w, d_gh[t, n],
                                d_ln_w, d_ln_b)  # fmt: skip
         dh_prev = dh_all[:b]  # (b, H)
-        _dot(d_gh[t, :b], w_hh, dh_prev)
+        _dot(d_gh[t, :b], w_hh, dh_prev, spill)
         for n in range(b):
             for j in range(hidden):
                 dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
@@ -567,20 +605,23 @@ def _indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zon
 def jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                    zoned, use_mask, use_keep, kind, out_kind, exact):  # fmt: skip
     """Fill ``hid`` (the hidden layer), ``y_new`` (the output before zoneout) and the states;
-    ``w_in`` ``(O, H)``, ``w_out`` ``(H, O)``, ``bias`` ``b_hy`` (zeros when absent)."""
-    batch, out_size = gi.shape[1], w_out.shape[1]
+    ``w_in`` ``(O, H)``, ``w_out`` ``(H, O)`` (as :func:`_dot` takes them), ``bias`` ``b_hy``
+    (zeros when absent)."""
+    batch, out_size = gi.shape[1], ys.shape[2]
     _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                     zoned, use_mask, use_keep, kind, out_kind, exact,
-                    np.empty((batch, out_size), gi.dtype))  # fmt: skip
+                    np.empty((batch, out_size), gi.dtype), _spill(w_in, batch),
+                    _spill(w_out, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
-                    zoned, use_mask, use_keep, kind, out_kind, exact, y_in):  # fmt: skip
+                    zoned, use_mask, use_keep, kind, out_kind, exact, y_in, spill_in,
+                    spill_out):  # fmt: skip
     """The loop of :func:`jordan_forward`, its scratch buffers allocated by the caller."""
     steps, _, hidden = gi.shape
     rate = _like(gi, rate)
-    out_size = w_out.shape[1]
+    out_size = ys.shape[2]
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
@@ -589,13 +630,13 @@ def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate,
         _start(ys, y0, rows, t, steps, reverse)
         _recurrent_input(ys, prev, mask, use_mask, b, y_in)
         h = hid[t, :b]  # (b, H)
-        _dot(y_in[:b], w_in, h)
+        _dot(y_in[:b], w_in, h, spill_in)
         for n in range(b):
             for j in range(hidden):
                 h[n, j] += gi[t, n, j]
             _activate_row(h[n], kind, exact)
         y_t = y_new[t, :b]  # (b, O)
-        _dot(h, w_out, y_t)
+        _dot(h, w_out, y_t, spill_out)
         for n in range(b):
             for j in range(out_size):
                 y_t[n, j] += bias[j]
@@ -608,20 +649,22 @@ def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate,
 def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows,
                     reverse, zoned, use_mask, use_keep, kind, out_kind):  # fmt: skip
     """Fill ``d_act`` (d hidden pre-activations = d gi) and ``d_z`` (d output
-    pre-activations); ``w_yh`` ``(H, O)``, ``w_hy`` ``(O, H)``; ``dy`` ends as d y0."""
+    pre-activations); ``w_yh`` ``(H, O)``, ``w_hy`` ``(O, H)`` (as :func:`_dot` takes them);
+    ``dy`` ends as d y0."""
     batch, hidden = hid.shape[1:]
     out_size = y_new.shape[2]
     _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows, reverse,
                      zoned, use_mask, use_keep, kind, out_kind, np.empty(out_size, hid.dtype),
                      np.empty(out_size, hid.dtype), np.empty((batch, out_size), hid.dtype),
                      np.empty((batch, hidden), hid.dtype),
-                     np.empty((batch, out_size), hid.dtype))  # fmt: skip
+                     np.empty((batch, out_size), hid.dtype), _spill(w_hy, batch),
+                     _spill(w_yh, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows, reverse,
                      zoned, use_mask, use_keep, kind, out_kind, d, dyn, rest, d_hid,
-                     dy_all):  # fmt: skip
+                     dy_all, spill_hy, spill_yh):  # fmt: skip
     """The loop of :func:`jordan_backward`, its scratch buffers allocated by the caller;
     ``rest``: through zoneout."""
     steps = hid.shape[0]
@@ -638,11 +681,11 @@ def _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, 
             keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dyn, rest[n])
             _activate_row_backward(dyn, y_new[t, n], out_kind, d_z[t, n])
-        _dot(d_z[t, :b], w_hy, d_hid[:b])
+        _dot(d_z[t, :b], w_hy, d_hid[:b], spill_hy)
         for n in range(b):
             _activate_row_backward(d_hid[n], hid[t, n], kind, d_act[t, n])
         dy_prev = dy_all[:b]  # (b, O)
-        _dot(d_act[t, :b], w_yh, dy_prev)
+        _dot(d_act[t, :b], w_yh, dy_prev, spill_yh)
         for n in range(b):
             for j in range(out_size):
                 dm = dy_prev[n, j] * mask[n, j] if use_mask else dy_prev[n, j]

@@ -298,6 +298,20 @@ def _run(loop: Callable[..., None], *args: Any) -> None:
         loop(*args)
 
 
+def _blocked(w: Tensor, rows: int, dtype: np.dtype) -> np.ndarray:
+    """``w`` ``(K, N)`` as the numba loops' matmul takes it for a left operand of up to
+    ``rows`` rows: ``(1, K, N)``, or its columns in zero-padded blocks ``(nb, K, cb)``
+    (see :func:`rnnkit.functional._fused_numba.column_block`)."""
+    inner, columns = w.shape
+    width = _fused_numba.column_block(rows, inner, columns)
+    if width == columns:
+        return _np(w, 2, dtype)[None]
+    blocks = -(-columns // width)
+    padded = w.new_zeros(inner, blocks * width)
+    padded[:, :columns] = w.detach()
+    return padded.unflatten(1, (blocks, width)).transpose(0, 1).contiguous().numpy()
+
+
 def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
     """``x`` as a contiguous NumPy array (a view when it is contiguous already), or a
     1-element stand-in with ``dims`` dimensions for an absent option."""
@@ -550,8 +564,8 @@ def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_pe
     ln_b_c = ln_b_c if ln_b_c is not None or ln_w_c is None else torch.zeros_like(ln_w_c)
     _run(
         _fused_numba.lstm_forward,
-        act.numpy(), _np(w, 2, dtype), hs.numpy(), cs.numpy(), c_new.numpy(), tanh_c.numpy(),
-        _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
+        act.numpy(), _blocked(w, act.shape[1], dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
+        tanh_c.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
         _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
         opt.rate, opt.eps, *_flags(opt, mask, keep), w_peep is not None, ln_w is not None,
@@ -568,12 +582,12 @@ def _lstm_numba_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c
     _run(
         _fused_numba.lstm_backward,
         grads.numpy(), dh.numpy(), dc.numpy(), act.numpy(), d_act.numpy(), d_gh.numpy(),
-        _np(w_t, 2, dtype), cs.numpy(), c_new.numpy(), tanh_c.numpy(), stats_h.numpy(),
-        _np(ln_w, 1, dtype),
-        *(_np(d, 1, dtype) for d in d_ln_hh), _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype),
-        stats_c.numpy(), *(_np(d, 1, dtype) for d in d_ln_c), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep), w_peep is not None,
-        ln_w is not None, ln_w_c is not None,
+        _blocked(w_t, act.shape[1], dtype), cs.numpy(), c_new.numpy(), tanh_c.numpy(),
+        stats_h.numpy(), _np(ln_w, 1, dtype), *(_np(d, 1, dtype) for d in d_ln_hh),
+        _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), stats_c.numpy(),
+        *(_np(d, 1, dtype) for d in d_ln_c), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
+        opt.rate, *_flags(opt, mask, keep), w_peep is not None, ln_w is not None,
+        ln_w_c is not None,
     )  # fmt: skip
 
 
@@ -586,10 +600,11 @@ def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, ma
     ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
     _run(
         _fused_numba.gru_forward,
-        _np(gi, 3, dtype), _np(w, 2, dtype), _np(bias, 1, dtype), act.numpy(), gh_n.numpy(),
-        _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats.numpy(), hs.numpy(),
-        _np(h0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, opt.eps,
-        *_flags(opt, mask, keep), ln_w is not None, dtype == np.float64,
+        _np(gi, 3, dtype), _blocked(w, act.shape[1], dtype), _np(bias, 1, dtype), act.numpy(),
+        gh_n.numpy(), _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype),
+        stats.numpy(), hs.numpy(), _np(h0, 2, dtype), _np(mask, 2, dtype),
+        _np(keep, 4, np.bool_), opt.rate, opt.eps, *_flags(opt, mask, keep), ln_w is not None,
+        dtype == np.float64,
     )  # fmt: skip
 
 
@@ -602,8 +617,9 @@ def _gru_numba_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w,
         _fused_numba.gru_backward,
         grads.numpy(), dh.numpy(), act.numpy(), d_act.numpy(), d_g.numpy(), d_gh.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), stats.numpy(), _np(ln_w, 1, dtype),
-        *(_np(d, 1, dtype) for d in d_ln), _np(w_hh, 2, dtype), hs.numpy(), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep), ln_w is not None,
+        *(_np(d, 1, dtype) for d in d_ln), _blocked(w_hh, act.shape[1], dtype), hs.numpy(),
+        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
+        ln_w is not None,
     )  # fmt: skip
 
 
@@ -635,9 +651,9 @@ def _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep,
     bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
     _run(
         _fused_numba.jordan_forward,
-        _np(gi, 3, dtype), _np(w_in, 2, dtype), _np(w_out, 2, dtype), _np(bias, 1, dtype),
-        hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
+        _np(gi, 3, dtype), _blocked(w_in, ys.shape[1], dtype), _blocked(w_out, ys.shape[1], dtype),
+        _np(bias, 1, dtype), hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype),
+        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
         _activation(opt.nonlinearity), _activation(opt.output_nonlinearity), dtype == np.float64,
     )  # fmt: skip
 
@@ -649,9 +665,9 @@ def _jordan_numba_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, 
     _run(
         _fused_numba.jordan_backward,
         grads.numpy(), dy.numpy(), d_act.numpy(), d_z.numpy(), hid.numpy(), y_new.numpy(),
-        _np(w_yh, 2, dtype), _np(w_hy, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
-        opt.rate, *_flags(opt, mask, keep), _activation(opt.nonlinearity),
-        _activation(opt.output_nonlinearity),
+        _blocked(w_yh, hid.shape[1], dtype), _blocked(w_hy, hid.shape[1], dtype),
+        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
+        _activation(opt.nonlinearity), _activation(opt.output_nonlinearity),
     )  # fmt: skip
 
 
