@@ -10,6 +10,7 @@ the recurrent regularisers in training (the same seed gives the same random draw
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from unittest import mock
 
@@ -22,6 +23,8 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from rnnkit import nn
 from rnnkit.functional import fused
 from rnnkit.nn import _engine
+
+SCAN = importlib.import_module("rnnkit.functional.scan")  # the module, not the function
 
 Factory = Callable[..., torch.nn.Module]
 
@@ -142,7 +145,7 @@ def test_inference_equals_reference(
     """Under ``no_grad`` the engine runs in chunks of steps, writes over its own buffers and
     returns views of them (``Options.scratch``); the result is still the reference path's,
     and the caller's input and state are left as they were."""
-    monkeypatch.setattr(_engine, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(SCAN, "CHUNK_BYTES", chunk_bytes)
     layer = make(name, 5, 16, "eval-zoneout", torch.float64)
     x = torch.randn(9, 5, 5, dtype=torch.float64)
     hx = initial_state(layer, 5, torch.float64)
@@ -158,6 +161,25 @@ def test_inference_equals_reference(
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
     for before, after in zip(given, (x, *hx), strict=True):
         assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "LayerNormGRU", "Recurrent-LSTMCell", "Jordan-nobias"])
+def test_reference_path_in_chunks_equals_whole(name: str, monkeypatch) -> None:
+    """The step loops project and run their input in chunks of steps
+    (``rnnkit.functional.in_chunks``); in chunks of one step they compute what they compute
+    in one chunk: outputs, states and gradients, with lengths, both directions and every
+    random regulariser."""
+    layer = make(name, 3, 8, "train-regularised", torch.float64)
+    x = torch.randn(9, 5, 3, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, 5, torch.float64))
+    lengths = torch.tensor([9, 3, 0, 7, 1])
+    results = []
+    for chunk_bytes in (1, 2**30):
+        monkeypatch.setattr(SCAN, "CHUNK_BYTES", chunk_bytes)
+        out, state, grads = run(layer, x, hx, lengths, False, monkeypatch)
+        results.append([out, *state, *grads])
+    for a, b in zip(*results, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)
@@ -237,7 +259,7 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     controller, limits = fused._blas(), []
     spy = mock.Mock(limit=lambda **kw: limits.append(kw) or controller.limit(**kw))
     monkeypatch.setattr(fused, "_blas", lambda: spy)
-    monkeypatch.setattr(_engine, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
     loops = []
     forward = fused._fused_numba.lstm_forward
     monkeypatch.setattr(

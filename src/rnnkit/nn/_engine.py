@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.functional import State
+from rnnkit.functional import State, in_chunks
 from rnnkit.functional.fused import (
     Options,
     Plan,
@@ -121,38 +121,22 @@ def _kernel(
     return None
 
 
-#: Inference runs a recurrence in chunks of steps whose input projections take about this
-#: many bytes: freed and taken again, such a buffer stays in the process's heap, where one for
-#: the whole sequence is fresh memory, faulted in page by page (measured: copying the 32 MiB
-#: projection of B=64 T=128 H=256 into a new tensor takes 22 ms, against 2.7 ms into a used one).
-CHUNK_BYTES = 2**21
-
-
 def _in_chunks(
     kernel: Kernel, project: Projection, x: Tensor, state: State, reverse: bool, **fields: object
 ) -> tuple[Tensor, State]:
-    """The recurrence over ``x`` ``(L, N, H_in)`` from ``state`` as a run of chunks of steps
-    (see :data:`CHUNK_BYTES`), each chunk's final state the next one's initial state;
-    ``fields`` are the :class:`Options` fields. Inference only: no gradient, no lengths,
-    no random regularisers.
+    """Inference: the recurrence over ``x`` ``(L, N, H_in)`` from ``state`` in chunks of steps
+    (:func:`rnnkit.functional.in_chunks`); ``fields`` are the :class:`Options` fields. No
+    gradient, no lengths, no random regularisers.
 
     Returns:
         The output ``(L, N, H_out)`` and the final state.
     """
-    steps, batch, _ = x.shape
-    # A step's projection takes about four states' worth (an LSTM's gates) or less.
-    span = max(1, CHUNK_BYTES // (4 * state[0].nbytes))
-    out, done = None, 0
-    while done < steps:
-        size = min(span, steps - done)
-        start = steps - done - size if reverse else done
-        options = Options(Plan(size, batch, None, reverse), scratch=True, **fields)
-        y, state = kernel(project(x[start : start + size]), state, None, None, options)
-        if out is None:
-            out = y.new_empty(steps, batch, y.shape[-1])
-        out[start : start + size] = y
-        done += size
-    return out, state
+
+    def run(gi: Tensor, state: State, lengths: None) -> tuple[Tensor, State]:
+        plan = Plan(gi.shape[0], gi.shape[1], None, reverse)
+        return kernel(gi, state, None, None, Options(plan, scratch=True, **fields))
+
+    return in_chunks(run, project, x, state, None, reverse)
 
 
 @single_threaded_blas()  # once for all the loops of the stack
