@@ -177,23 +177,27 @@ def _recurrent_input(states, prev, mask, use_mask, b, out):
 
 @njit(cache=True, error_model="numpy")
 def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                 ln_b_c, stats_c, h0, c0, mask, keep, rate, eps, rows, reverse, zoned,
-                 use_mask, use_keep, peep, ln_hh, ln_c, exact):  # fmt: skip
+                 ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, rate, eps, rows, reverse,
+                 zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, exact):  # fmt: skip
     """Fill ``act`` (holding ``gi + b_hh`` on entry), the states and the saved buffers;
-    ``exact``: the library's ``tanh`` (float64) instead of the rational one."""
+    ``ln_ih``: first normalise each row of ``act`` (``ln_w_ih``, ``ln_b_ih``; inference:
+    nothing is saved for it); ``exact``: the library's ``tanh`` (float64) instead of the
+    rational one."""
     batch, gates = act.shape[1:]
     hidden = gates // 4
     _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                  peep, ln_hh, ln_c, exact, np.empty((batch, hidden), act.dtype),
+                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned,
+                  use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, exact,
+                  np.empty((batch, hidden), act.dtype),
                   np.empty((batch, gates), act.dtype), np.empty(hidden, act.dtype),
                   _spill(w, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                  peep, ln_hh, ln_c, exact, h_in, g_all, y, spill):  # fmt: skip
+                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned,
+                  use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, exact, h_in, g_all, y,
+                  spill):  # fmt: skip
     """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
     steps, _, gates = act.shape
     rate = _like(act, rate)
@@ -218,6 +222,10 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
                 a[2 * hidden : 3 * hidden],
                 a[3 * hidden :],
             )
+            if ln_ih:
+                mean, rstd = _mean_rstd(a, eps)
+                for j in range(gates):
+                    a[j] = (a[j] - mean) * rstd * ln_w_ih[j] + ln_b_ih[j]
             if ln_hh:
                 mean, rstd = _mean_rstd(gh[n], eps)
                 stats_h[t, n, 0], stats_h[t, n, 1] = mean, rstd

@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from threadpoolctl import ThreadpoolController
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
@@ -341,6 +342,7 @@ class _LSTM(torch.autograd.Function):
         ln_b_c: Tensor | None,
         mask: Tensor | None,
         keep: Tensor | None,
+        ln_ih: tuple[Tensor, Tensor | None] | None,
         opt: Options,
     ) -> tuple[Tensor, Tensor, Tensor]:
         plan, eps, rate = opt.plan, opt.eps, opt.rate
@@ -365,7 +367,8 @@ class _LSTM(torch.autograd.Function):
         if numba:
             stats_h, stats_c = gi.new_zeros(steps, batch, 2), gi.new_zeros(steps, batch, 2)
             _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep,
-                                ln_w_c, ln_b_c, stats_c, h0, c0, mask, keep, opt)  # fmt: skip
+                                ln_w_c, ln_b_c, stats_c, h0, c0, mask, keep, ln_ih,
+                                opt)  # fmt: skip
         if not numba:
             gate_views = (act, *act.split(hidden, dim=-1), act[..., : 2 * hidden])
             peep_views = act[..., : 2 * hidden].unflatten(-1, (2, hidden))
@@ -504,7 +507,7 @@ class _LSTM(torch.autograd.Function):
         d_ln_b_hh = d_ln_b_hh if ln_b is not None else None
         d_ln_b_c = d_ln_b_c if ln_b_c is not None else None
         return (d_act, dh, dc, d_w_hh, d_b_hh, d_ln_w_hh, d_ln_b_hh, d_peep, d_ln_w_c, d_ln_b_c,
-                None, None, None)  # fmt: skip
+                None, None, None, None)  # fmt: skip
 
 
 class _Recomputed:
@@ -556,20 +559,23 @@ def _accumulate(totals: list[Tensor], parts: list[Tensor | None]) -> None:
 
 
 def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                        ln_b_c, stats_c, h0, c0, mask, keep, opt) -> None:  # fmt: skip
+                        ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the buffers."""
     dtype = act.numpy().dtype
     # An LN without a shift is one with a zero shift (the loop reads every entry).
     ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
     ln_b_c = ln_b_c if ln_b_c is not None or ln_w_c is None else torch.zeros_like(ln_w_c)
+    ln_w_ih, ln_b_ih = ln_ih or (None, None)
+    ln_b_ih = ln_b_ih if ln_b_ih is not None or ln_w_ih is None else torch.zeros_like(ln_w_ih)
     _run(
         _fused_numba.lstm_forward,
         act.numpy(), _blocked(w, act.shape[1], dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
         tanh_c.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
         _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
-        opt.rate, opt.eps, *_flags(opt, mask, keep), w_peep is not None, ln_w is not None,
-        ln_w_c is not None, dtype == np.float64,
+        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), opt.rate, opt.eps,
+        *_flags(opt, mask, keep), w_peep is not None, ln_w is not None, ln_w_c is not None,
+        ln_w_ih is not None, dtype == np.float64,
     )  # fmt: skip
 
 
@@ -693,6 +699,7 @@ def fused_lstm(
     mask: Tensor | None = None,
     keep: Tensor | None = None,
     options: Options | None = None,
+    ln_ih: tuple[Tensor, Tensor | None] | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
     """A whole LSTM-family recurrence: plain, peephole or layer-normalised.
 
@@ -711,15 +718,24 @@ def fused_lstm(
         mask, keep: the regularisers (module docstring), ``keep`` ``(L, 2, N, H)``.
         options: lengths and direction, eval zoneout rate, LN epsilon; None: all steps
             forward, no zoneout.
+        ln_ih: ``(gain, shift)`` ``(4H,)`` of a layer norm over each step's ``gi`` first (the
+            input side of a layer-normalised LSTM, with no ``b_hh``), or None. Inference in
+            the numba loops applies it row by row as it goes, which saves a pass over ``gi``
+            (measured, LayerNormLSTM forward against ``nn.LSTM``: 1.48x -> 1.34x at B=64
+            T=128 H=256, 1.50-1.57x -> 1.36-1.37x at B=16 T=256 H=128); otherwise it is
+            applied to ``gi`` before the loop.
 
     Returns:
         ``(output, (h_n, c_n))``: ``(L, N, H)`` and ``(N, H)`` each.
     """
+    opt = _options(gi, options)
+    if ln_ih is not None and (torch.is_grad_enabled() or b_hh is not None or not _use_numba(gi)):
+        gi, ln_ih = F.layer_norm(gi, gi.shape[-1:], *ln_ih, opt.eps), None
     ln_w_hh, ln_b_hh = ln_hh or (None, None)
     ln_w_c, ln_b_c = ln_c or (None, None)
     w_peep = None if peepholes is None else torch.stack(peepholes)
-    args = (w_hh, b_hh, ln_w_hh, ln_b_hh, w_peep, ln_w_c, ln_b_c, mask, keep)
-    out, h_n, c_n = _LSTM.apply(gi, *state, *args, _options(gi, options))
+    args = (w_hh, b_hh, ln_w_hh, ln_b_hh, w_peep, ln_w_c, ln_b_c, mask, keep, ln_ih)
+    out, h_n, c_n = _LSTM.apply(gi, *state, *args, opt)
     return out, (h_n, c_n)
 
 

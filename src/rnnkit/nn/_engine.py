@@ -99,9 +99,11 @@ def _kernel(
                             w_hh=_read_transposed(cell.weight_hh), peepholes=peepholes)  # fmt: skip
     if kind is LayerNormLSTMCell:
         norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
-                 "ln_c": (cell.ln_weight_c, cell.ln_bias_c)}  # fmt: skip
+                 "ln_c": (cell.ln_weight_c, cell.ln_bias_c),
+                 "ln_ih": (cell.ln_weight_ih, cell.ln_bias_ih)}  # fmt: skip
         kernel = partial(_lstm, w_hh=_read_transposed(cell.weight_hh), **norms)
-        return kernel, {"eps": cell.eps}, cell.project
+        # the kernel normalises the projection (cell.project's layer norm), in its loop if it can
+        return kernel, {"eps": cell.eps}, partial(F.linear, weight=cell.weight_ih)
     if kind is GRUCell:
         kernel = _one_state(fused_gru, _read_transposed(cell.weight_hh), cell.bias_hh)
         return kernel, {}, cell.project
