@@ -11,12 +11,13 @@ on the autograd tape, as one GEMM.
 Variable lengths run on a batch sorted by decreasing length: step ``t`` only touches the
 first rows (the sequences still running), as torch's packed kernels do.
 
-At small batches (up to :data:`NUMBA_MAX_BATCH`) a step is a few microseconds of arithmetic
-and the torch loop is interpreter time; there every family runs the same loops compiled by
-numba (:mod:`rnnkit.functional._fused_numba`) when it is installed, and the torch loop
-otherwise (logged once on the ``rnnkit`` logger). Each numba loop runs with BLAS held to one
-thread; a caller running many of them (the layers do) holds it once around them all with
-:func:`single_threaded_blas`.
+Up to :data:`NUMBA_MAX_BATCH` every family runs the same loops compiled by numba
+(:mod:`rnnkit.functional._fused_numba`) when it is installed: at small batches a step is a
+few microseconds of arithmetic and the torch loop is interpreter time, and up to 128 rows the
+compiled loops still win (their GEMMs in blocks OpenBLAS's small-matrix kernels take). Larger
+batches, and every batch without numba (logged once on the ``rnnkit`` logger), run the torch
+loop. Each numba loop runs with BLAS held to one thread; a caller running many of them (the
+layers do) holds it once around them all with :func:`single_threaded_blas`.
 
 Every function takes the regularisers of :class:`rnnkit.nn.RecurrentBase`: ``mask``
 ``(N, S_0)``, the variational recurrent-dropout mask on the state that enters the recurrent
@@ -721,9 +722,9 @@ def fused_lstm(
         ln_ih: ``(gain, shift)`` ``(4H,)`` of a layer norm over each step's ``gi`` first (the
             input side of a layer-normalised LSTM, with no ``b_hh``), or None. Inference in
             the numba loops applies it row by row as it goes, which saves a pass over ``gi``
-            (measured, LayerNormLSTM forward against ``nn.LSTM``: 1.48x -> 1.34x at B=64
-            T=128 H=256, 1.50-1.57x -> 1.36-1.37x at B=16 T=256 H=128); otherwise it is
-            applied to ``gi`` before the loop.
+            (measured, LayerNormLSTM forward against ``nn.LSTM``: 1.38-1.48x -> 1.34-1.42x at
+            B=64 T=128 H=256, 1.50-1.57x -> 1.36-1.58x at B=16 T=256 H=128; see
+            benchmarks/README.md); otherwise it is applied to ``gi`` before the loop.
 
     Returns:
         ``(output, (h_n, c_n))``: ``(L, N, H)`` and ``(N, H)`` each.
