@@ -559,15 +559,18 @@ def _accumulate(totals: list[Tensor], parts: list[Tensor | None]) -> None:
             total += part
 
 
+def _shift(gain: Tensor | None, shift: Tensor | None) -> Tensor | None:
+    """A layer norm's shift as the numba loops read it: zeros for an LN without one (the
+    loop reads every entry); None without the LN."""
+    return shift if shift is not None or gain is None else torch.zeros_like(gain)
+
+
 def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                         ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the buffers."""
     dtype = act.numpy().dtype
-    # An LN without a shift is one with a zero shift (the loop reads every entry).
-    ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
-    ln_b_c = ln_b_c if ln_b_c is not None or ln_w_c is None else torch.zeros_like(ln_w_c)
     ln_w_ih, ln_b_ih = ln_ih or (None, None)
-    ln_b_ih = ln_b_ih if ln_b_ih is not None or ln_w_ih is None else torch.zeros_like(ln_w_ih)
+    ln_b, ln_b_c, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_c, ln_b_c), _shift(ln_w_ih, ln_b_ih)
     _run(
         _fused_numba.lstm_forward,
         act.numpy(), _blocked(w, act.shape[1], dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
@@ -602,9 +605,9 @@ def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, ma
                        opt) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers."""
     dtype = act.numpy().dtype
-    # An absent bias or LN shift is a zero one (the loop reads every entry).
+    # An absent bias is a zero one (the loop reads every entry).
     bias = b_hh if b_hh is not None or ln_w is not None else act.new_zeros(act.shape[-1])
-    ln_b = ln_b if ln_b is not None or ln_w is None else torch.zeros_like(ln_w)
+    ln_b = _shift(ln_w, ln_b)
     _run(
         _fused_numba.gru_forward,
         _np(gi, 3, dtype), _blocked(w, act.shape[1], dtype), _np(bias, 1, dtype), act.numpy(),
