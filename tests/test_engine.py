@@ -251,6 +251,13 @@ def test_single_threaded_blas_limits_once_and_restores(monkeypatch) -> None:
     assert limits == [{"limits": 1, "user_api": "blas"}]
 
 
+def spy_on(monkeypatch, kernel: str) -> list[tuple]:
+    """The arguments of every call of the numba loop ``kernel``, as the calls come."""
+    calls, run = [], getattr(fused._fused_numba, kernel)
+    monkeypatch.setattr(fused._fused_numba, kernel, lambda *a: calls.append(a) or run(*a))
+    return calls
+
+
 def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     """Inference of a 2-layer bidirectional stack in one-step chunks runs 4 x 5 numba loops,
     under one BLAS limit."""
@@ -260,15 +267,60 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     spy = mock.Mock(limit=lambda **kw: limits.append(kw) or controller.limit(**kw))
     monkeypatch.setattr(fused, "_blas", lambda: spy)
     monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
-    loops = []
-    forward = fused._fused_numba.lstm_forward
-    monkeypatch.setattr(
-        fused._fused_numba, "lstm_forward", lambda *a: loops.append(1) or forward(*a)
-    )
-    layer = make("LayerNormLSTM", 2, 3, "eval", torch.float32)
+    loops = spy_on(monkeypatch, "gru_forward")
+    layer = make("LayerNormGRU", 2, 3, "eval", torch.float32)
     with torch.no_grad():
         layer(torch.randn(5, 2, 2))
     assert (len(loops), len(limits)) == (20, 1)
+
+
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "LayerNormLSTM-nobias"])
+@pytest.mark.parametrize(("features", "hidden", "batch"), [(5, 16, 7), (320, 320, 40)])
+@pytest.mark.parametrize("precision", ["fp32", "fp64"])
+def test_lstm_inference_equals_reference(
+    name: str, loop: str, features: int, hidden: int, batch: int, precision: str, monkeypatch
+) -> None:
+    """LSTM-family inference (:func:`fused.lstm_inference`) projects each step's input in its
+    numba loop: one loop per recurrence whatever the chunk size, equal to the reference path.
+    At 320 features and hidden both products of a step go in blocks of columns."""
+    dtype, tolerance = PRECISIONS[precision]
+    monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
+    loops = spy_on(monkeypatch, "lstm_forward")
+    layer = make(name, features, hidden, "eval-zoneout", dtype)
+    x = torch.randn(6, batch, features, dtype=dtype)
+    hx = initial_state(layer, batch, dtype)
+    with torch.no_grad():
+        fast = layer(x, hx)
+        with monkeypatch.context() as m:
+            m.setattr(_engine, "run", lambda *args: None)
+            slow = layer(x, hx)
+    assert len(loops) == 4  # 2 layers x 2 directions, each one loop over all 6 steps
+    assert all(call[0].shape[0] == 1 for call in loops)  # one slot of gates, not (L, N, 4H)
+    for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
+                    strict=True):  # fmt: skip
+        assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
+
+
+def test_lstm_inference_declines_and_rejects(monkeypatch) -> None:
+    """``lstm_inference`` returns None where its loop does not run (gradients on, lengths, a
+    batch above ``NUMBA_MAX_BATCH``), so the caller takes the general path; a layer norm over
+    ``gi`` with a ``b_hh`` is an error naming both."""
+    if fused._fused_numba is None:
+        pytest.skip("numba is not installed")
+    x, h = torch.randn(3, 2, 4), torch.zeros(2, 5)
+    w_ih, w_hh, b = torch.randn(20, 4), torch.randn(20, 5), torch.randn(20)
+    args = (x, (h, h), w_ih, None, w_hh)
+    assert fused.lstm_inference(*args) is None  # gradients enabled
+    with torch.no_grad():
+        assert fused.lstm_inference(*args) is not None
+        ragged = fused.Options(fused.Plan(3, 2, [3, 1], False))
+        assert fused.lstm_inference(*args, options=ragged) is None
+        monkeypatch.setattr(fused, "NUMBA_MAX_BATCH", 1)
+        assert fused.lstm_inference(*args) is None
+        monkeypatch.undo()
+        with pytest.raises(ValueError, match="b_hh=None with ln_ih"):
+            fused.lstm_inference(*args, b_hh=b, ln_ih=(b, None))
 
 
 @pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])

@@ -177,29 +177,37 @@ def _recurrent_input(states, prev, mask, use_mask, b, out):
 
 @njit(cache=True, error_model="numpy")
 def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                 ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, rate, eps, rows, reverse,
-                 zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, exact):  # fmt: skip
+                 ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, x, w_ih, bias, rate, eps,
+                 rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, project,
+                 exact):  # fmt: skip
     """Fill ``act`` (holding ``gi + b_hh`` on entry), the states and the saved buffers;
     ``ln_ih``: first normalise each row of ``act`` (``ln_w_ih``, ``ln_b_ih``; inference:
     nothing is saved for it); ``exact``: the library's ``tanh`` (float64) instead of the
-    rational one."""
+    rational one.
+
+    ``project`` (inference): ``act`` holds nothing on entry; each step first writes
+    ``x[t] @ W_ih^T + bias`` into it (``x`` ``(L, N, I)``, ``w_ih`` laid out as ``w``). Then
+    the per-step buffers may also have fewer slots than steps, reused in turn (index
+    ``t % len``): ``act``, ``tanh_c``, ``c_new``, ``stats_*`` one, ``cs`` two (``hs`` holds
+    the output, all ``L + 1``; no ``lengths``)."""
     batch, gates = act.shape[1:]
     hidden = gates // 4
     _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned,
-                  use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, exact,
+                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, x, w_ih, bias, rate, eps, rows,
+                  reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, project, exact,
                   np.empty((batch, hidden), act.dtype),
                   np.empty((batch, gates), act.dtype), np.empty(hidden, act.dtype),
-                  _spill(w, batch))  # fmt: skip
+                  _spill(w, batch), _spill(w_ih, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned,
-                  use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, exact, h_in, g_all, y,
-                  spill):  # fmt: skip
+                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, x, w_ih, bias, rate, eps, rows,
+                  reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, project, exact,
+                  h_in, g_all, y, spill, spill_ih):  # fmt: skip
     """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
-    steps, _, gates = act.shape
+    steps = hs.shape[0] - 1
+    gates = act.shape[2]
     rate = _like(act, rate)
     hidden = gates // 4
     for k in range(steps):
@@ -212,8 +220,12 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         gh = g_all[:b]  # (b, 4H): h W_hh^T
         _dot(h_in[:b], w, gh, spill)
+        s, c_prev, c_next = t % act.shape[0], prev % cs.shape[0], new % cs.shape[0]
+        if project:
+            _dot(x[t, :b], w_ih, act[s, :b], spill_ih)
         for n in range(b):
-            a, c, cn, tc = act[t, n], cs[prev, n], c_new[t, n], tanh_c[t, n]
+            a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
+            cn = c_new[t % c_new.shape[0], n] if zoned else cs[c_next, n]
             # Loops over the gates as views, not offsets into one row, which LLVM cannot
             # tell never meet: only those it vectorises (cell update: 5.1 -> 1.1 ns a unit).
             i, f, g, o = (
@@ -222,13 +234,17 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
                 a[2 * hidden : 3 * hidden],
                 a[3 * hidden :],
             )
+            if project:
+                for j in range(gates):
+                    a[j] += bias[j]
             if ln_ih:
                 mean, rstd = _mean_rstd(a, eps)
                 for j in range(gates):
                     a[j] = (a[j] - mean) * rstd * ln_w_ih[j] + ln_b_ih[j]
             if ln_hh:
                 mean, rstd = _mean_rstd(gh[n], eps)
-                stats_h[t, n, 0], stats_h[t, n, 1] = mean, rstd
+                stats_h[t % stats_h.shape[0], n, 0] = mean
+                stats_h[t % stats_h.shape[0], n, 1] = rstd
                 for j in range(gates):
                     a[j] += (gh[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
             else:
@@ -250,7 +266,8 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
                 o[j] = _sigmoid(o[j], exact)
             if ln_c:
                 mean, rstd = _mean_rstd(cn, eps)
-                stats_c[t, n, 0], stats_c[t, n, 1] = mean, rstd
+                stats_c[t % stats_c.shape[0], n, 0] = mean
+                stats_c[t % stats_c.shape[0], n, 1] = rstd
                 for j in range(hidden):
                     y[j] = (cn[j] - mean) * rstd * ln_w_c[j] + ln_b_c[j]
             else:
@@ -262,7 +279,7 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
                          use_keep, hs[new, n])  # fmt: skip
             if zoned:  # else c' is written in place already
                 _zoneout_row(c, cn, _keep_row(keep, t, 1, n, use_keep), rate, zoned, use_keep,
-                             cs[new, n])  # fmt: skip
+                             cs[c_next, n])  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})

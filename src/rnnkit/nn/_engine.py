@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +25,7 @@ from rnnkit.functional.fused import (
     fused_indrnn,
     fused_jordan,
     fused_lstm,
+    lstm_inference,
     single_threaded_blas,
 )
 from rnnkit.nn._base import RecurrentBase
@@ -40,6 +42,18 @@ from rnnkit.nn._rnn import GRU, LSTM
 
 # kernel(gi, state, mask, keep, options) -> (output, final state)
 Kernel = Callable[[Tensor, State, Tensor | None, Tensor | None, Options], tuple[Tensor, State]]
+# infer(x, state, options=...) -> (output, final state), or None where it does not run
+Inference = Callable[..., tuple[Tensor, State] | None]
+
+
+class Fused(NamedTuple):
+    """How one recurrence runs fused."""
+
+    kernel: Kernel
+    fields: dict  # the kernel's Options fields
+    project: Projection  # the input projection the kernel takes
+    #: inference from the raw inputs, the projection included (see :func:`lstm_inference`)
+    infer: Inference | None = None
 
 
 def _lstm(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
@@ -58,87 +72,92 @@ def _one_state(fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | N
     return kernel
 
 
-def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None,
-                 **weights: object) -> tuple[Kernel, dict, Projection]:  # fmt: skip
-    """An LSTM-family kernel whose input projection also adds ``b_hh``: one add of a
+def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hh: Tensor,
+                 fields: dict | None = None, **weights: object) -> Fused:  # fmt: skip
+    """An LSTM-family recurrence whose input projection also adds ``b_hh``: one add of a
     ``(4H,)`` vector instead of one over ``(L, N, 4H)`` (in the LSTM, ``b_hh`` only adds)."""
     bias = None if b_ih is None else b_ih + b_hh  # these cells have both biases or neither
-    return partial(_lstm, **weights), {}, partial(F.linear, weight=w_ih, bias=bias)
+    return Fused(partial(_lstm, w_hh=w_hh, **weights), fields or {},
+                 partial(F.linear, weight=w_ih, bias=bias),
+                 partial(lstm_inference, w_ih=w_ih, b_ih=bias, w_hh=w_hh, **weights))  # fmt: skip
 
 
 def _read_transposed(w: Tensor) -> Tensor:
-    """``w`` stored as ``w.t().contiguous()``: the kernels' forward loops read ``w.t()``,
-    which they copy to a contiguous array at every call unless it is one already. Inference
-    calls a kernel once per chunk, so the copy is made here, once per layer call (measured:
-    40 us a chunk at H=128, 150 us at H=256); the backward reads ``w`` itself, so training
-    keeps the layout it has."""
+    """``w`` stored as ``w.t().contiguous()``: the GRU-family and Jordan forward loops read
+    ``w.t()``, which they copy to a contiguous array at every call unless it is one already.
+    Inference calls a kernel once per chunk, so the copy is made here, once per layer call
+    (measured: 40 us a chunk at H=128, 150 us at H=256); the backward reads ``w`` itself, so
+    training keeps the layout it has."""
     return w.t().contiguous().t() if not torch.is_grad_enabled() else w
 
 
-def _kernel(
-    layer: RecurrentBase, index: int, direction: int
-) -> tuple[Kernel, dict, Projection] | None:
-    """The fused kernel of one recurrence, its :class:`Options` fields and the input
-    projection it takes, or None."""
+def _kernel(layer: RecurrentBase, index: int, direction: int) -> Fused | None:
+    """How one recurrence runs fused, or None when it has no fused kernel."""
     cell = layer.recurrence(index, direction)
     if isinstance(layer, LSTM | GRU):
         if not layer.fused or getattr(layer, "proj_size", 0) > 0:
             return None
         w = layer._weights(index, direction)
-        w_hh = _read_transposed(w["weight_hh"])
         if isinstance(layer, LSTM):
-            return _lstm_kernel(w["weight_ih"], w["bias_ih"], w["bias_hh"], w_hh=w_hh)
-        return _one_state(fused_gru, w_hh, w["bias_hh"]), {}, cell.project
+            return _lstm_kernel(w["weight_ih"], w["bias_ih"], w["bias_hh"], w["weight_hh"])
+        kernel = _one_state(fused_gru, _read_transposed(w["weight_hh"]), w["bias_hh"])
+        return Fused(kernel, {}, cell.project)
     kind = type(cell)
     if kind is LSTMCell:
-        w_hh = _read_transposed(cell.weight_hh)
-        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, w_hh=w_hh)
+        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, cell.weight_hh)
     if kind is PeepholeLSTMCell:
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co)
-        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh,
-                            w_hh=_read_transposed(cell.weight_hh), peepholes=peepholes)  # fmt: skip
+        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, cell.weight_hh,
+                            peepholes=peepholes)  # fmt: skip
     if kind is LayerNormLSTMCell:
+        # the kernel normalises the projection (cell.project's layer norm)
         norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
                  "ln_c": (cell.ln_weight_c, cell.ln_bias_c),
                  "ln_ih": (cell.ln_weight_ih, cell.ln_bias_ih)}  # fmt: skip
-        kernel = partial(_lstm, w_hh=_read_transposed(cell.weight_hh), **norms)
-        # the kernel normalises the projection (cell.project's layer norm), in its loop if it can
-        return kernel, {"eps": cell.eps}, partial(F.linear, weight=cell.weight_ih)
+        return _lstm_kernel(cell.weight_ih, None, None, cell.weight_hh, {"eps": cell.eps},
+                            **norms)  # fmt: skip
     if kind is GRUCell:
         kernel = _one_state(fused_gru, _read_transposed(cell.weight_hh), cell.bias_hh)
-        return kernel, {}, cell.project
+        return Fused(kernel, {}, cell.project)
     if kind is LayerNormGRUCell:
         ln_hh = (cell.ln_weight_hh, cell.ln_bias_hh)
         kernel = _one_state(partial(fused_gru, ln_hh=ln_hh), _read_transposed(cell.weight_hh))
-        return kernel, {"eps": cell.eps}, cell.project
+        return Fused(kernel, {"eps": cell.eps}, cell.project)
     if kind is IndRNNCell:
         u, bound = cell.weight_hh, cell.recurrent_max_abs
         u = u if bound is None else u.clamp(-bound, bound)
-        return _one_state(fused_indrnn, u), {"nonlinearity": cell.nonlinearity}, cell.project
+        return Fused(_one_state(fused_indrnn, u), {"nonlinearity": cell.nonlinearity},
+                     cell.project)  # fmt: skip
     if kind is JordanCell:
         options = {"nonlinearity": cell.nonlinearity,
                    "output_nonlinearity": cell.output_nonlinearity}  # fmt: skip
         kernel = _one_state(fused_jordan, cell.weight_yh, cell.weight_hy, cell.bias_hy)
-        return kernel, options, cell.project
+        return Fused(kernel, options, cell.project)
     return None
 
 
-def _in_chunks(
-    kernel: Kernel, project: Projection, x: Tensor, state: State, reverse: bool, **fields: object
+def _inference(
+    fused: Fused, x: Tensor, state: State, reverse: bool, rate: float
 ) -> tuple[Tensor, State]:
-    """Inference: the recurrence over ``x`` ``(L, N, H_in)`` from ``state`` in chunks of steps
-    (:func:`rnnkit.functional.in_chunks`); ``fields`` are the :class:`Options` fields. No
-    gradient, no lengths, no random regularisers.
+    """Inference: the recurrence over ``x`` ``(L, N, H_in)`` from ``state``, by ``fused.infer``
+    where it runs, else in chunks of steps (:func:`rnnkit.functional.in_chunks`). No
+    gradient, no lengths, no random regularisers; ``rate``: eval zoneout.
 
     Returns:
         The output ``(L, N, H_out)`` and the final state.
     """
+    if fused.infer is not None:
+        options = Options(Plan(x.shape[0], x.shape[1], None, reverse), rate=rate, **fused.fields)
+        result = fused.infer(x, state, options=options)
+        if result is not None:
+            return result
 
     def run(gi: Tensor, state: State, lengths: None) -> tuple[Tensor, State]:
         plan = Plan(gi.shape[0], gi.shape[1], None, reverse)
-        return kernel(gi, state, None, None, Options(plan, scratch=True, **fields))
+        return fused.kernel(gi, state, None, None,
+                            Options(plan, rate=rate, scratch=True, **fused.fields))  # fmt: skip
 
-    return in_chunks(run, project, x, state, None, reverse)
+    return in_chunks(run, fused.project, x, state, None, reverse)
 
 
 @single_threaded_blas()  # once for all the loops of the stack
@@ -175,7 +194,7 @@ def run(
         outputs = []
         for direction in directions:
             row = index * layer.num_directions + direction
-            kernel, fields, project = kernels[row]
+            fused = kernels[row]
             initial = tuple(s[row] for s in state)
             # The reference path's draws, in its order: the dropout mask at the first step,
             # then at each step (in running order) one zoneout draw per state tensor.
@@ -187,11 +206,12 @@ def run(
                 keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
                 keep = keep.flip(0) if direction == 1 else keep
             if scratch and order is None and mask is None and keep is None:
-                out, final = _in_chunks(kernel, project, layer_input, initial, direction == 1,
-                                        rate=zoneout_rate, **fields)  # fmt: skip
+                out, final = _inference(fused, layer_input, initial, direction == 1,
+                                        zoneout_rate)  # fmt: skip
             else:
-                options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fields)
-                out, final = kernel(project(layer_input), initial, mask, keep, options)
+                options = Options(plans[direction], rate=zoneout_rate, scratch=scratch,
+                                  **fused.fields)  # fmt: skip
+                out, final = fused.kernel(fused.project(layer_input), initial, mask, keep, options)
             outputs.append(out)
             for k, s in enumerate(final):
                 finals[k].append(s)
