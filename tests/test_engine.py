@@ -276,14 +276,15 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "LayerNormLSTM-nobias"])
-@pytest.mark.parametrize(("features", "hidden", "batch"), [(5, 16, 7), (320, 320, 40)])
+@pytest.mark.parametrize(("features", "hidden", "batch"), [(5, 16, 2), (5, 16, 7), (320, 320, 40)])
 @pytest.mark.parametrize("precision", ["fp32", "fp64"])
 def test_lstm_inference_equals_reference(
     name: str, loop: str, features: int, hidden: int, batch: int, precision: str, monkeypatch
 ) -> None:
     """LSTM-family inference (:func:`fused.lstm_inference`) projects each step's input in its
-    numba loop: one loop per recurrence whatever the chunk size, equal to the reference path.
-    At 320 features and hidden both products of a step go in blocks of columns."""
+    numba loop (at batch 2, all steps before it): one loop per recurrence whatever the chunk
+    size, equal to the reference path. At 320 features and hidden both products of a step go
+    in blocks of columns."""
     dtype, tolerance = PRECISIONS[precision]
     monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
     loops = spy_on(monkeypatch, "lstm_forward")
@@ -296,7 +297,8 @@ def test_lstm_inference_equals_reference(
             m.setattr(_engine, "run", lambda *args: None)
             slow = layer(x, hx)
     assert len(loops) == 4  # 2 layers x 2 directions, each one loop over all 6 steps
-    assert all(call[0].shape[0] == 1 for call in loops)  # one slot of gates, not (L, N, 4H)
+    slots = 6 if batch < fused.LOOP_PROJECTION_BATCH else 1  # gates: (L, N, 4H) or one step's
+    assert all(call[0].shape[0] == slots for call in loops)
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))

@@ -46,6 +46,8 @@ from threadpoolctl import ThreadpoolController
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from rnnkit.functional.scan import CHUNK_BYTES
+
 try:
     from rnnkit.functional import _fused_numba
 except ImportError:  # numba is optional: the torch loop runs every batch size
@@ -56,6 +58,12 @@ except ImportError:  # numba is optional: the torch loop runs every batch size
 #: forward+backward; at B=256 H=512 the two tie; see benchmarks/README.md). Beyond it the
 #: torch loop runs, whose step GEMM can use torch's threads.
 NUMBA_MAX_BATCH = 128
+#: :func:`lstm_inference` projects each step's input in its loop from this batch up; below
+#: it, a step's product is mostly call overhead, and one product over all steps runs first
+#: when it fits :data:`~rnnkit.functional.scan.CHUNK_BYTES` (measured, LayerNormLSTM H=64
+#: T=256 forward, upfront against in the loop: B=1 0.87 / 0.95 ms, B=2 1.01 / 1.09 ms,
+#: B=4 1.83 / 1.60 ms; B=16 H=128 11.6 / 9.6 ms).
+LOOP_PROJECTION_BATCH = 4
 _log = logging.getLogger("rnnkit")
 _layer_norm = torch.native_layer_norm
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
@@ -762,12 +770,13 @@ def lstm_inference(
     options: Options | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]] | None:
     """:func:`fused_lstm` of ``gi = x W_ih^T + b_ih`` for inference, in one numba loop that
-    projects each step's input as it goes. Nothing is kept for a backward, so the loop needs
-    no ``(L, N, 4H)`` buffer and no chunks, and each step's input product costs no more than
-    its share of one product over all steps at these sizes (measured, one thread, 64x64 @
-    64x1024 per step: 11.4 ms for 128 steps against 13.4 ms in chunks). LayerNormLSTM's
-    forward against ``nn.LSTM`` went from 1.62x to 1.20x at B=16 T=256 H=128 and from 1.43x
-    to 1.08x at B=64 T=128 H=256 (interleaved medians; see benchmarks/README.md).
+    projects each step's input as it goes (below :data:`LOOP_PROJECTION_BATCH`, all steps
+    first). Nothing is kept for a backward, so the loop needs no ``(L, N, 4H)`` buffer and no
+    chunks, and each step's input product costs no more than its share of one product over
+    all steps at these sizes (measured, one thread, 64x64 @ 64x1024 per step: 11.4 ms for 128
+    steps against 13.4 ms in chunks). LayerNormLSTM's forward against ``nn.LSTM`` went from
+    1.62x to 1.20x at B=16 T=256 H=128 and from 1.43x to 1.08x at B=64 T=128 H=256
+    (interleaved medians; see benchmarks/README.md).
 
     Args:
         x: the inputs ``(L, N, I)``.
@@ -800,12 +809,16 @@ def lstm_inference(
     def slot(width: int) -> Tensor:
         return x.new_empty(1, batch, width)
 
+    if batch < LOOP_PROJECTION_BATCH and steps * batch * gates * x.element_size() <= CHUNK_BYTES:
+        act, projection = F.linear(x, w_ih, bias), None
+    else:
+        act, projection = slot(gates), (x, w_ih, bias)
     ln_w_hh, ln_b_hh = ln_hh or (None, None)
     ln_w_c, ln_b_c = ln_c or (None, None)
     w_peep = None if peepholes is None else torch.stack(peepholes)
-    _lstm_numba_forward(slot(gates), w_hh.t(), hs, cs, slot(hidden), slot(hidden), ln_w_hh,
+    _lstm_numba_forward(act, w_hh.t(), hs, cs, slot(hidden), slot(hidden), ln_w_hh,
                         ln_b_hh, slot(2), w_peep, ln_w_c, ln_b_c, slot(2), *state, None, None,
-                        ln_ih, opt, projection=(x, w_ih, bias))  # fmt: skip
+                        ln_ih, opt, projection=projection)  # fmt: skip
     last = 0 if plan.reverse else steps
     return plan.written(hs), (hs[last].clone(), cs[last % 2].clone())
 
