@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from unittest import mock
 
 import numpy as np
 import pytest
 import torch
+from threadpoolctl import threadpool_limits
 from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -228,29 +228,6 @@ def test_blocked_matmul_equals_numpy() -> None:
             np.testing.assert_allclose(out, x.astype(np.float64) @ w, rtol=rtol, atol=rtol * 10)
 
 
-def test_single_threaded_blas_limits_once_and_restores(monkeypatch) -> None:
-    """Inside, every BLAS library runs one thread; a nested use sets no limit of its own (the
-    point: a stack of loops pays for one); the outer exit gives back the caller's setting,
-    also when the body raises."""
-    controller = fused._blas()
-    blas = controller.select(user_api="blas")
-    if not blas.lib_controllers:
-        pytest.skip("no BLAS library that threadpoolctl can see")
-    limits = []
-    spy = mock.Mock(limit=lambda **kw: limits.append(kw) or controller.limit(**kw))
-    monkeypatch.setattr(fused, "_blas", lambda: spy)
-    threads = lambda: [lib.num_threads for lib in blas.lib_controllers]  # noqa: E731
-    with blas.limit(limits=2):
-        before = threads()  # 2 each, unless the library caps it at the machine's cores
-        with pytest.raises(RuntimeError), fused.single_threaded_blas():
-            with fused.single_threaded_blas():
-                assert set(threads()) == {1}
-            assert set(threads()) == {1}
-            raise RuntimeError
-        assert threads() == before
-    assert limits == [{"limits": 1, "user_api": "blas"}]
-
-
 def spy_on(monkeypatch, kernel: str) -> list[tuple]:
     """The arguments of every call of the numba loop ``kernel``, as the calls come."""
     calls, run = [], getattr(fused._fused_numba, kernel)
@@ -258,20 +235,61 @@ def spy_on(monkeypatch, kernel: str) -> list[tuple]:
     return calls
 
 
+class RecordedLibrary:
+    """A BLAS library of :func:`fused._blas` whose thread-count settings are recorded."""
+
+    def __init__(self, library, calls: list[int]) -> None:
+        self.library, self.calls = library, calls
+
+    def get_num_threads(self) -> int:
+        return self.library.get_num_threads()
+
+    def set_num_threads(self, threads: int) -> None:
+        self.calls.append(threads)
+        self.library.set_num_threads(threads)
+
+
+def spy_on_blas(monkeypatch) -> list[int]:
+    """The thread counts :func:`fused.single_threaded_blas` sets, library by library."""
+    libraries, calls = fused._blas(), []
+    if not libraries:
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    recorded = [RecordedLibrary(lib, calls) for lib in libraries]
+    monkeypatch.setattr(fused, "_blas", lambda: recorded)
+    return calls
+
+
+def test_single_threaded_blas_limits_once_and_restores(monkeypatch) -> None:
+    """Inside, every BLAS library runs one thread; a nested use sets no limit of its own (the
+    point: a stack of loops pays for one); the outer exit gives back the caller's setting,
+    also when the body raises."""
+    calls, libraries = spy_on_blas(monkeypatch), fused._blas()
+    threads = lambda: [lib.get_num_threads() for lib in libraries]  # noqa: E731
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = threads()  # 2 each, unless the library caps it at the machine's cores
+        with pytest.raises(RuntimeError), fused.single_threaded_blas():
+            with fused.single_threaded_blas():
+                assert set(threads()) == {1}
+            assert set(threads()) == {1}
+            raise RuntimeError
+        assert threads() == before
+    assert calls == [1] * len(libraries) + before
+
+
 def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     """Inference of a 2-layer bidirectional stack in one-step chunks runs 4 x 5 numba loops,
     under one BLAS limit."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
-    controller, limits = fused._blas(), []
-    spy = mock.Mock(limit=lambda **kw: limits.append(kw) or controller.limit(**kw))
-    monkeypatch.setattr(fused, "_blas", lambda: spy)
+    calls = spy_on_blas(monkeypatch)
     monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
     loops = spy_on(monkeypatch, "gru_forward")
     layer = make("LayerNormGRU", 2, 3, "eval", torch.float32)
     with torch.no_grad():
         layer(torch.randn(5, 2, 2))
-    assert (len(loops), len(limits)) == (20, 1)
+    libraries = len(fused._blas())
+    assert len(loops) == 20
+    assert len(calls) == 2 * libraries and calls[:libraries] == [1] * libraries  # set, restored
 
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from threadpoolctl import ThreadpoolController
+from threadpoolctl import LibController, ThreadpoolController
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
@@ -87,13 +87,10 @@ class Plan:
 
     def __init__(self, steps: int, batch: int, lengths: list[int] | None, reverse: bool) -> None:
         self.steps, self.batch, self.lengths, self.reverse = steps, batch, lengths, reverse
-        self.rows = [batch] * steps  # sequences still running at step t: a prefix, sorted
+        # (L,) the sequences still running at step t: a prefix of the sorted batch
+        self.rows = np.full(steps, batch, dtype=np.int64)
         if lengths is not None:
-            b = batch
-            for t in range(steps):
-                while b > 0 and lengths[b - 1] <= t:
-                    b -= 1
-                self.rows[t] = b
+            self.rows = (np.arange(steps)[:, None] < np.array(lengths)).sum(1)
         self.first = steps if reverse else 0  # where the initial state sits
 
     @functools.cached_property
@@ -101,7 +98,7 @@ class Plan:
         """``(t, prev, new, rows)`` per step, in the order the steps run; made when first
         asked for, as only the torch loop walks it."""
         times = range(self.steps - 1, -1, -1) if self.reverse else range(self.steps)
-        rows = self.rows
+        rows = self.rows.tolist()
         if self.reverse:
             return [(t, t + 1, t, rows[t]) for t in times]
         return [(t, t, t + 1, rows[t]) for t in times]
@@ -274,11 +271,11 @@ def _warn_no_numba() -> None:
 
 
 @functools.cache
-def _blas() -> ThreadpoolController:
+def _blas() -> list[LibController]:
     """The BLAS libraries of this process, the one numba's ``np.dot`` calls (SciPy's) included."""
     import scipy.linalg.cython_blas  # noqa: F401  (loaded now so that the controller sees it)
 
-    return ThreadpoolController()
+    return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
 
 
 _held = threading.local()  # how deep this thread is in single_threaded_blas()
@@ -288,17 +285,20 @@ _held = threading.local()  # how deep this thread is in single_threaded_blas()
 def single_threaded_blas() -> Iterator[None]:
     """Hold BLAS to one thread, as the numba loops want it: their matmuls are a step's, too
     small to share, and OpenBLAS's threads woken at every step cost more than they save.
-    Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once:
-    setting the limit takes 10-40 us, about a short loop's run time."""
+    Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once.
+    The libraries' own setters are called directly: ``ThreadpoolController.limit`` took
+    15 us a call warm and more when the call came after other work (measured: 5 us direct)."""
     depth = getattr(_held, "depth", 0)
     _held.depth = depth + 1
+    libraries = _blas() if depth == 0 else []
+    before = [lib.get_num_threads() for lib in libraries]
     try:
-        if depth:
-            yield
-        else:
-            with _blas().limit(limits=1, user_api="blas"):
-                yield
+        for lib in libraries:
+            lib.set_num_threads(1)
+        yield
     finally:
+        for lib, threads in zip(libraries, before, strict=True):
+            lib.set_num_threads(threads)
         _held.depth = depth
 
 
@@ -701,8 +701,7 @@ def _activation(name: str) -> int:
 
 def _flags(opt: Options, mask: Tensor | None, keep: Tensor | None) -> tuple:
     """``rows, reverse, zoned, use_mask, use_keep`` of the numba loops."""
-    rows = np.array(opt.plan.rows, dtype=np.int64)
-    return rows, opt.plan.reverse, opt.zoned(keep), mask is not None, keep is not None
+    return opt.plan.rows, opt.plan.reverse, opt.zoned(keep), mask is not None, keep is not None
 
 
 def fused_lstm(
