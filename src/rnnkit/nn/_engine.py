@@ -4,7 +4,9 @@
 regularisers and their random draws included, but each recurrence is one fused call with a
 hand-written backward instead of an autograd record per step. It covers the cells whose
 maths it knows (exactly those classes, not subclasses, which may change a step); for any
-other cell it returns None and the layer takes the reference path.
+other cell it returns None and the layer takes the reference path. Inference (no gradient,
+no lengths) runs the LSTM family from the raw inputs (:func:`lstm_inference`) and the other
+families in chunks of steps.
 """
 
 from __future__ import annotations
