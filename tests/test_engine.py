@@ -283,8 +283,8 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
         pytest.skip("numba is not installed")
     calls = spy_on_blas(monkeypatch)
     monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
-    loops = spy_on(monkeypatch, "gru_forward")
-    layer = make("LayerNormGRU", 2, 3, "eval", torch.float32)
+    loops = spy_on(monkeypatch, "indrnn_forward")
+    layer = make("IndRNN-tanh", 2, 3, "eval", torch.float32)
     with torch.no_grad():
         layer(torch.randn(5, 2, 2))
     libraries = len(fused._blas())
@@ -293,19 +293,22 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)
-@pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "LayerNormLSTM-nobias"])
+@pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "LayerNormLSTM-nobias",
+                                  "Recurrent-LSTMCell", "GRU", "LayerNormGRU",
+                                  "LayerNormGRU-nobias", "Recurrent-GRUCell"])  # fmt: skip
 @pytest.mark.parametrize(("features", "hidden", "batch"), [(5, 16, 2), (5, 16, 7), (320, 320, 40)])
 @pytest.mark.parametrize("precision", ["fp32", "fp64"])
-def test_lstm_inference_equals_reference(
+def test_inference_in_one_loop_equals_reference(
     name: str, loop: str, features: int, hidden: int, batch: int, precision: str, monkeypatch
 ) -> None:
-    """LSTM-family inference (:func:`fused.lstm_inference`) projects each step's input in its
-    numba loop (at batch 2, all steps before it): one loop per recurrence whatever the chunk
-    size, equal to the reference path. At 320 features and hidden both products of a step go
-    in blocks of columns."""
+    """LSTM- and GRU-family inference (:func:`fused.lstm_inference`,
+    :func:`fused.gru_inference`) projects each step's input in its numba loop (at batch 2,
+    all steps before it): one loop per recurrence whatever the chunk size, equal to the
+    reference path. At 320 features and hidden both products of a step go in blocks of
+    columns."""
     dtype, tolerance = PRECISIONS[precision]
     monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
-    loops = spy_on(monkeypatch, "lstm_forward")
+    loops = spy_on(monkeypatch, "gru_forward" if "GRU" in name else "lstm_forward")
     layer = make(name, features, hidden, "eval-zoneout", dtype)
     x = torch.randn(6, batch, features, dtype=dtype)
     hx = initial_state(layer, batch, dtype)
@@ -315,23 +318,24 @@ def test_lstm_inference_equals_reference(
             m.setattr(_engine, "run", lambda *args: None)
             slow = layer(x, hx)
     assert len(loops) == 4  # 2 layers x 2 directions, each one loop over all 6 steps
-    slots = 6 if batch < fused.LOOP_PROJECTION_BATCH else 1  # gates: (L, N, 4H) or one step's
+    slots = 6 if batch < fused.LOOP_PROJECTION_BATCH else 1  # gi: (L, N, G) or one step's
     assert all(call[0].shape[0] == slots for call in loops)
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
 
 
-def test_lstm_inference_declines_and_rejects(monkeypatch) -> None:
-    """``lstm_inference`` returns None where its loop does not run (gradients on, lengths, a
-    batch above ``NUMBA_MAX_BATCH``), so the caller takes the general path; a layer norm over
-    ``gi`` with a ``b_hh`` is an error naming both."""
+def test_inference_declines_and_rejects(monkeypatch) -> None:
+    """``lstm_inference`` and ``gru_inference`` return None where their loops do not run
+    (gradients on, lengths, a batch above ``NUMBA_MAX_BATCH``), so the caller takes the
+    general path; an LSTM layer norm over ``gi`` with a ``b_hh`` is an error naming both."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
     x, h = torch.randn(3, 2, 4), torch.zeros(2, 5)
     w_ih, w_hh, b = torch.randn(20, 4), torch.randn(20, 5), torch.randn(20)
     args = (x, (h, h), w_ih, None, w_hh)
     assert fused.lstm_inference(*args) is None  # gradients enabled
+    assert fused.gru_inference(x, h, w_ih[:15], None, w_hh[:15]) is None
     with torch.no_grad():
         assert fused.lstm_inference(*args) is not None
         ragged = fused.Options(fused.Plan(3, 2, [3, 1], False))

@@ -462,26 +462,33 @@ def _zoneout_row_backward(grad, keep, rate, zoned, use_keep, d_new, d_old):
 
 
 @njit(cache=True, error_model="numpy")
-def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, rate, eps,
-                rows, reverse, zoned, use_mask, use_keep, ln, exact):  # fmt: skip
+def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
+                bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
+                ln, project, ln_ih, exact):  # fmt: skip
     """Fill ``act`` (``r, z, n``), ``gh_n`` (the recurrent ``n`` part ``r`` multiplies), the
     states and, with ``ln``, ``gh`` (``h W_hh^T``) and ``stats``; ``bias`` is ``b_hh``
-    (zeros when absent), unused with ``ln``."""
+    (zeros when absent), unused with ``ln``.
+
+    Inference, as :func:`lstm_forward`: ``project`` writes ``x[t] @ W_ih^T + bias_ih`` into
+    ``gi`` first and ``ln_ih`` then normalises it (``ln_w_ih``, ``ln_b_ih``); the per-step
+    buffers (``gi``, ``act``, ``gh_n``, ``gh``, ``stats``) may have fewer slots than steps."""
     batch, gates = act.shape[1:]
     hidden = gates // 3
-    _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, rate, eps, rows,
-                 reverse, zoned, use_mask, use_keep, ln, exact,
+    _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
+                 bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
+                 ln, project, ln_ih, exact,
                  np.empty((batch, hidden), act.dtype), np.empty((batch, gates), act.dtype),
-                 np.empty(hidden, act.dtype), _spill(w, batch))  # fmt: skip
+                 np.empty(hidden, act.dtype), _spill(w, batch), _spill(w_ih, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, rate, eps, rows,
-                 reverse, zoned, use_mask, use_keep, ln, exact, h_in, g_all, h_t,
-                 spill):  # fmt: skip
+def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
+                 bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
+                 ln, project, ln_ih, exact, h_in, g_all, h_t, spill, spill_ih):  # fmt: skip
     """The loop of :func:`gru_forward`, its scratch buffers allocated by the caller; ``h_t``: h'
     before zoneout."""
-    steps, _, gates = act.shape
+    steps = hs.shape[0] - 1
+    gates = act.shape[2]
     rate = _like(act, rate)
     hidden = gates // 3
     for k in range(steps):
@@ -493,22 +500,33 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         g = g_all[:b]  # (b, 3H)
         _dot(h_in[:b], w, g, spill)
+        s, s_in = t % act.shape[0], t % gi.shape[0]
+        if project:
+            _dot(x[t, :b], w_ih, gi[s_in, :b], spill_ih)
         for n in range(b):
-            a, x = act[t, n], gi[t, n]
+            a, x_t = act[s, n], gi[s_in, n]
+            if project:
+                for j in range(gates):
+                    x_t[j] += bias_ih[j]
+            if ln_ih:
+                mean, rstd = _mean_rstd(x_t, eps)
+                for j in range(gates):
+                    x_t[j] = (x_t[j] - mean) * rstd * ln_w_ih[j] + ln_b_ih[j]
             if ln:
-                gh[t, n] = g[n]
+                gh[t % gh.shape[0], n] = g[n]
                 mean, rstd = _mean_rstd(g[n], eps)
-                stats[t, n, 0], stats[t, n, 1] = mean, rstd
+                stats[t % stats.shape[0], n, 0] = mean
+                stats[t % stats.shape[0], n, 1] = rstd
                 for j in range(gates):
                     g[n, j] = (g[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
             else:
                 for j in range(gates):
                     g[n, j] += bias[j]
             for j in range(2 * hidden):  # r and z
-                a[j] = _sigmoid(x[j] + g[n, j], exact)
+                a[j] = _sigmoid(x_t[j] + g[n, j], exact)
             # Named views, which LLVM vectorises (see lstm_forward)
             r, z, n_new = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden :]
-            h, x_n, g_n = hs[prev, n], x[2 * hidden :], gh_n[t, n]
+            h, x_n, g_n = hs[prev, n], x_t[2 * hidden :], gh_n[t % gh_n.shape[0], n]
             g_n[:] = g[n, 2 * hidden :]
             for j in range(hidden):
                 n_new[j] = _tanh_exact(x_n[j] + r[j] * g_n[j], exact)

@@ -576,6 +576,15 @@ def _shift(gain: Tensor | None, shift: Tensor | None) -> Tensor | None:
     return shift if shift is not None or gain is None else torch.zeros_like(gain)
 
 
+def _projection_arrays(projection: tuple | None, rows: int, dtype: np.dtype) -> tuple:
+    """``(x, w_ih, bias)`` of an inference loop's projection (see :func:`_input_side`) as the
+    numba loops take them, or stand-ins."""
+    if projection is None:
+        return np.zeros((1, 1, 1), dtype), np.zeros((1, 1, 1), dtype), np.zeros(1, dtype)
+    x, w_ih, bias = projection
+    return _np(x, 3, dtype), _blocked(w_ih.t(), rows, dtype), _np(bias, 1, dtype)
+
+
 def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                         ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
                         projection=None) -> None:  # fmt: skip
@@ -584,18 +593,16 @@ def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_pe
     dtype = act.numpy().dtype
     ln_w_ih, ln_b_ih = ln_ih or (None, None)
     ln_b, ln_b_c, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_c, ln_b_c), _shift(ln_w_ih, ln_b_ih)
-    x, w_ih, bias = projection or (None, None, None)
-    w_ih = np.zeros((1, 1, 1), dtype) if w_ih is None else _blocked(w_ih.t(), act.shape[1], dtype)
     _run(
         _fused_numba.lstm_forward,
         act.numpy(), _blocked(w, act.shape[1], dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
         tanh_c.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
         _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
-        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), _np(x, 3, dtype), w_ih,
-        _np(bias, 1, dtype), opt.rate, opt.eps, *_flags(opt, mask, keep), w_peep is not None,
-        ln_w is not None, ln_w_c is not None, ln_w_ih is not None, projection is not None,
-        dtype == np.float64,
+        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype),
+        *_projection_arrays(projection, act.shape[1], dtype), opt.rate, opt.eps,
+        *_flags(opt, mask, keep), w_peep is not None, ln_w is not None, ln_w_c is not None,
+        ln_w_ih is not None, projection is not None, dtype == np.float64,
     )  # fmt: skip
 
 
@@ -617,19 +624,23 @@ def _lstm_numba_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c
     )  # fmt: skip
 
 
-def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep,
-                       opt) -> None:  # fmt: skip
-    """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers."""
+def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, opt,
+                       projection=None, ln_ih=None) -> None:  # fmt: skip
+    """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers;
+    ``projection`` and ``ln_ih`` as in :func:`gru_inference`."""
     dtype = act.numpy().dtype
     # An absent bias is a zero one (the loop reads every entry).
     bias = b_hh if b_hh is not None or ln_w is not None else act.new_zeros(act.shape[-1])
-    ln_b = _shift(ln_w, ln_b)
+    ln_w_ih, ln_b_ih = ln_ih or (None, None)
+    ln_b, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_ih, ln_b_ih)
     _run(
         _fused_numba.gru_forward,
         _np(gi, 3, dtype), _blocked(w, act.shape[1], dtype), _np(bias, 1, dtype), act.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype),
         stats.numpy(), hs.numpy(), _np(h0, 2, dtype), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), opt.rate, opt.eps, *_flags(opt, mask, keep), ln_w is not None,
+        _np(keep, 4, np.bool_), *_projection_arrays(projection, act.shape[1], dtype),
+        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), opt.rate, opt.eps,
+        *_flags(opt, mask, keep), ln_w is not None, projection is not None, ln_w_ih is not None,
         dtype == np.float64,
     )  # fmt: skip
 
@@ -794,35 +805,49 @@ def lstm_inference(
         :data:`NUMBA_MAX_BATCH`).
     """
     opt = options or Options(Plan(x.shape[0], x.shape[1], None, False))
-    if torch.is_grad_enabled() or opt.plan.lengths is not None or not _use_numba(x):
+    if not _inference_runs(x, opt):
         return None
     if ln_ih is not None and b_hh is not None:
         raise ValueError("lstm_inference: ln_ih normalises gi, which b_hh must then stay out of; "
                          "expected b_hh=None with ln_ih")  # fmt: skip
     steps, batch, _ = x.shape
-    plan, gates = opt.plan, w_ih.shape[0]
-    hidden = gates // 4
-    bias = x.new_zeros(gates) if b_ih is None else b_ih
-    bias = bias if b_hh is None else bias + b_hh
+    plan, hidden = opt.plan, w_hh.shape[1]
+    bias = b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
+    act, projection = _input_side(x, w_ih, bias)
     hs = x.new_empty(steps + 1, batch, hidden)  # the output, as in Plan
     cs = x.new_empty(2, batch, hidden)  # two slots, used in turn
     hs[plan.first], cs[plan.first % 2] = state
-
-    def slot(width: int) -> Tensor:
-        return x.new_empty(1, batch, width)
-
-    if batch < LOOP_PROJECTION_BATCH and steps * batch * gates * x.element_size() <= CHUNK_BYTES:
-        act, projection = F.linear(x, w_ih, bias), None
-    else:
-        act, projection = slot(gates), (x, w_ih, bias)
     ln_w_hh, ln_b_hh = ln_hh or (None, None)
     ln_w_c, ln_b_c = ln_c or (None, None)
     w_peep = None if peepholes is None else torch.stack(peepholes)
+    slot = functools.partial(_slot, x)
     _lstm_numba_forward(act, w_hh.t(), hs, cs, slot(hidden), slot(hidden), ln_w_hh,
                         ln_b_hh, slot(2), w_peep, ln_w_c, ln_b_c, slot(2), *state, None, None,
                         ln_ih, opt, projection=projection)  # fmt: skip
     last = 0 if plan.reverse else steps
     return plan.written(hs), (hs[last].clone(), cs[last % 2].clone())
+
+
+def _inference_runs(x: Tensor, opt: Options) -> bool:
+    """Whether an ``*_inference`` function runs: no gradients, no lengths, numba's batch."""
+    return not torch.is_grad_enabled() and opt.plan.lengths is None and _use_numba(x)
+
+
+def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, tuple | None]:
+    """Where an inference loop reads each step's ``gi = x W_ih^T + bias``: all steps projected
+    now (below :data:`LOOP_PROJECTION_BATCH`, when they fit ``CHUNK_BYTES``) and None, or a
+    buffer of one step's ``(1, N, G)`` and the ``(x, w_ih, bias)`` the loop projects from."""
+    steps, batch, _ = x.shape
+    gates = w_ih.shape[0]
+    if batch < LOOP_PROJECTION_BATCH and steps * batch * gates * x.element_size() <= CHUNK_BYTES:
+        return F.linear(x, w_ih, bias), None
+    bias = x.new_zeros(gates) if bias is None else bias
+    return _slot(x, gates), (x, w_ih, bias)
+
+
+def _slot(x: Tensor, width: int) -> Tensor:
+    """A per-step buffer of an inference loop with one slot, ``(1, N, width)``."""
+    return x.new_empty(1, x.shape[1], width)
 
 
 # ----------------------------------------------------------------------------- GRU family
@@ -984,6 +1009,47 @@ def fused_gru(
     """
     ln_w, ln_b = ln_hh or (None, None)
     return _GRU.apply(gi, h0, w_hh, b_hh, ln_w, ln_b, mask, keep, _options(gi, options))
+
+
+def gru_inference(
+    x: Tensor,
+    h0: Tensor,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None = None,
+    ln_hh: tuple[Tensor, Tensor | None] | None = None,
+    ln_ih: tuple[Tensor, Tensor | None] | None = None,
+    options: Options | None = None,
+) -> tuple[Tensor, Tensor] | None:
+    """:func:`fused_gru` of ``gi = LN_ih(x W_ih^T + b_ih)`` (or without ``LN_ih``) for
+    inference, one numba loop that projects each step's input as it goes, as
+    :func:`lstm_inference`.
+
+    Args:
+        x: the inputs ``(L, N, I)``.
+        w_ih: ``(3H, I)``; b_ih: ``(3H,)`` or None.
+        ln_ih: ``(gain, shift)`` ``(3H,)`` of the layer norm over ``gi``, or None.
+        h0, w_hh, b_hh, ln_hh: as in :func:`fused_gru`.
+        options: direction, eval zoneout rate, LN epsilon; no lengths.
+
+    Returns:
+        ``(output, h_n)`` as :func:`fused_gru`; None where it does not run (as
+        :func:`lstm_inference`).
+    """
+    opt = options or Options(Plan(x.shape[0], x.shape[1], None, False))
+    if not _inference_runs(x, opt):
+        return None
+    steps, plan, hidden = x.shape[0], opt.plan, w_hh.shape[1]
+    gi, projection = _input_side(x, w_ih, b_ih)
+    hs = x.new_empty(steps + 1, x.shape[1], hidden)  # the output, as in Plan
+    hs[plan.first] = h0
+    ln_w, ln_b = ln_hh or (None, None)
+    slot = functools.partial(_slot, x)
+    gh = None if ln_w is None else slot(3 * hidden)
+    _gru_numba_forward(gi, w_hh.t(), b_hh, slot(3 * hidden), slot(hidden), gh, ln_w, ln_b,
+                       slot(2), hs, h0, None, None, opt, projection, ln_ih)  # fmt: skip
+    return plan.written(hs), hs[0 if plan.reverse else steps].clone()
 
 
 # ----------------------------------------------------------------------------- IndRNN

@@ -5,8 +5,8 @@ regularisers and their random draws included, but each recurrence is one fused c
 hand-written backward instead of an autograd record per step. It covers the cells whose
 maths it knows (exactly those classes, not subclasses, which may change a step); for any
 other cell it returns None and the layer takes the reference path. Inference (no gradient,
-no lengths) runs the LSTM family from the raw inputs (:func:`lstm_inference`) and the other
-families in chunks of steps.
+no lengths) runs the LSTM and GRU families from the raw inputs (:func:`lstm_inference`,
+:func:`gru_inference`) and the others in chunks of steps.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from rnnkit.functional.fused import (
     fused_indrnn,
     fused_jordan,
     fused_lstm,
+    gru_inference,
     lstm_inference,
     single_threaded_blas,
 )
@@ -74,7 +75,7 @@ def _one_state(fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | N
     return kernel
 
 
-def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hh: Tensor,
+def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
                  fields: dict | None = None, **weights: object) -> Fused:  # fmt: skip
     """An LSTM-family recurrence whose input projection also adds ``b_hh``: one add of a
     ``(4H,)`` vector instead of one over ``(L, N, 4H)`` (in the LSTM, ``b_hh`` only adds)."""
@@ -84,13 +85,19 @@ def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, b_hh: Tensor | None, w_hh: T
                  partial(lstm_inference, w_ih=w_ih, b_ih=bias, w_hh=w_hh, **weights))  # fmt: skip
 
 
-def _read_transposed(w: Tensor) -> Tensor:
-    """``w`` stored as ``w.t().contiguous()``: the GRU-family and Jordan forward loops read
-    ``w.t()``, which they copy to a contiguous array at every call unless it is one already.
-    Inference calls a kernel once per chunk, so the copy is made here, once per layer call
-    (measured: 40 us a chunk at H=128, 150 us at H=256); the backward reads ``w`` itself, so
-    training keeps the layout it has."""
-    return w.t().contiguous().t() if not torch.is_grad_enabled() else w
+def _gru_kernel(project: Projection, w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor,
+                b_hh: Tensor | None, fields: dict | None = None,
+                **norms: tuple[Tensor, Tensor | None]) -> Fused:  # fmt: skip
+    """A GRU-family recurrence; ``project`` is the input projection its kernel takes (the
+    cell's, ``LN_ih`` included), ``norms`` its ``ln_hh`` and ``ln_ih``."""
+    ln_hh, ln_ih = norms.get("ln_hh"), norms.get("ln_ih")
+
+    def infer(x: Tensor, state: State, options: Options) -> tuple[Tensor, State] | None:
+        result = gru_inference(x, state[0], w_ih, b_ih, w_hh, b_hh, ln_hh, ln_ih, options)
+        return None if result is None else (result[0], (result[1],))
+
+    kernel = _one_state(partial(fused_gru, ln_hh=ln_hh), w_hh, b_hh)
+    return Fused(kernel, fields or {}, project, infer)
 
 
 def _kernel(layer: RecurrentBase, index: int, direction: int) -> Fused | None:
@@ -100,31 +107,32 @@ def _kernel(layer: RecurrentBase, index: int, direction: int) -> Fused | None:
         if not layer.fused or getattr(layer, "proj_size", 0) > 0:
             return None
         w = layer._weights(index, direction)
+        weights = (w["weight_ih"], w["bias_ih"], w["weight_hh"], w["bias_hh"])
         if isinstance(layer, LSTM):
-            return _lstm_kernel(w["weight_ih"], w["bias_ih"], w["bias_hh"], w["weight_hh"])
-        kernel = _one_state(fused_gru, _read_transposed(w["weight_hh"]), w["bias_hh"])
-        return Fused(kernel, {}, cell.project)
+            return _lstm_kernel(*weights)
+        return _gru_kernel(cell.project, *weights)
     kind = type(cell)
     if kind is LSTMCell:
-        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, cell.weight_hh)
+        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh)
     if kind is PeepholeLSTMCell:
         peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co)
-        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.bias_hh, cell.weight_hh,
+        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh,
                             peepholes=peepholes)  # fmt: skip
     if kind is LayerNormLSTMCell:
         # the kernel normalises the projection (cell.project's layer norm)
         norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
                  "ln_c": (cell.ln_weight_c, cell.ln_bias_c),
                  "ln_ih": (cell.ln_weight_ih, cell.ln_bias_ih)}  # fmt: skip
-        return _lstm_kernel(cell.weight_ih, None, None, cell.weight_hh, {"eps": cell.eps},
+        return _lstm_kernel(cell.weight_ih, None, cell.weight_hh, None, {"eps": cell.eps},
                             **norms)  # fmt: skip
     if kind is GRUCell:
-        kernel = _one_state(fused_gru, _read_transposed(cell.weight_hh), cell.bias_hh)
-        return Fused(kernel, {}, cell.project)
+        return _gru_kernel(cell.project, cell.weight_ih, cell.bias_ih, cell.weight_hh,
+                           cell.bias_hh)  # fmt: skip
     if kind is LayerNormGRUCell:
-        ln_hh = (cell.ln_weight_hh, cell.ln_bias_hh)
-        kernel = _one_state(partial(fused_gru, ln_hh=ln_hh), _read_transposed(cell.weight_hh))
-        return Fused(kernel, {"eps": cell.eps}, cell.project)
+        norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
+                 "ln_ih": (cell.ln_weight_ih, cell.ln_bias_ih)}  # fmt: skip
+        return _gru_kernel(cell.project, cell.weight_ih, None, cell.weight_hh, None,
+                           {"eps": cell.eps}, **norms)  # fmt: skip
     if kind is IndRNNCell:
         u, bound = cell.weight_hh, cell.recurrent_max_abs
         u = u if bound is None else u.clamp(-bound, bound)
