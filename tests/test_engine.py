@@ -10,6 +10,7 @@ the recurrent regularisers in training (the same seed gives the same random draw
 
 from __future__ import annotations
 
+import copy
 import importlib
 from collections.abc import Callable
 
@@ -96,8 +97,9 @@ def run(layer, x, hx, lengths, engine: bool, monkeypatch) -> tuple:
         torch.manual_seed(7)  # the same regulariser draws on both paths
         out, state = layer(x, hx, lengths=lengths)
     state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
-    torch.manual_seed(8)
-    loss = (out * torch.randn_like(out)).sum() + sum((s * torch.randn_like(s)).sum() for s in state)
+    torch.manual_seed(8)  # drawn in float64 whatever the dtype, so that dtypes compare
+    loss = sum((t * torch.randn(t.shape, dtype=torch.float64).to(t.dtype)).sum()
+               for t in (out, *state))  # fmt: skip
     inputs = [x, *hx, *layer.parameters()]
     grads = torch.autograd.grad(loss, inputs, allow_unused=True)
     return (
@@ -105,6 +107,15 @@ def run(layer, x, hx, lengths, engine: bool, monkeypatch) -> tuple:
         state,
         [torch.zeros_like(i) if g is None else g for i, g in zip(inputs, grads, strict=True)],
     )
+
+
+def leaves(result: tuple) -> list[torch.Tensor]:
+    """Output, final state and gradients of :func:`run`, detached."""
+    return [t.detach() for t in (result[0], *result[1], *result[2])]
+
+
+def norm(t: torch.Tensor) -> float:
+    return float(torch.linalg.norm(t.double()))
 
 
 # fp32: both paths round differently at every step, and 40 steps of layer norms (1/std)
@@ -126,13 +137,20 @@ def test_engine_equals_reference(
     x = torch.randn(steps, batch, features, dtype=dtype, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, dtype))
     lengths = torch.tensor([40, 3, 0, 33, 40, 1, 9])
-    fast = run(layer, x, hx, lengths, True, monkeypatch)
-    slow = run(layer, x, hx, lengths, False, monkeypatch)
-    # Outputs, final states and every gradient, each tensor as a whole relative to its size.
-    for a, b in zip((fast[0], *fast[1], *fast[2]), (slow[0], *slow[1], *slow[2]), strict=True):
-        a, b = a.detach(), b.detach()
-        assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
-    assert not fast[0][:, 2].detach().any()  # a length-0 sequence outputs zeros
+    fast = leaves(run(layer, x, hx, lengths, True, monkeypatch))
+    slow = leaves(run(layer, x, hx, lengths, False, monkeypatch))
+    exact = slow  # Outputs, final states and every gradient, each relative to its size:
+    if dtype == torch.float32 and not layer.training:
+        # Small LN gains over 40 steps amplify float32 rounding past 1e-3 in some draws, on
+        # either path. So each path is measured against the reference path in float64, and
+        # the engine may err as much as 3 times the reference path does in float32.
+        x64 = x.detach().double().requires_grad_()
+        hx64 = tuple(h.detach().double().requires_grad_() for h in hx)
+        exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, lengths, False, monkeypatch))
+    for a, b, e in zip(fast, slow, exact, strict=True):
+        bound = tolerance * norm(e) if exact is slow else max(tolerance * norm(e), 3 * norm(b - e))
+        assert norm(a - e) <= 1e-6 + bound
+    assert not fast[0][:, 2].any()  # a length-0 sequence outputs zeros
 
 
 # chunks of one step each; of 4, 4 and 1 steps (H = 16, float64); lengths: no chunks
@@ -323,6 +341,21 @@ def test_inference_in_one_loop_equals_reference(
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
+
+
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_a_second_backward_gives_the_same_gradients(name: str, loop: str) -> None:
+    """``backward(retain_graph=True)`` twice adds the same gradients twice (the numba
+    LayerNormLSTM backward overwrites the ``h W_hh^T`` it kept, and must not read it again)."""
+    layer = make(name, 3, 8, "train-regularised", torch.float64)
+    x = torch.randn(6, 4, 3, dtype=torch.float64, requires_grad=True)
+    torch.manual_seed(0)
+    out, _ = layer(x, lengths=torch.tensor([6, 2, 5, 6]))
+    loss = (out * torch.randn_like(out)).sum()
+    first = torch.autograd.grad(loss, [x, *layer.parameters()], retain_graph=True)
+    second = torch.autograd.grad(loss, [x, *layer.parameters()])
+    for a, b in zip(first, second, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_inference_declines_and_rejects(monkeypatch) -> None:

@@ -175,36 +175,40 @@ def _recurrent_input(states, prev, mask, use_mask, b, out):
             out[n, j] = states[prev, n, j] * mask[n, j] if use_mask else states[prev, n, j]
 
 
-@njit(cache=True, error_model="numpy")
-def lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                 ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, x, w_ih, bias, rate, eps,
-                 rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, project,
-                 exact):  # fmt: skip
-    """Fill ``act`` (holding ``gi + b_hh`` on entry), the states and the saved buffers;
-    ``ln_ih``: first normalise each row of ``act`` (``ln_w_ih``, ``ln_b_ih``; inference:
-    nothing is saved for it); ``exact``: the library's ``tanh`` (float64) instead of the
-    rational one.
+#: Where the LSTM forward loop finds each step's ``gi``: already in ``act`` (``gi + b_hh``),
+#: in ``x`` (``act = x[t] + bias``), or to project from ``x`` (``act = x[t] @ W_ih^T + bias``).
+IN_ACT, COPY, PROJECT = 0, 1, 2
 
-    ``project`` (inference): ``act`` holds nothing on entry; each step first writes
-    ``x[t] @ W_ih^T + bias`` into it (``x`` ``(L, N, I)``, ``w_ih`` laid out as ``w``). Then
-    the per-step buffers may also have fewer slots than steps, reused in turn (index
-    ``t % len``): ``act``, ``tanh_c``, ``c_new``, ``stats_*`` one, ``cs`` two (``hs`` holds
-    the output, all ``L + 1``; no ``lengths``)."""
-    batch, gates = act.shape[1:]
-    hidden = gates // 4
-    _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, x, w_ih, bias, rate, eps, rows,
-                  reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, project, exact,
-                  np.empty((batch, hidden), act.dtype),
-                  np.empty((batch, gates), act.dtype), np.empty(hidden, act.dtype),
+
+@njit(cache=True, error_model="numpy")
+def lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c,
+                 ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
+                 rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
+                 source, exact):  # fmt: skip
+    """Fill ``act`` (pre-activations, then activations), the states and the saved buffers,
+    taking each step's ``gi`` as ``source`` says (:data:`IN_ACT`, :data:`COPY`,
+    :data:`PROJECT`; ``x`` ``(L, N, 4H)`` or ``(L, N, I)``, ``w_ih`` laid out as ``w``);
+    ``gh`` gets ``h W_hh^T``; ``ln_ih``: first normalise each row of ``gi`` (``ln_w_ih``,
+    ``ln_b_ih``, its mean and ``1/std`` to ``stats_ih``); ``exact``: the library's ``tanh``
+    (float64) instead of the rational one.
+
+    A per-step buffer may have fewer slots than steps, reused in turn (index ``t % len``;
+    without ``lengths``): ``act``, ``tanh_c``, ``c_new``, ``gh``, ``stats_*`` one slot where
+    nothing is kept for a backward, ``cs`` two (``hs`` holds the output, all ``L + 1``)."""
+    batch = act.shape[1]
+    hidden = act.shape[2] // 4
+    _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
+                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias, rate,
+                  eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, source,
+                  exact, np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype),
                   _spill(w, batch), _spill(w_ih, batch))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, x, w_ih, bias, rate, eps, rows,
-                  reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, project, exact,
-                  h_in, g_all, y, spill, spill_ih):  # fmt: skip
+def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_peep, ln_w_c,
+                  ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
+                  rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
+                  source, exact, h_in, y, spill, spill_ih):  # fmt: skip
     """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
     steps = hs.shape[0] - 1
     gates = act.shape[2]
@@ -218,10 +222,10 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
         _start(hs, h0, rows, t, steps, reverse)
         _start(cs, c0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
-        gh = g_all[:b]  # (b, 4H): h W_hh^T
+        gh = gh_all[t % gh_all.shape[0], :b]  # (b, 4H): h W_hh^T
         _dot(h_in[:b], w, gh, spill)
         s, c_prev, c_next = t % act.shape[0], prev % cs.shape[0], new % cs.shape[0]
-        if project:
+        if source == PROJECT:
             _dot(x[t, :b], w_ih, act[s, :b], spill_ih)
         for n in range(b):
             a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
@@ -234,11 +238,16 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
                 a[2 * hidden : 3 * hidden],
                 a[3 * hidden :],
             )
-            if project:
+            if source == COPY:
+                for j in range(gates):
+                    a[j] = x[t, n, j] + bias[j]
+            elif source == PROJECT:
                 for j in range(gates):
                     a[j] += bias[j]
             if ln_ih:
                 mean, rstd = _mean_rstd(a, eps)
+                stats_ih[t % stats_ih.shape[0], n, 0] = mean
+                stats_ih[t % stats_ih.shape[0], n, 1] = rstd
                 for j in range(gates):
                     a[j] = (a[j] - mean) * rstd * ln_w_ih[j] + ln_b_ih[j]
             if ln_hh:
@@ -282,6 +291,20 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln
                              cs[c_next, n])  # fmt: skip
 
 
+@njit(cache=True, error_model="numpy")
+def recurrent_products(hs, w, mask, rows, reverse, use_mask, out):
+    """``out[t]`` = what entered the recurrent weights at step ``t`` times ``W``, by the same
+    products as :func:`lstm_forward`'s (so bit for bit the ``gh`` it kept)."""
+    steps, batch = hs.shape[0] - 1, hs.shape[1]
+    h_in, spill = np.empty((batch, hs.shape[2]), hs.dtype), _spill(w, batch)
+    for k in range(steps):
+        t, prev, _ = _slots(k, steps, reverse)
+        b = rows[t]
+        if b > 0:
+            _recurrent_input(hs, prev, mask, use_mask, b, h_in)
+            _dot(h_in[:b], w, out[t, :b], spill)
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _norm_backward(dy, x, mean, rstd, weight, out, d_weight, d_bias):
     """``out`` = d input of ``LN(x)`` (one row) given ``dy`` at its output; adds the gain and
@@ -302,17 +325,21 @@ def _norm_backward(dy, x, mean, rstd, weight, out, d_weight, d_bias):
 
 
 @njit(cache=True, error_model="numpy")
-def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w, d_ln_w_hh,
-                  d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, mask, keep, rate,
-                  rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c):  # fmt: skip
-    """Fill ``d_act`` (d pre-activations = d gi); with ``ln_hh``, overwrite ``d_gh``
-    (holding ``h W_hh^T`` on entry) with its gradient (else it is ``d_act``); add the layer
-    norms' parameter gradients to ``d_ln_*``; ``dh``, ``dc`` end as d h0, d c0."""
+def lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
+                  d_ln_w_hh,
+                  d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih, stats_ih,
+                  d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned, use_mask,
+                  use_keep, peep, ln_hh, ln_c, ln_ih):  # fmt: skip
+    """Fill ``d_act`` (d pre-activations = d gi); with ``ln_hh``, ``d_gh`` with the gradient of
+    ``gh`` (``h W_hh^T``; else ``d_gh`` is ``d_act``); with ``ln_ih``
+    (and ``ln_hh``), ``d_act`` ends as d of the ``gi`` it normalised; add the layer norms'
+    parameter gradients to ``d_ln_*``; ``dh``, ``dc`` end as d h0, d c0."""
     batch, gates = act.shape[1:]
     hidden = gates // 4
-    _lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
-                   d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, mask, keep,
-                   rate, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c,
+    _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
+                   d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih,
+                   stats_ih, d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned,
+                   use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
                    np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
                    np.empty(hidden, act.dtype), np.empty((batch, hidden), act.dtype),
                    np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype),
@@ -321,10 +348,11 @@ def lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
-                   d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, mask, keep,
-                   rate, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, d, dhn, dcn,
-                   keep_h, keep_c, dt, dx, dh_all, spill):  # fmt: skip
+def _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
+                   d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih,
+                   stats_ih, d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned,
+                   use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, d, dhn, dcn, keep_h, keep_c, dt,
+                   dx, dh_all, spill):  # fmt: skip
     """The loop of :func:`lstm_backward`, its scratch buffers allocated by the caller."""
     steps, _, gates = act.shape
     rate, one = _like(act, rate), _like(act, 1.0)
@@ -369,9 +397,12 @@ def _lstm_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stat
                     dc_prev += da[j] * w_peep[0, j] + da[hidden + j] * w_peep[1, j]
                 dc[n, j] = dc_prev
             if ln_hh:
-                _norm_backward(da, d_gh[t, n], stats_h[t, n, 0], stats_h[t, n, 1], ln_w, dx,
+                _norm_backward(da, gh[t, n], stats_h[t, n, 0], stats_h[t, n, 1], ln_w, d_gh[t, n],
                                d_ln_w_hh, d_ln_b_hh)  # fmt: skip
-                d_gh[t, n] = dx
+            if ln_ih:
+                _norm_backward(da, gi[t, n], stats_ih[t, n, 0], stats_ih[t, n, 1], ln_w_ih, dx,
+                               d_ln_w_ih, d_ln_b_ih)  # fmt: skip
+                da[:] = dx
         dh_prev = dh_all[:b]  # (b, H)
         _dot(d_gh[t, :b], w_t, dh_prev, spill)
         for n in range(b):

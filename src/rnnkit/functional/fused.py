@@ -40,7 +40,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -352,9 +352,10 @@ class _LSTM(torch.autograd.Function):
         w_peep: Tensor | None,
         ln_w_c: Tensor | None,
         ln_b_c: Tensor | None,
+        ln_w_ih: Tensor | None,
+        ln_b_ih: Tensor | None,
         mask: Tensor | None,
         keep: Tensor | None,
-        ln_ih: tuple[Tensor, Tensor | None] | None,
         opt: Options,
     ) -> tuple[Tensor, Tensor, Tensor]:
         plan, eps, rate = opt.plan, opt.eps, opt.rate
@@ -362,8 +363,12 @@ class _LSTM(torch.autograd.Function):
         hidden = gates // 4
         zoned = opt.zoned(keep)
         w, ln_w, ln_b = w_hh.t(), ln_w_hh, ln_b_hh  # w: (H, 4H)
-        act = gi if opt.scratch else gi.clone()  # (L, N, 4H): pre-activations, then activations
-        if b_hh is not None:
+        numba = _use_numba(gi)
+        # act (L, N, 4H): pre-activations, then activations. The numba loop copies gi + b_hh
+        # into it row by row, where a pass of its own would be a fresh buffer's page faults.
+        copy = numba and not opt.scratch
+        act = plan.empty(*gi.shape, like=gi) if copy else gi if opt.scratch else gi.clone()
+        if b_hh is not None and not copy:
             act += b_hh
         hs = plan.empty(steps + 1, batch, hidden, like=gi)  # states, see Plan
         cs = plan.empty(steps + 1, batch, hidden, like=gi)
@@ -375,12 +380,19 @@ class _LSTM(torch.autograd.Function):
         gh = None if ln_w is None else gi.new_empty(batch, gates)  # this step's h W_hh^T
         stats_h: list[Any] = [None] * steps  # LN mean and rstd per step
         stats_c: list[Any] = [None] * steps
-        numba = _use_numba(gi)
+        stats_ih = None
         if numba:
+            # h W_hh^T of every step, kept for LN_hh's backward
+            gh = None if ln_w is None or opt.scratch else plan.empty(*gi.shape, like=gi)
             stats_h, stats_c = gi.new_zeros(steps, batch, 2), gi.new_zeros(steps, batch, 2)
-            _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep,
-                                ln_w_c, ln_b_c, stats_c, h0, c0, mask, keep, ln_ih,
-                                opt)  # fmt: skip
+            stats_ih = None if ln_w_ih is None else gi.new_zeros(steps, batch, 2)
+            ln_ih = None if ln_w_ih is None else (ln_w_ih, ln_b_ih, stats_ih)
+            given = (
+                _Input(_fused_numba.COPY, gi, None, b_hh) if copy else _Input(_fused_numba.IN_ACT)
+            )
+            _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep,
+                                ln_w_c, ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
+                                given)  # fmt: skip
         if not numba:
             gate_views = (act, *act.split(hidden, dim=-1), act[..., : 2 * hidden])
             peep_views = act[..., : 2 * hidden].unflatten(-1, (2, hidden))
@@ -419,37 +431,47 @@ class _LSTM(torch.autograd.Function):
             else:
                 torch.mul(o, tc, out=hn)
         # Saved, intermediates too, so autograd frees them once backward has run.
-        ctx.save_for_backward(w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new)
-        ctx.stats = (stats_h, stats_c)
-        ctx.extra = (w, ln_w, ln_b, opt, b_hh is not None, numba)
+        ctx.save_for_backward(w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new,
+                              gh if numba else None, gi if ln_w_ih is not None else None,
+                              ln_w_ih)  # fmt: skip
+        ctx.stats = (stats_h, stats_c, stats_ih)
+        ctx.extra = (w, ln_w, ln_b, opt, b_hh is not None, numba, ln_b_ih is not None)
         return plan.outputs(hs, not opt.scratch), plan.final(hs), plan.final(cs)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_h: Tensor, grad_c: Tensor) -> tuple:
-        w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new = ctx.saved_tensors
-        stats_h, stats_c = ctx.stats
-        w, ln_w, ln_b, opt, has_bias, numba = ctx.extra
+        (w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new, gh_kept, gi,
+         ln_w_ih) = ctx.saved_tensors  # fmt: skip
+        stats_h, stats_c, stats_ih = ctx.stats
+        w, ln_w, ln_b, opt, has_bias, numba, has_ln_b_ih = ctx.extra
         plan, rate = opt.plan, opt.rate
         hidden = act.shape[-1] // 4
         zoned = opt.zoned(keep)
         d_act = plan.empty(*act.shape, like=act)  # d pre-activations = d gi
         h_in = _recurrent_inputs(plan, hs, mask)
-        valid = plan.valid(act)
-        # With LN_hh, h W_hh^T is recomputed rather than kept since the forward (peak memory).
-        chunk = act.shape[0] if numba else 32  # numba takes all steps at once
-        gh = None if ln_w is None else _Recomputed(h_in, w, valid, chunk)
-        d_ln_hh = None if gh is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
+        # With LN_hh, the torch loop recomputes h W_hh^T, 32 steps at a time, rather than keep it
+        # since the forward (peak memory); the numba loop kept it, its gi needing no LN pass,
+        # and overwrites it with its gradient: a second backward (retain_graph) makes it again.
+        gh = None if ln_w is None or numba else _Recomputed(h_in, w, plan.valid(act), 32)
+        if ln_w is not None and numba and getattr(ctx, "gh_spent", False):
+            _run(_fused_numba.recurrent_products, hs.numpy(),
+                 _blocked(w, act.shape[1], act.numpy().dtype), _np(mask, 2, act.numpy().dtype),
+                 plan.rows, plan.reverse, mask is not None, gh_kept.numpy())  # fmt: skip
+        ctx.gh_spent = True
+        d_ln_hh = None if ln_w is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
         d_ln_c = (
             [torch.zeros_like(ln_w_c), torch.zeros_like(ln_w_c)] if ln_w_c is not None else None
         )
+        d_ln_ih = None if ln_w_ih is None else [torch.zeros_like(ln_w_ih) for _ in range(2)]
         w_t = w.t()  # (4H, H)
         dh, dc = grad_h.clone(), grad_c.clone()  # running gradients of the state
         if numba:
-            d_gh = d_act if gh is None else gh.at(0, whole=True)
-            _lstm_numba_backward(plan.grads(grad_out), dh, dc, act, d_act, d_gh, w_t, cs, c_new,
-                                 tanh_c, stats_h, ln_w, d_ln_hh, w_peep, ln_w_c, stats_c, d_ln_c,
-                                 mask, keep, opt)  # fmt: skip
+            d_gh = d_act if ln_w is None else gh_kept  # overwritten in place
+            _lstm_numba_backward(plan.grads(grad_out), dh, dc, act, d_act, gh_kept, d_gh, w_t, cs,
+                                 c_new, tanh_c, stats_h, ln_w, d_ln_hh, w_peep, ln_w_c, stats_c,
+                                 d_ln_c, gi, ln_w_ih, stats_ih, d_ln_ih, mask, keep,
+                                 opt)  # fmt: skip
         else:
             grads = plan.grads(grad_out).unbind(0)
             views = (*act.split(hidden, dim=-1), act[..., : 2 * hidden], d_act)
@@ -505,7 +527,10 @@ class _LSTM(torch.autograd.Function):
                 torch.mm(dg, w_t, out=dh[:b])
                 if mask is not None:
                     dh[:b] *= mask[:b]
-        d_w_hh = _weight_grad(d_act, h_in) if gh is None else gh.weight_grad()
+        if numba:
+            d_w_hh = _weight_grad(d_gh, h_in)
+        else:
+            d_w_hh = _weight_grad(d_act, h_in) if gh is None else gh.weight_grad()
         d_b_hh = d_act.sum((0, 1)) if has_bias else None
         d_peep = None
         if w_peep is not None:
@@ -518,8 +543,10 @@ class _LSTM(torch.autograd.Function):
         d_ln_w_c, d_ln_b_c = d_ln_c or (None, None)
         d_ln_b_hh = d_ln_b_hh if ln_b is not None else None
         d_ln_b_c = d_ln_b_c if ln_b_c is not None else None
+        d_ln_w_ih, d_ln_b_ih = d_ln_ih or (None, None)
+        d_ln_b_ih = d_ln_b_ih if has_ln_b_ih else None
         return (d_act, dh, dc, d_w_hh, d_b_hh, d_ln_w_hh, d_ln_b_hh, d_peep, d_ln_w_c, d_ln_b_c,
-                None, None, None, None)  # fmt: skip
+                d_ln_w_ih, d_ln_b_ih, None, None, None)  # fmt: skip
 
 
 class _Recomputed:
@@ -576,59 +603,79 @@ def _shift(gain: Tensor | None, shift: Tensor | None) -> Tensor | None:
     return shift if shift is not None or gain is None else torch.zeros_like(gain)
 
 
-def _projection_arrays(projection: tuple | None, rows: int, dtype: np.dtype) -> tuple:
-    """``(x, w_ih, bias)`` of an inference loop's projection (see :func:`_input_side`) as the
-    numba loops take them, or stand-ins."""
-    if projection is None:
-        return np.zeros((1, 1, 1), dtype), np.zeros((1, 1, 1), dtype), np.zeros(1, dtype)
-    x, w_ih, bias = projection
-    return _np(x, 3, dtype), _blocked(w_ih.t(), rows, dtype), _np(bias, 1, dtype)
+class _Input(NamedTuple):
+    """Where a numba forward loop takes each step's ``gi`` (see
+    :func:`rnnkit.functional._fused_numba.lstm_forward`): ``source`` one of ``IN_ACT``,
+    ``COPY`` (``x[t] + bias``), ``PROJECT`` (``x[t] @ w_ih^T + bias``)."""
+
+    source: int
+    x: Tensor | None = None
+    w_ih: Tensor | None = None
+    bias: Tensor | None = None
+
+    def arrays(self, rows: int, gates: int, dtype: np.dtype) -> tuple:
+        """``x``, ``w_ih``, ``bias`` as the loops take them: stand-ins where absent, an absent
+        bias as zeros."""
+        w_ih = (
+            np.zeros((1, 1, 1), dtype)
+            if self.w_ih is None
+            else _blocked(self.w_ih.t(), rows, dtype)
+        )
+        bias = np.zeros(gates, dtype) if self.bias is None else _np(self.bias, 1, dtype)
+        return _np(self.x, 3, dtype), w_ih, bias
 
 
-def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, ln_w, ln_b, stats_h, w_peep, ln_w_c,
+def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                         ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
-                        projection=None) -> None:  # fmt: skip
+                        given: _Input) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the buffers;
-    ``projection``: ``(x, w_ih, bias)`` to project in the loop (see :func:`lstm_inference`)."""
+    ``gh``: ``(L, N, 4H)`` to keep ``h W_hh^T``, or None; ``ln_ih``: ``(gain, shift, stats)``
+    or None; ``given``: where the loop takes ``gi``."""
     dtype = act.numpy().dtype
-    ln_w_ih, ln_b_ih = ln_ih or (None, None)
+    batch, gates = act.shape[1:]
+    gh = act.new_empty(1, batch, gates) if gh is None else gh
+    ln_w_ih, ln_b_ih, stats_ih = ln_ih or (None, None, None)
     ln_b, ln_b_c, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_c, ln_b_c), _shift(ln_w_ih, ln_b_ih)
     _run(
         _fused_numba.lstm_forward,
-        act.numpy(), _blocked(w, act.shape[1], dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
-        tanh_c.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
+        act.numpy(), _blocked(w, batch, dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
+        tanh_c.numpy(), gh.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
         _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
-        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype),
-        *_projection_arrays(projection, act.shape[1], dtype), opt.rate, opt.eps,
-        *_flags(opt, mask, keep), w_peep is not None, ln_w is not None, ln_w_c is not None,
-        ln_w_ih is not None, projection is not None, dtype == np.float64,
+        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), _np(stats_ih, 3, dtype),
+        *given.arrays(batch, gates, dtype), opt.rate, opt.eps, *_flags(opt, mask, keep),
+        w_peep is not None, ln_w is not None, ln_w_c is not None, ln_w_ih is not None,
+        given.source, dtype == np.float64,
     )  # fmt: skip
 
 
-def _lstm_numba_backward(grads, dh, dc, act, d_act, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
-                         d_ln_hh, w_peep, ln_w_c, stats_c, d_ln_c, mask, keep,
-                         opt) -> None:  # fmt: skip
+def _lstm_numba_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h,
+                         ln_w, d_ln_hh, w_peep, ln_w_c, stats_c, d_ln_c, gi, ln_w_ih, stats_ih,
+                         d_ln_ih, mask, keep, opt) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.lstm_backward` on NumPy views of the buffers."""
     dtype = act.numpy().dtype
     d_ln_hh, d_ln_c = d_ln_hh or (None, None), d_ln_c or (None, None)
+    d_ln_ih = d_ln_ih or (None, None)
     _run(
         _fused_numba.lstm_backward,
-        grads.numpy(), dh.numpy(), dc.numpy(), act.numpy(), d_act.numpy(), d_gh.numpy(),
-        _blocked(w_t, act.shape[1], dtype), cs.numpy(), c_new.numpy(), tanh_c.numpy(),
-        stats_h.numpy(), _np(ln_w, 1, dtype), *(_np(d, 1, dtype) for d in d_ln_hh),
-        _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), stats_c.numpy(),
-        *(_np(d, 1, dtype) for d in d_ln_c), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
-        opt.rate, *_flags(opt, mask, keep), w_peep is not None, ln_w is not None,
-        ln_w_c is not None,
+        grads.numpy(), dh.numpy(), dc.numpy(), act.numpy(), d_act.numpy(), _np(gh, 3, dtype),
+        d_gh.numpy(), _blocked(w_t, act.shape[1], dtype), cs.numpy(), c_new.numpy(),
+        tanh_c.numpy(), stats_h.numpy(), _np(ln_w, 1, dtype),
+        *(_np(d, 1, dtype) for d in d_ln_hh), _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype),
+        stats_c.numpy(), *(_np(d, 1, dtype) for d in d_ln_c), _np(gi, 3, dtype),
+        _np(ln_w_ih, 1, dtype), _np(stats_ih, 3, dtype), *(_np(d, 1, dtype) for d in d_ln_ih),
+        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
+        w_peep is not None, ln_w is not None, ln_w_c is not None, ln_w_ih is not None,
     )  # fmt: skip
 
 
 def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, opt,
-                       projection=None, ln_ih=None) -> None:  # fmt: skip
+                       given=None, ln_ih=None) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers;
-    ``projection`` and ``ln_ih`` as in :func:`gru_inference`."""
+    ``given``: None (``gi`` holds the projections) or a ``PROJECT`` :class:`_Input`;
+    ``ln_ih`` as in :func:`gru_inference`."""
     dtype = act.numpy().dtype
+    given = given or _Input(_fused_numba.IN_ACT)
     # An absent bias is a zero one (the loop reads every entry).
     bias = b_hh if b_hh is not None or ln_w is not None else act.new_zeros(act.shape[-1])
     ln_w_ih, ln_b_ih = ln_ih or (None, None)
@@ -638,10 +685,10 @@ def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, ma
         _np(gi, 3, dtype), _blocked(w, act.shape[1], dtype), _np(bias, 1, dtype), act.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype),
         stats.numpy(), hs.numpy(), _np(h0, 2, dtype), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), *_projection_arrays(projection, act.shape[1], dtype),
+        _np(keep, 4, np.bool_), *given.arrays(act.shape[1], act.shape[2], dtype),
         _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), opt.rate, opt.eps,
-        *_flags(opt, mask, keep), ln_w is not None, projection is not None, ln_w_ih is not None,
-        dtype == np.float64,
+        *_flags(opt, mask, keep), ln_w is not None, given.source == _fused_numba.PROJECT,
+        ln_w_ih is not None, dtype == np.float64,
     )  # fmt: skip
 
 
@@ -749,22 +796,24 @@ def fused_lstm(
         options: lengths and direction, eval zoneout rate, LN epsilon; None: all steps
             forward, no zoneout.
         ln_ih: ``(gain, shift)`` ``(4H,)`` of a layer norm over each step's ``gi`` first (the
-            input side of a layer-normalised LSTM, with no ``b_hh``), or None. Inference in
-            the numba loops applies it row by row as it goes, which saves a pass over ``gi``
-            (measured, LayerNormLSTM forward against ``nn.LSTM``: 1.38-1.48x -> 1.34-1.42x at
-            B=64 T=128 H=256, 1.50-1.57x -> 1.36-1.58x at B=16 T=256 H=128; see
-            benchmarks/README.md); otherwise it is applied to ``gi`` before the loop.
+            input side of a layer-normalised LSTM), or None. With ``ln_hh``, no ``b_hh`` and
+            no peepholes, the numba loops apply it row by row as they go, and their backward
+            its derivative, which saves two passes over ``(L, N, 4H)`` and lets the forward
+            keep ``h W_hh^T`` for the backward in the memory the pass took; otherwise it is
+            applied to ``gi`` before the loop.
 
     Returns:
         ``(output, (h_n, c_n))``: ``(L, N, H)`` and ``(N, H)`` each.
     """
     opt = _options(gi, options)
-    if ln_ih is not None and (torch.is_grad_enabled() or b_hh is not None or not _use_numba(gi)):
+    in_loop = ln_hh is not None and b_hh is None and peepholes is None and _use_numba(gi)
+    if ln_ih is not None and not in_loop:
         gi, ln_ih = F.layer_norm(gi, gi.shape[-1:], *ln_ih, opt.eps), None
     ln_w_hh, ln_b_hh = ln_hh or (None, None)
     ln_w_c, ln_b_c = ln_c or (None, None)
+    ln_w_ih, ln_b_ih = ln_ih or (None, None)
     w_peep = None if peepholes is None else torch.stack(peepholes)
-    args = (w_hh, b_hh, ln_w_hh, ln_b_hh, w_peep, ln_w_c, ln_b_c, mask, keep, ln_ih)
+    args = (w_hh, b_hh, ln_w_hh, ln_b_hh, w_peep, ln_w_c, ln_b_c, ln_w_ih, ln_b_ih, mask, keep)
     out, h_n, c_n = _LSTM.apply(gi, *state, *args, opt)
     return out, (h_n, c_n)
 
@@ -813,7 +862,7 @@ def lstm_inference(
     steps, batch, _ = x.shape
     plan, hidden = opt.plan, w_hh.shape[1]
     bias = b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
-    act, projection = _input_side(x, w_ih, bias)
+    act, given = _input_side(x, w_ih, bias)
     hs = x.new_empty(steps + 1, batch, hidden)  # the output, as in Plan
     cs = x.new_empty(2, batch, hidden)  # two slots, used in turn
     hs[plan.first], cs[plan.first % 2] = state
@@ -821,9 +870,10 @@ def lstm_inference(
     ln_w_c, ln_b_c = ln_c or (None, None)
     w_peep = None if peepholes is None else torch.stack(peepholes)
     slot = functools.partial(_slot, x)
-    _lstm_numba_forward(act, w_hh.t(), hs, cs, slot(hidden), slot(hidden), ln_w_hh,
+    ln_ih = None if ln_ih is None else (*ln_ih, slot(2))
+    _lstm_numba_forward(act, w_hh.t(), hs, cs, slot(hidden), slot(hidden), None, ln_w_hh,
                         ln_b_hh, slot(2), w_peep, ln_w_c, ln_b_c, slot(2), *state, None, None,
-                        ln_ih, opt, projection=projection)  # fmt: skip
+                        ln_ih, opt, given)  # fmt: skip
     last = 0 if plan.reverse else steps
     return plan.written(hs), (hs[last].clone(), cs[last % 2].clone())
 
@@ -833,16 +883,16 @@ def _inference_runs(x: Tensor, opt: Options) -> bool:
     return not torch.is_grad_enabled() and opt.plan.lengths is None and _use_numba(x)
 
 
-def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, tuple | None]:
+def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, _Input]:
     """Where an inference loop reads each step's ``gi = x W_ih^T + bias``: all steps projected
-    now (below :data:`LOOP_PROJECTION_BATCH`, when they fit ``CHUNK_BYTES``) and None, or a
-    buffer of one step's ``(1, N, G)`` and the ``(x, w_ih, bias)`` the loop projects from."""
+    now (below :data:`LOOP_PROJECTION_BATCH`, when they fit ``CHUNK_BYTES``), or projected by
+    the loop into a buffer of one step's, ``(1, N, G)``. Returns the buffer and the
+    :class:`_Input` that says which."""
     steps, batch, _ = x.shape
     gates = w_ih.shape[0]
     if batch < LOOP_PROJECTION_BATCH and steps * batch * gates * x.element_size() <= CHUNK_BYTES:
-        return F.linear(x, w_ih, bias), None
-    bias = x.new_zeros(gates) if bias is None else bias
-    return _slot(x, gates), (x, w_ih, bias)
+        return F.linear(x, w_ih, bias), _Input(_fused_numba.IN_ACT)
+    return _slot(x, gates), _Input(_fused_numba.PROJECT, x, w_ih, bias)
 
 
 def _slot(x: Tensor, width: int) -> Tensor:
@@ -1041,14 +1091,14 @@ def gru_inference(
     if not _inference_runs(x, opt):
         return None
     steps, plan, hidden = x.shape[0], opt.plan, w_hh.shape[1]
-    gi, projection = _input_side(x, w_ih, b_ih)
+    gi, given = _input_side(x, w_ih, b_ih)
     hs = x.new_empty(steps + 1, x.shape[1], hidden)  # the output, as in Plan
     hs[plan.first] = h0
     ln_w, ln_b = ln_hh or (None, None)
     slot = functools.partial(_slot, x)
     gh = None if ln_w is None else slot(3 * hidden)
     _gru_numba_forward(gi, w_hh.t(), b_hh, slot(3 * hidden), slot(hidden), gh, ln_w, ln_b,
-                       slot(2), hs, h0, None, None, opt, projection, ln_ih)  # fmt: skip
+                       slot(2), hs, h0, None, None, opt, given, ln_ih)  # fmt: skip
     return plan.written(hs), hs[0 if plan.reverse else steps].clone()
 
 
