@@ -358,6 +358,31 @@ def test_a_second_backward_gives_the_same_gradients(name: str, loop: str) -> Non
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["LSTM", "LayerNormLSTM", "LayerNormGRU", "IndRNN-tanh"])
+def test_without_numba_the_torch_loop_runs(name: str, monkeypatch, caplog) -> None:
+    """Without numba every fused path, inference and training, runs the torch loop, says so
+    once on the ``rnnkit`` logger, and equals the reference path."""
+    monkeypatch.setattr(fused, "_fused_numba", None)
+    fused._warn_no_numba.cache_clear()
+    layer = make(name, 3, 8, "eval-zoneout", torch.float64)
+    x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, 4, torch.float64))
+    with caplog.at_level("WARNING", logger="rnnkit"), torch.no_grad():
+        inferred = layer(x, hx)
+    assert "numba is not installed" in caplog.text
+    trained = run(layer.train(), x, hx, None, True, monkeypatch)
+    layer.eval()
+    with torch.no_grad(), monkeypatch.context() as m:
+        m.setattr(_engine, "run", lambda *args: None)
+        reference = layer(x, hx)
+    for a, b in zip(torch.utils._pytree.tree_leaves(inferred),
+                    torch.utils._pytree.tree_leaves(reference), strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    slow = run(layer.train(), x, hx, None, False, monkeypatch)
+    for a, b in zip(leaves(trained), leaves(slow), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
 def test_inference_declines_and_rejects(monkeypatch) -> None:
     """``lstm_inference`` and ``gru_inference`` return None where their loops do not run
     (gradients on, lengths, a batch above ``NUMBA_MAX_BATCH``), so the caller takes the

@@ -4,8 +4,10 @@ At a batch of a few sequences a step is microseconds of arithmetic, and the torc
 :mod:`rnnkit.functional.fused` spends several microseconds of interpreter time on each of
 its ~20 ops per step. These loops do the same work in compiled code on NumPy views of the
 same buffers (same layout, same saved quantities), so everything before and after the loop,
-the parameter gradients included, is shared with the torch loop (except the layer norms'
-gains and shifts, whose gradients the loops add up as they go). Absent options are passed
+the parameter gradients included, is shared with the torch loop. The exceptions: the layer
+norms' gains and shifts, whose gradients the loops add up as they go; the LSTM loops, which
+also take the input layer norm and keep ``h W_hh^T`` for the backward; and the inference
+loops, which project each step's input themselves (:data:`PROJECT`). Absent options are passed
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
 BLAS's (``np.dot`` on contiguous blocks, see :func:`_dot`; the caller holds BLAS to one
 thread). Every function compiles with ``error_model="numpy"``: a float division that cannot

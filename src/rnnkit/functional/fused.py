@@ -8,8 +8,9 @@ closed-form derivatives and leaves every parameter gradient to one batched reduc
 for the recurrent weights) after the loop. The input projection of all steps stays outside,
 on the autograd tape, as one GEMM.
 
-Inference of the LSTM family has a function of its own, :func:`lstm_inference`: one numba
-loop that projects each step's input as it goes and keeps nothing for a backward.
+Inference of the LSTM and GRU families have functions of their own, :func:`lstm_inference` and
+:func:`gru_inference`: one numba loop that projects each step's input as it goes and keeps
+nothing for a backward.
 
 Variable lengths run on a batch sorted by decreasing length: step ``t`` only touches the
 first rows (the sequences still running), as torch's packed kernels do.
