@@ -153,6 +153,23 @@ def _mean_rstd(x, eps):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _normalise(x, eps, gain, shift, out, add):
+    """``out = LN(x)`` of the row ``x`` with ``gain`` and ``shift`` (``out += LN(x)`` when
+    ``add``; ``out`` may be ``x``). Returns the row's mean and ``1/std``."""
+    mean, rstd = _mean_rstd(x, eps)
+    for j in range(x.shape[0]):
+        y = (x[j] - mean) * rstd * gain[j] + shift[j]
+        out[j] = out[j] + y if add else y
+    return mean, rstd
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _record(stats, t, n, moments):
+    """Keep a row's ``(mean, 1/std)`` in ``stats[t, n]`` (slot ``t % len``) for the backward."""
+    stats[t % stats.shape[0], n, 0], stats[t % stats.shape[0], n, 1] = moments
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _slots(k, steps, reverse):
     """Iteration ``k`` of a loop in time order: the step ``t`` and the slots of the states
     ``(L + 1, N, S)`` it reads (``prev``) and writes (``new``)."""
@@ -247,17 +264,9 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
                 for j in range(gates):
                     a[j] += bias[j]
             if ln_ih:
-                mean, rstd = _mean_rstd(a, eps)
-                stats_ih[t % stats_ih.shape[0], n, 0] = mean
-                stats_ih[t % stats_ih.shape[0], n, 1] = rstd
-                for j in range(gates):
-                    a[j] = (a[j] - mean) * rstd * ln_w_ih[j] + ln_b_ih[j]
+                _record(stats_ih, t, n, _normalise(a, eps, ln_w_ih, ln_b_ih, a, False))
             if ln_hh:
-                mean, rstd = _mean_rstd(gh[n], eps)
-                stats_h[t % stats_h.shape[0], n, 0] = mean
-                stats_h[t % stats_h.shape[0], n, 1] = rstd
-                for j in range(gates):
-                    a[j] += (gh[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
+                _record(stats_h, t, n, _normalise(gh[n], eps, ln_w, ln_b, a, True))
             else:
                 for j in range(gates):
                     a[j] += gh[n, j]
@@ -276,11 +285,7 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
             for j in range(hidden):
                 o[j] = _sigmoid(o[j], exact)
             if ln_c:
-                mean, rstd = _mean_rstd(cn, eps)
-                stats_c[t % stats_c.shape[0], n, 0] = mean
-                stats_c[t % stats_c.shape[0], n, 1] = rstd
-                for j in range(hidden):
-                    y[j] = (cn[j] - mean) * rstd * ln_w_c[j] + ln_b_c[j]
+                _record(stats_c, t, n, _normalise(cn, eps, ln_w_c, ln_b_c, y, False))
             else:
                 y[:] = cn
             for j in range(hidden):
@@ -542,16 +547,10 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
                 for j in range(gates):
                     x_t[j] += bias_ih[j]
             if ln_ih:
-                mean, rstd = _mean_rstd(x_t, eps)
-                for j in range(gates):
-                    x_t[j] = (x_t[j] - mean) * rstd * ln_w_ih[j] + ln_b_ih[j]
+                _normalise(x_t, eps, ln_w_ih, ln_b_ih, x_t, False)
             if ln:
                 gh[t % gh.shape[0], n] = g[n]
-                mean, rstd = _mean_rstd(g[n], eps)
-                stats[t % stats.shape[0], n, 0] = mean
-                stats[t % stats.shape[0], n, 1] = rstd
-                for j in range(gates):
-                    g[n, j] = (g[n, j] - mean) * rstd * ln_w[j] + ln_b[j]
+                _record(stats, t, n, _normalise(g[n], eps, ln_w, ln_b, g[n], False))
             else:
                 for j in range(gates):
                     g[n, j] += bias[j]

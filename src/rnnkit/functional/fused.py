@@ -378,13 +378,15 @@ class _LSTM(torch.autograd.Function):
         c_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(cs)
         h_new = gi.new_empty(batch, hidden)
         tanh_c = plan.empty(steps, batch, hidden, like=gi)
-        gh = None if ln_w is None else gi.new_empty(batch, gates)  # this step's h W_hh^T
+        gh = None  # h W_hh^T: this step's (torch loop), every step's kept for LN_hh's backward
+        if ln_w is not None and not numba:
+            gh = gi.new_empty(batch, gates)
+        elif ln_w is not None and not opt.scratch:
+            gh = plan.empty(*gi.shape, like=gi)
         stats_h: list[Any] = [None] * steps  # LN mean and rstd per step
         stats_c: list[Any] = [None] * steps
         stats_ih = None
         if numba:
-            # h W_hh^T of every step, kept for LN_hh's backward
-            gh = None if ln_w is None or opt.scratch else plan.empty(*gi.shape, like=gi)
             stats_h, stats_c = gi.new_zeros(steps, batch, 2), gi.new_zeros(steps, batch, 2)
             stats_ih = None if ln_w_ih is None else gi.new_zeros(steps, batch, 2)
             ln_ih = None if ln_w_ih is None else (ln_w_ih, ln_b_ih, stats_ih)
