@@ -229,6 +229,25 @@ def test_cosine_schedule_follows_its_closed_form() -> None:
         TrainConfig(learning_rate=1e-3, final_learning_rate=1e-2)
 
 
+def test_weight_decay_is_decoupled_from_the_gradient() -> None:
+    """AdamW: a weight whose gradient is zero only shrinks, by learning_rate * weight_decay
+    of itself a step (Adam's L2 penalty would take adaptive steps of ~learning_rate)."""
+    rate, decay, steps_per_epoch = 1e-2, 0.5, 5  # 160 examples in batches of 32
+    config = TrainConfig(max_epochs=3, patience=10, batch_size=32, learning_rate=rate,
+                         weight_decay=decay)  # fmt: skip
+    net = network()
+    net.idle = nn.Parameter(torch.full((4,), 2.0))
+
+    def loss(network: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        return mse(network, batch) + 0 * network.idle.sum()
+
+    history = train(net, loss, *data(), config, progress=False)
+    steps = (history.best_epoch + 1) * steps_per_epoch  # the restored epoch's last step
+    torch.testing.assert_close(net.idle.detach(), torch.full((4,), 2 * (1 - rate * decay) ** steps))
+    with pytest.raises(ValueError, match=r"weight_decay: expected a value >= 0, got -0.1"):
+        TrainConfig(weight_decay=-0.1)
+
+
 def test_ema_keeps_the_moving_average_of_the_trained_weights() -> None:
     decay, steps_per_epoch = 0.7, 5  # 160 examples in batches of 32
     config = TrainConfig(max_epochs=3, patience=10, batch_size=32, ema_decay=decay)

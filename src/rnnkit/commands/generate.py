@@ -40,6 +40,9 @@ def command(
         float | None,
         Option(min=0.0, help="Decay the learning rate to this on a cosine over the epochs."),
     ] = None,
+    weight_decay: Annotated[
+        float, Option(min=0.0, help="Decoupled weight decay (AdamW), e.g. 0.1.")
+    ] = 0.0,
     precision: Annotated[
         str, Option(help="32, or bf16-mixed: bfloat16 autocast, faster on AVX-512 BF16 CPUs.")
     ] = "32",
@@ -74,7 +77,8 @@ def command(
             sequence_length=sequence_length, dropout=dropout, carry_state=carry_state,
             training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
                                  learning_rate=learning_rate,
-                                 final_learning_rate=final_learning_rate, seed=seed,
+                                 final_learning_rate=final_learning_rate,
+                                 weight_decay=weight_decay, seed=seed,
                                  precision=precision, ema_decay=ema_decay),
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training

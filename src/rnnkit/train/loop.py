@@ -50,6 +50,8 @@ class TrainConfig:
     patience: int = 5  # epochs without a better validation loss before stopping
     batch_size: int = 64
     learning_rate: float = 3e-3
+    # Decoupled (AdamW, Loshchilov & Hutter 2019): each step also shrinks every weight by
+    # learning_rate * weight_decay of itself, apart from the gradient's adaptive step.
     weight_decay: float = 0.0
     gradient_clip: float = 1.0  # max global gradient norm (exploding gradients, BPTT)
     seed: int = 0
@@ -67,6 +69,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay: expected a value >= 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise ValueError(f"ema_decay: expected None or a value in (0, 1), got {self.ema_decay}")
         final = self.final_learning_rate
@@ -114,7 +118,7 @@ class TaskModule(L.LightningModule):
 
     def configure_optimizers(self) -> Any:
         config = self.config
-        optimizer = torch.optim.Adam(
+        optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
         if config.final_learning_rate is None:
