@@ -110,8 +110,10 @@ def test_bad_checkpoint_files_raise_clear_errors(tmp_path: Path, content: str) -
         load_checkpoint(path)
 
 
-# a constant learning rate; a cosine schedule; weights averaged
-@pytest.mark.parametrize("options", [{}, {"final_learning_rate": 1e-4}, {"ema_decay": 0.7}])
+# a constant learning rate; a warmup and a cosine schedule; weights averaged
+@pytest.mark.parametrize(
+    "options", [{}, {"final_learning_rate": 1e-4, "warmup_steps": 7}, {"ema_decay": 0.7}]
+)
 def test_resumed_run_equals_an_uninterrupted_one(
     tmp_path: Path, interrupt_at_epoch, options: dict
 ) -> None:
@@ -208,8 +210,11 @@ def test_a_killed_run_leaves_a_loadable_checkpoint_to_resume(tmp_path: Path) -> 
     assert sorted(kinds) == [(epoch, train) for epoch in range(done + 1) for train in (False, True)]
 
 
-def test_cosine_schedule_follows_its_closed_form() -> None:
-    config = TrainConfig(max_epochs=3, batch_size=32, learning_rate=3e-3, final_learning_rate=3e-4)
+# (warmup steps, final learning rate): a cosine; a warmup, then constant; both
+@pytest.mark.parametrize("warmup, final", [(0, 3e-4), (4, None), (4, 3e-4)])
+def test_learning_rate_schedule_follows_its_closed_form(warmup: int, final: float | None) -> None:
+    config = TrainConfig(max_epochs=3, batch_size=32, learning_rate=3e-3,
+                         final_learning_rate=final, warmup_steps=warmup)  # fmt: skip
     seen: list[float] = []
 
     class Record(Callback):
@@ -221,12 +226,26 @@ def test_cosine_schedule_follows_its_closed_form() -> None:
                         callbacks=[Record()])  # fmt: skip
     train(network(), mse, *data(), config, progress=False, trainer=trainer)
     total = 3 * 5  # 160 examples in batches of 32, three epochs
-    expected = [
-        3e-4 + (3e-3 - 3e-4) * (1 + math.cos(math.pi * t / total)) / 2 for t in range(total)
-    ]
-    np.testing.assert_allclose(seen, expected, rtol=1e-9)
+    ramp = [3e-3 * (t + 1) / warmup for t in range(warmup)]
+    if final is None:
+        rest = [3e-3] * (total - warmup)
+    else:
+        span = total - warmup
+        rest = [final + (3e-3 - final) * (1 + math.cos(math.pi * t / span)) / 2
+                for t in range(span)]  # fmt: skip
+    np.testing.assert_allclose(seen, ramp + rest, rtol=1e-9)
+    assert seen[warmup] == 3e-3  # the ramp ends at the full rate
+
+
+def test_schedule_options_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"learning_rate: expected a value > 0, got 0"):
+        TrainConfig(learning_rate=0)
     with pytest.raises(ValueError, match=r"final_learning_rate: expected None or a value in"):
         TrainConfig(learning_rate=1e-3, final_learning_rate=1e-2)
+    with pytest.raises(ValueError, match=r"warmup_steps: expected an int >= 0, got -1"):
+        TrainConfig(warmup_steps=-1)
+    with pytest.raises(TypeError, match=r"warmup_steps: expected an int, got float 2\.5"):
+        TrainConfig(warmup_steps=2.5)
 
 
 def test_weight_decay_is_decoupled_from_the_gradient() -> None:

@@ -35,14 +35,14 @@ from rnnkit.train import ModelFileError, TrainConfig
 # Words drawn independently with these weights, separated by single spaces.
 WORDS = {"word": 30, "world": 12, "work": 12, "worm": 8, "wore": 8, "sword": 10, "sort": 10,
          "row": 10}  # fmt: skip
-# In bf16-mixed, 12 epochs of batches of 16 took 770-890 of the 900 CPU-s, the best epoch the
-# 8th to 11th. Measured (streamed validation, seeds 0-3): 1.5427, 1.5519, 1.5714 and 1.5475,
-# so the bar holds for seeds 0 and 3 only; the README gives the configurations tried.
+# In bf16-mixed, 12 epochs of batches of 16 took 810-870 of the 900 CPU-s, the best epoch the
+# 9th or 10th. Measured (streamed validation, seeds 0-3): 1.5458, 1.5281, 1.5432 and 1.5447;
+# the README gives the configurations tried.
 SHAKESPEARE = {"cell": "lstm", "hidden_size": 512, "num_layers": 1, "sequence_length": 200,
                "dropout": 0.25}  # fmt: skip
-SHAKESPEARE_TRAINING = {"max_epochs": 12, "batch_size": 16, "learning_rate": 2e-3,
-                        "final_learning_rate": 1e-4, "weight_decay": 0.1,
-                        "precision": "bf16-mixed"}  # fmt: skip
+SHAKESPEARE_TRAINING = {"max_epochs": 12, "batch_size": 16, "learning_rate": 3e-3,
+                        "warmup_steps": 300, "final_learning_rate": 1e-4,
+                        "weight_decay": 0.1, "precision": "bf16-mixed"}  # fmt: skip
 TINY = {"hidden_size": 32, "embedding_size": 16, "sequence_length": 32}
 FAST = TrainConfig(max_epochs=8, batch_size=16, learning_rate=1e-2)
 
@@ -373,7 +373,7 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
         ["generate", "--data", str(path), *args, "--epochs", "2", "--hidden-size", "16",
          "--sequence-length", "16", "--cell", "gru", "--precision", "bf16-mixed",
          "--ema-decay", "0.9", "--final-learning-rate", "1e-3", "--weight-decay", "0.05",
-         "--carry-state", "--out", str(out)],
+         "--warmup-steps", "3", "--carry-state", "--out", str(out)],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "nats/char" in trained.output and "unigram baseline" in trained.output
@@ -382,7 +382,7 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     assert loaded.config.cell == "gru" and loaded.metadata["data"] == str(path)
     assert loaded.training.precision == "bf16-mixed" and loaded.config.carry_state
     assert loaded.training.ema_decay == 0.9 and loaded.training.final_learning_rate == 1e-3
-    assert loaded.training.weight_decay == 0.05
+    assert loaded.training.weight_decay == 0.05 and loaded.training.warmup_steps == 3
     sample = "wor" + loaded.sample("wor", 40, temperature=0.5, top_k=3, seed=2)
     assert sample in trained.output
     nats = loaded.evaluate(split_text(path.read_text(encoding="utf-8"), 0.1)[1])
@@ -476,8 +476,8 @@ def test_shakespeare_reaches_1_55_nats_per_char_in_15_cpu_minutes() -> None:
     text = load_text("shakespeare")
     train_text, val_text = split_text(text, 0.1)
     budget = CpuBudget(15 * 60)
-    # The cosine schedule spans the 12 epochs; if the budget ends the last one early, that is
-    # well after the best epoch, which fit() restores.
+    # The schedule spans the 12 epochs; if the budget ends the last one early, fit() restores
+    # the best epoch before it.
     config = TrainConfig(patience=1000, **SHAKESPEARE_TRAINING)
     trainer = L.Trainer(
         max_epochs=config.max_epochs, accelerator="cpu", deterministic=True,

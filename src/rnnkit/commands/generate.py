@@ -40,6 +40,9 @@ def command(
         float | None,
         Option(min=0.0, help="Decay the learning rate to this on a cosine over the epochs."),
     ] = None,
+    warmup_steps: Annotated[
+        int, Option(min=0, help="Raise the learning rate linearly over the first steps.")
+    ] = 0,
     weight_decay: Annotated[
         float, Option(min=0.0, help="Decoupled weight decay (AdamW), e.g. 0.1.")
     ] = 0.0,
@@ -78,7 +81,7 @@ def command(
             training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
                                  learning_rate=learning_rate,
                                  final_learning_rate=final_learning_rate,
-                                 weight_decay=weight_decay, seed=seed,
+                                 warmup_steps=warmup_steps, weight_decay=weight_decay, seed=seed,
                                  precision=precision, ema_decay=ema_decay),
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training

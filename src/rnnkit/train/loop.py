@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import logging
+import math
 import signal
 import warnings
 from collections.abc import Callable, Iterator
@@ -33,7 +34,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from rnnkit.nn._checks import check_choice
+from rnnkit.nn._checks import check_choice, check_int
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
 from rnnkit.train.io import ModelFileError
 
@@ -56,8 +57,12 @@ class TrainConfig:
     gradient_clip: float = 1.0  # max global gradient norm (exploding gradients, BPTT)
     seed: int = 0
     # None: a constant learning rate; else a cosine decay from learning_rate to this over
-    # the max_epochs' steps (Loshchilov & Hutter 2017).
+    # the max_epochs' steps after the warmup (Loshchilov & Hutter 2017).
     final_learning_rate: float | None = None
+    # Raise the learning rate linearly over this many first steps (from learning_rate / this)
+    # before the constant rate or the cosine: Adam's first steps are about learning_rate in
+    # size whatever the gradient's, and so many of them can undo the initial weights.
+    warmup_steps: int = 0
     # "bf16-mixed": Lightning's autocast to bfloat16 for the training steps (weights stay
     # float32, validation runs in float32); on CPUs with AVX-512 BF16 an LSTM trains about
     # 1.6x faster per step.
@@ -69,6 +74,9 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
+        check_int("warmup_steps", self.warmup_steps, minimum=0)
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate: expected a value > 0, got {self.learning_rate}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay: expected a value >= 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
@@ -121,12 +129,27 @@ class TaskModule(L.LightningModule):
         optimizer = torch.optim.AdamW(
             self.network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
         )
-        if config.final_learning_rate is None:
+        if config.final_learning_rate is None and config.warmup_steps == 0:
             return optimizer
-        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, self.trainer.estimated_stepping_batches, config.final_learning_rate
+        total = int(self.trainer.estimated_stepping_batches)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: learning_rate_factor(config, step, total)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def learning_rate_factor(config: TrainConfig, step: int, total: int) -> float:
+    """The learning rate of optimiser step ``step`` (from 0) of ``total``, as a fraction of
+    ``config.learning_rate``: the linear warmup, then constant or the cosine decay to
+    ``final_learning_rate`` over the steps left (Loshchilov & Hutter 2017)."""
+    warmup = config.warmup_steps
+    if step < warmup:
+        return (step + 1) / warmup
+    if config.final_learning_rate is None:
+        return 1.0
+    floor = config.final_learning_rate / config.learning_rate
+    progress = (step - warmup) / max(1, total - warmup)
+    return floor + (1 - floor) * (1 + math.cos(math.pi * progress)) / 2
 
 
 class _BestWeights(Callback):
