@@ -238,7 +238,7 @@ def test_learning_rate_schedule_follows_its_closed_form(warmup: int, final: floa
 
 
 def test_schedule_options_are_checked() -> None:
-    with pytest.raises(ValueError, match=r"learning_rate: expected a value > 0, got 0"):
+    with pytest.raises(ValueError, match=r"learning_rate: expected a finite float > 0, got 0"):
         TrainConfig(learning_rate=0)
     with pytest.raises(ValueError, match=r"final_learning_rate: expected None or a value in"):
         TrainConfig(learning_rate=1e-3, final_learning_rate=1e-2)

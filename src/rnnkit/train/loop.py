@@ -34,7 +34,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from rnnkit.nn._checks import check_choice, check_int
+from rnnkit.nn._checks import check_choice, check_int, check_positive_float
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
 from rnnkit.train.io import ModelFileError
 
@@ -75,8 +75,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
         check_int("warmup_steps", self.warmup_steps, minimum=0)
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate: expected a value > 0, got {self.learning_rate}")
+        check_positive_float("learning_rate", self.learning_rate)
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay: expected a value >= 0, got {self.weight_decay}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
