@@ -143,12 +143,33 @@ RATE_ARGUMENTS = ("dropout", "recurrent_dropout", "zoneout")
 BAD_RATE_TYPES = ["0.5", True, [0.5]]
 
 
+BAD_RATES = [-0.1, 1.0, 1.5, math.inf, math.nan]
+
+
 @pytest.mark.parametrize("layer", LAYERS)
-@pytest.mark.parametrize("argument", RATE_ARGUMENTS)
-@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5, math.inf, math.nan])
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    # torch.nn's layers take dropout=1 (test_dropout_of_one_is_torchs)
+    [(a, v) for a in RATE_ARGUMENTS for v in BAD_RATES if (a, v) != ("dropout", 1.0)],
+)
 def test_rates_must_be_in_unit_interval(layer, argument, value):
     with rejects(ValueError, argument, str(value)):
         build(layer, num_layers=2, **{argument: value})
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_dropout_of_one_is_torchs(layer):
+    """dropout=1 zeroes every layer's input but the first's, as in torch.nn."""
+    torch.manual_seed(0)
+    ours = build(layer, num_layers=2, dropout=1.0)
+    theirs = getattr(torch.nn, layer.__name__)(H_IN, H, num_layers=2, dropout=1.0)
+    theirs.load_state_dict(ours.state_dict())
+    x = data()
+    torch.testing.assert_close(ours(x)[0], theirs(x)[0])
+    layer_2_alone = build(layer, input_size=H)
+    layer_2_alone.load_state_dict({k[:-1] + "0": v for k, v in ours.state_dict().items()
+                                   if k.endswith("l1")})  # fmt: skip
+    torch.testing.assert_close(ours(x)[0], layer_2_alone(torch.zeros(L, N, H))[0])
 
 
 @pytest.mark.parametrize("layer", LAYERS)

@@ -109,7 +109,6 @@ class RecurrentBase(nn.Module):
             else None
         )
 
-    @property
     def _plain(self) -> bool:
         """True when no regulariser changes the cell's steps (so a fused kernel may run)."""
         return self.zoneout == 0 and not (self.training and self.recurrent_dropout > 0)
@@ -299,11 +298,11 @@ class RecurrentBase(nn.Module):
                 cell = self.recurrence(layer, direction)
                 initial = tuple(s[row] for s in state)
                 reverse = direction == 1
-                if self._plain and type(cell).scan not in _STEP_LOOPS:  # e.g. a parallel scan
+                if self._plain() and type(cell).scan not in _STEP_LOOPS:  # e.g. a parallel scan
                     inputs = cell.project(layer_input)
                     out, final = cell.scan(inputs, initial, lengths, reverse)
                 else:
-                    step = cell.step if self._plain else self._regularised(cell.step)
+                    step = cell.step if self._plain() else self._regularised(cell.step)
                     run = partial(scan, step, reverse=reverse)
                     out, final = in_chunks(run, cell.project, layer_input, initial, lengths,
                                            reverse)  # fmt: skip

@@ -1,4 +1,10 @@
-"""Argument checks shared by every layer and cell: one wording for every error."""
+"""Argument checks shared by every layer and cell: one wording for every error.
+
+Every message starts ``"<argument>: expected ..., got ..."``. Where torch.nn refuses the same
+thing, the message ends with torch's own words in parentheses and the error is also an
+instance of the class torch raises (:class:`InputError`, :class:`InputDtypeError`), so code
+written against torch.nn (``except RuntimeError``, a match on torch's message) keeps working.
+"""
 
 from __future__ import annotations
 
@@ -8,27 +14,65 @@ import torch
 from torch import Tensor
 
 
-def check_int(name: str, value: object, minimum: int = 1) -> int:
-    """Return ``value`` if it is an ``int >= minimum``; raise TypeError/ValueError otherwise."""
+class InputError(ValueError, RuntimeError):
+    """A tensor that does not fit the module (its shape, size or device).
+
+    A ``ValueError``, as rnnkit raises for a bad value, and a ``RuntimeError``, as torch.nn
+    raises for the same input.
+    """
+
+
+class InputDtypeError(InputError, TypeError):
+    """A tensor of the wrong dtype: also a ``TypeError`` (rnnkit's class for it); torch.nn
+    raises ``ValueError`` in its layers and ``RuntimeError`` in its cells."""
+
+
+def _torch(torch_says: str | None) -> str:
+    """The suffix that quotes torch.nn's message for the same error."""
+    return "" if torch_says is None else f" ({torch_says})"
+
+
+def check_int(name: str, value: object, minimum: int = 1, torch_says: str | None = None) -> int:
+    """Return ``value`` if it is an ``int >= minimum``; raise TypeError/ValueError otherwise.
+
+    ``torch_says``: torch.nn's message for a value below ``minimum``, quoted after rnnkit's
+    (then a TypeError quotes torch's wording for a wrong type too).
+    """
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__} {value!r}")
+        kind = type(value).__name__
+        torch_type = None if torch_says is None else f"{name} should be of type int, got: {kind}"
+        raise TypeError(f"{name}: expected an int, got {kind} {value!r}{_torch(torch_type)}")
     if value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}{_torch(torch_says)}")
     return value
 
 
 def check_bool(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise TypeError(f"{name}: expected a bool, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name}: expected a bool, got {type(value).__name__} {value!r} ({name} should be "
+            f"of type bool, got: {type(value).__name__})"
+        )
     return value
 
 
-def check_rate(name: str, value: object) -> float:
-    """A probability in ``[0, 1)`` (a rate of 1 would drop everything)."""
+class _RateError(TypeError, ValueError):
+    """A rate that is not a number: rnnkit's TypeError, torch.nn's ValueError."""
+
+
+def check_rate(
+    name: str, value: object, closed: bool = False, torch_says: str | None = None
+) -> float:
+    """A probability in ``[0, 1)`` (a rate of 1 would drop everything), or ``[0, 1]`` when
+    ``closed`` (torch.nn's layers take a dropout of 1)."""
+    interval = "[0, 1]" if closed else "[0, 1)"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name}: expected a float in [0, 1), got {type(value).__name__} {value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{name}: expected a float in [0, 1), got {value}")
+        raise _RateError(
+            f"{name}: expected a float in {interval}, got {type(value).__name__} {value!r}"
+            f"{_torch(torch_says)}"
+        )
+    if not (0.0 <= value <= 1.0 if closed else 0.0 <= value < 1.0):
+        raise ValueError(f"{name}: expected a float in {interval}, got {value}{_torch(torch_says)}")
     return float(value)
 
 
@@ -41,9 +85,14 @@ def check_positive_float(name: str, value: object) -> float:
     return float(value)
 
 
-def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+def check_choice(
+    name: str, value: object, choices: tuple[str, ...], torch_says: str | None = None
+) -> str:
     if value not in choices:
-        raise ValueError(f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise ValueError(
+            f"{name}: expected one of {', '.join(map(repr, choices))}, got {value!r}"
+            f"{_torch(torch_says)}"
+        )
     return value  # type: ignore[return-value]
 
 

@@ -13,7 +13,6 @@ Each layer runs torch's fused kernel when it computes exactly the requested conf
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 
 import torch
@@ -24,16 +23,35 @@ from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurr
 from rnnkit.functional.scan import Projection
 from rnnkit.nn._base import FusedResult, RecurrentBase
 from rnnkit.nn._cell import Recurrence
-from rnnkit.nn._checks import check_bool, check_choice, check_dtype, check_int, check_rate
+from rnnkit.nn._checks import (
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_rate,
+)
+
+_DROPOUT_RANGE = (
+    "dropout should be a number in range [0, 1] representing the probability of an element "
+    "being zeroed"
+)
 
 
-class _TorchLayout(RecurrentBase):
-    """Flat torch.nn parameters, torch.nn's initialisation and torch's fused kernels."""
+class _TorchLayout(RecurrentBase, nn.RNNBase):
+    """Flat torch.nn parameters, torch.nn's initialisation and torch's fused kernels.
+
+    Each layer is also a subclass of its torch.nn namesake: torch.nn.RNNBase builds the
+    parameters and keeps ``_flat_weights`` (so ``flatten_parameters``, ``all_weights``,
+    ``check_forward_args``, ``permute_hidden``, ``.to()`` and pickling are torch's own), and
+    ``isinstance`` checks in other libraries (and torch.compile's treatment of RNN modules)
+    see a torch.nn layer. rnnkit's :meth:`RecurrentBase.forward` replaces torch's.
+    """
 
     gates: int  # gate blocks stacked in weight_ih / weight_hh
 
     def __init__(
         self,
+        mode: str,
         input_size: int,
         hidden_size: int,
         num_layers: int,
@@ -50,68 +68,44 @@ class _TorchLayout(RecurrentBase):
         recurrent_dropout: float,
         zoneout: float,
     ) -> None:
-        super().__init__()
-        self.input_size = check_int("input_size", input_size)
-        self.hidden_size = check_int("hidden_size", hidden_size)
-        self.num_layers = check_int("num_layers", num_layers)
-        self.bias = check_bool("bias", bias)
-        self.batch_first = check_bool("batch_first", batch_first)
-        self.dropout = check_rate("dropout", dropout)
-        self.bidirectional = check_bool("bidirectional", bidirectional)
-        self.proj_size = check_int("proj_size", proj_size, minimum=0)
+        check_int("input_size", input_size, torch_says="input_size must be greater than zero")
+        check_int("hidden_size", hidden_size, torch_says="hidden_size must be greater than zero")
+        check_int("num_layers", num_layers, torch_says="num_layers must be greater than zero")
+        check_bool("bias", bias)
+        check_bool("batch_first", batch_first)
+        check_rate("dropout", dropout, closed=True, torch_says=_DROPOUT_RANGE)
+        check_bool("bidirectional", bidirectional)
+        check_int("proj_size", proj_size, minimum=0,
+                  torch_says="proj_size should be a positive integer or zero to disable "
+                  "projections")  # fmt: skip
         if proj_size >= hidden_size:
             raise ValueError(
                 f"proj_size: expected an int < hidden_size = {hidden_size} (0 disables the "
-                f"projection), got {proj_size}"
+                f"projection), got {proj_size} (proj_size has to be smaller than hidden_size)"
             )
+        check_dtype(dtype)
+        # torch.nn.RNNBase makes the parameters (torch's names, order and initialisation),
+        # warns about dropout with one layer, and calls reset_parameters.
+        nn.RNNBase.__init__(
+            self, mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, proj_size, device=device, dtype=dtype,
+        )  # fmt: skip
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
-        if self.dropout > 0 and num_layers == 1:
-            warnings.warn(
-                "dropout option adds dropout after all but last recurrent layer, so non-zero "
-                f"dropout expects num_layers greater than 1, but got dropout={dropout} and "
-                f"num_layers={num_layers}",
-                stacklevel=3,
-            )
-        factory = {"device": device, "dtype": check_dtype(dtype)}
-        out_size = proj_size or hidden_size
-        gate_size = self.gates * hidden_size
-        self._flat_weights_names: list[str] = []
-        for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else out_size * self.num_directions
-            for direction in range(self.num_directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-                shapes = {"weight_ih": (gate_size, layer_input), "weight_hh": (gate_size, out_size)}
-                if bias:
-                    shapes |= {"bias_ih": (gate_size,), "bias_hh": (gate_size,)}
-                if proj_size:
-                    shapes["weight_hr"] = (proj_size, hidden_size)
-                for name, shape in shapes.items():
-                    self.register_parameter(
-                        name + suffix, nn.Parameter(torch.empty(shape, **factory))
-                    )
-                    self._flat_weights_names.append(name + suffix)
         self._init_options(learn_init, recurrent_dropout, zoneout, device, dtype)
-        self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """torch.nn's initialisation: every weight ~ U(-1/sqrt(H), 1/sqrt(H)); ``h_0`` = 0."""
         bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self._flat_weights:
+        for weight in self._current_weights():
             nn.init.uniform_(weight, -bound, bound)
-        for h0 in self.initial_state or ():
+        for h0 in getattr(self, "initial_state", None) or ():
             nn.init.zeros_(h0)
 
-    @property
-    def _flat_weights(self) -> list[Tensor]:
+    def _current_weights(self) -> list[Tensor]:
+        """The flat weights as the module holds them now (``torch.func.functional_call`` and
+        parametrizations replace them without updating ``_flat_weights``)."""
         return [getattr(self, name) for name in self._flat_weights_names]
-
-    @property
-    def all_weights(self) -> list[list[Tensor]]:
-        """Parameters grouped per (layer, direction), as in torch.nn."""
-        per_group = len(self._flat_weights_names) // (self.num_layers * self.num_directions)
-        weights = self._flat_weights
-        return [weights[i : i + per_group] for i in range(0, len(weights), per_group)]
 
     def _weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
@@ -126,15 +120,16 @@ class _TorchLayout(RecurrentBase):
         raise NotImplementedError
 
     def _can_fuse(self) -> bool:
-        return self.fused and self._plain
+        return self.fused and self._plain()
 
     def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult:
         state = hx if len(hx) > 1 else hx[0]
+        weights = self._current_weights()
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
         if batch_sizes is None:
-            result = self._kernel(x, state, self._flat_weights, *options, False)
+            result = self._kernel(x, state, weights, *options, False)
         else:
-            result = self._kernel(x, batch_sizes, state, self._flat_weights, *options)
+            result = self._kernel(x, batch_sizes, state, weights, *options)
         return result[0], tuple(result[1:])
 
     def extra_repr(self) -> str:
@@ -160,6 +155,15 @@ class _TorchLayout(RecurrentBase):
         return text
 
 
+def _check_no_projection(proj_size: object) -> None:
+    """RNN and GRU take ``proj_size=0`` (so generic code can pass it) and refuse the rest."""
+    if proj_size != 0:
+        raise ValueError(
+            f"proj_size: expected 0 (projections are an LSTM option), got {proj_size!r} "
+            "(proj_size argument is only supported for LSTM, not RNN or GRU)"
+        )
+
+
 class _SingleState(_TorchLayout):
     """RNN and GRU: one state tensor, returned bare as torch.nn does."""
 
@@ -171,7 +175,7 @@ class _SingleState(_TorchLayout):
         return state[0]
 
 
-class RNN(_SingleState):
+class RNN(_SingleState, nn.RNN):
     r"""Elman RNN: ``h_t = act(x_t W_ih^T + b_ih + h_{t-1} W_hh^T + b_hh)``, ``act`` tanh or ReLU.
 
     A drop-in for :class:`torch.nn.RNN` (same arguments, inputs, outputs, parameter names
@@ -186,6 +190,7 @@ class RNN(_SingleState):
         batch_first: input and output are ``(N, L, H)`` instead of ``(L, N, H)``.
         dropout: dropout on the outputs of every layer but the last, in ``[0, 1)``.
         bidirectional: add a backward direction (``D = 2``); outputs are concatenated.
+        proj_size: only 0 (accepted so that code written for :class:`LSTM` can pass it).
         fused: use torch's fused kernel where it computes exactly this configuration.
         check_finite: raise ``ValueError`` on NaN/inf in ``input`` or ``hx``.
         learn_init, recurrent_dropout, zoneout: a learnable initial state and the recurrent
@@ -217,18 +222,23 @@ class RNN(_SingleState):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
+        proj_size: int = 0,
         fused: bool = True,
         check_finite: bool = False,
         learn_init: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
-        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"))
-        super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            0, device, dtype, fused, check_finite, learn_init, recurrent_dropout, zoneout,
-        )  # fmt: skip
+        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"),
+                     torch_says=f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
+                     "'relu'.")  # fmt: skip
+        _check_no_projection(proj_size)
         self.nonlinearity = nonlinearity
+        super().__init__(
+            f"RNN_{nonlinearity.upper()}", input_size, hidden_size, num_layers, bias,
+            batch_first, dropout, bidirectional, 0, device, dtype, fused, check_finite,
+            learn_init, recurrent_dropout, zoneout,
+        )  # fmt: skip
 
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
@@ -246,7 +256,7 @@ class RNN(_SingleState):
         return Recurrence(self._input_projection(w), step)
 
 
-class LSTM(_TorchLayout):
+class LSTM(_TorchLayout, nn.LSTM):
     r"""Long short-term memory (Hochreiter & Schmidhuber 1997), torch.nn's formulation.
 
     .. math::
@@ -291,8 +301,9 @@ class LSTM(_TorchLayout):
         zoneout: float = 0.0,
     ) -> None:
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            proj_size, device, dtype, fused, check_finite, learn_init, recurrent_dropout, zoneout,
+            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, proj_size, device, dtype, fused, check_finite, learn_init,
+            recurrent_dropout, zoneout,
         )  # fmt: skip
 
     @property
@@ -315,7 +326,7 @@ class LSTM(_TorchLayout):
         return Recurrence(self._input_projection(w), step)
 
 
-class GRU(_SingleState):
+class GRU(_SingleState, nn.GRU):
     r"""Gated recurrent unit (Cho et al. 2014), torch.nn's formulation.
 
     .. math::
@@ -343,15 +354,18 @@ class GRU(_SingleState):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         *,
+        proj_size: int = 0,
         fused: bool = True,
         check_finite: bool = False,
         learn_init: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
+        _check_no_projection(proj_size)
         super().__init__(
-            input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-            0, device, dtype, fused, check_finite, learn_init, recurrent_dropout, zoneout,
+            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+            bidirectional, 0, device, dtype, fused, check_finite, learn_init, recurrent_dropout,
+            zoneout,
         )  # fmt: skip
 
     @property
