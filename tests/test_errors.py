@@ -106,8 +106,20 @@ def build(module_type: type, **overrides: object) -> torch.nn.Module:
 @pytest.mark.parametrize("argument", SIZE_ARGUMENTS)
 @pytest.mark.parametrize(("exc", "value", "received"), BAD_SIZES)
 def test_sizes_must_be_positive_ints(module_type, argument, exc, value, received):
+    if module_type in CELLS and argument == "hidden_size" and value == 0:
+        pytest.skip("torch.nn's cells take hidden_size=0: test_cells_take_hidden_size_zero")
     with rejects(exc, argument, received):
         build(module_type, **{argument: value})
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_cells_take_hidden_size_zero(cell):
+    """As torch.nn's cells: no parameters to speak of, an ``(N, 0)`` state."""
+    x = data((N, H_IN))
+    ours, theirs = build(cell, hidden_size=0), getattr(torch.nn, cell.__name__)(H_IN, 0)
+    for a, b in zip(torch.utils._pytree.tree_leaves(ours(x)),
+                    torch.utils._pytree.tree_leaves(theirs(x)), strict=True):  # fmt: skip
+        assert a.shape == b.shape == (N, 0)
 
 
 @pytest.mark.parametrize("layer", LAYERS)

@@ -25,6 +25,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit.functional import State, Step, in_chunks, scan
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._checks import (
+    InputError,
     autocast_dtype,
     check_bool,
     check_finite,
@@ -36,6 +37,7 @@ from rnnkit.nn._checks import (
 )
 
 FusedResult = tuple[Tensor, State]
+_TORCH_INPUT_SIZE = "input.size(-1) must be equal to input_size. Expected {}, got {}"
 # The cells' scans that are a loop over their steps, which may run in chunks of steps.
 _STEP_LOOPS = (RecurrentCell.scan, Recurrence.scan)
 
@@ -165,10 +167,11 @@ class RecurrentBase(nn.Module):
             return self._forward_packed(input, hx, weight)
         check_tensor_like("input", input, weight)
         if input.dim() not in (2, 3):
-            raise ValueError(
+            raise InputError(
                 "input: expected 3 dimensions (L, N, H_in) (or (N, L, H_in) with "
                 "batch_first) or 2 for an unbatched sequence (L, H_in), got shape "
-                f"{tuple(input.shape)}"
+                f"{tuple(input.shape)} ({type(self).__name__}: Expected input to be 2D or 3D, "
+                f"got {input.dim()}D instead)"
             )
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)
@@ -176,12 +179,13 @@ class RecurrentBase(nn.Module):
             x = x.transpose(0, 1)
         length, batch, features = x.shape
         if features != self.input_size:
-            raise ValueError(
+            raise InputError(
                 f"input: expected H_in = input_size = {self.input_size} features in the last "
-                f"dimension, got shape {tuple(input.shape)}"
+                f"dimension, got shape {tuple(input.shape)} "
+                f"({_TORCH_INPUT_SIZE.format(self.input_size, features)})"
             )
         if length == 0:
-            raise ValueError(f"input: expected a sequence length L >= 1, got {tuple(input.shape)}")
+            raise InputError(f"input: expected a sequence length L >= 1, got {tuple(input.shape)}")
         if self.check_finite:
             check_finite("input", x)
         state = self._initial_state(hx, batch, weight, batched)
@@ -202,9 +206,14 @@ class RecurrentBase(nn.Module):
         data, batch_sizes, sorted_indices, unsorted_indices = packed
         check_tensor_like("input", data, weight)
         if data.dim() != 2 or data.shape[-1] != self.input_size:
-            raise ValueError(
+            torch_says = (
+                f"input must have 2 dimensions, got {data.dim()}"
+                if data.dim() != 2
+                else _TORCH_INPUT_SIZE.format(self.input_size, data.shape[-1])
+            )
+            raise InputError(
                 f"input: expected packed data of shape (sum(lengths), input_size = "
-                f"{self.input_size}), got {tuple(data.shape)}"
+                f"{self.input_size}), got {tuple(data.shape)} ({torch_says})"
             )
         if self.check_finite:
             check_finite("input", data)
@@ -238,10 +247,19 @@ class RecurrentBase(nn.Module):
         for k, (h, size) in enumerate(zip(hx, self.state_sizes, strict=True)):
             name = "hx" if len(hx) == 1 else f"hx[{k}]"
             check_tensor_like(name, h, weight)
-            if batched:
-                check_shape(name, h, (rows, batch, size), "(D * num_layers, N, S)")
+            expected = (rows, batch, size) if batched else (rows, size)
+            torch_name = "hidden" if len(hx) == 1 else f"hidden[{k}]"
+            if h.dim() != len(expected):
+                kind = "batched 3-D" if batched else "unbatched 2-D"
+                torch_says = f"For {kind} input, hx should also be {len(expected)}-D"
             else:
-                check_shape(name, h, (rows, size), "(D * num_layers, S) for unbatched input")
+                torch_says = f"Expected {torch_name} size {expected}, got {list(h.shape)}"
+            if batched:
+                check_shape(name, h, expected, "(D * num_layers, N, S)", torch_says)
+            else:
+                check_shape(
+                    name, h, expected, "(D * num_layers, S) for unbatched input", torch_says
+                )
                 h = h.unsqueeze(1)
             if self.check_finite:
                 check_finite(name, h)

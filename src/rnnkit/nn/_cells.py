@@ -9,8 +9,6 @@ Each is also a :class:`rnnkit.nn.RecurrentCell`, so ``Recurrent(LSTMCell, ...)``
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,18 +24,21 @@ from rnnkit.functional import (
 )
 from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
+    InputError,
     check_bool,
     check_choice,
     check_dtype,
     check_finite,
     check_int,
-    check_shape,
     check_state_structure,
     check_tensor_like,
 )
 
 
-class _CellBase(RecurrentCell):
+class _CellBase(RecurrentCell, nn.RNNCellBase):
+    """A torch.nn cell (each is a subclass of its torch.nn namesake: torch.nn.RNNCellBase makes
+    and initialises the parameters) that is also a :class:`RecurrentCell`."""
+
     gates: int
     num_states: int = 1
 
@@ -51,29 +52,16 @@ class _CellBase(RecurrentCell):
         fused: bool,
         check_finite: bool,
     ) -> None:
-        check_int("input_size", input_size)
-        self.hidden_size = check_int("hidden_size", hidden_size)
-        super().__init__(input_size, (hidden_size,) * self.num_states)
-        self.bias = check_bool("bias", bias)
+        check_int("input_size", input_size, torch_says="input_size must be greater than zero")
+        check_int("hidden_size", hidden_size, minimum=0)  # torch.nn's cells take 0
+        check_bool("bias", bias)
+        # not RecurrentCell.__init__: its super() is torch.nn's cell in this class's MRO
+        nn.RNNCellBase.__init__(
+            self, input_size, hidden_size, bias, self.gates, device, check_dtype(dtype)
+        )
+        self._state_sizes = (hidden_size,) * self.num_states
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
-        factory = {"device": device, "dtype": check_dtype(dtype)}
-        gate_size = self.gates * hidden_size
-        self.weight_ih = nn.Parameter(torch.empty(gate_size, input_size, **factory))
-        self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size, **factory))
-        if bias:
-            self.bias_ih = nn.Parameter(torch.empty(gate_size, **factory))
-            self.bias_hh = nn.Parameter(torch.empty(gate_size, **factory))
-        else:
-            self.register_parameter("bias_ih", None)
-            self.register_parameter("bias_hh", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """torch.nn's initialisation: every parameter ~ U(-1/sqrt(H), 1/sqrt(H))."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
 
     def project(self, x: Tensor) -> Tensor:
         """``(L, N, H_in) -> (L, N, G*H)``: ``x W_ih^T + b_ih`` for all steps."""
@@ -83,11 +71,19 @@ class _CellBase(RecurrentCell):
         self, input: Tensor, hx: Tensor | tuple[Tensor, ...] | None
     ) -> tuple[Tensor, tuple[Tensor, ...], bool]:
         """Validate; return ``x`` ``(N, H_in)``, the state as ``(N, H)`` tensors, batched."""
+        name = type(self).__name__
         check_tensor_like("input", input, self.weight_ih)
-        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input: expected shape (N, H_in) or unbatched (H_in,) with H_in = input_size "
-                f"= {self.input_size}, got {tuple(input.shape)}"
+        if input.dim() not in (1, 2):
+            raise InputError(
+                f"input: expected shape (N, H_in) or unbatched (H_in,), got "
+                f"{tuple(input.shape)} ({name}: Expected input to be 1D or 2D, got "
+                f"{input.dim()}D instead)"
+            )
+        if input.shape[-1] != self.input_size:
+            raise InputError(
+                f"input: expected H_in = input_size = {self.input_size} features in the last "
+                f"dimension, got shape {tuple(input.shape)} (input has inconsistent input_size: "
+                f"got {input.shape[-1]} expected {self.input_size})"
             )
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
@@ -99,25 +95,34 @@ class _CellBase(RecurrentCell):
         hx = check_state_structure(hx, self.num_states)
         state = []
         for k, h in enumerate(hx):
-            name = "hx" if self.num_states == 1 else f"hx[{k}]"
-            check_tensor_like(name, h, self.weight_ih)
-            expected_shape = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
-            check_shape(name, h, expected_shape, "(N, H)" if batched else "(H,)")
+            label = "hx" if self.num_states == 1 else f"hx[{k}]"
+            check_tensor_like(label, h, self.weight_ih)
+            if h.dim() != input.dim():
+                torch_label = f"hx[{k}]" if self.num_states > 1 else "hidden"
+                raise InputError(
+                    f"{label}: expected {'2' if batched else '1'} dimensions like input, got "
+                    f"shape {tuple(h.shape)} ({name}: Expected {torch_label} to be 1D or 2D, got "
+                    f"{h.dim()}D instead)"
+                )
+            if batched and h.shape[0] != x.shape[0]:
+                raise InputError(
+                    f"{label}: expected shape (N, H) = {(x.shape[0], self.hidden_size)}, got "
+                    f"{tuple(h.shape)} (Input batch size {x.shape[0]} doesn't match hidden{k} "
+                    f"batch size {h.shape[0]})"
+                )
+            if h.shape[-1] != self.hidden_size:
+                raise InputError(
+                    f"{label}: expected H = hidden_size = {self.hidden_size} features in the last "
+                    f"dimension, got shape {tuple(h.shape)} (hidden{k} has inconsistent "
+                    f"hidden_size: got {h.shape[-1]}, expected {self.hidden_size})"
+                )
             if self.check_finite:
-                check_finite(name, h)
+                check_finite(label, h)
             state.append(h if batched else h.unsqueeze(0))
         return x, tuple(state), batched
 
-    def extra_repr(self) -> str:
-        text = f"{self.input_size}, {self.hidden_size}"
-        if not self.bias:
-            text += ", bias=False"
-        if getattr(self, "nonlinearity", "tanh") != "tanh":
-            text += f", nonlinearity={self.nonlinearity!r}"
-        return text
 
-
-class RNNCell(_CellBase):
+class RNNCell(_CellBase, nn.RNNCell):
     """One Elman step ``h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh)``; see :class:`rnnkit.nn.RNN`.
 
     Shapes: input ``(N, H_in)`` or ``(H_in,)``; ``hx`` and the result ``(N, H)`` or ``(H,)``.
@@ -156,7 +161,7 @@ class RNNCell(_CellBase):
         return (rnn_recurrence(x_t, state[0], *weights, self.nonlinearity, dropout_mask),)
 
 
-class LSTMCell(_CellBase):
+class LSTMCell(_CellBase, nn.LSTMCell):
     """One LSTM step, gate order ``(i, f, g, o)``; see :class:`rnnkit.nn.LSTM`.
 
     Shapes: input ``(N, H_in)`` or ``(H_in,)``; ``hx = (h, c)`` and the result ``(h', c')``
@@ -193,7 +198,7 @@ class LSTMCell(_CellBase):
         return lstm_recurrence(x_t, h, c, self.weight_hh, self.bias_hh, None, dropout_mask)
 
 
-class GRUCell(_CellBase):
+class GRUCell(_CellBase, nn.GRUCell):
     """One GRU step, gate order ``(r, z, n)``; see :class:`rnnkit.nn.GRU`.
 
     Shapes: input ``(N, H_in)`` or ``(H_in,)``; ``hx`` and the result ``(N, H)`` or ``(H,)``.

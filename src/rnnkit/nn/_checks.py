@@ -119,21 +119,28 @@ def check_tensor_like(name: str, value: object, reference: Tensor) -> Tensor:
         fix = f"convert it with .to({reference.dtype})"
         if value.dtype.is_floating_point:
             fix += f" or the module with .to({value.dtype})"
-        raise TypeError(
+        raise InputDtypeError(
             f"{name}: expected dtype {reference.dtype} (the module's parameters), got "
-            f"{value.dtype}; {fix}"
+            f"{value.dtype}; {fix} (RNN {name} dtype ({value.dtype}) does not match weight "
+            f"dtype ({reference.dtype}))"
         )
     if value.device != reference.device:
-        raise ValueError(
+        raise InputError(
             f"{name}: expected a tensor on {reference.device} (the module's parameters), "
-            f"got one on {value.device}"
+            f"got one on {value.device} (Input and parameter tensors are not at the same "
+            "device)"
         )
     return value
 
 
-def check_shape(name: str, value: Tensor, expected: tuple[int, ...], legend: str) -> None:
+def check_shape(
+    name: str, value: Tensor, expected: tuple[int, ...], legend: str, torch_says: str | None = None
+) -> None:
     if tuple(value.shape) != expected:
-        raise ValueError(f"{name}: expected shape {legend} = {expected}, got {tuple(value.shape)}")
+        raise InputError(
+            f"{name}: expected shape {legend} = {expected}, got {tuple(value.shape)}"
+            f"{_torch(torch_says)}"
+        )
 
 
 def check_finite(name: str, value: Tensor) -> None:
