@@ -30,17 +30,18 @@ def _twice(layer: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor) -> torch.
 
 
 @pytest.mark.parametrize(("name", "options"), CASES, ids=lambda v: str(v))
-def test_layer_under_autocast_feeds_its_state_back_and_trains(name: str, options: dict) -> None:
+def test_layer_under_autocast_feeds_its_state_back_and_trains(
+    name: str, options: dict, request: pytest.FixtureRequest
+) -> None:
     torch.manual_seed(0)
     layer = make_layer(name, 6, 10, batch_first=True, **options).eval()
     x1, x2 = torch.randn(3, 7, 6), torch.randn(3, 5, 6)
     if name in TORCH and not options.get("zoneout"):  # torch's kernel: as torch.nn's layer
         twin = TORCH[name](6, 10, batch_first=True, **options).eval()
         twin.load_state_dict(layer.state_dict())
-        try:
-            expected = _twice(twin, x1, x2)
-        except RuntimeError as error:  # e.g. oneDNN has no bfloat16 LSTM for this CPU
-            pytest.skip(f"torch.nn.{TORCH[name].__name__} itself fails here: {error}")
+        if name == "lstm":
+            request.getfixturevalue("bf16_lstm")
+        expected = _twice(twin, x1, x2)
     output = _twice(layer, x1, x2)
     output.float().square().mean().backward()
     assert all(p.grad is not None and p.grad.isfinite().all() for p in layer.parameters())

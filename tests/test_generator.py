@@ -277,7 +277,7 @@ def test_same_seed_same_model(text: str) -> None:
 
 
 def test_bf16_mixed_precision_trains_in_bfloat16_and_learns_as_well(
-    model: Generator, text: str
+    model: Generator, text: str, bf16_lstm: None
 ) -> None:
     """The training forward runs in bfloat16 and validation in float32 (weights stay
     float32), and the model learns the source about as well as the float32 one (the

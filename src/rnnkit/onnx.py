@@ -193,7 +193,11 @@ def check_exportable(module: nn.Module, opset_version: int = OPSET) -> None:
         cell = _onnx_scan.unknown_cell(layer) if isinstance(layer, RecurrentBase) else None
         if cell is not None:
             reason = f"its cell {cell} is not one of rnnkit's, whose steps the exporter writes"
-        elif isinstance(layer, nn.RNNBase) and layer.proj_size:
+        elif (
+            isinstance(layer, nn.RNNBase)
+            and not isinstance(layer, RecurrentBase)
+            and layer.proj_size
+        ):
             reason = (
                 f"proj_size={layer.proj_size}: ONNX's LSTM operator has no projection "
                 "(rnnkit.nn.LSTM loads the same state_dict and exports it)"

@@ -1,8 +1,11 @@
 """Recurrent layers and cells: torch.nn's contract, rnnkit's gate equations."""
 
+import torch
+
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn._checks import InputDtypeError, InputError
 from rnnkit.nn._extended import (
     ElmanRNN,
     IndRNN,
@@ -16,6 +19,7 @@ from rnnkit.nn._extended import (
     PeepholeLSTM,
     PeepholeLSTMCell,
 )
+from rnnkit.nn._interop import quantize_dynamic, to_torch
 from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
 from rnnkit.nn._registry import LAYERS, make_layer
@@ -32,6 +36,8 @@ __all__ = [
     "GRUCell",
     "IndRNN",
     "IndRNNCell",
+    "InputDtypeError",
+    "InputError",
     "JordanCell",
     "JordanRNN",
     "LSTMCell",
@@ -52,4 +58,14 @@ __all__ = [
     "RecurrentCell",
     "detach_state",
     "make_layer",
+    "quantize_dynamic",
+    "to_torch",
 ]
+
+# A whole model saved with torch.save loads with torch.load(weights_only=True) without its
+# user naming rnnkit's classes: each of these only sets its attributes back from the file
+# (no code from the file runs), as torch.nn's own modules do.
+torch.serialization.add_safe_globals(
+    [cls for cls in map(globals().get, __all__) if isinstance(cls, type)]
+    + [torch.nn.ModuleList, torch.nn.ParameterList]
+)

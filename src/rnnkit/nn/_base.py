@@ -133,6 +133,9 @@ class RecurrentBase(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
+    # torch.compile runs the layers eagerly between its graphs, as it does torch.nn's RNN
+    # modules: the engine's numba loops and hand-written backward are not traceable.
+    @torch.compiler.disable
     def forward(
         self,
         input: Tensor | PackedSequence,
@@ -171,7 +174,7 @@ class RecurrentBase(nn.Module):
                 "input: expected 3 dimensions (L, N, H_in) (or (N, L, H_in) with "
                 "batch_first) or 2 for an unbatched sequence (L, H_in), got shape "
                 f"{tuple(input.shape)} ({type(self).__name__}: Expected input to be 2D or 3D, "
-                f"got {input.dim()}D instead)"
+                f"got {input.dim()}D{' tensor' * isinstance(self, nn.RNN)} instead)"
             )
         batched = input.dim() == 3
         x = input if batched else input.unsqueeze(1)
@@ -243,15 +246,23 @@ class RecurrentBase(nn.Module):
                 return tuple(h0.unsqueeze(1).expand(-1, batch, -1) for h0 in self.initial_state)
             return tuple(weight.new_zeros(rows, batch, size) for size in self.state_sizes)
         hx = check_state_structure(hx, len(self.state_sizes))
+        for k, h in enumerate(hx):
+            check_tensor_like("hx" if len(hx) == 1 else f"hx[{k}]", h, weight)
+        dims = 3 if batched else 2
+        # torch.nn's words for state tensors of the wrong number of dimensions
+        wrong_dims = f"For {'batched 3-D' if batched else 'unbatched 2-D'} input, hx " + (
+            f"should also be {dims}-D but got {hx[0].dim()}-D tensor"
+            if len(hx) == 1
+            else f"and cx should also be {dims}-D but got "
+            f"({', '.join(f'{h.dim()}-D' for h in hx)}) tensors"
+        )
         state = []
         for k, (h, size) in enumerate(zip(hx, self.state_sizes, strict=True)):
             name = "hx" if len(hx) == 1 else f"hx[{k}]"
-            check_tensor_like(name, h, weight)
             expected = (rows, batch, size) if batched else (rows, size)
             torch_name = "hidden" if len(hx) == 1 else f"hidden[{k}]"
-            if h.dim() != len(expected):
-                kind = "batched 3-D" if batched else "unbatched 2-D"
-                torch_says = f"For {kind} input, hx should also be {len(expected)}-D"
+            if any(other.dim() != dims for other in hx):
+                torch_says = wrong_dims
             else:
                 torch_says = f"Expected {torch_name} size {expected}, got {list(h.shape)}"
             if batched:
@@ -275,6 +286,8 @@ class RecurrentBase(nn.Module):
                 dtype = next(self.parameters()).dtype
                 with torch.autocast(x.device.type, enabled=False):
                     return self._run(x.to(dtype), tuple(s.to(dtype) for s in state), lengths)
+            if torch.compiler.is_exporting():  # torch ops only: no numba, no hand backward
+                return self._run_reference(x, state, lengths)
             from rnnkit.nn import _engine  # here: it imports the layers built on this module
 
             result = _engine.run(self, x, state, lengths)
@@ -316,7 +329,12 @@ class RecurrentBase(nn.Module):
                 cell = self.recurrence(layer, direction)
                 initial = tuple(s[row] for s in state)
                 reverse = direction == 1
-                if self._plain() and type(cell).scan not in _STEP_LOOPS:  # e.g. a parallel scan
+                # a scan of the cell's own (e.g. a parallel scan), but not in an exported graph
+                if (
+                    self._plain()
+                    and type(cell).scan not in _STEP_LOOPS
+                    and not torch.compiler.is_exporting()
+                ):
                     inputs = cell.project(layer_input)
                     out, final = cell.scan(inputs, initial, lengths, reverse)
                 else:

@@ -12,7 +12,14 @@ from torch import Tensor, nn
 from rnnkit.functional import State
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import check_bool, check_dtype, check_int, check_rate
+from rnnkit.nn._checks import (
+    InputError,
+    check_bool,
+    check_dtype,
+    check_int,
+    check_rate,
+    check_shape,
+)
 
 
 class Recurrent(RecurrentBase):
@@ -126,6 +133,81 @@ class Recurrent(RecurrentBase):
     ) -> tuple[Tensor | nn.utils.rnn.PackedSequence, State]:
         """See :meth:`RecurrentBase.forward`; the state is always a tuple."""
         return super().forward(input, hx, lengths)  # type: ignore[return-value]
+
+    # ---------------------------------------- torch.nn.RNNBase's surface, for any cell
+
+    @property
+    def mode(self) -> str:
+        """The layer's class name (torch.nn's layers say ``"LSTM"``, ``"GRU"``, ...)."""
+        return type(self).__name__
+
+    @property
+    def proj_size(self) -> int:
+        return 0
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        """The parameters of each (layer, direction)'s cell, as torch.nn groups its own."""
+        return [list(cell.parameters()) for cell in self.cells]
+
+    @property
+    def _flat_weights(self) -> list[nn.Parameter]:
+        return [weight for weights in self.all_weights for weight in weights]
+
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        return [f"cells.{name}" for name, _ in self.cells.named_parameters()]
+
+    def flatten_parameters(self) -> None:
+        """Nothing to do: the cells use their parameters where they are (as torch.nn's
+        layers do on the CPU)."""
+
+    def get_expected_hidden_size(
+        self, input: Tensor, batch_sizes: Tensor | None
+    ) -> tuple[int, int, int]:
+        """``(D * num_layers, N, S_0)``, the shape of ``hx``'s first tensor for ``input``."""
+        if batch_sizes is not None:
+            batch = int(batch_sizes[0])
+        else:
+            batch = input.size(0) if self.batch_first else input.size(1)
+        return (self.num_directions * self.num_layers, batch, self.state_sizes[0])
+
+    def check_input(self, input: Tensor, batch_sizes: Tensor | None) -> None:
+        """Raise :class:`InputError` unless ``input`` is ``(L, N, H_in)`` (or packed data
+        ``(sum(lengths), H_in)`` with ``batch_sizes``)."""
+        dims = 2 if batch_sizes is not None else 3
+        if input.dim() != dims:
+            raise InputError(
+                f"input: expected {dims} dimensions, got shape {tuple(input.shape)} (input "
+                f"must have {dims} dimensions, got {input.dim()})"
+            )
+        if input.size(-1) != self.input_size:
+            raise InputError(
+                f"input: expected H_in = input_size = {self.input_size} features in the last "
+                f"dimension, got shape {tuple(input.shape)} (input.size(-1) must be equal to "
+                f"input_size. Expected {self.input_size}, got {input.size(-1)})"
+            )
+
+    def check_forward_args(
+        self, input: Tensor, hidden: Tensor | State, batch_sizes: Tensor | None
+    ) -> None:
+        """:meth:`check_input`, then each state tensor's shape ``(D * num_layers, N, S_k)``."""
+        self.check_input(input, batch_sizes)
+        rows, batch, _ = self.get_expected_hidden_size(input, batch_sizes)
+        states = (hidden,) if isinstance(hidden, Tensor) else tuple(hidden)
+        for k, size in enumerate(self.state_sizes):
+            name = "hx" if len(self.state_sizes) == 1 else f"hx[{k}]"
+            expected = (rows, batch, size)
+            torch_says = f"Expected hidden[{k}] size {expected}, got {list(states[k].shape)}"
+            check_shape(name, states[k], expected, "(D * num_layers, N, S)", torch_says)
+
+    def permute_hidden(self, hx: Tensor | State, permutation: Tensor | None) -> Tensor | State:
+        """``hx`` with its batch (dimension 1) reordered by ``permutation`` (if not None)."""
+        if permutation is None:
+            return hx
+        if isinstance(hx, Tensor):
+            return hx.index_select(1, permutation)
+        return tuple(h.index_select(1, permutation) for h in hx)
 
 
 class CellLayer(Recurrent):
