@@ -139,8 +139,21 @@ def test_every_non_positive_size_is_rejected(size):
 @pytest.mark.parametrize("argument", FLAG_ARGUMENTS)
 @pytest.mark.parametrize("value", BAD_FLAGS)
 def test_flags_must_be_bools(module_type, argument, value):
+    if module_type in CELLS and argument == "bias":
+        pytest.skip("torch.nn's cells take any bias: test_cells_warn_of_a_bias_that_is_no_bool")
     with rejects(TypeError, argument, f"{type(value).__name__} {value!r}"):
         build(module_type, **{argument: value})
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("value", ["relu", 0])
+def test_cells_warn_of_a_bias_that_is_no_bool(cell, value):
+    """torch.nn's cells take ``RNNCell(10, 20, "relu")`` (bias "relu", so bias on); rnnkit's
+    take it the same way but say so."""
+    with pytest.warns(UserWarning, match=rf"^bias: expected a bool, got .* taken as {bool(value)}"):
+        ours = cell(H_IN, H, value)
+    theirs = getattr(torch.nn, cell.__name__)(H_IN, H, value)
+    assert {n for n, _ in ours.named_parameters()} == {n for n, _ in theirs.named_parameters()}
 
 
 @pytest.mark.parametrize("layer", LAYERS)

@@ -9,6 +9,8 @@ Each is also a :class:`rnnkit.nn.RecurrentCell`, so ``Recurrent(LSTMCell, ...)``
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -31,6 +33,7 @@ from rnnkit.nn._checks import (
     check_finite,
     check_int,
     check_state_structure,
+    check_tensor,
     check_tensor_like,
 )
 
@@ -54,7 +57,13 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
     ) -> None:
         check_int("input_size", input_size, torch_says="input_size must be greater than zero")
         check_int("hidden_size", hidden_size, minimum=0)  # torch.nn's cells take 0
-        check_bool("bias", bias)
+        if not isinstance(bias, bool):  # torch.nn's cells take any value and test its truth
+            warnings.warn(
+                f"bias: expected a bool, got {type(bias).__name__} {bias!r}, taken as "
+                f"{bool(bias)} as torch.nn does (the third positional argument is bias, not "
+                "nonlinearity)",
+                stacklevel=3,
+            )
         # not RecurrentCell.__init__: its super() is torch.nn's cell in this class's MRO
         nn.RNNCellBase.__init__(
             self, input_size, hidden_size, bias, self.gates, device, check_dtype(dtype)
@@ -71,9 +80,9 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
         self, input: Tensor, hx: Tensor | tuple[Tensor, ...] | None
     ) -> tuple[Tensor, tuple[Tensor, ...], bool]:
         """Validate; return ``x`` ``(N, H_in)``, the state as ``(N, H)`` tensors, batched."""
+        # In torch.nn's order: shapes first, then dtypes and devices.
         name = type(self).__name__
-        check_tensor_like("input", input, self.weight_ih)
-        if input.dim() not in (1, 2):
+        if check_tensor("input", input).dim() not in (1, 2):
             raise InputError(
                 f"input: expected shape (N, H_in) or unbatched (H_in,), got "
                 f"{tuple(input.shape)} ({name}: Expected input to be 1D or 2D, got "
@@ -87,17 +96,12 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
             )
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
-        if self.check_finite:
-            check_finite("input", x)
-        if hx is None:
-            zeros = x.new_zeros(x.shape[0], self.hidden_size)
-            return x, (zeros,) * self.num_states, batched
-        hx = check_state_structure(hx, self.num_states)
+        hx = None if hx is None else check_state_structure(hx, self.num_states)
+        labels = ["hx"] if self.num_states == 1 else [f"hx[{k}]" for k in range(self.num_states)]
         state = []
-        for k, h in enumerate(hx):
-            label = "hx" if self.num_states == 1 else f"hx[{k}]"
-            check_tensor_like(label, h, self.weight_ih)
-            if h.dim() != input.dim():
+        for k, h in enumerate(hx or ()):
+            label = labels[k]
+            if check_tensor(label, h).dim() != input.dim():
                 torch_label = f"hx[{k}]" if self.num_states > 1 else "hidden"
                 raise InputError(
                     f"{label}: expected {'2' if batched else '1'} dimensions like input, got "
@@ -116,9 +120,16 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
                     f"dimension, got shape {tuple(h.shape)} (hidden{k} has inconsistent "
                     f"hidden_size: got {h.shape[-1]}, expected {self.hidden_size})"
                 )
+            state.append(h if batched else h.unsqueeze(0))
+        check_tensor_like("input", input, self.weight_ih)
+        for label, h in zip(labels, state, strict=False):
+            check_tensor_like(label, h, self.weight_ih)
             if self.check_finite:
                 check_finite(label, h)
-            state.append(h if batched else h.unsqueeze(0))
+        if self.check_finite:
+            check_finite("input", x)
+        if hx is None:
+            state = [x.new_zeros(x.shape[0], self.hidden_size)] * self.num_states
         return x, tuple(state), batched
 
 

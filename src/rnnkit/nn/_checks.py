@@ -110,11 +110,16 @@ def check_dtype(dtype: object) -> torch.dtype | None:
     return dtype
 
 
+def check_tensor(name: str, value: object) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    return value
+
+
 def check_tensor_like(name: str, value: object, reference: Tensor) -> Tensor:
     """``value`` must be a tensor with ``reference``'s dtype (or, under autocast, the
     autocast dtype, as torch.nn's layers take) and device."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name}: expected a torch.Tensor, got {type(value).__name__}")
+    check_tensor(name, value)
     if value.dtype != reference.dtype and value.dtype != autocast_dtype(reference.device):
         fix = f"convert it with .to({reference.dtype})"
         if value.dtype.is_floating_point:
@@ -122,7 +127,8 @@ def check_tensor_like(name: str, value: object, reference: Tensor) -> Tensor:
         raise InputDtypeError(
             f"{name}: expected dtype {reference.dtype} (the module's parameters), got "
             f"{value.dtype}; {fix} (RNN {name} dtype ({value.dtype}) does not match weight "
-            f"dtype ({reference.dtype}))"
+            f"dtype ({reference.dtype}). Convert {name}: {name}.to({reference.dtype}), or "
+            f"convert model: model.to({value.dtype}))"
         )
     if value.device != reference.device:
         raise InputError(
