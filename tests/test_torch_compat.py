@@ -10,6 +10,9 @@ quantization). PyTorch's own test suite, run with rnnkit swapped in, is in
 from __future__ import annotations
 
 import io
+import re
+import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -145,6 +148,7 @@ LAYER_ERRORS = {
     "hx dimensions": lambda p: (torch.randn(L, N, H_IN), state(p, N, H)),
     "input dtype": lambda p: (torch.randn(L, N, H_IN, dtype=torch.float64),),
     # with an hx: torch.nn.LSTM checks packed input only then
+    "empty sequence": lambda p: (torch.randn(0, N, H_IN),),
     "packed features": lambda p: (pack_sequence([torch.randn(3, H_IN + 1)]), state(p, 1, 1, H)),
 }
 CELL_ERRORS = {
@@ -335,3 +339,21 @@ def test_to_torch_keeps_what_torch_cannot_compute():
     assert nn.to_torch(model) is model
     assert [type(m) for m in model] == [nn.LSTM, nn.GRU]
     assert type(nn.to_torch(nn.GRU(H_IN, H))) is torch.nn.modules.rnn.GRU
+
+
+# ------------------------------------------------------------------------------ the docs
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "torch_compat.md"
+
+
+def test_the_docs_example_runs_and_prints_both_wordings(capsys: pytest.CaptureFixture) -> None:
+    (block,) = re.findall(r"```python\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    exec(compile(textwrap.dedent(block), str(DOC), "exec"), {})
+    printed = capsys.readouterr().out
+    assert printed.startswith("input: expected H_in = input_size = 4 features")
+    assert "(input.size(-1) must be equal to input_size. Expected 4, got 7)" in printed
+
+
+def test_the_docs_links_exist() -> None:
+    links = re.findall(r"\]\(([^)#]+)\)", DOC.read_text(encoding="utf-8"))
+    assert links and all((DOC.parent / link).exists() for link in links), links

@@ -188,7 +188,10 @@ class RecurrentBase(nn.Module):
                 f"({_TORCH_INPUT_SIZE.format(self.input_size, features)})"
             )
         if length == 0:
-            raise InputError(f"input: expected a sequence length L >= 1, got {tuple(input.shape)}")
+            raise InputError(
+                f"input: expected a sequence length L >= 1, got {tuple(input.shape)} (Expected "
+                "sequence length to be larger than 0 in RNN)"
+            )
         if self.check_finite:
             check_finite("input", x)
         state = self._initial_state(hx, batch, weight, batched)

@@ -47,8 +47,6 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
     see a torch.nn layer. rnnkit's :meth:`RecurrentBase.forward` replaces torch's.
     """
 
-    gates: int  # gate blocks stacked in weight_ih / weight_hh
-
     def __init__(
         self,
         mode: str,
@@ -99,6 +97,7 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         bound = 1.0 / math.sqrt(self.hidden_size)
         for weight in self._current_weights():
             nn.init.uniform_(weight, -bound, bound)
+        # torch.nn.RNNBase.__init__ calls this before _init_options makes initial_state
         for h0 in getattr(self, "initial_state", None) or ():
             nn.init.zeros_(h0)
 
@@ -207,8 +206,6 @@ class RNN(_SingleState, nn.RNN):
         (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
     """
 
-    gates = 1
-
     def __init__(
         self,
         input_size: int,
@@ -279,8 +276,6 @@ class LSTM(_TorchLayout, nn.LSTM):
         (torch.Size([3, 5, 20]), torch.Size([1, 3, 20]))
     """
 
-    gates = 4
-
     def __init__(
         self,
         input_size: int,
@@ -339,8 +334,6 @@ class GRU(_SingleState, nn.GRU):
     ``(r, z, n)``. A drop-in for :class:`torch.nn.GRU`; arguments and shapes as in
     :class:`RNN`.
     """
-
-    gates = 3
 
     def __init__(
         self,
