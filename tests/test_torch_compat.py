@@ -273,6 +273,40 @@ def test_torch_compile_with_inductor_trains_as_eager(name):
         torch.testing.assert_close(grad, expected)
 
 
+EVERY_CELL = [
+    cell
+    for cell in (getattr(nn, name) for name in nn.__all__)
+    if isinstance(cell, type)
+    and issubclass(cell, nn.RecurrentCell)
+    and cell is not nn.RecurrentCell
+]
+
+
+@pytest.mark.parametrize("cell_type", EVERY_CELL, ids=lambda c: c.__name__)
+def test_torch_compile_traces_a_users_loop_over_a_cell(cell_type):
+    """A cell runs one step: the compiler traces it (no graph break) inside the user's loop."""
+    torch._dynamo.reset()
+    cell = cell_type(H_IN, H)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        state, outputs = None, []
+        for x_t in x:
+            state = cell(x_t, state)
+            outputs.append(state if isinstance(state, torch.Tensor) else state[0])
+        return torch.stack(outputs)
+
+    x = torch.randn(L, N, H_IN)
+    compiled = torch.compile(run, backend="aot_eager", fullgraph=True)
+    for function in (compiled, run):
+        cell.zero_grad()
+        function(x).square().sum().backward()
+        if function is compiled:
+            output, grads = compiled(x), [p.grad.clone() for p in cell.parameters()]
+    torch.testing.assert_close(output, run(x))
+    for grad, p in zip(grads, cell.parameters(), strict=True):
+        torch.testing.assert_close(grad, p.grad)
+
+
 @pytest.mark.parametrize("name", EVERY_LAYER)
 def test_torch_export_gives_the_layers_outputs(name):
     layer = build(name).eval()
