@@ -34,10 +34,12 @@ from rnnkit.nn._checks import (
     check_shape,
     check_state_structure,
     check_tensor_like,
+    check_width,
 )
 
 FusedResult = tuple[Tensor, State]
-_TORCH_INPUT_SIZE = "input.size(-1) must be equal to input_size. Expected {}, got {}"
+#: torch.nn's layers' message for input of the wrong width (``.format(input_size, width)``)
+TORCH_INPUT_SIZE = "input.size(-1) must be equal to input_size. Expected {}, got {}"
 # The cells' scans that are a loop over their steps, which may run in chunks of steps.
 _STEP_LOOPS = (RecurrentCell.scan, Recurrence.scan)
 
@@ -181,12 +183,8 @@ class RecurrentBase(nn.Module):
         if batched and self.batch_first:
             x = x.transpose(0, 1)
         length, batch, features = x.shape
-        if features != self.input_size:
-            raise InputError(
-                f"input: expected H_in = input_size = {self.input_size} features in the last "
-                f"dimension, got shape {tuple(input.shape)} "
-                f"({_TORCH_INPUT_SIZE.format(self.input_size, features)})"
-            )
+        torch_says = TORCH_INPUT_SIZE.format(self.input_size, features)
+        check_width("input", input, self.input_size, "H_in = input_size", torch_says)
         if length == 0:
             raise InputError(
                 f"input: expected a sequence length L >= 1, got {tuple(input.shape)} (Expected "
@@ -215,7 +213,7 @@ class RecurrentBase(nn.Module):
             torch_says = (
                 f"input must have 2 dimensions, got {data.dim()}"
                 if data.dim() != 2
-                else _TORCH_INPUT_SIZE.format(self.input_size, data.shape[-1])
+                else TORCH_INPUT_SIZE.format(self.input_size, data.shape[-1])
             )
             raise InputError(
                 f"input: expected packed data of shape (sum(lengths), input_size = "

@@ -32,9 +32,11 @@ from rnnkit.nn._checks import (
     check_dtype,
     check_finite,
     check_int,
+    check_rank,
     check_state_structure,
     check_tensor,
     check_tensor_like,
+    check_width,
 )
 
 
@@ -81,19 +83,12 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
     ) -> tuple[Tensor, tuple[Tensor, ...], bool]:
         """Validate; return ``x`` ``(N, H_in)``, the state as ``(N, H)`` tensors, batched."""
         # In torch.nn's order: shapes first, then dtypes and devices.
-        name = type(self).__name__
-        if check_tensor("input", input).dim() not in (1, 2):
-            raise InputError(
-                f"input: expected shape (N, H_in) or unbatched (H_in,), got "
-                f"{tuple(input.shape)} ({name}: Expected input to be 1D or 2D, got "
-                f"{input.dim()}D instead)"
-            )
-        if input.shape[-1] != self.input_size:
-            raise InputError(
-                f"input: expected H_in = input_size = {self.input_size} features in the last "
-                f"dimension, got shape {tuple(input.shape)} (input has inconsistent input_size: "
-                f"got {input.shape[-1]} expected {self.input_size})"
-            )
+        name, rank = type(self).__name__, check_tensor("input", input).dim()
+        torch_says = f"{name}: Expected input to be 1D or 2D, got {rank}D instead"
+        check_rank("input", input, (1, 2), "(N, H_in) or unbatched (H_in,)", torch_says)
+        width, expected = input.shape[-1], self.input_size
+        torch_says = f"input has inconsistent input_size: got {width} expected {expected}"
+        check_width("input", input, expected, "H_in = input_size", torch_says)
         batched = input.dim() == 2
         x = input if batched else input.unsqueeze(0)
         hx = None if hx is None else check_state_structure(hx, self.num_states)
@@ -101,25 +96,19 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
         state = []
         for k, h in enumerate(hx or ()):
             label = labels[k]
-            if check_tensor(label, h).dim() != input.dim():
-                torch_label = f"hx[{k}]" if self.num_states > 1 else "hidden"
-                raise InputError(
-                    f"{label}: expected {'2' if batched else '1'} dimensions like input, got "
-                    f"shape {tuple(h.shape)} ({name}: Expected {torch_label} to be 1D or 2D, got "
-                    f"{h.dim()}D instead)"
-                )
+            torch_label = f"hx[{k}]" if self.num_states > 1 else "hidden"
+            torch_says = f"{name}: Expected {torch_label} to be 1D or 2D, got {h.dim()}D instead"
+            legend = "(N, H) like input" if batched else "(H,) like unbatched input"
+            check_rank(label, check_tensor(label, h), (input.dim(),), legend, torch_says)
             if batched and h.shape[0] != x.shape[0]:
                 raise InputError(
                     f"{label}: expected shape (N, H) = {(x.shape[0], self.hidden_size)}, got "
                     f"{tuple(h.shape)} (Input batch size {x.shape[0]} doesn't match hidden{k} "
                     f"batch size {h.shape[0]})"
                 )
-            if h.shape[-1] != self.hidden_size:
-                raise InputError(
-                    f"{label}: expected H = hidden_size = {self.hidden_size} features in the last "
-                    f"dimension, got shape {tuple(h.shape)} (hidden{k} has inconsistent "
-                    f"hidden_size: got {h.shape[-1]}, expected {self.hidden_size})"
-                )
+            width, expected = h.shape[-1], self.hidden_size
+            torch_says = f"hidden{k} has inconsistent hidden_size: got {width}, expected {expected}"
+            check_width(label, h, expected, "H = hidden_size", torch_says)
             state.append(h if batched else h.unsqueeze(0))
         check_tensor_like("input", input, self.weight_ih)
         for label, h in zip(labels, state, strict=False):

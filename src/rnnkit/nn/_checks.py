@@ -149,6 +149,26 @@ def check_shape(
         )
 
 
+def check_rank(
+    name: str, value: Tensor, ranks: tuple[int, ...], legend: str, torch_says: str
+) -> None:
+    """``value`` must have one of ``ranks`` dimensions (``legend`` gives the expected shape)."""
+    if value.dim() not in ranks:
+        raise InputError(
+            f"{name}: expected shape {legend}, got {tuple(value.shape)} ({torch_says})"
+        )
+
+
+def check_width(name: str, value: Tensor, width: int, legend: str, torch_says: str) -> None:
+    """``value``'s last dimension must be ``width`` (``legend`` names it, e.g. ``"H_in =
+    input_size"``); ``torch_says``: torch.nn's message for the same mismatch."""
+    if value.shape[-1] != width:
+        raise InputError(
+            f"{name}: expected {legend} = {width} features in the last dimension, got shape "
+            f"{tuple(value.shape)} ({torch_says})"
+        )
+
+
 def check_finite(name: str, value: Tensor) -> None:
     finite = torch.isfinite(value)
     if not bool(finite.all()):

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.functional import State
-from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._base import TORCH_INPUT_SIZE, RecurrentBase
 from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
     InputError,
@@ -19,6 +19,7 @@ from rnnkit.nn._checks import (
     check_int,
     check_rate,
     check_shape,
+    check_width,
 )
 
 
@@ -181,12 +182,8 @@ class Recurrent(RecurrentBase):
                 f"input: expected {dims} dimensions, got shape {tuple(input.shape)} (input "
                 f"must have {dims} dimensions, got {input.dim()})"
             )
-        if input.size(-1) != self.input_size:
-            raise InputError(
-                f"input: expected H_in = input_size = {self.input_size} features in the last "
-                f"dimension, got shape {tuple(input.shape)} (input.size(-1) must be equal to "
-                f"input_size. Expected {self.input_size}, got {input.size(-1)})"
-            )
+        torch_says = TORCH_INPUT_SIZE.format(self.input_size, input.size(-1))
+        check_width("input", input, self.input_size, "H_in = input_size", torch_says)
 
     def check_forward_args(
         self, input: Tensor, hidden: Tensor | State, batch_sizes: Tensor | None
