@@ -482,3 +482,46 @@ def test_engine_covers_known_cells_only() -> None:
     state = tuple(torch.zeros(1, 2, s) for s in layer.state_sizes)
     assert _engine.run(layer, x, state, None) is not None
     assert _engine.run(nn.LSTM(4, 5, fused=False, zoneout=0.1), x, state, None) is None
+
+
+@pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_nan_propagates_as_on_the_reference_path(
+    name: str, loop: str, grad: bool, monkeypatch
+) -> None:
+    """A NaN in the input reaches the same outputs and states on every path (a ReLU in the
+    numba loops once made it 0)."""
+    layer = make(name, 5, 8, "eval", torch.float32)
+    x = torch.randn(6, 3, 5)
+    x[2, 1, 0] = float("nan")
+    hx = initial_state(layer, 3, torch.float32)
+    results = []
+    for engine in (True, False):
+        with torch.set_grad_enabled(grad), monkeypatch.context() as m:
+            if not engine:
+                m.setattr(_engine, "run", lambda *args: None)
+            results.append(torch.utils._pytree.tree_leaves(layer(x, hx)))
+    for fast, slow in zip(*results, strict=True):
+        assert fast.isnan().any()
+        assert torch.equal(fast.isnan(), slow.isnan())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_half_precision_trains_as_the_reference_path(
+    name: str, loop: str, dtype: torch.dtype, monkeypatch
+) -> None:
+    """float16 and bfloat16 layers run at every batch size (NumPy has no bfloat16: the
+    engine's torch loop takes them) and err from the float64 result about as much as the
+    reference path does in the same dtype."""
+    layer = make(name, 5, 8, "train-regularised", dtype)
+    x = torch.randn(6, 3, 5, dtype=dtype, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, 3, dtype))
+    fast = leaves(run(layer, x, hx, None, True, monkeypatch))
+    slow = leaves(run(layer, x, hx, None, False, monkeypatch))
+    x64 = x.detach().double().requires_grad_()
+    hx64 = tuple(h.detach().double().requires_grad_() for h in hx)
+    exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, None, False, monkeypatch))
+    for a, b, e in zip(fast, slow, exact, strict=True):
+        assert a.dtype == dtype
+        assert norm(a - e) <= 3 * norm(b - e) + 0.02 * norm(e) + 1e-3

@@ -234,7 +234,14 @@ def test_nonlinearity_must_be_tanh_or_relu(rnn_type, value):
         build(rnn_type, nonlinearity=value)
 
 
-@pytest.mark.parametrize("module_type", LAYERS + CELLS)
+EXTENDED = [
+    getattr(nn, name)
+    for name in nn.__all__
+    if name.endswith("Cell") and name not in ("RecurrentCell", "RNNCell", "LSTMCell", "GRUCell")
+] + [layer for name, layer in nn.LAYERS.items() if name not in ("rnn", "lstm", "gru")]
+
+
+@pytest.mark.parametrize("module_type", LAYERS + CELLS + EXTENDED, ids=lambda t: t.__name__)
 def test_dtype_must_be_floating_point(module_type):
     with rejects(TypeError, "dtype", "torch.int64"):
         build(module_type, dtype=torch.int64)

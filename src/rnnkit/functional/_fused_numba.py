@@ -440,8 +440,8 @@ def _activate_row(x, kind, exact):
             x[j] = _tanh_exact(x[j], exact)
         elif kind == _SIGMOID:
             x[j] = _sigmoid(x[j], exact)
-        elif kind == _RELU:
-            x[j] = x[j] if x[j] > 0.0 else _like(x, 0.0)
+        elif kind == _RELU:  # NaN stays NaN, as torch.relu keeps it
+            x[j] = _like(x, 0.0) if x[j] <= 0.0 else x[j]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -459,7 +459,7 @@ def _activate_row_backward(grad, out, kind, d_in):
         elif kind == _SIGMOID:
             d *= y * (_like(d, 1.0) - y)
         elif kind == _RELU:
-            d = d if y > 0.0 else _like(d, 0.0)
+            d = _like(d, 0.0) if y <= 0.0 else d
         elif kind == _SOFTMAX:
             d = y * (d - dot)
         d_in[j] = d

@@ -258,8 +258,11 @@ def _recurrent_inputs(plan: Plan, states: Tensor, mask: Tensor | None) -> Tensor
 
 
 def _use_numba(x: Tensor) -> bool:
-    """Whether the loops of ``x`` ``(L, N, ...)`` run in numba (see :data:`NUMBA_MAX_BATCH`)."""
+    """Whether the loops of ``x`` ``(L, N, ...)`` run in numba (see :data:`NUMBA_MAX_BATCH`);
+    float16 and bfloat16, which NumPy cannot hold, run the torch loop."""
     if x.shape[1] > NUMBA_MAX_BATCH or x.device.type != "cpu":
+        return False
+    if x.dtype not in (torch.float32, torch.float64):
         return False
     if _fused_numba is None:
         _warn_no_numba()

@@ -48,7 +48,13 @@ from rnnkit.functional.minimal import (
     minimal_recurrence,
 )
 from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import check_bool, check_int, check_shape, check_tensor_like
+from rnnkit.nn._checks import (
+    check_bool,
+    check_dtype,
+    check_int,
+    check_shape,
+    check_tensor_like,
+)
 from rnnkit.nn._recurrent import CellLayer
 
 Gates = Callable[[Tensor, bool], tuple[Tensor, Tensor]]
@@ -80,7 +86,7 @@ class _MinimalCell(RecurrentCell):
         self.bias = check_bool("bias", bias)
         self.positive = check_bool("positive", positive)
         self.parallel = check_bool("parallel", parallel)
-        factory = {"device": device, "dtype": dtype}
+        factory = {"device": device, "dtype": check_dtype(dtype)}
         size = self.gates * hidden_size
         self.weight_ih = nn.Parameter(torch.empty(size, input_size, **factory))
         if bias:
