@@ -2,10 +2,13 @@
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from rnnkit import metrics
@@ -13,7 +16,8 @@ from rnnkit.cli import app
 from rnnkit.data import TimeSeries, load_series, read_series
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.tasks import Forecaster
-from rnnkit.train import ModelFileError, TrainConfig
+from rnnkit.tasks.forecaster import ForecastNetwork
+from rnnkit.train import DivergedError, ModelFileError, TrainConfig
 
 SEASON = 24
 
@@ -187,6 +191,22 @@ def test_corrupt_or_foreign_model_directories_are_rejected(trained, tmp_path: Pa
         Forecaster.load(saved)
 
 
+def test_a_model_folder_with_weights_that_are_not_finite_is_refused(
+    trained, tmp_path: Path
+) -> None:
+    model, _ = trained
+    saved = model.save(tmp_path / "model")
+    weights = load_file(saved / "weights.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, saved / "weights.safetensors")
+    with pytest.raises(ModelFileError, match=rf"is corrupt: {re.escape(name)} holds values that"):
+        Forecaster.load(saved)
+    result = CliRunner().invoke(app, ["predict", str(saved), "electricity"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "holds values that are not finite" in " ".join(result.output.split())
+
+
 def test_a_series_too_short_for_the_windows_is_rejected() -> None:
     short = TimeSeries(seasonal_ar_series()[:60, None], ("load",))
     with pytest.raises(ValueError, match="60 steps are too few"):
@@ -250,3 +270,47 @@ def test_quality_bar_electricity_mase_below_both_baselines() -> None:
     model.fit(series.slice(stop=-672), val_size=672, progress=False)
     scores = {name: m["MASE"] for name, m in model.evaluate(series, 672).metrics.items()}
     assert scores["rnnkit"] < min(scores["seasonal naive"], scores["Holt-Winters"]), scores
+
+
+# ------------------------------------------------------------------------ failing training
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_a_series_with_a_value_that_is_not_finite_is_refused(bad: float) -> None:
+    values = seasonal_ar_series()[:, None].copy()
+    values[57, 0] = bad
+    with pytest.raises(ValueError, match=rf"got {bad} in column 'load' at row 57 "):
+        TimeSeries(values, ("load",))
+
+
+def test_a_diverging_run_stops_at_once_and_keeps_finite_weights(tmp_path: Path) -> None:
+    """A learning rate of 1e30 makes the first loss infinite or NaN: training stops there
+    with a clear error, the network is back at finite weights and no checkpoint of the
+    diverged weights is written."""
+    series = TimeSeries(seasonal_ar_series()[:, None], ("load",))
+    training = TrainConfig(max_epochs=3, batch_size=32, learning_rate=1e30)
+    model = Forecaster(lookback=24, horizon=12, stride=2, hidden_size=16, season=SEASON,
+                       training=training)  # fmt: skip
+    with pytest.raises(DivergedError, match=r"^training: the (train|val) loss is (nan|inf)"):
+        model.fit(series, val_size=120, log_dir=tmp_path, progress=False)
+    assert all(bool(p.isfinite().all()) for p in model.network.parameters())
+    checkpoint = tmp_path / "checkpoints" / "last.safetensors"
+    assert not checkpoint.exists() or all(
+        bool(t.isfinite().all()) for t in load_file(checkpoint).values() if t.is_floating_point()
+    )
+
+
+def test_the_cli_reports_a_diverging_run_in_one_line_and_saves_nothing(
+    series_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    forward = ForecastNetwork.forward
+    monkeypatch.setattr(ForecastNetwork, "forward", lambda *a, **k: forward(*a, **k) * np.nan)
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, [
+        "forecast", "--data", str(series_csv), "--target", "load", "--lookback", "24",
+        "--horizon", "12", "--season", str(SEASON), "--epochs", "2", "--test-size", "120",
+        "--val-size", "120", "--out", str(out),
+    ])  # fmt: skip
+    assert result.exit_code != 0
+    assert "training: the" in result.output and "Traceback" not in result.output
+    assert not (out / "model").exists()

@@ -508,7 +508,9 @@ def test_stream_answers_each_line_before_the_next_arrives(lstm_file) -> None:
     [
         (["stream", "nowhere.rnnkit"], "", "no such file"),
         (["export", "nowhere", "--out", "x.rnnkit", "--format", "tflite"], "", "format: expected"),
-        (["stream", "{lstm}"], "1,2,x,4\n", "stdin line 1: expected comma-separated numbers"),
+        (["stream", "{lstm}"], "1,2,x,4\n", "stdin line 1: expected comma-separated finite"),
+        (["stream", "{lstm}"], "1,2,3,4\n1,nan,3,4\n", "stdin line 2: expected comma-sep"),
+        (["stream", "{lstm}"], "1,2,3,1e999\n", "stdin line 1: expected comma-separated finite"),
         (["stream", "{lstm}"], "1,2,3\n", "x_t: expected shape (H_in,) or (N, H_in)"),
     ],
 )

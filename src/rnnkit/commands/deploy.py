@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,9 +83,12 @@ def stream(
         try:
             values = [float(f) for f in fields]
         except ValueError:
+            values = []
+        if not values or not all(math.isfinite(v) for v in values):
             raise ValueError(
-                f"stdin line {number}: expected comma-separated numbers, got {line.strip()!r}"
-            ) from None
+                f"stdin line {number}: expected comma-separated finite numbers, got "
+                f"{line.strip()!r}"
+            )
         if isinstance(model, StreamingForecaster):
             output = model.step(values, timestamp)
         else:

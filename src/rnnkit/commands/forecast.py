@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -145,5 +146,10 @@ def predict(model_dir: Path, input: str) -> None:
     source = dict(model.metadata.get("data") or {}, data=input)
     series = _load_source(source)
     values = model.predict(series)
+    if not np.isfinite(values).all():
+        raise ValueError(
+            f"model_dir: {str(model_dir)!r} forecasts values that are not finite numbers "
+            f"({values[~np.isfinite(values)][0]}): its weights or scaler are not usable"
+        )
     columns = series.columns[: values.shape[1]]
     print(json.dumps({name: values[:, k].tolist() for k, name in enumerate(columns)}))

@@ -28,6 +28,18 @@ class TimeSeries:
     num_targets: int = 1
     timestamps: np.ndarray | None = None
 
+    def __post_init__(self) -> None:
+        """Refuse values that are not finite numbers, naming the first one's column and row
+        (a NaN would only show up later, as a NaN loss)."""
+        finite = np.isfinite(self.values)
+        if not finite.all():
+            row, column = np.argwhere(~finite)[0]
+            raise ValueError(
+                f"values: expected finite numbers, got {self.values[row, column]} in column "
+                f"{self.columns[column]!r} at row {row} (of {len(self.values)}); fill or drop "
+                "it first (read_series fills gaps with fill=...)"
+            )
+
     def __len__(self) -> int:
         return len(self.values)
 

@@ -94,4 +94,10 @@ def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[s
         raise ModelFileError(
             f"model: {WEIGHTS} in {str(directory)!r} is missing or corrupt: {error}"
         ) from None
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+            raise ModelFileError(
+                f"model: {WEIGHTS} in {str(directory)!r} is corrupt: {name} holds values that "
+                "are not finite numbers"
+            )
     return config, weights

@@ -97,6 +97,10 @@ class History:
     best_epoch: int = -1
 
 
+class DivergedError(RuntimeError):
+    """The training or validation loss stopped being a finite number."""
+
+
 class TaskModule(L.LightningModule):
     """A network and its loss as a LightningModule: ``loss_fn(network, batch) -> loss``."""
 
@@ -117,6 +121,15 @@ class TaskModule(L.LightningModule):
 
     def _step(self, batch: Any, stage: str) -> Tensor:
         loss = self.loss_fn(self.network, batch)
+        if not bool(torch.isfinite(loss)):
+            value, epoch = float(loss.detach()), self.current_epoch
+            raise DivergedError(
+                f"training: the {stage} loss is {value} at epoch {epoch}, "
+                f"step {self.global_step}; training stopped, and the network is back at the "
+                "weights of its best epoch (its initial weights before any). Likely causes: "
+                f"learning_rate {self.config.learning_rate} too high for this data, or values "
+                "in the data that are not finite or far out of range"
+            )
         size = len(batch[0]) if isinstance(batch, (tuple, list)) else None
         self.log(
             f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
@@ -157,6 +170,11 @@ class _BestWeights(Callback):
     def __init__(self, history: History) -> None:
         self.history = history
         self.best: dict[str, Tensor] | None = None
+        self.initial: dict[str, Tensor] | None = None  # restored if no epoch finishes
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if self.best is None:
+            self.initial = copy.deepcopy(module.network.state_dict())
 
     def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -173,6 +191,12 @@ class _BestWeights(Callback):
     def on_fit_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
         if self.best is not None:
             module.network.load_state_dict(self.best)
+
+    def on_exception(
+        self, trainer: L.Trainer, module: L.LightningModule, exception: BaseException
+    ) -> None:
+        if isinstance(exception, DivergedError):  # not the weights that diverged
+            module.network.load_state_dict(self.best or self.initial)
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": vars(self.history), "best": self.best}
