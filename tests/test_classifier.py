@@ -389,7 +389,9 @@ def test_cli_trains_on_a_csv_and_saves_the_model(tmp_path: Path) -> None:
     assert [r["label"] for r in rows] == list(model.predict(new_texts))
     probabilities = model.predict_proba(new_texts).max(axis=1)
     np.testing.assert_allclose([r["probability"] for r in rows], probabilities, atol=1e-4)
-    evaluated = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model")])
+    refused = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model")])
+    assert refused.exit_code == 2 and "pass it with --data FILE" in refused.output
+    evaluated = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), "--data", str(path)])
     assert evaluated.exit_code == 0, evaluated.output
     assert "Confusion matrix" in evaluated.stdout and evaluated.stdout in result.stdout
 

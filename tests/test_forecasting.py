@@ -234,6 +234,14 @@ def test_forecast_command_trains_plots_and_saves(series_csv: Path, tmp_path: Pat
     predicted = runner.invoke(app, ["predict", str(out / "model"), str(series_csv)])
     assert predicted.exit_code == 0, predicted.output
     assert len(json.loads(predicted.stdout)["load"]) == 12
+    # The folder records the file it was trained on, but a model folder never chooses a
+    # file to open (one pointing at /etc/passwd must not get it read): the user names it.
+    evaluate = ["evaluate", str(out / "model"), "--test-size", "120"]
+    refused = runner.invoke(app, evaluate)
+    assert refused.exit_code == 2 and "pass it with --data FILE" in refused.stderr
+    evaluated = runner.invoke(app, [*evaluate, "--data", str(series_csv)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert "Holt-Winters" in evaluated.stdout
 
 
 @pytest.mark.parametrize(
@@ -241,6 +249,8 @@ def test_forecast_command_trains_plots_and_saves(series_csv: Path, tmp_path: Pat
     [
         (["--data", "missing.csv", "--target", "y"], "no such file 'missing.csv'"),
         (["--data", "electricity", "--target", "price"], "column 'price' not found"),
+        # printed literally: neither rich markup nor an emoji code
+        (["--data", "electricity", "--target", "[/x]:x:"], "column '[/x]:x:' not found"),
         (["--data", "electricity", "--cell", "transformer"], "cell: expected one of"),
     ],
 )

@@ -394,7 +394,7 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     predicted = runner.invoke(app, ["predict", str(out / "model"), "wor"])
     assert predicted.exit_code == 0, predicted.output
     assert predicted.stdout == "wor" + loaded.sample("wor", 200, 0.8, None, 0) + "\n"
-    evaluated = runner.invoke(app, ["evaluate", str(out / "model")])
+    evaluated = runner.invoke(app, ["evaluate", str(out / "model"), "--data", str(path)])
     assert evaluated.exit_code == 0, evaluated.output
     assert f"{nats['loss_nats_per_char']:.4f} nats/char" in evaluated.stdout
 

@@ -350,7 +350,8 @@ def test_cli_trains_compares_and_restores(cli: typer.Typer, tmp_path) -> None:
     assert restored.stdout.strip() == restorer.restore("thekingsat")
     predicted = runner.invoke(app, ["predict", str(out / "model"), "thekingsat"])
     assert predicted.exit_code == 0 and predicted.stdout.strip() == restorer.restore("thekingsat")
-    evaluated = runner.invoke(app, ["evaluate", str(out / "model")])
+    words = str(tmp_path / "words.txt")
+    evaluated = runner.invoke(app, ["evaluate", str(out / "model"), "--data", words])
     assert evaluated.exit_code == 0, evaluated.output
     f1 = f"{restorer.tagger.metadata['test_scores']['f1']:.4f}"
     assert "rnnkit gru" in evaluated.stdout and f1 in evaluated.stdout

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 console = Console()
 errors = Console(stderr=True)
@@ -27,7 +29,9 @@ def user_errors(command: Command) -> Command:
         try:
             return command(*args, **kwargs)
         except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-            errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            # a Text, not markup: the message quotes users' files and libraries ("[/x]", ":x:")
+            message = Text.assemble(("error:", "bold red"), f" {error}")
+            errors.print(message, highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             errors.print("interrupted: the checkpoint of the last finished epoch is kept; run "
@@ -35,3 +39,26 @@ def user_errors(command: Command) -> Command:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+#: Data a saved model may name by itself: the bundled datasets and the generated ones.
+GENERATED = ("digits", "dates")
+
+
+def evaluation_source(model_dir: Path, recorded: dict[str, Any] | None, data: str | None) -> dict:
+    """The data to re-evaluate a saved model on: the options its folder records (columns,
+    split fractions, seed) with ``data`` from the user. A folder only names its data by a
+    bundled name: a model folder is untrusted input, and never chooses a file to open."""
+    from rnnkit.data import DATASETS
+
+    if recorded is None:
+        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    source = dict(recorded)
+    if data is not None:
+        source["data"] = data
+    elif source.get("data") not in (*DATASETS, *GENERATED):
+        raise ValueError(
+            f"data: {model_dir} was trained on a file of its user's; pass it with --data FILE "
+            "(rnnkit does not open a path that a model folder names)"
+        )
+    return source

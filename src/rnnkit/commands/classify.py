@@ -16,7 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, user_errors
+from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
 
 Option = typer.Option
 
@@ -81,14 +81,13 @@ def command(
     console.print(f"Model: {saved}")
 
 
-def evaluate(model_dir: Path) -> None:
-    """Re-evaluate a saved classifier on the test split of the data it was trained on."""
+def evaluate(model_dir: Path, data: str | None) -> None:
+    """Re-evaluate a saved classifier on the test split of the data it was trained on
+    (``data``: its file)."""
     from rnnkit.tasks.classifier import SequenceClassifier
 
     model = SequenceClassifier.load(model_dir)
-    source = model.metadata.get("source")
-    if source is None:
-        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    source = evaluation_source(model_dir, model.metadata.get("source"), data)
     _report(model, *_split(source), source["data"])
 
 

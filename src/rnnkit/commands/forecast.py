@@ -12,7 +12,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, user_errors
+from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
 
 Option = typer.Option
 
@@ -125,15 +125,12 @@ def _print_report(report: Any, target: str) -> None:
     console.print(table)
 
 
-def evaluate(model_dir: Path, test_size: int) -> None:
-    """Re-evaluate a saved forecaster on the data it was trained on."""
+def evaluate(model_dir: Path, test_size: int, data: str | None) -> None:
+    """Re-evaluate a saved forecaster on the data it was trained on (``data``: its file)."""
     from rnnkit.tasks import Forecaster
 
     model = Forecaster.load(model_dir)
-    source = model.metadata.get("data")
-    if source is None:
-        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
-    series = _load_source(source)
+    series = _load_source(evaluation_source(model_dir, model.metadata.get("data"), data))
     _print_report(model.evaluate(series, test_size), series.columns[0])
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from typer import Option
 
-from rnnkit.commands._common import Resume, console, user_errors
+from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
 from rnnkit.data import read_text
 
 
@@ -98,16 +98,16 @@ def command(
         _report(generator, text, val_fraction, data)
 
 
-def evaluate(model_dir: Path) -> None:
+def evaluate(model_dir: Path, data: str | None) -> None:
     """Re-measure a saved language model on the validation part of the text it was
-    trained on."""
+    trained on (``data``: its file)."""
     from rnnkit.tasks.generator import Generator
 
     generator = Generator.load(model_dir)
-    data = generator.metadata.get("data")
-    if data is None:
-        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
-    _report(generator, read_text(data), generator.metadata["val_fraction"], data)
+    recorded = generator.metadata.get("data")
+    source = evaluation_source(model_dir, None if recorded is None else {"data": recorded}, data)
+    text = read_text(source["data"])
+    _report(generator, text, generator.metadata["val_fraction"], source["data"])
 
 
 def predict(model_dir: Path, input: str) -> None:

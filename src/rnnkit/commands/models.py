@@ -62,11 +62,18 @@ def predict(
 def evaluate(
     model_dir: ModelDir,
     test_size: Annotated[int, typer.Option(min=1, help="Forecaster: held-out final steps.")] = 672,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="The data the model was trained on: needed when that was a file (a model "
+            "folder names bundled data only; rnnkit never opens a path it records)."
+        ),
+    ] = None,
 ) -> None:
     """Re-evaluate a saved model on the held-out part of the data it was trained on."""
-    handlers = {"forecaster": lambda: forecast.evaluate(model_dir, test_size),
-                "classifier": lambda: classify.evaluate(model_dir),
-                "space_restorer": lambda: tag.evaluate(model_dir),
-                "generator": lambda: generate.evaluate(model_dir),
-                "seq2seq": lambda: seq2seq.evaluate(model_dir)}  # fmt: skip
+    handlers = {"forecaster": lambda: forecast.evaluate(model_dir, test_size, data),
+                "classifier": lambda: classify.evaluate(model_dir, data),
+                "space_restorer": lambda: tag.evaluate(model_dir, data),
+                "generator": lambda: generate.evaluate(model_dir, data),
+                "seq2seq": lambda: seq2seq.evaluate(model_dir, data)}  # fmt: skip
     _dispatch(model_dir, "evaluate", handlers)()

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 from rich.table import Table
 from typer import Option
 
-from rnnkit.commands._common import Resume, console, user_errors
+from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
 
 
 @user_errors
@@ -107,14 +107,13 @@ def command(
     console.print(f"Attention map: {figure}")
 
 
-def evaluate(model_dir: Path) -> None:
-    """Re-score a saved encoder-decoder on the test pairs of the data it was trained on."""
+def evaluate(model_dir: Path, data: str | None) -> None:
+    """Re-score a saved encoder-decoder on the test pairs of the data it was trained on
+    (``data``: its file)."""
     from rnnkit.tasks.seq2seq import Seq2Seq
 
     seq2seq = Seq2Seq.load(model_dir)
-    source = seq2seq.metadata.get("source")
-    if source is None:
-        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    source = evaluation_source(model_dir, seq2seq.metadata.get("source"), data)
     _report(seq2seq, _load(source)[1], source["data"], beam=4, length_penalty=0.6)
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, user_errors
+from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
 from rnnkit.data import read_text
 
 Option = typer.Option
@@ -94,14 +94,13 @@ def command(
     console.print(f"Model: {saved}")
 
 
-def evaluate(model_dir: Path) -> None:
-    """Re-score a saved space restorer on the test lines of the text it was trained on."""
+def evaluate(model_dir: Path, data: str | None) -> None:
+    """Re-score a saved space restorer on the test lines of the text it was trained on
+    (``data``: its file)."""
     from rnnkit.tasks.tagger import SpaceRestorer
 
     restorer = SpaceRestorer.load(model_dir)
-    source = restorer.tagger.metadata.get("source")
-    if source is None:
-        raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
+    source = evaluation_source(model_dir, restorer.tagger.metadata.get("source"), data)
     train_lines, _, test_lines = _split(source)
     _report(restorer, train_lines, test_lines, source["data"])
 
