@@ -207,6 +207,22 @@ def test_a_model_folder_with_weights_that_are_not_finite_is_refused(
     assert "holds values that are not finite" in " ".join(result.output.split())
 
 
+@pytest.mark.parametrize(("field", "value"), [("hidden_size", 10**6), ("num_layers", 3)])
+def test_a_config_that_does_not_match_its_weights_is_refused_before_allocating(
+    trained, tmp_path: Path, field: str, value: int
+) -> None:
+    """hidden_size 10**6 would ask for 16 TB: the folder is refused on the meta device."""
+    model, _ = trained
+    saved = model.save(tmp_path / "model")
+    config = json.loads((saved / "config.json").read_text())
+    config["model"][field] = value
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(
+        ModelFileError, match=r"does not hold the weights its config.json describes"
+    ):
+        Forecaster.load(saved)
+
+
 def test_a_series_too_short_for_the_windows_is_rejected() -> None:
     short = TimeSeries(seasonal_ar_series()[:60, None], ("load",))
     with pytest.raises(ValueError, match="60 steps are too few"):

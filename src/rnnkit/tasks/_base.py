@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+import torch
 from torch import Tensor, nn
 
-from rnnkit.train import History, TrainConfig, load_model, save_model
+from rnnkit.train import History, ModelFileError, TrainConfig, load_model, save_model
+
+if TYPE_CHECKING:  # typing.Self is new in Python 3.11
+    from typing import Self
 
 Fitted = TypeVar("Fitted")  # a task's dataclass of what fit() learned (scaler, vocabulary, ...)
 Network = TypeVar("Network", bound=nn.Module)
@@ -78,3 +83,31 @@ class Task(Generic[Fitted, Network]):
         state, weights = load_model(directory, cls.task)
         model = cls(cls.config_type(**state["model"]), TrainConfig(**state["training"]))
         return model, state, weights
+
+
+def build_network(
+    directory: str | Path, make: Callable[[], nn.Module], weights: dict[str, Tensor]
+) -> nn.Module:
+    """The network ``make()`` builds, holding ``weights`` (a model folder's).
+
+    ``make`` runs on the meta device first (no memory), and its parameter names and shapes
+    must be the file's: a ``config.json`` that asks for sizes its weights do not have fails
+    here, in one line, before anything is allocated.
+
+    Raises:
+        ModelFileError: naming the first tensor that differs.
+    """
+    with torch.device("meta"):
+        skeleton = make()
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in weights.items()}
+    if expected != found:
+        name = sorted(set(expected.items()) ^ set(found.items()))[0][0]
+        raise ModelFileError(
+            f"model: {str(directory)!r} does not hold the weights its config.json describes: "
+            f"{name} is {found.get(name, 'missing')} in the file, the config makes it "
+            f"{expected.get(name, 'absent')}"
+        )
+    network = make()
+    network.load_state_dict(weights)
+    return network

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from torch import Tensor, nn
 from rnnkit.data.text import PAD, UNK, Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, ConvEncoder, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_rate
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.tasks._decoding import beam_search, greedy_decode
 from rnnkit.tasks.ctc import check_images, edit_distance
 from rnnkit.train import History, train
@@ -298,8 +299,11 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
             Vocabulary(tuple(state["vocabulary"])), tuple(state["shape"]), state["mean"],
             state["std"], state["max_length"], History(**state["history"]), state["metadata"],
         )  # fmt: skip
-        model.network = CaptionNetwork(model._fitted.shape, len(model.vocabulary), model.config)
-        model.network.load_state_dict(weights)
+        model.network = build_network(
+            directory,
+            partial(CaptionNetwork, model._fitted.shape, len(model.vocabulary), model.config),
+            weights,
+        )
         return model
 
     @property

@@ -39,7 +39,7 @@ from rnnkit.data.windows import Scaler
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.preprocess import TOKENIZERS
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train
 
 TASK = "classifier"
@@ -328,8 +328,7 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             History(**state["history"]),
             state["metadata"],
         )
-        model.network = model._build_network()
-        model.network.load_state_dict(weights)
+        model.network = build_network(directory, model._build_network, weights)
         return model
 
     @property

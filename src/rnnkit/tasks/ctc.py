@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ from torch.utils.data import TensorDataset
 
 from rnnkit.nn import LAYERS, ConvEncoder, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_rate
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train
 
 TASK = "ctc"
@@ -360,8 +361,11 @@ class CTCRecognizer(Task[_Fitted, CTCNetwork]):
             state["alphabet"], state["height"], state["mean"], state["std"],
             History(**state["history"]), state["metadata"],
         )  # fmt: skip
-        model.network = CTCNetwork(state["height"], len(state["alphabet"]), model.config)
-        model.network.load_state_dict(weights)
+        model.network = build_network(
+            directory,
+            partial(CTCNetwork, state["height"], len(state["alphabet"]), model.config),
+            weights,
+        )
         return model
 
     @property

@@ -13,6 +13,7 @@ rediscovering the season (seasonal differencing, Box & Jenkins).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import make_layer
 from rnnkit.nn._checks import check_int, check_rate
 from rnnkit.preprocess import calendar_features
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train
 
 TASK = "forecaster"
@@ -310,8 +311,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],
             History(**state["history"]), state["metadata"],
         )  # fmt: skip
-        model.network = ForecastNetwork(state["num_features"], state["num_targets"], model.config)
-        model.network.load_state_dict(weights)
+        model.network = build_network(
+            directory,
+            partial(ForecastNetwork, state["num_features"], state["num_targets"], model.config),
+            weights,
+        )
         return model
 
 

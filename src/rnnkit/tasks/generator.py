@@ -16,6 +16,7 @@ import math
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from rnnkit.nn._checks import (
     check_rate,
 )
 from rnnkit.preprocess import char_tokens
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train
 
 TASK = "generator"
@@ -322,8 +323,9 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         model, state, weights = cls._read(directory)
         vocabulary = Vocabulary(tuple(state["vocabulary"]))
         model._fitted = _Fitted(vocabulary, History(**state["history"]), state["metadata"])
-        model.network = GeneratorNetwork(len(vocabulary), model.config)
-        model.network.load_state_dict(weights)
+        model.network = build_network(
+            directory, partial(GeneratorNetwork, len(vocabulary), model.config), weights
+        )
         return model
 
     @property

@@ -28,6 +28,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from rnnkit.data.text import PAD, UNK, Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.preprocess import TOKENIZERS
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.tasks._decoding import beam_search, greedy_decode
 from rnnkit.train import History, train
 
@@ -470,8 +471,9 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
             source, target, state["longest_target"], History(**state["history"]),
             state["metadata"],
         )  # fmt: skip
-        model.network = Seq2SeqNetwork(len(source), len(target), model.config)
-        model.network.load_state_dict(weights)
+        model.network = build_network(
+            directory, partial(Seq2SeqNetwork, len(source), len(target), model.config), weights
+        )
         return model
 
 

@@ -18,6 +18,7 @@ import numbers
 from collections import Counter
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 from itertools import repeat
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from torch import Tensor, nn
 from rnnkit.data.text import Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
-from rnnkit.tasks._base import Task
+from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, TrainConfig, train
 
 TASK = "tagger"
@@ -453,8 +454,11 @@ class SequenceTagger(Task[_Fitted, TaggerNetwork]):
             History(**state["history"]),
             state["metadata"],
         )
-        tagger.network = TaggerNetwork(len(state["vocabulary"]), len(state["tags"]), tagger.config)
-        tagger.network.load_state_dict(weights)
+        tagger.network = build_network(
+            directory,
+            partial(TaggerNetwork, len(state["vocabulary"]), len(state["tags"]), tagger.config),
+            weights,
+        )
         return tagger
 
     @property
