@@ -99,6 +99,12 @@ class StreamingForecaster:
                 f"values: expected {width} finite numbers ({', '.join(self.columns)}) per "
                 f"stream, shape ({width},) or (N, {width}), got {values!r}"
             )
+        largest = np.finfo(self.encoder.dtype).max
+        if not (np.abs((rows - self._mean) / self._std) < largest).all():
+            raise ValueError(
+                f"values: expected numbers the model's {self.encoder.dtype} holds after scaling "
+                f"(mean {self._mean.tolist()}, std {self._std.tolist()}), got {values!r}"
+            )
         single = rows.ndim == 1
         rows = rows.reshape(-1, width)  # (N, C)
         if self._values is None:
