@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from rnnkit import metrics
+from rnnkit._atomic import atomic_file
 from rnnkit.cli import app
 from rnnkit.data import TimeSeries, load_series, read_series
 from rnnkit.data.windows import Scaler, make_windows, window_origins
@@ -221,6 +223,58 @@ def test_a_config_that_does_not_match_its_weights_is_refused_before_allocating(
         ModelFileError, match=r"does not hold the weights its config.json describes"
     ):
         Forecaster.load(saved)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda c: c.pop("scaler"), "has no 'scaler' field"),
+        (lambda c: c.pop("model"), "has no 'model' field"),
+        (lambda c: c["model"].update(hidden_size="wide"), "holds an invalid configuration"),
+        (lambda c: c["training"].update(learning_rate=-1), "holds an invalid configuration"),
+    ],
+)
+def test_a_config_json_with_missing_or_invalid_fields_is_one_model_file_error(
+    trained, tmp_path: Path, change, message: str
+) -> None:
+    model, _ = trained
+    saved = model.save(tmp_path / "model")
+    config = json.loads((saved / "config.json").read_text())
+    change(config)
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFileError, match=message):
+        Forecaster.load(saved)
+    result = CliRunner().invoke(app, ["predict", str(saved), "electricity"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_a_config_json_nested_beyond_any_use_is_refused(trained, tmp_path: Path) -> None:
+    model, _ = trained
+    saved = model.save(tmp_path / "model")
+    (saved / "config.json").write_text("[" * 200_000 + "]" * 200_000)
+    with pytest.raises(ModelFileError, match="nests too deeply"):
+        Forecaster.load(saved)
+
+
+def test_saved_files_follow_the_umask_and_killed_writes_are_cleaned_up(
+    trained, tmp_path: Path
+) -> None:
+    model, _ = trained
+    mask = os.umask(0o027)
+    try:
+        saved = model.save(tmp_path / "model")
+        leftover = tmp_path / "model" / ".weights.safetensors.killed.partial"
+        leftover.write_bytes(b"half")
+        with atomic_file(saved / "weights.safetensors") as staging:
+            staging.write_bytes((saved / "weights.safetensors").read_bytes())
+    finally:
+        os.umask(mask)
+    assert (saved.stat().st_mode & 0o777) == 0o750
+    for name in ("config.json", "weights.safetensors"):
+        assert ((saved / name).stat().st_mode & 0o777) == 0o640, name
+    assert not leftover.exists()
+    series = TimeSeries(seasonal_ar_series()[:, None], ("load",))
+    np.testing.assert_array_equal(Forecaster.load(saved).predict(series), model.predict(series))
 
 
 def test_a_series_too_short_for_the_windows_is_rejected() -> None:

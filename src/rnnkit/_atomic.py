@@ -3,6 +3,7 @@ Torch-free, so the runtime can use it."""
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -10,17 +11,45 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def follow_umask(path: str | Path, mode: int = 0o666) -> None:
+    """Give ``path`` the permissions ``open`` (``mode`` 0o666) or ``mkdir`` (0o777) would
+    have: ``tempfile`` makes its files and folders private to the user."""
+    os.chmod(path, mode & ~_umask())
+
+
+def fsync(path: str | Path) -> None:
+    """Flush ``path`` (a file, or a folder's entries) to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def atomic_file(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to write; when the block succeeds it replaces
-    ``path`` (one rename), when it fails it is removed and ``path`` is left as it was."""
+    ``path`` (one rename, flushed to the disk, with the permissions of a file the user's
+    umask allows), when it fails it is removed and ``path`` is left as it was. Siblings left
+    by an earlier write that was killed are removed after a successful one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
     os.close(handle)
     try:
         yield Path(staging)
+        follow_umask(staging)
+        fsync(staging)
         os.replace(staging, path)
+        fsync(path.parent)
+        for leftover in path.parent.glob(f".{glob.escape(path.name)}.*.partial"):
+            leftover.unlink(missing_ok=True)
     finally:
         if os.path.exists(staging):
             os.remove(staging)

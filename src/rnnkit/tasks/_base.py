@@ -81,7 +81,12 @@ class Task(Generic[Fitted, Network]):
     def _read(cls, directory: str | Path) -> tuple[Self, dict[str, Any], dict[str, Tensor]]:
         """A task built from a directory's configs, its JSON state and its weights."""
         state, weights = load_model(directory, cls.task)
-        model = cls(cls.config_type(**state["model"]), TrainConfig(**state["training"]))
+        try:
+            model = cls(cls.config_type(**state["model"]), TrainConfig(**state["training"]))
+        except (TypeError, ValueError) as error:  # fields of other types, names or ranges
+            raise ModelFileError(
+                f"model: config.json in {str(directory)!r} holds an invalid configuration: {error}"
+            ) from None
         return model, state, weights
 
 

@@ -18,6 +18,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from rnnkit._atomic import follow_umask, fsync
+
 FORMAT = "rnnkit-model"
 VERSION = 1
 CONFIG = "config.json"
@@ -36,9 +38,12 @@ def save_model(
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
+        follow_umask(staging, 0o777)
         header = {"format": FORMAT, "version": VERSION, "task": task, **config}
         (staging / CONFIG).write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, staging / WEIGHTS)
+        for written in (staging / CONFIG, staging / WEIGHTS, staging):
+            fsync(written)
         if directory.exists():
             retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
             os.replace(directory, retired / directory.name)
@@ -46,6 +51,7 @@ def save_model(
             shutil.rmtree(retired)
         else:
             os.replace(staging, directory)
+        fsync(directory.parent)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -66,6 +72,8 @@ def read_config(directory: str | Path) -> dict[str, Any]:
         config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ModelFileError(f"model: {CONFIG} in {str(directory)!r} is corrupt: {error}") from None
+    except RecursionError:
+        raise ModelFileError(f"model: {CONFIG} in {str(directory)!r} nests too deeply") from None
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFileError(f"model: {str(directory)!r} is not an rnnkit model")
     if config.get("version") != VERSION:
@@ -73,7 +81,18 @@ def read_config(directory: str | Path) -> dict[str, Any]:
             f"model: {str(directory)!r} has format version {config.get('version')!r}; "
             f"this rnnkit reads version {VERSION}"
         )
-    return config
+    return _Fields(config, directory=directory)
+
+
+class _Fields(dict):
+    """A ``config.json``'s fields: a missing one is a :class:`ModelFileError` naming it."""
+
+    def __init__(self, fields: dict[str, Any], directory: Path) -> None:
+        super().__init__(fields)
+        self.directory = directory
+
+    def __missing__(self, key: str) -> Any:
+        raise ModelFileError(f"model: {CONFIG} in {str(self.directory)!r} has no {key!r} field")
 
 
 def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[str, Tensor]]:
