@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import pytest
 from typer.testing import CliRunner
 
 import rnnkit
@@ -25,6 +26,22 @@ def test_console_script_is_installed() -> None:
     assert done.returncode == 0, done.stderr
     assert "demo" in done.stdout
     assert "forecast" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["forecast", "--lookback", "0"], "error: Invalid value for '--lookback'"),
+        (["forecast", "--nope"], "error: No such option: --nope"),
+        (["evaluate", "nowhere"], "error: model: 'nowhere' is not an rnnkit model"),
+    ],
+)
+def test_usage_errors_are_one_line_like_every_other_error(args: list[str], message: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "rnnkit.cli", *args], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
 
 
 def test_number_sequence_learns_the_next_step() -> None:

@@ -6,10 +6,12 @@ print one line on stderr and exit with code 2, never a traceback.
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 import rnnkit
 from rnnkit.commands import (
@@ -23,7 +25,12 @@ from rnnkit.commands import (
     tag,
     vision,
 )
-from rnnkit.commands._common import console
+from rnnkit.commands._common import console, errors
+
+try:  # newer typer carries its own click
+    from typer import TyperException as UsageError
+except ImportError:  # older typer runs on click
+    from click import ClickException as UsageError
 
 Option = typer.Option
 
@@ -80,5 +87,20 @@ app.command("ctc")(vision.ctc)
 app.command("seq2seq")(seq2seq.command)
 app.add_typer(explain.app, name="explain")
 
+
+def run() -> None:
+    """The ``rnnkit`` command: ``app``, with a usage error (an unknown option, a value out of
+    its range) printed in one line like every other error, not in a box."""
+    try:
+        code = app(standalone_mode=False)
+    except UsageError as error:
+        message = Text.assemble(("error:", "bold red"), f" {error.format_message()}")
+        errors.print(message, soft_wrap=True)
+        sys.exit(error.exit_code)
+    except typer.Abort:  # Ctrl-C or end of input at a prompt
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
 if __name__ == "__main__":
-    app()
+    run()
