@@ -387,7 +387,13 @@ def test_cli_trains_samples_reports_and_reloads(tmp_path: Path) -> None:
     assert sample in trained.output
     nats = loaded.evaluate(split_text(path.read_text(encoding="utf-8"), 0.1)[1])
     assert f"{nats['loss_nats_per_char']:.4f} nats/char" in trained.output
-    reloaded = runner.invoke(cli(), ["generate", "--model", str(out / "model"), *args])
+    # the folder records its file, but only the user chooses a file to open: no report
+    sampled = runner.invoke(cli(), ["generate", "--model", str(out / "model"), *args])
+    assert sampled.exit_code == 0 and sample in sampled.output
+    assert "nats/char" not in sampled.output
+    reloaded = runner.invoke(
+        cli(), ["generate", "--model", str(out / "model"), "--data", str(path), *args]
+    )
     assert reloaded.exit_code == 0, reloaded.output
     assert sample in reloaded.output
     assert f"{nats['loss_nats_per_char']:.4f} nats/char" in reloaded.output

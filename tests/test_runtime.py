@@ -742,3 +742,19 @@ def test_classifier_steps_a_batch_of_sequences_like_each_alone(tmp_path: Path) -
         runtime.step([])
     with pytest.raises(TypeError, match=r"item: expected a word token \(str\) or a list"):
         runtime.step(3)
+
+
+def test_the_stream_command_does_not_import_torch(lstm_file) -> None:
+    """The runtime is torch-free, and so is ``rnnkit stream`` (torch took 359 MB of it)."""
+    _, path = lstm_file
+    script = (
+        "import sys\n"
+        "from rnnkit.cli import run\n"
+        f"sys.argv = ['rnnkit', 'stream', {str(path)!r}]\n"
+        "try:\n    run()\nexcept SystemExit as done:\n    assert done.code == 0, done.code\n"
+        "print('torch' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], input="1,2,3,4\n",
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    assert len(done.stdout.split(",")) == 16  # the LSTM's 16 outputs
+    assert done.stderr.strip().splitlines()[-1] == "False", done.stderr

@@ -45,18 +45,23 @@ def user_errors(command: Command) -> Command:
 GENERATED = ("digits", "dates")
 
 
+def bundled(data: object) -> bool:
+    """Whether ``data`` names bundled (or generated) data rather than a file."""
+    from rnnkit.data import DATASETS
+
+    return data in (*DATASETS, *GENERATED)
+
+
 def evaluation_source(model_dir: Path, recorded: dict[str, Any] | None, data: str | None) -> dict:
     """The data to re-evaluate a saved model on: the options its folder records (columns,
     split fractions, seed) with ``data`` from the user. A folder only names its data by a
     bundled name: a model folder is untrusted input, and never chooses a file to open."""
-    from rnnkit.data import DATASETS
-
     if recorded is None:
         raise ValueError(f"model_dir: {model_dir} does not record its data; use the Python API")
     source = dict(recorded)
     if data is not None:
         source["data"] = data
-    elif source.get("data") not in (*DATASETS, *GENERATED):
+    elif not bundled(source.get("data")):
         raise ValueError(
             f"data: {model_dir} was trained on a file of its user's; pass it with --data FILE "
             "(rnnkit does not open a path that a model folder names)"

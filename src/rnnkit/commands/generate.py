@@ -7,8 +7,7 @@ from typing import Annotated, Any
 
 from typer import Option
 
-from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
-from rnnkit.data import read_text
+from rnnkit.commands._common import Resume, bundled, console, evaluation_source, user_errors
 
 
 @user_errors
@@ -62,13 +61,15 @@ def command(
 
     Prints a sample and the validation loss in nats per character next to a unigram
     baseline."""
+    from rnnkit.data import read_text
     from rnnkit.tasks.generator import Generator, split_text
     from rnnkit.train import TrainConfig
 
     if model is not None:
         generator = Generator.load(model)
         recorded = generator.metadata
-        data = data or recorded.get("data")
+        # the folder's own data only by a bundled name: it never chooses a file to open
+        data = data or (recorded.get("data") if bundled(recorded.get("data")) else None)
         val_fraction = recorded.get("val_fraction", val_fraction) if data else val_fraction
         text = None if data is None else read_text(data)
     elif data is None:
@@ -105,6 +106,8 @@ def evaluate(model_dir: Path, data: str | None) -> None:
 
     generator = Generator.load(model_dir)
     recorded = generator.metadata.get("data")
+    from rnnkit.data import read_text
+
     source = evaluation_source(model_dir, None if recorded is None else {"data": recorded}, data)
     text = read_text(source["data"])
     _report(generator, text, generator.metadata["val_fraction"], source["data"])

@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 
 from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
-from rnnkit.data import read_text
 
 Option = typer.Option
 
@@ -116,6 +115,7 @@ def predict(model_dir: Path, input: str) -> None:
 
 def _split(source: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     """Training, validation and test lines: consecutive blocks of the text's lines."""
+    from rnnkit.data import read_text
     from rnnkit.tasks.tagger import split_lines
 
     text = read_text(source["data"])
