@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import copy
 import importlib
+import subprocess
+import sys
 from collections.abc import Callable
 
 import numpy as np
@@ -525,3 +527,32 @@ def test_half_precision_trains_as_the_reference_path(
     for a, b, e in zip(fast, slow, exact, strict=True):
         assert a.dtype == dtype
         assert norm(a - e) <= 3 * norm(b - e) + 0.02 * norm(e) + 1e-3
+
+
+_TRAIN_AND_HASH = """
+import hashlib, sys, torch, rnnkit.nn as nn
+torch.set_num_threads(int(sys.argv[1]))
+torch.manual_seed(0)
+layer = nn.LayerNormGRU(8, 32, zoneout=0.1)
+head = torch.nn.Linear(32, 1)
+optimiser = torch.optim.Adam([*layer.parameters(), *head.parameters()], 1e-2)
+x, y = torch.randn(20, int(sys.argv[2]), 8), torch.randn(20, int(sys.argv[2]), 1)
+for _ in range(3):
+    optimiser.zero_grad()
+    (head(layer(x)[0]) - y).square().mean().backward()
+    optimiser.step()
+weights = b"".join(p.detach().numpy().tobytes() for p in layer.parameters())
+print(hashlib.sha256(weights).hexdigest())
+"""
+
+
+@pytest.mark.parametrize("batch", [16, 200], ids=["numba loop", "torch loop"])
+def test_training_does_not_depend_on_the_thread_count(batch: int) -> None:
+    """LayerNormGRU's layer-norm gain and shift gradients once came from torch's layer-norm
+    backward, which sums them in one buffer per thread."""
+
+    def digest(threads: int) -> str:
+        command = [sys.executable, "-c", _TRAIN_AND_HASH, str(threads), str(batch)]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+    assert digest(1) == digest(2)

@@ -132,7 +132,10 @@ def layer_norm_projection(
         ``(..., G*H)``.
     """
     a = F.linear(x, w_ih)  # (..., G*H)
-    return F.layer_norm(a, a.shape[-1:], ln_weight, ln_bias, eps)
+    # The gain and shift apart from layer_norm: its backward sums their gradients in one
+    # buffer per thread, so they would change with the thread count; these sums do not.
+    normalised = F.layer_norm(a, a.shape[-1:], None, None, eps) * ln_weight
+    return normalised if ln_bias is None else normalised + ln_bias
 
 
 def layer_norm_lstm_recurrence(

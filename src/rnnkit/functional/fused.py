@@ -234,6 +234,25 @@ def _activate_backward(grad: Tensor, out: Tensor, name: str) -> Tensor:
     return grad
 
 
+def _norm_backward(
+    grad: Tensor,
+    x: Tensor,
+    shape: tuple[int],
+    mean: Tensor,
+    rstd: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    mask: list[bool],
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """``native_layer_norm_backward`` of ``x`` ``(R, W)`` (input, gain, shift as ``mask``
+    asks), its gain and shift sums taken row by row here: torch's kernel sums them in one
+    buffer per thread, so they would change with the thread count."""
+    dx = _layer_norm_backward(grad, x, shape, mean, rstd, weight, bias, [mask[0], False, False])[0]
+    d_weight = (grad * ((x - mean) * rstd)).sum(0) if mask[1] else None
+    d_bias = grad.sum(0) if mask[2] else None
+    return dx, d_weight, d_bias
+
+
 def _norm_grads(
     grad: Tensor, x: Tensor, eps: float, weight: Tensor, bias: Tensor | None
 ) -> tuple[Tensor, Tensor | None]:
@@ -242,7 +261,7 @@ def _norm_grads(
     x, grad = x.reshape(-1, width), grad.reshape(-1, width)
     _, mean, rstd = _layer_norm(x, (width,), None, None, eps)
     mask = [False, True, bias is not None]
-    _, d_weight, d_bias = _layer_norm_backward(grad, x, (width,), mean, rstd, weight, bias, mask)
+    _, d_weight, d_bias = _norm_backward(grad, x, (width,), mean, rstd, weight, bias, mask)
     return d_weight, d_bias
 
 
@@ -502,7 +521,7 @@ class _LSTM(torch.autograd.Function):
             else:
                 mask_c = [True, True, ln_b_c is not None]
                 args = (c_new[t, :b], (hidden,), *stats_c[t], ln_w_c, ln_b_c, mask_c)
-                dx, *d_params = _layer_norm_backward(d_tanh, *args)
+                dx, *d_params = _norm_backward(d_tanh, *args)
                 dcn += dx
                 _accumulate(d_ln_c, d_params)
             da_o.addcmul_(da_o, o, value=-1.0).mul_(o)  # through the sigmoid
@@ -522,7 +541,7 @@ class _LSTM(torch.autograd.Function):
                 mask_h = [True, True, ln_b is not None]
                 g_t = gh.at(t)[:b]
                 args = (g_t, (4 * hidden,), *stats_h[t], ln_w, ln_b, mask_h)
-                dg, *d_params = _layer_norm_backward(da, *args)
+                dg, *d_params = _norm_backward(da, *args)
                 _accumulate(d_ln_hh, d_params)
                 g_t.copy_(dg)
             if zoned:
