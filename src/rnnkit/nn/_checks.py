@@ -47,12 +47,13 @@ def check_int(name: str, value: object, minimum: int = 1, torch_says: str | None
     return value
 
 
-def check_bool(name: str, value: object) -> bool:
+def check_bool(name: str, value: object, torch_checks: bool = False) -> bool:
+    """``value`` must be a bool; ``torch_checks``: torch.nn checks this argument too, so the
+    message quotes its words."""
     if not isinstance(value, bool):
-        raise TypeError(
-            f"{name}: expected a bool, got {type(value).__name__} {value!r} ({name} should be "
-            f"of type bool, got: {type(value).__name__})"
-        )
+        kind = type(value).__name__
+        torch_says = f"{name} should be of type bool, got: {kind}" if torch_checks else None
+        raise TypeError(f"{name}: expected a bool, got {kind} {value!r}{_torch(torch_says)}")
     return value
 
 

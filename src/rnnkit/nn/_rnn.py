@@ -69,8 +69,8 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         check_int("input_size", input_size, torch_says="input_size must be greater than zero")
         check_int("hidden_size", hidden_size, torch_says="hidden_size must be greater than zero")
         check_int("num_layers", num_layers, torch_says="num_layers must be greater than zero")
-        check_bool("bias", bias)
-        check_bool("batch_first", batch_first)
+        check_bool("bias", bias, torch_checks=True)
+        check_bool("batch_first", batch_first, torch_checks=True)
         check_rate("dropout", dropout, closed=True, torch_says=_DROPOUT_RANGE)
         check_bool("bidirectional", bidirectional)
         check_int("proj_size", proj_size, minimum=0,
