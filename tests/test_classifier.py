@@ -389,6 +389,10 @@ def test_cli_trains_on_a_csv_and_saves_the_model(tmp_path: Path) -> None:
     assert [r["label"] for r in rows] == list(model.predict(new_texts))
     probabilities = model.predict_proba(new_texts).max(axis=1)
     np.testing.assert_allclose([r["probability"] for r in rows], probabilities, atol=1e-4)
+    folder = CliRunner().invoke(app, ["predict", str(tmp_path / "model"), str(tmp_path)])
+    assert folder.exit_code == 2 and "expected a text or a text file, got the folder" in (
+        " ".join(folder.output.split())
+    )
     refused = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model")])
     assert refused.exit_code == 2 and "pass it with --data FILE" in refused.output
     evaluated = CliRunner().invoke(app, ["evaluate", str(tmp_path / "model"), "--data", str(path)])

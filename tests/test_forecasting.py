@@ -321,11 +321,17 @@ def test_forecast_command_trains_plots_and_saves(series_csv: Path, tmp_path: Pat
         (["--data", "electricity", "--target", "price"], "column 'price' not found"),
         # printed literally: neither rich markup nor an emoji code
         (["--data", "electricity", "--target", "[/x]:x:"], "column '[/x]:x:' not found"),
+        # an output folder that is a file: the OS's words, in one line
+        (["--data", "electricity", "--out", "{file}"], "Not a directory"),
         (["--data", "electricity", "--cell", "transformer"], "cell: expected one of"),
     ],
 )
-def test_forecast_errors_are_one_line_and_exit_2(args: list[str], message: str) -> None:
-    result = runner.invoke(app, ["forecast", *args])
+def test_forecast_errors_are_one_line_and_exit_2(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.format(file=tmp_path / "file") for a in args]
+    result = runner.invoke(app, ["forecast", "--epochs", "1", *args])
     assert result.exit_code == 2
     assert message in result.stderr
     assert "Traceback" not in result.output

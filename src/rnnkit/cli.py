@@ -11,7 +11,6 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
 import rnnkit
 from rnnkit.commands import (
@@ -25,7 +24,7 @@ from rnnkit.commands import (
     tag,
     vision,
 )
-from rnnkit.commands._common import console, errors
+from rnnkit.commands._common import console, print_error
 
 try:  # newer typer carries its own click
     from typer import TyperException as UsageError
@@ -94,8 +93,7 @@ def run() -> None:
     try:
         code = app(standalone_mode=False)
     except UsageError as error:
-        message = Text.assemble(("error:", "bold red"), f" {error.format_message()}")
-        errors.print(message, soft_wrap=True)
+        print_error(error.format_message())
         sys.exit(error.exit_code)
     except typer.Abort:  # Ctrl-C or end of input at a prompt
         sys.exit(130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import functools
 from collections.abc import Callable
 from pathlib import Path
@@ -28,10 +29,12 @@ def user_errors(command: Command) -> Command:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-            # a Text, not markup: the message quotes users' files and libraries ("[/x]", ":x:")
-            message = Text.assemble(("error:", "bold red"), f" {error}")
-            errors.print(message, highlight=False, soft_wrap=True)
+        except (ValueError, TypeError, OSError, RuntimeError, csv.Error) as error:
+            # OSError: a file that cannot be read or written (permissions, a folder in its place)
+            print_error(str(error))
+            raise typer.Exit(2) from None
+        except MemoryError:
+            print_error("not enough memory for what was asked (a model or its inputs too large)")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             errors.print("interrupted: the checkpoint of the last finished epoch is kept; run "
@@ -39,6 +42,12 @@ def user_errors(command: Command) -> Command:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def print_error(text: str) -> None:
+    """One line on stderr: a Text, not markup, for the message quotes users' files and
+    libraries ("[/x]", ":x:")."""
+    errors.print(Text.assemble(("error:", "bold red"), f" {text}"), highlight=False, soft_wrap=True)
 
 
 #: Data a saved model may name by itself: the bundled datasets and the generated ones.

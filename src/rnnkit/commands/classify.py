@@ -98,6 +98,8 @@ def predict(model_dir: Path, input: str) -> None:
 
     model = SequenceClassifier.load(model_dir)
     path = Path(input)
+    if path.is_dir():
+        raise ValueError(f"input: expected a text or a text file, got the folder {input!r}")
     texts = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [input]
     probabilities = model.predict_proba(texts)
     for text, p in zip(texts, probabilities, strict=True):
