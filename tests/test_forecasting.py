@@ -232,6 +232,9 @@ def test_a_config_that_does_not_match_its_weights_is_refused_before_allocating(
         (lambda c: c.pop("model"), "has no 'model' field"),
         (lambda c: c["model"].update(hidden_size="wide"), "holds an invalid configuration"),
         (lambda c: c["training"].update(learning_rate=-1), "holds an invalid configuration"),
+        (lambda c: c["scaler"].update(mean="abc"), "holds scaler .* expected mean and std"),
+        (lambda c: c["scaler"].update(std=[0]), "holds scaler .* expected mean and std"),
+        (lambda c: c.update(season=0), "holds season 0; expected an int >= 1"),
     ],
 )
 def test_a_config_json_with_missing_or_invalid_fields_is_one_model_file_error(

@@ -29,7 +29,7 @@ from rnnkit.nn import make_layer
 from rnnkit.nn._checks import check_int, check_rate
 from rnnkit.preprocess import calendar_features
 from rnnkit.tasks._base import Task, build_network
-from rnnkit.train import History, train
+from rnnkit.train import History, ModelFileError, train
 
 TASK = "forecaster"
 
@@ -306,7 +306,13 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
     def load(cls, directory: str | Path) -> Forecaster:
         """Rebuild a forecaster saved with :meth:`save`."""
         model, state, weights = cls._read(directory)
-        scaler = Scaler(np.array(state["scaler"]["mean"]), np.array(state["scaler"]["std"]))
+        scaler = _recorded_scaler(directory, state["scaler"], len(state["columns"]))
+        season = state["season"]
+        if isinstance(season, bool) or not isinstance(season, int) or season < 1:
+            raise ModelFileError(
+                f"model: config.json in {str(directory)!r} holds season {season!r}; expected an "
+                "int >= 1"
+            )
         model._fitted = _Fitted(
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],
             History(**state["history"]), state["metadata"],
@@ -317,6 +323,20 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             weights,
         )
         return model
+
+
+def _recorded_scaler(directory: str | Path, recorded: Any, columns: int) -> Scaler:
+    """The scaler a model folder records: ``columns`` finite means and positive stds."""
+    try:
+        mean, std = (np.asarray(recorded[key], dtype=np.float64) for key in ("mean", "std"))
+    except (TypeError, KeyError, ValueError):
+        mean = std = np.empty(0)
+    if not (mean.shape == std.shape == (columns,) and np.isfinite(mean).all() and (std > 0).all()):
+        raise ModelFileError(
+            f"model: config.json in {str(directory)!r} holds scaler {recorded!r}; expected "
+            f"mean and std of {columns} columns, finite, std > 0"
+        )
+    return Scaler(mean, std)
 
 
 def _float_tensor(array: np.ndarray) -> Tensor:
