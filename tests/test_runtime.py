@@ -758,3 +758,20 @@ def test_the_stream_command_does_not_import_torch(lstm_file) -> None:
                           capture_output=True, text=True, check=True)  # fmt: skip
     assert len(done.stdout.split(",")) == 16  # the LSTM's 16 outputs
     assert done.stderr.strip().splitlines()[-1] == "False", done.stderr
+
+
+@pytest.mark.parametrize("policy", ["skip", "warn"])
+def test_stream_skips_bad_lines_when_asked_and_the_stream_goes_on(lstm_file, policy) -> None:
+    """A skipped line prints nothing and leaves the state as it was: the outputs are those of
+    the good lines alone."""
+    _, path = lstm_file
+    good = ["1,2,3,4", "0.5,-1,2,0"]
+    mixed = [good[0], "1,nan,3,4", "1,2,3", "x", good[1]]
+    result = runner.invoke(app, ["stream", str(path), "--on-error", policy],
+                           input="\n".join(mixed) + "\n")  # fmt: skip
+    clean = runner.invoke(app, ["stream", str(path)], input="\n".join(good) + "\n")
+    assert result.exit_code == 0 and clean.exit_code == 0, result.output
+    assert result.stdout == clean.stdout and len(result.stdout.splitlines()) == 2
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == (3 if policy == "warn" else 0), result.stderr
+    assert policy == "skip" or "stdin line 2: expected comma-separated finite" in warnings[0]

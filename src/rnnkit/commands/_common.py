@@ -44,10 +44,10 @@ def user_errors(command: Command) -> Command:
     return wrapper  # type: ignore[return-value]
 
 
-def print_error(text: str) -> None:
+def print_error(text: str, label: str = "error:") -> None:
     """One line on stderr: a Text, not markup, for the message quotes users' files and
     libraries ("[/x]", ":x:")."""
-    errors.print(Text.assemble(("error:", "bold red"), f" {text}"), highlight=False, soft_wrap=True)
+    errors.print(Text.assemble((label, "bold red"), f" {text}"), highlight=False, soft_wrap=True)
 
 
 #: Data a saved model may name by itself: the bundled datasets and the generated ones.

@@ -11,7 +11,10 @@ from typing import Annotated, Any
 import typer
 from typer import Option
 
-from rnnkit.commands._common import console, user_errors
+from rnnkit.commands._common import console, print_error, user_errors
+
+#: What ``rnnkit stream`` does with a line that is not a valid step.
+ON_ERROR = ("stop", "skip", "warn")
 
 FORMATS = ("runtime", "onnx")
 
@@ -46,6 +49,14 @@ def stream(
     dtype: Annotated[
         str, Option(help="float32, or float64 state and arithmetic (NumPy backend).")
     ] = "float32",
+    on_error: Annotated[
+        str,
+        Option(
+            help="A line that is not a valid step (not numbers, NaN, the wrong count): stop "
+            "(exit 2), skip it, or warn (on stderr) and skip it. A skipped line leaves the "
+            "stream as it was and prints nothing."
+        ),
+    ] = "stop",
 ) -> None:
     """Run a runtime file over stdin, one line per step, printing each output at once.
 
@@ -58,8 +69,10 @@ def stream(
     is one text, for a numeric one the next step of one sequence; the output is a JSON object
     of the class probabilities.
     """
-    from rnnkit.runtime import StreamingClassifier, StreamingForecaster, StreamingGenerator, load
+    from rnnkit.runtime import StreamingClassifier, StreamingGenerator, load
 
+    if on_error not in ON_ERROR:  # not rnnkit.nn's checks: they import torch
+        raise ValueError(f"on_error: expected one of {', '.join(ON_ERROR)}, got {on_error!r}")
     model = load(model_file, backend, dtype)
     for number, line in enumerate(sys.stdin, start=1):
         if isinstance(model, StreamingClassifier) and model.kind == "text":
@@ -76,27 +89,38 @@ def stream(
             continue
         if not line.strip():
             continue
-        fields = [f.strip() for f in line.split(",")]
-        timestamp = None
-        if isinstance(model, StreamingForecaster) and model.calendar:
-            timestamp, fields = fields[0], fields[1:]
         try:
-            values = [float(f) for f in fields]
-        except ValueError:
-            values = []
-        if not values or not all(math.isfinite(v) for v in values):
-            raise ValueError(
-                f"stdin line {number}: expected comma-separated finite numbers, got "
-                f"{line.strip()!r}"
-            )
-        if isinstance(model, StreamingForecaster):
-            output = model.step(values, timestamp)
-        else:
-            output = model.step(values)
-        if isinstance(model, StreamingClassifier):
-            _write(_by_class(model.classes, output))
-            continue
-        _write("" if output is None else ",".join(f"{v:.8g}" for v in output.reshape(-1)))
+            _write(_numeric_step(model, line))
+        except ValueError as error:
+            message = f"stdin line {number}: {error}"
+            if on_error == "stop":
+                raise ValueError(message) from None
+            if on_error == "warn":
+                print_error(f"{message} (skipped)", label="warning:")
+
+
+def _numeric_step(model: Any, line: str) -> str:
+    """One step of a numeric model from a line of comma-separated numbers (after the
+    timestamp, for a calendar forecaster): the output line to print."""
+    from rnnkit.runtime import StreamingClassifier, StreamingForecaster
+
+    fields = [f.strip() for f in line.split(",")]
+    timestamp = None
+    if isinstance(model, StreamingForecaster) and model.calendar:
+        timestamp, fields = fields[0], fields[1:]
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"expected comma-separated finite numbers, got {line.strip()!r}")
+    if isinstance(model, StreamingForecaster):
+        output = model.step(values, timestamp)
+    else:
+        output = model.step(values)
+    if isinstance(model, StreamingClassifier):
+        return _by_class(model.classes, output)
+    return "" if output is None else ",".join(f"{v:.8g}" for v in output.reshape(-1))
 
 
 def _by_class(classes: tuple, probabilities: Any) -> str:
