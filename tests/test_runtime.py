@@ -397,8 +397,10 @@ def test_streamed_forecasts_equal_forecaster_predict(forecaster, tmp_path: Path)
     np.testing.assert_array_equal(resumed.step(*last), runtime.step(*last))
     with pytest.raises(ValueError, match="timestamp: this model uses calendar features"):
         runtime.step(series.values[0])
-    # 1e300 scales past float32: refused before it enters (and stays in) the history
     before = runtime.state
+    with pytest.raises(ValueError, match="timestamp: expected a time after the last one"):
+        runtime.step(*last)  # the same time again
+    # 1e300 scales past float32: refused before it enters (and stays in) the history
     with pytest.raises(ValueError, match="values: expected numbers the model's float32 holds"):
         runtime.step([1e300, 5.0], last[1])
     for kept, was in zip(runtime.state, before, strict=True):

@@ -116,8 +116,14 @@ class StreamingForecaster:
                 f"start new streams, got {rows.shape if not single else (width,)}"
             )
         if self.calendar:
+            stamps = self._timestamps(timestamp, len(rows))
+            if self._seen and (stamps <= self._stamps[-1]).any():
+                raise ValueError(
+                    f"timestamp: expected a time after the last one ({self._stamps[-1][0]}), "
+                    f"got {timestamp!r}"
+                )
             self._stamps[:-1] = self._stamps[1:]
-            self._stamps[-1] = self._timestamps(timestamp, len(rows))
+            self._stamps[-1] = stamps
         self._values[:-1] = self._values[1:]
         self._values[-1] = rows
         self._seen = min(self._seen + 1, self.warmup)
