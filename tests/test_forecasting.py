@@ -155,6 +155,12 @@ def trained() -> tuple[Forecaster, TimeSeries]:
     return model, series
 
 
+@pytest.fixture
+def saved(trained, tmp_path: Path) -> Path:
+    """The trained forecaster's model folder, the test's own to damage."""
+    return trained[0].save(tmp_path / "model")
+
+
 def test_forecaster_beats_seasonal_naive_where_the_deviation_persists(trained) -> None:
     model, series = trained
     report = model.evaluate(series, test_size=120)
@@ -193,11 +199,7 @@ def test_corrupt_or_foreign_model_directories_are_rejected(trained, tmp_path: Pa
         Forecaster.load(saved)
 
 
-def test_a_model_folder_with_weights_that_are_not_finite_is_refused(
-    trained, tmp_path: Path
-) -> None:
-    model, _ = trained
-    saved = model.save(tmp_path / "model")
+def test_a_model_folder_with_weights_that_are_not_finite_is_refused(saved: Path) -> None:
     weights = load_file(saved / "weights.safetensors")
     name = sorted(weights)[0]
     weights[name] = torch.full_like(weights[name], float("nan"))
@@ -211,11 +213,9 @@ def test_a_model_folder_with_weights_that_are_not_finite_is_refused(
 
 @pytest.mark.parametrize(("field", "value"), [("hidden_size", 10**6), ("num_layers", 3)])
 def test_a_config_that_does_not_match_its_weights_is_refused_before_allocating(
-    trained, tmp_path: Path, field: str, value: int
+    saved: Path, field: str, value: int
 ) -> None:
     """hidden_size 10**6 would ask for 16 TB: the folder is refused on the meta device."""
-    model, _ = trained
-    saved = model.save(tmp_path / "model")
     config = json.loads((saved / "config.json").read_text())
     config["model"][field] = value
     (saved / "config.json").write_text(json.dumps(config))
@@ -238,10 +238,8 @@ def test_a_config_that_does_not_match_its_weights_is_refused_before_allocating(
     ],
 )
 def test_a_config_json_with_missing_or_invalid_fields_is_one_model_file_error(
-    trained, tmp_path: Path, change, message: str
+    saved: Path, change, message: str
 ) -> None:
-    model, _ = trained
-    saved = model.save(tmp_path / "model")
     config = json.loads((saved / "config.json").read_text())
     change(config)
     (saved / "config.json").write_text(json.dumps(config))
@@ -251,9 +249,7 @@ def test_a_config_json_with_missing_or_invalid_fields_is_one_model_file_error(
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
-def test_a_config_json_nested_beyond_any_use_is_refused(trained, tmp_path: Path) -> None:
-    model, _ = trained
-    saved = model.save(tmp_path / "model")
+def test_a_config_json_nested_beyond_any_use_is_refused(saved: Path) -> None:
     (saved / "config.json").write_text("[" * 200_000 + "]" * 200_000)
     with pytest.raises(ModelFileError, match="nests too deeply"):
         Forecaster.load(saved)
