@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +274,29 @@ def test_saved_files_follow_the_umask_and_killed_writes_are_cleaned_up(
         assert ((saved / name).stat().st_mode & 0o777) == 0o640, name
     assert not leftover.exists()
     series = TimeSeries(seasonal_ar_series()[:, None], ("load",))
+    np.testing.assert_array_equal(Forecaster.load(saved).predict(series), model.predict(series))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 is Linux's")
+def test_saving_over_a_model_folder_swaps_it_in_one_step(
+    trained, saved: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Linux the new folder and the old one trade places atomically (no moment without a
+    model folder, so no rename of the folder is needed), and a killed save's staging
+    folders are removed."""
+    model, series = trained
+    leftovers = [saved.parent / ".model.k1ll3d_x", saved.parent / ".model.old.k1ll3d_x"]
+    for leftover in leftovers:
+        (leftover / "model").mkdir(parents=True)
+    (saved / "stale").write_text("from the old folder")
+
+    def no_renames(*args: object) -> None:
+        raise AssertionError("the folder was renamed, not exchanged")
+
+    monkeypatch.setattr(os, "replace", no_renames)
+    model.save(saved)
+    assert sorted(p.name for p in saved.iterdir()) == ["config.json", "weights.safetensors"]
+    assert sorted(p.name for p in saved.parent.iterdir()) == ["model"]
     np.testing.assert_array_equal(Forecaster.load(saved).predict(series), model.predict(series))
 
 

@@ -3,8 +3,11 @@ Torch-free, so the runtime can use it."""
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import glob
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,3 +56,24 @@ def atomic_file(path: str | Path) -> Iterator[Path]:
     finally:
         if os.path.exists(staging):
             os.remove(staging)
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2  # <fcntl.h>, <linux/fs.h>
+
+
+def exchange(first: Path, second: Path) -> bool:
+    """Swap two paths (folders included) in one atomic step, Linux's ``renameat2`` with
+    ``RENAME_EXCHANGE``; False, with nothing changed, where the system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):  # a libc older than glibc 2.28
+        return False
+    paths = (os.fsencode(first), os.fsencode(second))
+    if renameat2(_AT_FDCWD, paths[0], _AT_FDCWD, paths[1], _RENAME_EXCHANGE) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.EINVAL, errno.ENOSYS):  # a file system without exchange
+        return False
+    raise OSError(error, os.strerror(error), str(first), None, str(second))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -18,7 +19,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from rnnkit._atomic import follow_umask, fsync
+from rnnkit._atomic import exchange, follow_umask, fsync
 
 FORMAT = "rnnkit-model"
 VERSION = 1
@@ -44,18 +45,29 @@ def save_model(
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, staging / WEIGHTS)
         for written in (staging / CONFIG, staging / WEIGHTS, staging):
             fsync(written)
-        if directory.exists():
+        if not directory.exists():
+            os.replace(staging, directory)
+        elif not exchange(staging, directory):  # the old folder is now at staging
+            # no atomic exchange here: two renames, with a moment without `directory`
             retired = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
             os.replace(directory, retired / directory.name)
             os.replace(staging, directory)
             shutil.rmtree(retired)
-        else:
-            os.replace(staging, directory)
         fsync(directory.parent)
+        _remove_leftovers(directory)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     return directory
+
+
+def _remove_leftovers(directory: Path) -> None:
+    """Remove the staging folders a killed save of ``directory`` left (``tempfile``'s
+    ``.{name}.XXXXXXXX`` and ``.{name}.old.XXXXXXXX``)."""
+    pattern = re.compile(rf"\.{re.escape(directory.name)}\.(old\.)?[a-z0-9_]{{8}}")
+    for sibling in directory.parent.iterdir():
+        if sibling.is_dir() and pattern.fullmatch(sibling.name):
+            shutil.rmtree(sibling, ignore_errors=True)
 
 
 def read_config(directory: str | Path) -> dict[str, Any]:
