@@ -102,12 +102,11 @@ def command(
 def evaluate(model_dir: Path, data: str | None) -> None:
     """Re-measure a saved language model on the validation part of the text it was
     trained on (``data``: its file)."""
+    from rnnkit.data import read_text
     from rnnkit.tasks.generator import Generator
 
     generator = Generator.load(model_dir)
     recorded = generator.metadata.get("data")
-    from rnnkit.data import read_text
-
     source = evaluation_source(model_dir, None if recorded is None else {"data": recorded}, data)
     text = read_text(source["data"])
     _report(generator, text, generator.metadata["val_fraction"], source["data"])

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.train import History, ModelFileError, TrainConfig, load_model, save_model
+from rnnkit.train.io import first_difference
 
 if TYPE_CHECKING:  # typing.Self is new in Python 3.11
     from typing import Self
@@ -106,8 +107,8 @@ def build_network(
         skeleton = make()
     expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in weights.items()}
-    if expected != found:
-        name = sorted(set(expected.items()) ^ set(found.items()))[0][0]
+    name = first_difference(found, expected)
+    if name is not None:
         raise ModelFileError(
             f"model: {str(directory)!r} does not hold the weights its config.json describes: "
             f"{name} is {found.get(name, 'missing')} in the file, the config makes it "

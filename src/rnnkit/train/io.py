@@ -31,6 +31,15 @@ class ModelFileError(ValueError):
     """A model directory that is missing, corrupt or not an rnnkit model of the right task."""
 
 
+def first_difference(
+    found: dict[str, tuple[int, ...]], expected: dict[str, tuple[int, ...]]
+) -> str | None:
+    """The first weight name (in sorted order) whose shape differs between two
+    ``{name: shape}`` maps, or is in only one of them; None when they are equal."""
+    differing = sorted(set(found.items()) ^ set(expected.items()))
+    return differing[0][0] if differing else None
+
+
 def save_model(
     directory: str | Path, task: str, config: dict[str, Any], weights: dict[str, Tensor]
 ) -> Path:

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from rnnkit.nn._checks import check_choice, check_int, check_positive_float
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
-from rnnkit.train.io import ModelFileError
+from rnnkit.train.io import ModelFileError, first_difference
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 CHECKPOINT = Path("checkpoints") / "last.safetensors"  # inside log_dir
@@ -319,8 +319,8 @@ def _check_same_network(checkpoint: Path, network: nn.Module) -> None:
     fail deep inside ``load_state_dict``)."""
     saved = weight_shapes(checkpoint)
     wanted = {f"network.{k}": tuple(v.shape) for k, v in network.state_dict().items()}
-    if saved != wanted:
-        differing = sorted(set(saved.items()) ^ set(wanted.items()))[0][0]
+    differing = first_difference(saved, wanted)
+    if differing is not None:
         raise ModelFileError(
             f"resume: {str(checkpoint)!r} was written by a different model (e.g. weight "
             f"{differing.removeprefix('network.')!r} differs); use the same settings as the "
