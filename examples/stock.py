@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     for name, seasonal_base in (("LSTM (change)", True), ("LSTM (levels)", False)):
         model = Forecaster(
             lookback=LOOKBACK, horizon=1, stride=1, calendar=False, season=1,
-            seasonal_base=seasonal_base, hidden_size=args.hidden,
+            seasonal_base=seasonal_base, hidden_size=args.hidden, blend=False, transform="none",
             training=TrainConfig(max_epochs=args.epochs, seed=args.seed),
         )  # fmt: skip
         model.fit(series.slice(stop=-args.test), val_size=args.test, progress=False)

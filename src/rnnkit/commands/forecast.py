@@ -1,10 +1,13 @@
-"""``rnnkit demo`` and ``rnnkit forecast``: train a forecaster on a series, compare it with the
-seasonal-naive and Holt-Winters baselines, plot and save it; and the forecaster's side of
-``rnnkit predict`` / ``rnnkit evaluate``."""
+"""``rnnkit demo`` and ``rnnkit forecast``: train a forecaster on a series (or a panel of them)
+with sizes chosen from the data, compare it with the naive, seasonal-naive, AutoETS and
+AutoARIMA baselines, plot and save it; and the forecaster's side of ``rnnkit predict`` /
+``rnnkit evaluate``."""
 
 from __future__ import annotations
 
 import json
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +27,7 @@ def demo(
     cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
     resume: Resume = False,
 ) -> None:
-    """Forecast the bundled electricity demand a day ahead; compare with two baselines."""
+    """Forecast the bundled electricity demand a day ahead; compare with the baselines."""
     command(data="electricity", out=out, epochs=epochs, cell=cell, resume=resume)
 
 
@@ -33,17 +36,34 @@ def command(
     data: Annotated[str, Option(help="A bundled series (see `rnnkit datasets`) or a CSV file.")],
     target: Annotated[str | None, Option(help="Column to forecast (bundled: its own).")] = None,
     covariates: Annotated[str, Option(help="Comma-separated extra input columns.")] = "",
-    date_column: Annotated[str | None, Option(help="ISO 8601 date column of a CSV.")] = None,
+    date_column: Annotated[
+        str | None, Option(help="ISO 8601 date column of a CSV (default: the first such column).")
+    ] = None,
+    id_column: Annotated[
+        str | None,
+        Option(help="Series id column of a long-format CSV: one global model over the panel."),
+    ] = None,
     fill: Annotated[str | None, Option(help="Fill gaps: ffill, interpolate, zero.")] = None,
-    lookback: Annotated[int, Option(min=1, help="Input steps per forecast.")] = 96,
-    horizon: Annotated[int, Option(min=1, help="Steps forecast at once.")] = 48,
-    stride: Annotated[int, Option(min=1, help="Steps between training windows.")] = 2,
+    horizon: Annotated[
+        int | None, Option(min=1, help="Steps forecast at once (default: from the frequency).")
+    ] = None,
+    season: Annotated[
+        int | None, Option(min=1, help="Steps per season; 1 for none (default: detect).")
+    ] = None,
+    lookback: Annotated[int | None, Option(min=1, help="Input steps per forecast.")] = None,
+    test_size: Annotated[
+        int | None, Option(min=1, help="Held-out final steps to evaluate on.")
+    ] = None,
+    val_size: Annotated[
+        int | None, Option(min=1, help="Validation steps before the test part.")
+    ] = None,
+    stride: Annotated[int, Option(min=1, help="Steps between training windows.")] = 1,
     cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
     hidden_size: Annotated[int, Option(min=1)] = 64,
     num_layers: Annotated[int, Option(min=1)] = 1,
-    season: Annotated[int | None, Option(min=1, help="Steps per season (default: detect).")] = None,
-    test_size: Annotated[int, Option(min=1, help="Held-out final steps to evaluate on.")] = 672,
-    val_size: Annotated[int, Option(min=1, help="Validation steps before the test part.")] = 672,
+    blend: Annotated[
+        bool, Option(help="Blend with AutoETS where validation says it helps.")
+    ] = True,
     epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
     seed: Annotated[int, Option()] = 0,
     out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path(
@@ -51,102 +71,262 @@ def command(
     ),
     resume: Resume = False,
 ) -> None:
-    """Train a forecaster, evaluate it on the held-out end of the series, plot and save it."""
+    """Train a forecaster, evaluate it on the held-out end of the series against naive,
+    seasonal-naive, AutoETS and AutoARIMA forecasts, plot and save it. Every size not
+    given is chosen from the data, and the choice is printed."""
     from rnnkit.tasks import Forecaster
     from rnnkit.train import TrainConfig
-    from rnnkit.viz import plot_forecast, plot_training
+    from rnnkit.viz import plot_training
 
-    source = _series_source(data, target, covariates, date_column, fill)
-    series = _load_source(source)
+    source = _series_source(data, target, covariates, date_column, fill, id_column)
+    panel = _load_source(source)
+    plan = _plan(panel, horizon, season, lookback, val_size, test_size)
+    for line in plan.reasons:
+        console.print(line, highlight=False)
     model = Forecaster(
-        lookback=lookback, horizon=horizon, stride=stride, cell=cell, hidden_size=hidden_size,
-        num_layers=num_layers, season=season,
+        lookback=plan.lookback, horizon=plan.horizon, stride=stride, cell=cell,
+        hidden_size=hidden_size, num_layers=num_layers, season=plan.season, blend=blend,
         training=TrainConfig(max_epochs=epochs, seed=seed),
     )  # fmt: skip
-    if len(series) <= test_size + val_size:
-        raise ValueError(
-            f"test_size: {test_size} + val_size {val_size} leave no training data in a series "
-            f"of {len(series)} steps"
-        )
-    console.print(f"Training a {cell} forecaster on {data} ({len(series)} steps) ...")
+    what = f"{len(panel)} series" if id_column else f"{len(panel[0])} steps"
+    console.print(f"Training a {cell} forecaster on {Path(data).name} ({what}) ...")
+    start = time.perf_counter()
     history = model.fit(
-        series.slice(stop=-test_size), val_size=val_size, log_dir=out / "logs", resume=resume
-    )
-    report = model.evaluate(series, test_size)
-    _print_report(report, series.columns[0])
-    figure = plot_forecast(
-        out / "forecast.png",
-        series.targets[max(report.origins[0] - 2 * test_size, 0) : report.origins[0], 0],
-        report.truth[..., 0].reshape(-1),
-        {name: f[..., 0].reshape(-1) for name, f in report.forecasts.items()},
-        title=f"{data}: {horizon}-step forecasts over the last {test_size} steps",
-        ylabel=series.columns[0],
-    )
+        [one.slice(stop=-plan.test_size) for one in panel],
+        val_size=plan.val_size, log_dir=out / "logs", resume=resume,
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    if id_column:
+        summary = _report_panel(model.evaluate_panel(panel, plan.test_size))
+        figure = None
+    else:
+        report = model.evaluate(panel[0], plan.test_size)
+        summary = _report(report, panel[0].columns[0], model)
+        figure = _plot(out / "forecast.png", panel[0], report, Path(data).stem)
     curves = plot_training(out / "training.png", history.train_loss, history.val_loss)
-    saved = model.save(out / "model", metadata={"data": source})
-    console.print(f"Figures: {figure}, {curves}\nModel: {saved}")
+    choices = {name: getattr(plan, name) for name in ("horizon", "season", "lookback", "val_size")}
+    metadata = {"data": source, "test_size": plan.test_size, "plan": choices,
+                "evaluation": summary, "seconds": seconds}  # fmt: skip
+    saved = model.save(out / "model", metadata=metadata)
+    console.print(f"Trained in {seconds:.0f} s. Figures: {figure or ''} {curves}\nModel: {saved}")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    horizon: int
+    season: int
+    lookback: int
+    val_size: int
+    test_size: int
+    reasons: list[str]
+
+
+def _plan(
+    panel: list[Any],
+    horizon: int | None,
+    season: int | None,
+    lookback: int | None,
+    val_size: int | None,
+    test_size: int | None,
+) -> _Plan:
+    """Sizes and season from the data wherever the user gave none, each with its reason.
+
+    The season is tested on the longest series without its last few horizons, so the test
+    part never chooses it. A panel is tested on one horizon per series (its shortest series
+    bounds the lookback)."""
+    from rnnkit.data.frequency import choose_season, default_sizes, infer_frequency
+
+    longest = max(panel, key=len)
+    frequency = infer_frequency(longest.timestamps)
+    reasons = [f"Frequency: {frequency.name}."]
+    if horizon is None:
+        horizon = frequency.horizon
+        reasons.append(f"Horizon: {horizon} steps, the usual one for {frequency.name} data.")
+    if season is None:
+        provisional = default_sizes(len(longest), horizon, 1).test_size
+        choice = choose_season(longest.targets[: len(longest) - provisional, 0], frequency)
+        season = choice.season
+        reasons.append(f"Season: {season} ({choice.reason}).")
+    given = (lookback, val_size, test_size)
+    if None not in given:
+        chosen = given
+    elif len(panel) == 1:
+        sizes = default_sizes(len(longest), horizon, season)
+        reasons.append(f"Sizes: {sizes.reason}.")
+        chosen = (sizes.lookback, sizes.val_size, sizes.test_size)
+    else:
+        shortest = min(len(one) for one in panel)
+        room = shortest - (test_size or horizon) - season
+        chosen = (
+            min(default_sizes(len(longest), horizon, season).lookback, room),
+            horizon,
+            horizon,
+        )
+        if chosen[0] < 1:
+            raise ValueError(
+                f"horizon: the shortest series has {shortest} steps, too few to test a "
+                f"{horizon}-step forecast after {season} + 1 steps of input; use a shorter one"
+            )
+        reasons.append(
+            f"Sizes: test and validation one horizon ({horizon} steps) of each series; "
+            f"lookback {chosen[0]} (the shortest series has {shortest} steps)."
+        )
+    lookback, val_size, test_size = (g or c for g, c in zip(given, chosen, strict=True))
+    return _Plan(horizon, season, lookback, val_size, test_size, reasons)
 
 
 def _series_source(
-    data: str, target: str | None, covariates: str, date_column: str | None, fill: str | None
+    data: str,
+    target: str | None,
+    covariates: str,
+    date_column: str | None,
+    fill: str | None,
+    id_column: str | None = None,
 ) -> dict[str, Any]:
+    from rnnkit.data import DATASETS, find_date_column
+
+    if date_column is None and data not in DATASETS:
+        date_column = find_date_column(data)
     return {
         "data": data,
         "target": target,
         "covariates": [c.strip() for c in covariates.split(",") if c.strip()],
         "date_column": date_column,
         "fill": fill,
+        "id_column": id_column,
     }
 
 
-def _load_source(source: dict[str, Any]) -> Any:
-    from rnnkit.data import DATASETS, load_series, read_series
+def _load_source(source: dict[str, Any]) -> list[Any]:
+    """The series a source names: one, or a panel's (with ``id_column``)."""
+    from rnnkit.data import DATASETS, load_series, read_panel, read_series
 
     covariates = tuple(source["covariates"])
     if source["data"] in DATASETS:
-        return load_series(source["data"], source["target"], covariates)
+        return [load_series(source["data"], source["target"], covariates)]
     if source["target"] is None:
         raise ValueError("target: a CSV file needs --target COLUMN")
-    return read_series(
-        source["data"], source["target"], covariates, source["date_column"], source["fill"]
+    columns = (source["target"], covariates, source["date_column"], source["fill"])
+    if source.get("id_column"):
+        return read_panel(source["data"], source["id_column"], *columns)
+    return [read_series(source["data"], *columns)]
+
+
+def _report(report: Any, target: str, model: Any) -> dict[str, Any]:
+    """Print the comparison table, the verdict and the interval coverage; return them."""
+    table = Table(title=f"{target}: rolling {report.truth.shape[1]}-step forecasts "
+                  f"({len(report.origins)} origins, season {report.season})")  # fmt: skip
+    for column in ("method", "MAE", "RMSE", "MASE", "model"):
+        table.add_column(column, justify="left" if column in ("method", "model") else "right")
+    best = min(m["MASE"] for m in report.metrics.values())
+    fitted = model._require_fitted()
+    models = {"rnnkit": _describe(model.config.cell, fitted)} | report.models
+    for name, values in report.metrics.items():
+        style = "bold green" if values["MASE"] == best else None
+        cells = (f"{values[m]:,.3f}" for m in ("MAE", "RMSE", "MASE"))
+        table.add_row(name, *cells, models.get(name, ""), style=style)
+    console.print(table)
+    console.print(report.verdict + ".", highlight=False)
+    if report.coverage:
+        claims = ", ".join(f"{level}%: {share:.0%}" for level, share in report.coverage.items())
+        console.print(f"Prediction intervals cover the truth on the test origins: {claims}.")
+    return {
+        "MASE": {name: values["MASE"] for name, values in report.metrics.items()},
+        "best_baseline": report.best_baseline,
+        "beats_best_baseline": report.metrics["rnnkit"]["MASE"]
+        < report.metrics[report.best_baseline]["MASE"],
+        "coverage": {str(level): share for level, share in report.coverage.items()},
+    }
+
+
+def _describe(cell: str, fitted: Any) -> str:
+    parts = [cell]
+    if fitted.transform != "none":
+        parts.append(f"on {fitted.transform} values")
+    if fitted.blend < 1:
+        parts.append(f"{fitted.blend:.2f} x network + {1 - fitted.blend:.2f} x {fitted.partner}")
+    return ", ".join(parts)
+
+
+def _report_panel(report: Any) -> dict[str, Any]:
+    table = Table(title=f"{len(report.reports)} series: MASE over the panel")
+    for column in ("method", "mean MASE", "median MASE"):
+        table.add_column(column, justify="left" if column == "method" else "right")
+    best = min(m["mean MASE"] for m in report.metrics.values())
+    for name, values in report.metrics.items():
+        style = "bold green" if values["mean MASE"] == best else None
+        table.add_row(
+            name, *(f"{values[m]:.3f}" for m in ("mean MASE", "median MASE")), style=style
+        )
+    console.print(table)
+    if report.coverage:
+        claims = ", ".join(f"{level}%: {share:.0%}" for level, share in report.coverage.items())
+        console.print(f"Prediction intervals cover the truth on the test origins: {claims}.")
+    return {
+        "mean MASE": {name: values["mean MASE"] for name, values in report.metrics.items()},
+        "coverage": {str(level): share for level, share in report.coverage.items()},
+    }
+
+
+def _plot(path: Path, series: Any, report: Any, name: str) -> Path:
+    from rnnkit.viz import plot_forecast
+
+    first, horizon = report.origins[0], report.truth.shape[1]
+    stop = first + len(report.origins) * horizon
+    start = max(first - 4 * (stop - first), 0)  # history: four test windows' worth
+    stamps = None if series.timestamps is None else series.timestamps[start:stop]
+    return plot_forecast(
+        path,
+        series.targets[start:first, 0],
+        report.truth[..., 0],
+        {name: f[..., 0] for name, f in report.forecasts.items()},
+        intervals={level: (lo[..., 0], hi[..., 0]) for level, (lo, hi) in report.intervals.items()},
+        timestamps=stamps,
+        title=f"{name}: {horizon}-step forecasts",
+        ylabel=series.columns[0],
     )
 
 
-def _print_report(report: Any, target: str) -> None:
-    table = Table(title=f"{target}: rolling {report.truth.shape[1]}-step forecasts "
-                  f"({len(report.origins)} origins, season {report.season})")  # fmt: skip
-    table.add_column("method")
-    for metric in ("MAE", "RMSE", "MASE"):
-        table.add_column(metric, justify="right")
-    best = min(report.metrics.values(), key=lambda m: m["MASE"])["MASE"]
-    for name, values in report.metrics.items():
-        style = "bold green" if values["MASE"] == best else None
-        table.add_row(name, *(f"{values[m]:,.3f}" for m in ("MAE", "RMSE", "MASE")), style=style)
-    console.print(table)
-
-
-def evaluate(model_dir: Path, test_size: int, data: str | None) -> None:
-    """Re-evaluate a saved forecaster on the data it was trained on (``data``: its file)."""
+def evaluate(model_dir: Path, test_size: int | None, data: str | None) -> None:
+    """Re-evaluate a saved forecaster on the data it was trained on (``data``: its file),
+    on its last ``test_size`` steps (default: as when it was trained)."""
     from rnnkit.tasks import Forecaster
 
     model = Forecaster.load(model_dir)
-    series = _load_source(evaluation_source(model_dir, model.metadata.get("data"), data))
-    _print_report(model.evaluate(series, test_size), series.columns[0])
+    source = evaluation_source(model_dir, model.metadata.get("data"), data)
+    panel = _load_source(source)
+    test_size = test_size or model.metadata.get("test_size") or model.config.horizon
+    if source.get("id_column"):
+        _report_panel(model.evaluate_panel(panel, test_size))
+    else:
+        _report(model.evaluate(panel[0], test_size), panel[0].columns[0], model)
 
 
 def predict(model_dir: Path, input: str) -> None:
     """Print the next ``horizon`` steps after the end of ``input`` (a CSV with the training
-    columns, or a bundled series) as JSON."""
+    columns, or a bundled series) and their prediction intervals as JSON: ``{column: [...],
+    "column lower 80%": [...], "column upper 80%": [...], ...}`` (a panel's: by series id)."""
     from rnnkit.tasks import Forecaster
 
     model = Forecaster.load(model_dir)
     source = dict(model.metadata.get("data") or {}, data=input)
-    series = _load_source(source)
-    values = model.predict(series)
-    if not np.isfinite(values).all():
+    panel = _load_source(source)
+    results = {one.name: _forecast_json(model, one, model_dir) for one in panel}
+    print(json.dumps(results if source.get("id_column") else results[panel[0].name]))
+
+
+def _forecast_json(model: Any, series: Any, model_dir: Path) -> dict[str, list[float]]:
+    forecast = model.forecast(series)
+    if not np.isfinite(forecast.mean).all():
+        values = forecast.mean
         raise ValueError(
             f"model_dir: {str(model_dir)!r} forecasts values that are not finite numbers "
             f"({values[~np.isfinite(values)][0]}): its weights or scaler are not usable"
         )
-    columns = series.columns[: values.shape[1]]
-    print(json.dumps({name: values[:, k].tolist() for k, name in enumerate(columns)}))
+    result = {}
+    for k, name in enumerate(series.columns[: forecast.mean.shape[-1]]):
+        result[name] = forecast.mean[0, :, k].tolist()
+        for level, (lower, upper) in forecast.intervals.items():
+            result[f"{name} lower {level}%"] = lower[0, :, k].tolist()
+            result[f"{name} upper {level}%"] = upper[0, :, k].tolist()
+    return result

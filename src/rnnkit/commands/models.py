@@ -61,7 +61,10 @@ def predict(
 @user_errors
 def evaluate(
     model_dir: ModelDir,
-    test_size: Annotated[int, typer.Option(min=1, help="Forecaster: held-out final steps.")] = 672,
+    test_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Forecaster: held-out final steps (default: as in training)."),
+    ] = None,
     data: Annotated[
         str | None,
         typer.Option(

@@ -21,12 +21,14 @@ class TimeSeries:
         columns: the ``C`` column names.
         num_targets: how many leading columns are forecast targets.
         timestamps: ``(T,)`` ``datetime64[m]`` or None when the file has no date column.
+        name: which series of a panel this is (its id), or None for a lone series.
     """
 
     values: np.ndarray
     columns: tuple[str, ...]
     num_targets: int = 1
     timestamps: np.ndarray | None = None
+    name: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse values that are not finite numbers, naming the first one's column and row
@@ -51,7 +53,9 @@ class TimeSeries:
     def slice(self, start: int | None = None, stop: int | None = None) -> TimeSeries:
         """Steps ``start:stop`` (Python slice semantics, negative indices allowed)."""
         stamps = None if self.timestamps is None else self.timestamps[start:stop]
-        return TimeSeries(self.values[start:stop], self.columns, self.num_targets, stamps)
+        return TimeSeries(
+            self.values[start:stop], self.columns, self.num_targets, stamps, self.name
+        )
 
 
 def read_series(
@@ -74,6 +78,75 @@ def read_series(
     Raises:
         FileNotFoundError, ValueError: naming the file, the column and the row at fault.
     """
+    rows, wanted, targets = _read_rows(path, target, covariates, date_column, fill)
+    return _series(rows, wanted, targets, date_column, fill, Path(path).name)
+
+
+def read_panel(
+    path: str | Path,
+    id_column: str,
+    target: str | list[str],
+    covariates: list[str] | tuple[str, ...] = (),
+    date_column: str | None = None,
+    fill: str | None = None,
+) -> list[TimeSeries]:
+    """Read a panel in long format: one row per series and step, ``id_column`` naming the
+    series; the other arguments are :func:`read_series`'s, applied to each series.
+
+    Returns:
+        One :class:`TimeSeries` per id (its ``name``), in order of first appearance; a
+        series' rows keep the file's order, and with ``date_column`` must be increasing.
+    """
+    rows, wanted, targets = _read_rows(path, target, covariates, date_column, fill, id_column)
+    file = Path(path).name
+    groups: dict[str, list[dict[str, str]]] = {}
+    for number, row in enumerate(rows, start=1):
+        name = (row[id_column] or "").strip()
+        if not name:
+            raise ValueError(f"column {id_column!r} of {file}: no series id at data row {number}")
+        groups.setdefault(name, []).append(row)
+    return [
+        _series(group, wanted, targets, date_column, fill, f"{file} (series {name!r})", name)
+        for name, group in groups.items()
+    ]
+
+
+def find_date_column(path: str | Path, rows: int = 20) -> str | None:
+    """The first column of a CSV file whose first ``rows`` cells are all ISO 8601 dates,
+    or None: how a user's file gets its time axis without naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data: no such file {str(path)!r}")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        head = [row for _, row in zip(range(rows), reader, strict=False)]
+        names = reader.fieldnames or []
+    for name in names:
+        cells = [(row.get(name) or "").strip() for row in head]
+        if cells and all(_is_date(cell) for cell in cells):
+            return name
+    return None
+
+
+def _is_date(cell: str) -> bool:
+    if len(cell) < 7 or not cell[:4].isdigit() or cell[4] != "-":  # not a bare number
+        return False
+    try:
+        np.datetime64(cell, "m")
+    except ValueError:
+        return False
+    return True
+
+
+def _read_rows(
+    path: str | Path,
+    target: str | list[str],
+    covariates: list[str] | tuple[str, ...],
+    date_column: str | None,
+    fill: str | None,
+    id_column: str | None = None,
+) -> tuple[list[dict[str, str]], list[str], int]:
+    """The data rows of a CSV file, the numeric columns wanted and how many are targets."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data: no such file {str(path)!r}")
@@ -86,7 +159,7 @@ def read_series(
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
-        for name in [*wanted, *([date_column] if date_column else [])]:
+        for name in [*wanted, *(c for c in (date_column, id_column) if c)]:
             if name not in header:
                 raise ValueError(
                     f"column {name!r} not found in {path.name}; its columns are {header}"
@@ -94,12 +167,24 @@ def read_series(
         rows = list(reader)
     if not rows:
         raise ValueError(f"data: {path.name} has a header but no rows")
+    return rows, wanted, len(targets)
+
+
+def _series(
+    rows: list[dict[str, str]],
+    wanted: list[str],
+    targets: int,
+    date_column: str | None,
+    fill: str | None,
+    where: str,
+    name: str | None = None,
+) -> TimeSeries:
     values = np.empty((len(rows), len(wanted)))
-    for j, name in enumerate(wanted):
-        values[:, j] = _numeric_column(rows, name, path.name)
-    values = _fill_missing(values, wanted, fill, path.name)
-    stamps = _timestamps(rows, date_column, path.name) if date_column else None
-    return TimeSeries(values, tuple(wanted), len(targets), stamps)
+    for j, column in enumerate(wanted):
+        values[:, j] = _numeric_column(rows, column, where)
+    values = _fill_missing(values, wanted, fill, where)
+    stamps = _timestamps(rows, date_column, where) if date_column else None
+    return TimeSeries(values, tuple(wanted), targets, stamps, name)
 
 
 def _numeric_column(rows: list[dict[str, str]], name: str, file: str) -> np.ndarray:

@@ -145,6 +145,17 @@ def _cell_options(cell: str, first: nn.Module) -> dict[str, Any]:
 def _forecaster(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     network, fitted = model._require_network(), model._require_fitted()
     config = model.config
+    extras = {
+        "is a panel model (a scaler per series)": fitted.scaler is None,
+        "forecasts log values": fitted.transform != "none",
+        f"blends its network with {fitted.partner} (weight {fitted.blend})": fitted.blend < 1,
+    }
+    if any(extras.values()):
+        raise ValueError(
+            "model: the runtime streams the network's own forecast of one series, and this "
+            f"forecaster {' and '.join(k for k, v in extras.items() if v)}; train it with "
+            "Forecaster(transform='none', blend=False) on one series to deploy it"
+        )
     spec, tensors = layer_section(network.encoder)
     columns, targets = len(fitted.columns), fitted.num_targets
     calendar = network.encoder.input_size - columns - targets * config.seasonal_base == 4

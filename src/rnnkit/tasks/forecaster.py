@@ -8,11 +8,24 @@ With ``seasonal_base`` (the default) the network forecasts the *change from one 
 earlier* and reads that change as an extra input: the forecast is the seasonal-naive
 forecast plus a learned correction, so training starts from a strong baseline instead of
 rediscovering the season (seasonal differencing, Box & Jenkins).
+
+Three choices are made from the training data at fit time, each recorded in the model folder:
+- ``transform``: the network works on log values where the AICc-selected exponential
+  smoothing model of the training part is multiplicative (and the series positive);
+- ``blend``: the forecast is ``w * network + (1 - w) * partner``, the partner AutoETS or
+  AutoARIMA, with the partner and weight ``w`` that forecast the validation part best
+  (``w = 1`` where the network alone is best): a combination never chosen blindly (Bates &
+  Granger 1969; the M4 competition's lesson);
+- interval ``calibration``: a second head gives quantiles (pinball loss), shifted on the
+  validation windows to cover as often as they claim (conformalized quantile regression,
+  Romano, Patterson & Candes 2019).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -23,15 +36,20 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from rnnkit import metrics
+from rnnkit.baselines import BaselineForecast, BaselineWarning, rolling_baselines
+from rnnkit.data.frequency import choose_season, default_sizes, infer_frequency
 from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import make_layer
-from rnnkit.nn._checks import check_int, check_rate
+from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.preprocess import calendar_features
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, ModelFileError, train
 
 TASK = "forecaster"
+TRANSFORMS = ("none", "log")
+BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # network's share; ties go to the network
+PARTNERS = ("AutoETS", "AutoARIMA")  # the baselines a network may be blended with
 
 
 @dataclass
@@ -39,7 +57,8 @@ class ForecasterConfig:
     """What the model sees and how big it is.
 
     Attributes:
-        lookback: input steps per forecast (two days of half-hours by default).
+        lookback: input steps per forecast; None chooses it at fit from the season, the
+            horizon and the series' length (:func:`rnnkit.data.frequency.default_sizes`).
         horizon: steps forecast at once (a day of half-hours by default).
         stride: steps between training windows.
         cell: a layer name from :data:`rnnkit.nn.LAYERS`.
@@ -47,9 +66,12 @@ class ForecasterConfig:
         calendar: add time-of-day and day-of-week features when the series has timestamps.
         season: steps per season for the baselines and MASE; None detects it.
         seasonal_base: forecast the change from one season earlier (module docstring).
+        levels: prediction-interval levels in percent, e.g. ``(80, 95)``; ``()`` for none.
+        transform: ``"none"``, ``"log"``, or None to choose at fit (module docstring).
+        blend: combine the network with AutoETS or AutoARIMA, as validation chooses.
     """
 
-    lookback: int = 96
+    lookback: int | None = None
     horizon: int = 48
     stride: int = 2
     cell: str = "lstm"
@@ -59,17 +81,34 @@ class ForecasterConfig:
     calendar: bool = True
     season: int | None = None
     seasonal_base: bool = True
+    levels: tuple[int, ...] = (80, 95)
+    transform: str | None = None
+    blend: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("lookback", "horizon", "stride", "hidden_size", "num_layers"):
+        for name in ("horizon", "stride", "hidden_size", "num_layers"):
             check_int(name, getattr(self, name))
+        if self.lookback is not None:
+            check_int("lookback", self.lookback)
         check_rate("dropout", self.dropout)
         if self.season is not None:
             check_int("season", self.season)
+        if self.transform is not None:
+            check_choice("transform", self.transform, TRANSFORMS)
+        self.levels = tuple(self.levels)
+        for level in self.levels:
+            if isinstance(level, bool) or not isinstance(level, int) or not 0 < level < 100:
+                raise ValueError(f"levels: expected ints in (0, 100), got {self.levels!r}")
+
+    @property
+    def quantiles(self) -> list[float]:
+        """The head's quantile probabilities: lower then upper bound of each level."""
+        return [q for level in self.levels for q in (0.5 - level / 200, 0.5 + level / 200)]
 
 
 class ForecastNetwork(nn.Module):
-    """``(N, lookback, F)`` -> ``(N, horizon, K)``: encoder layer, last output, linear head."""
+    """``(N, lookback, F)`` -> ``(N, horizon, K)``: encoder layer, last output, linear head;
+    a second linear head gives the interval bounds (:meth:`bounds`)."""
 
     def __init__(self, num_features: int, num_targets: int, config: ForecasterConfig) -> None:
         super().__init__()
@@ -83,10 +122,37 @@ class ForecastNetwork(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(config.hidden_size, config.horizon * num_targets)
+        self.num_quantiles = len(config.quantiles)
+        if self.num_quantiles:
+            self.quantile_head = nn.Linear(
+                config.hidden_size, config.horizon * num_targets * self.num_quantiles
+            )
+
+    def encode(self, x: Tensor) -> Tensor:
+        """``(N, lookback, F)`` -> the encoder's last output ``(N, H)``."""
+        output, _ = self.encoder(x)
+        return output[:, -1]
 
     def forward(self, x: Tensor) -> Tensor:
-        output, _ = self.encoder(x)  # (N, lookback, H)
-        return self.head(output[:, -1]).view(x.shape[0], self.horizon, self.num_targets)
+        return self.head(self.encode(x)).view(x.shape[0], self.horizon, self.num_targets)
+
+    def bounds(self, encoded: Tensor) -> Tensor:
+        """``(N, H)`` encoded -> ``(N, horizon, K, Q)`` quantiles (config.quantiles' order)."""
+        shape = (encoded.shape[0], self.horizon, self.num_targets, self.num_quantiles)
+        return self.quantile_head(encoded).view(shape)
+
+
+@dataclass
+class Forecast:
+    """Forecasts at one or more origins, with their prediction intervals.
+
+    Attributes:
+        mean: ``(M, horizon, K)`` point forecasts in the series' units.
+        intervals: ``{level: (lower, upper)}``, each ``(M, horizon, K)``; ``{}`` without levels.
+    """
+
+    mean: np.ndarray
+    intervals: dict[int, tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -98,7 +164,10 @@ class ForecastReport:
             baselines, in the series' units (MASE is unitless).
         forecasts: ``{method: (M, horizon, K)}`` at the ``origins`` ``(M,)``.
         truth: ``(M, horizon, K)``.
-        season: the season used by the baselines and MASE.
+        season: the season used by MASE and the seasonal baselines.
+        intervals: rnnkit's ``{level: (lower, upper)}``, each ``(M, horizon, K)``.
+        coverage: ``{level: fraction of the truth inside the interval}``.
+        models: ``{method: what was fitted}``, e.g. ``{"AutoETS": "ETS(M,A,M)"}``.
     """
 
     metrics: dict[str, dict[str, float]]
@@ -106,16 +175,57 @@ class ForecastReport:
     truth: np.ndarray
     origins: list[int]
     season: int
+    intervals: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    coverage: dict[int, float] = field(default_factory=dict)
+    models: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def best_baseline(self) -> str:
+        """The baseline with the lowest MASE."""
+        baselines = {name: m["MASE"] for name, m in self.metrics.items() if name != "rnnkit"}
+        return min(baselines, key=baselines.__getitem__)
+
+    @property
+    def verdict(self) -> str:
+        """One sentence: does rnnkit beat the best baseline, and by how much (MASE)."""
+        ours, best = self.metrics["rnnkit"]["MASE"], self.best_baseline
+        theirs = self.metrics[best]["MASE"]
+        if ours < theirs:
+            return f"rnnkit beats the best baseline, {best}: MASE {ours:.3f} against {theirs:.3f}"
+        return (
+            f"rnnkit does NOT beat the best baseline, {best}: MASE {ours:.3f} against "
+            f"{theirs:.3f} ({ours / theirs - 1:+.1%}); prefer {best} on this series"
+        )
+
+
+@dataclass
+class PanelReport:
+    """:class:`ForecastReport` per series of a panel, and their summary.
+
+    Attributes:
+        reports: ``{series name: ForecastReport}``.
+        metrics: ``{method: {"mean MASE": ..., "median MASE": ...}}`` over the series.
+        coverage: ``{level: mean coverage over the series}``.
+    """
+
+    reports: dict[str | None, ForecastReport]
+    metrics: dict[str, dict[str, float]]
+    coverage: dict[int, float]
 
 
 @dataclass
 class _Fitted:
-    scaler: Scaler
+    scaler: Scaler | None  # None for a panel model: each series has its own
     season: int
     columns: tuple[str, ...]
     num_targets: int
     history: History = field(default_factory=History)
     metadata: dict[str, Any] = field(default_factory=dict)
+    transform: str = "none"
+    blend: float = 1.0  # the network's weight against the partner
+    partner: str = "AutoETS"  # the baseline blended with the network
+    calibration: dict[int, float] = field(default_factory=dict)  # level -> shift, scaled units
+    series_scalers: dict[str | None, Scaler] = field(default_factory=dict)  # by series name
 
 
 class Forecaster(Task[_Fitted, ForecastNetwork]):
@@ -137,50 +247,172 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
 
     def fit(
         self,
-        series: TimeSeries,
+        series: TimeSeries | Sequence[TimeSeries],
         val_size: int = 672,
         log_dir: str | Path | None = None,
         progress: bool = True,
         trainer: Any = None,
         resume: bool = False,
     ) -> History:
-        """Train on ``series``; its last ``val_size`` steps are the validation part.
+        """Train on ``series``, or on a panel of them (one global model); the last
+        ``val_size`` steps of each are the validation part.
 
-        The scaler and the detected season come from the training part only. ``log_dir``,
-        ``progress``, ``trainer`` and ``resume`` are :func:`rnnkit.train.train`'s.
+        The scalers (one per series of a panel), the detected season and the transform come
+        from the training parts only; the blend weight and the interval calibration from the
+        validation parts. ``log_dir``, ``progress``, ``trainer`` and ``resume`` are
+        :func:`rnnkit.train.train`'s.
         """
-        config = self.config
+        panel = _panel(series)
         check_int("val_size", val_size)
-        train_end = len(series) - val_size
-        season = config.season or metrics.detect_season(series.targets[: max(train_end, 0), 0])
+        longest = max(panel, key=len)
+        train_end = len(longest) - val_size
+        season = self.config.season or _detect_season(longest.slice(stop=max(train_end, 0)))
+        if self.config.lookback is None:
+            lookback = default_sizes(len(longest), self.config.horizon, season).lookback
+            self.config = replace(self.config, lookback=lookback)
+        config = self.config
         warmup = config.lookback + (season if config.seasonal_base else 0)
         if train_end < warmup + config.horizon or val_size < config.horizon:
             raise ValueError(
-                f"series: {len(series)} steps are too few for {warmup} steps of input "
+                f"series: {len(longest)} steps are too few for {warmup} steps of input "
                 f"(lookback{' + season' if config.seasonal_base else ''}) + horizon "
                 f"{config.horizon} of training plus val_size {val_size} >= horizon"
             )
+        transform = config.transform or self._choose_transform(longest.targets[:train_end], season)
+        scalers = {}
+        for one in panel:
+            training = _transformed(one.values[: len(one) - val_size], transform, one.num_targets)
+            if len(training) < 2:
+                raise ValueError(
+                    f"series: {one.name!r} has {len(one)} steps; a panel's series need at "
+                    f"least val_size + 2 = {val_size + 2} (two to scale it by)"
+                )
+            scalers[one.name] = Scaler.fit(training)
         self._fitted = _Fitted(
-            Scaler.fit(series.values[:train_end]), season, series.columns, series.num_targets
-        )
-        features, scaled = self._features(series)
-        torch.manual_seed(self.training.seed)
-        self.network = ForecastNetwork(features.shape[1], series.num_targets, config)
+            scalers[longest.name] if len(panel) == 1 else None, season, longest.columns,
+            longest.num_targets, transform=transform,
+            series_scalers=scalers if len(panel) > 1 else {},
+        )  # fmt: skip
+        parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]  # training, validation
+        for one in panel:
+            features, scaled = self._features(one)
+            end = len(one) - val_size
+            for part, (start, stop, stride) in zip(
+                parts, ((0, end, config.stride), (end, len(one), 1)), strict=True
+            ):
+                origins = window_origins(
+                    max(start, self._warmup), stop, config.lookback, config.horizon, stride
+                )
+                if len(origins):
+                    inputs, outputs = make_windows(
+                        features, scaled, origins, config.lookback, config.horizon
+                    )
+                    part.append((inputs, outputs - self._base(scaled, origins)))
+        if not parts[1]:
+            raise ValueError(f"val_size: {val_size} leaves no validation window in any series")
         datasets = []
-        for start, stop, stride in ((0, train_end, config.stride), (train_end, len(series), 1)):
-            origins = window_origins(
-                max(start, self._warmup), stop, config.lookback, config.horizon, stride
-            )
-            inputs, outputs = make_windows(
-                features, scaled, origins, config.lookback, config.horizon
-            )
-            targets = outputs - self._base(scaled, origins)
+        for part in parts:
+            inputs, targets = (np.concatenate(arrays) for arrays in zip(*part, strict=True))
             datasets.append(TensorDataset(_float_tensor(inputs), _float_tensor(targets)))
+        torch.manual_seed(self.training.seed)
+        self.network = ForecastNetwork(inputs.shape[-1], longest.num_targets, config)
         history = train(
             self.network, _mse, *datasets, self.training, log_dir, progress, trainer, resume=resume
         )
         self._fitted.history = history
+        if self.network.num_quantiles:
+            self._fit_interval_head(*datasets[0].tensors)
+        self._tune_on_validation(panel, val_size)
         return history
+
+    def _fit_interval_head(self, inputs: Tensor, targets: Tensor, steps: int = 300) -> None:
+        """Fit the quantile head by the pinball loss on the training windows, the trained
+        encoder frozen: asking for intervals leaves the point forecast as it is."""
+        network = self._require_network()
+        network.eval()
+        with torch.no_grad():
+            encoded = network.encode(inputs)  # (N, H)
+        quantiles = torch.tensor(self.config.quantiles)
+        optimiser = torch.optim.Adam(network.quantile_head.parameters(), lr=1e-2)
+        for _ in range(steps):
+            optimiser.zero_grad()
+            error = targets[..., None] - network.bounds(encoded)  # (N, horizon, K, Q)
+            torch.maximum(quantiles * error, (quantiles - 1) * error).mean().backward()
+            optimiser.step()
+
+    def _choose_transform(self, targets: np.ndarray, season: int) -> str:
+        """``"log"`` where the series is positive and AutoETS (AICc) selects multiplicative
+        errors or seasonality on ``targets`` ``(T, K)``, else ``"none"``."""
+        if (targets <= 0).any():
+            return "none"
+        chosen = _baselines(targets[:, 0], [len(targets)], self.config.horizon, season, False)
+        chosen = chosen["AutoETS"].model
+        components = chosen.partition("(")[2].rstrip(")").split(",")  # "ETS(M,Ad,M)"
+        return "log" if "M" in (components[0], components[-1]) else "none"
+
+    def _tune_on_validation(self, panel: list[TimeSeries], val_size: int) -> None:
+        """Choose the blend partner and weight, then shift the interval bounds to cover as
+        claimed, both on every validation window of every series, errors in units of each
+        one's scale."""
+        fitted, horizon = self._require_fitted(), self.config.horizon
+        truths, networks, bounds = [], [], []
+        partners: dict[str, list[np.ndarray]] = {name: [] for name in PARTNERS}
+        for one in panel:
+            origins = list(range(max(len(one) - val_size, self._warmup), len(one) - horizon + 1))
+            if not origins:
+                continue
+            scale = self._scaler_of(one).std[: fitted.num_targets]
+            truths.append(np.stack([one.targets[t : t + horizon] for t in origins]) / scale)
+            network, quantiles = self._network_forecast(one, origins)
+            networks.append(network / scale)
+            bounds.append(quantiles / scale[:, None])
+            if self.config.blend:
+                for name, forecast in self._partner_forecasts(one, origins, PARTNERS).items():
+                    partners[name].append(forecast / scale)
+        truth, network, bound = (np.concatenate(arrays) for arrays in (truths, networks, bounds))
+        candidates = {
+            (name, w): w * network + (1 - w) * np.concatenate(forecasts)
+            for name, forecasts in partners.items()
+            if len(forecasts) == len(truths)  # AutoARIMA runs only where it fits in time
+            for w in BLEND_WEIGHTS
+        }
+        if candidates:
+            errors = {key: np.abs(forecast - truth).mean() for key, forecast in candidates.items()}
+            fitted.partner, fitted.blend = min(errors, key=errors.__getitem__)
+            bound = bound + (candidates[fitted.partner, fitted.blend] - network)[..., None]
+        for k, level in enumerate(self.config.levels):
+            lower, upper = bound[..., 2 * k], bound[..., 2 * k + 1]
+            scores = np.sort(np.maximum(lower - truth, truth - upper).ravel())
+            rank = min(int(np.ceil((len(scores) + 1) * level / 100)), len(scores))
+            fitted.calibration[level] = float(scores[rank - 1])
+
+    def _partner_forecasts(
+        self, series: TimeSeries, origins: list[int], names: Sequence[str]
+    ) -> dict[str, np.ndarray]:
+        """The named statsforecast baselines, fitted on the steps before ``origins[0]``,
+        ``{name: (M, horizon, K)}``; AutoARIMA only where it fits in time."""
+        horizon, season = self.config.horizon, self._require_fitted().season
+        arima = True if names == ("AutoARIMA",) else None
+        columns = [
+            _baselines(column, origins, horizon, season, arima) for column in series.targets.T
+        ]
+        return {
+            name: np.stack([column[name].mean for column in columns], axis=-1)
+            for name in names
+            if all(name in column for column in columns)
+        }
+
+    def _scaler_of(self, series: TimeSeries) -> Scaler:
+        """The scaler of ``series``: the model's, or its own in a panel model."""
+        fitted = self._require_fitted()
+        if fitted.scaler is not None:
+            return fitted.scaler
+        if series.name not in fitted.series_scalers:
+            raise ValueError(
+                f"series: expected one of the {len(fitted.series_scalers)} series this panel "
+                f"model was trained on (by name), got {series.name!r}"
+            )
+        return fitted.series_scalers[series.name]
 
     @property
     def _warmup(self) -> int:
@@ -205,7 +437,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 f"series: expected columns {list(fitted.columns)} (as in training), got "
                 f"{list(series.columns)}"
             )
-        scaled = fitted.scaler.transform(series.values)
+        values = _transformed(series.values, fitted.transform, fitted.num_targets)
+        scaled = self._scaler_of(series).transform(values)
         targets = scaled[:, : fitted.num_targets]
         parts = [scaled]
         if self.config.seasonal_base:
@@ -219,7 +452,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
     # ------------------------------------------------------------------ inference
 
     def predict(self, series: TimeSeries, origins: list[int] | None = None) -> np.ndarray:
-        """Forecasts in the series' units.
+        """Point forecasts in the series' units (:meth:`forecast` gives the intervals too).
 
         Args:
             series: the history (and later data, which is ignored past each origin).
@@ -229,27 +462,64 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         Returns:
             ``(horizon, K)`` for the default origin, else ``(len(origins), horizon, K)``.
         """
-        network, fitted = self._require_network(), self._require_fitted()
-        single = origins is None
-        origins = [len(series)] if single else list(origins)
-        if min(origins) < self._warmup or max(origins) > len(series):
+        mean = self.forecast(series, origins).mean
+        return mean[0] if origins is None else mean
+
+    def forecast(self, series: TimeSeries, origins: list[int] | None = None) -> Forecast:
+        """Point forecasts and prediction intervals at ``origins`` (default: the end of
+        ``series``), each ``(len(origins), horizon, K)`` in the series' units."""
+        fitted = self._require_fitted()
+        origins = [len(series)] if origins is None else list(origins)
+        if not origins or min(origins) < self._warmup or max(origins) > len(series):
             raise ValueError(
                 f"origins: expected values in [{self._warmup} (steps of input one forecast "
-                f"needs), len(series) = {len(series)}], got {min(origins)}..{max(origins)}"
+                f"needs), len(series) = {len(series)}], got {origins}"
             )
+        mean, bounds = self._network_forecast(series, origins)
+        if fitted.blend < 1:
+            partner = self._partner_forecasts(series, origins, (fitted.partner,))[fitted.partner]
+            shift = (1 - fitted.blend) * (partner - mean)
+            mean, bounds = mean + shift, bounds + shift[..., None]
+        scale = self._scaler_of(series).std[: fitted.num_targets]
+        intervals = {}
+        for k, level in enumerate(self.config.levels):
+            widen = fitted.calibration.get(level, 0.0) * scale
+            lower = np.minimum(bounds[..., 2 * k], bounds[..., 2 * k + 1]) - widen
+            upper = np.maximum(bounds[..., 2 * k], bounds[..., 2 * k + 1]) + widen
+            intervals[level] = (np.minimum(lower, mean), np.maximum(upper, mean))
+        return Forecast(mean, intervals)
+
+    def _network_forecast(
+        self, series: TimeSeries, origins: list[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The network's point forecasts ``(M, horizon, K)`` and quantiles ``(M, horizon,
+        K, Q)`` in the series' units; linear in between where the transform is log."""
+        network, fitted = self._require_network(), self._require_fitted()
         features, scaled = self._features(series)
         inputs = np.stack([features[t - self.config.lookback : t] for t in origins])
         network.eval()
         with torch.no_grad():
-            change = network(_float_tensor(inputs)).double().numpy()
-        forecasts = fitted.scaler.inverse(
-            self._base(scaled, origins) + change, slice(0, fitted.num_targets)
-        )
-        return forecasts[0] if single else forecasts
+            encoded = network.encode(_float_tensor(inputs))
+            change = network.head(encoded).view(len(origins), self.config.horizon, -1)
+            quantiles = network.bounds(encoded) if network.num_quantiles else change[..., None, :0]
+        change, quantiles = change.double().numpy(), quantiles.double().numpy()
+        base = self._base(scaled, origins)
+        targets = slice(0, fitted.num_targets)
+
+        scaler = self._scaler_of(series)
+
+        def in_units(scaled_values: np.ndarray) -> np.ndarray:
+            values = scaler.inverse(scaled_values, targets)
+            return np.exp(values) if fitted.transform == "log" else values
+
+        mean = in_units(base + change)
+        bounds = in_units(np.moveaxis(base[..., None] + quantiles, -1, 0))  # (Q, M, horizon, K)
+        return mean, np.moveaxis(bounds, 0, -1)
 
     def evaluate(self, series: TimeSeries, test_size: int = 672) -> ForecastReport:
-        """Rolling-origin evaluation over the last ``test_size`` steps against
-        seasonal-naive and Holt-Winters, all fitted on the steps before them."""
+        """Rolling-origin evaluation over the last ``test_size`` steps against the naive,
+        seasonal-naive, AutoETS and (where it fits in time) AutoARIMA baselines, all fitted
+        on the steps before them."""
         fitted = self._require_fitted()
         check_int("test_size", test_size)
         horizon, season = self.config.horizon, fitted.season
@@ -262,13 +532,13 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         origins = metrics.rolling_origins(len(series), test_size, horizon)
         targets = series.targets
         truth = np.stack([targets[t : t + horizon] for t in origins])
-        forecasts = {
-            "rnnkit": self.predict(series, origins),
-            "seasonal naive": _per_target(
-                metrics.seasonal_naive, targets, origins, horizon, season
-            ),
-            "Holt-Winters": _per_target(metrics.holt_winters, targets, origins, horizon, season),
+        ours = self.forecast(series, origins)
+        columns = [_baselines(column, origins, horizon, season) for column in targets.T]
+        forecasts = {"rnnkit": ours.mean} | {
+            name: np.stack([column[name].mean for column in columns], axis=-1)
+            for name in columns[0]
         }
+        models = {name: baseline.model for name, baseline in columns[0].items()}
         history = targets[: origins[0]]
         table = {
             name: {
@@ -285,7 +555,31 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             }
             for name, f in forecasts.items()
         }
-        return ForecastReport(table, forecasts, truth, origins, season)
+        coverage = {
+            level: float(np.mean((lower <= truth) & (truth <= upper)))
+            for level, (lower, upper) in ours.intervals.items()
+        }
+        return ForecastReport(
+            table, forecasts, truth, origins, season, ours.intervals, coverage, models
+        )
+
+    def evaluate_panel(self, panel: Sequence[TimeSeries], test_size: int) -> PanelReport:
+        """:meth:`evaluate` on each series of ``panel`` (the last ``test_size`` steps of
+        each), and the mean and median MASE of every method over the series."""
+        reports = {one.name: self.evaluate(one, test_size) for one in _panel(panel)}
+        methods = next(iter(reports.values())).metrics
+        summary = {}
+        for method in methods:
+            scores = [float(report.metrics[method]["MASE"]) for report in reports.values()]
+            summary[method] = {
+                "mean MASE": float(np.mean(scores)),
+                "median MASE": float(np.median(scores)),
+            }
+        coverage = {
+            level: float(np.mean([report.coverage[level] for report in reports.values()]))
+            for level in self.config.levels
+        }
+        return PanelReport(reports, summary, coverage)
 
     # ------------------------------------------------------------------ files
 
@@ -297,8 +591,15 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             "columns": list(fitted.columns),
             "num_targets": fitted.num_targets,
             "season": fitted.season,
-            "scaler": {"mean": fitted.scaler.mean.tolist(), "std": fitted.scaler.std.tolist()},
+            "scaler": _scaler_state(fitted.scaler),
+            "series_scalers": {
+                name: _scaler_state(scaler) for name, scaler in fitted.series_scalers.items()
+            },
             "num_features": network.encoder.input_size,
+            "transform": fitted.transform,
+            "blend": fitted.blend,
+            "partner": fitted.partner,
+            "calibration": {str(level): shift for level, shift in fitted.calibration.items()},
         }
         return self._save(directory, fitted_state, metadata)
 
@@ -306,7 +607,18 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
     def load(cls, directory: str | Path) -> Forecaster:
         """Rebuild a forecaster saved with :meth:`save`."""
         model, state, weights = cls._read(directory)
-        scaler = _recorded_scaler(directory, state["scaler"], len(state["columns"]))
+        columns = len(state["columns"])
+        series_scalers = state["series_scalers"]
+        if not isinstance(series_scalers, dict):
+            raise ModelFileError(
+                f"model: config.json in {str(directory)!r} holds series_scalers "
+                f"{series_scalers!r}; expected a mapping of series names to scalers"
+            )
+        panel = {
+            name: _recorded_scaler(directory, recorded, columns)
+            for name, recorded in series_scalers.items()
+        }
+        scaler = None if panel else _recorded_scaler(directory, state["scaler"], columns)
         season = state["season"]
         if isinstance(season, bool) or not isinstance(season, int) or season < 1:
             raise ModelFileError(
@@ -316,6 +628,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         model._fitted = _Fitted(
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],
             History(**state["history"]), state["metadata"],
+            *_recorded_tuning(directory, state, model.config.levels), panel,
         )  # fmt: skip
         model.network = build_network(
             directory,
@@ -323,6 +636,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             weights,
         )
         return model
+
+
+def _scaler_state(scaler: Scaler | None) -> dict[str, list[float]] | None:
+    return None if scaler is None else {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()}
 
 
 def _recorded_scaler(directory: str | Path, recorded: Any, columns: int) -> Scaler:
@@ -339,6 +656,91 @@ def _recorded_scaler(directory: str | Path, recorded: Any, columns: int) -> Scal
     return Scaler(mean, std)
 
 
+def _baselines(
+    values: np.ndarray, origins: list[int], horizon: int, season: int, arima: bool | None = None
+) -> dict[str, BaselineForecast]:
+    """:func:`rnnkit.baselines.rolling_baselines` without intervals or fallback warnings
+    (a model refitted without its season says so in its ``model`` string)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BaselineWarning)
+        return rolling_baselines(values, origins, horizon, (season,), (), arima=arima)
+
+
+def _detect_season(series: TimeSeries) -> int:
+    """The season of the first target, tested where the timestamps suggest one."""
+    frequency = infer_frequency(series.timestamps)
+    return choose_season(series.targets[:, 0], frequency).season
+
+
+def _panel(series: TimeSeries | Sequence[TimeSeries]) -> list[TimeSeries]:
+    """``series`` as a list; a panel's series need distinct names and the same columns."""
+    if isinstance(series, TimeSeries):
+        return [series]
+    panel = list(series)
+    if not panel or not all(isinstance(one, TimeSeries) for one in panel):
+        raise TypeError(
+            f"series: expected a TimeSeries or a non-empty list of them, got {series!r}"
+        )
+    names = [one.name for one in panel]
+    if len(panel) > 1 and (None in names or len(set(names)) < len(names)):
+        raise ValueError(
+            f"series: a panel's series need distinct names (TimeSeries.name; read_panel sets "
+            f"them from the id column), got {names[:10]}"
+        )
+    for one in panel:
+        if (one.columns, one.num_targets) != (panel[0].columns, panel[0].num_targets):
+            raise ValueError(
+                f"series: a panel's series need the same columns, got {list(one.columns)} for "
+                f"{one.name!r} and {list(panel[0].columns)} for {panel[0].name!r}"
+            )
+    return panel
+
+
+def _recorded_tuning(
+    directory: str | Path, state: Any, levels: tuple[int, ...]
+) -> tuple[str, float, str, dict[int, float]]:
+    """The transform, blend weight and partner, and interval calibration a model folder
+    records."""
+    transform, blend, partner, calibration = (
+        state[key] for key in ("transform", "blend", "partner", "calibration")
+    )
+    try:
+        shifts = {int(level): float(calibration[str(level)]) for level in levels}
+    except (TypeError, KeyError, ValueError):
+        shifts = {0: np.nan}
+    if (
+        transform not in TRANSFORMS
+        or not isinstance(blend, (int, float))
+        or not 0 <= blend <= 1
+        or partner not in PARTNERS
+        or not np.isfinite(list(shifts.values())).all()
+    ):
+        raise ModelFileError(
+            f"model: config.json in {str(directory)!r} holds transform {transform!r}, blend "
+            f"{blend!r}, partner {partner!r}, calibration {calibration!r}; expected one of "
+            f"{TRANSFORMS}, a weight in [0, 1], one of {PARTNERS} and a finite shift for each "
+            f"level of {list(levels)}"
+        )
+    return transform, float(blend), partner, shifts
+
+
+def _transformed(values: np.ndarray, transform: str, num_targets: int) -> np.ndarray:
+    """``values`` ``(T, C)`` with the first ``num_targets`` columns log-transformed if asked.
+
+    Raises:
+        ValueError: for a log model given targets that are not positive.
+    """
+    if transform == "none":
+        return values
+    targets = values[:, :num_targets]
+    if (targets <= 0).any():
+        raise ValueError(
+            f"series: this model forecasts log values (transform 'log', chosen for a positive "
+            f"series), but got a target value of {targets[targets <= 0][0]}"
+        )
+    return np.concatenate([np.log(targets), values[:, num_targets:]], axis=1)
+
+
 def _float_tensor(array: np.ndarray) -> Tensor:
     return torch.from_numpy(array.astype(np.float32))
 
@@ -346,11 +748,3 @@ def _float_tensor(array: np.ndarray) -> Tensor:
 def _mse(network: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
     inputs, targets = batch
     return nn.functional.mse_loss(network(inputs), targets)
-
-
-def _per_target(
-    baseline: Any, targets: np.ndarray, origins: list[int], horizon: int, season: int
-) -> np.ndarray:
-    """Run a univariate baseline on each target column: ``(M, horizon, K)``."""
-    columns = [baseline(targets[:, k], origins, horizon, season) for k in range(targets.shape[1])]
-    return np.stack(columns, axis=-1)

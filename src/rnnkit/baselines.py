@@ -1,0 +1,307 @@
+"""The baselines every rnnkit forecast is compared with, on the same rolling origins.
+
+At each origin ``t`` a baseline may use ``values[:t]`` only and forecasts ``values[t:t+horizon]``.
+Parameters (residual spread, smoothing weights, ARIMA coefficients) are estimated once on
+``values[:origins[0]]``; later origins re-run the fitted model over the longer history, as a
+deployed model would be, so every origin is scored with the same model.
+
+- ``"naive"``: the last value. ``"seasonal naive"`` (primary season) and
+  ``"seasonal naive (s)"`` (each further season): the value one season earlier. Their intervals
+  are the normal ones of Hyndman & Athanasopoulos, *Forecasting: Principles and Practice*
+  (3rd ed., section 5.5): ``sigma * sqrt(h)`` for naive and ``sigma * sqrt(k + 1)``,
+  ``k = (h - 1) // m``, for seasonal naive, with ``sigma`` the root mean square of the in-sample
+  residuals.
+- ``"AutoETS"`` / ``"AutoARIMA"``: statsforecast's models (components or orders selected by
+  AICc) with the primary season, re-applied at later origins by their ``forward``: ETS keeps its
+  smoothing parameters and initial states and re-runs the state filter (its residual variance,
+  and so the interval width, is recomputed over the longer history); ARIMA keeps its
+  coefficients and residual variance and re-runs the Kalman filter. Seasons longer than 24 are
+  fitted too: statsforecast 2.x has no cap on ETS season length, but AICc usually prefers a
+  non-seasonal model there, which ``model`` then shows.
+
+When a statsforecast fit fails with the primary season it is refitted with ``season_length=1``;
+when that fails too (e.g. ETS on fewer than 7 points) the baseline is left out. Either way a
+:class:`BaselineWarning` says so.
+"""
+
+from __future__ import annotations
+
+import operator
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+# AutoARIMA's stepwise search costs grow with history length and, steeply, with the season
+# (the state vector holds ~season*P lags). Measured single fits on 2 shared CPU cores:
+# n*season <= 3000 took 1-4 s (e.g. 12 x 250, 24 x 125); beyond, 6-80 s (12 x 500: 6 s,
+# 24 x 500: 32 s, 36 x 500: 81 s, 52 x 1480: 428 s). Non-seasonal fits stay under 1 s up
+# to 10,000 points (20,000: 10-13 s).
+ARIMA_MAX_SEASONAL_WORK = 3_000
+ARIMA_MAX_NONSEASONAL_LENGTH = 10_000
+
+
+class BaselineWarning(UserWarning):
+    """A statsforecast baseline fell back to a non-seasonal fit or was left out."""
+
+
+@dataclass(frozen=True)
+class BaselineForecast:
+    """One baseline's forecasts at rolling origins.
+
+    ``mean`` is ``(M, horizon)`` for ``M`` origins; ``intervals`` maps each level (e.g. 80, 95)
+    to ``(lower, upper)``, each ``(M, horizon)``, and is ``{}`` when the method gives none;
+    ``model`` says what was fitted, e.g. ``"ETS(M,Ad,M)"``, ``"ARIMA(0,1,1)(0,1,1)[12]"``,
+    ``"last value"``, ``"value one season (12) earlier"``.
+    """
+
+    mean: np.ndarray
+    intervals: dict[int, tuple[np.ndarray, np.ndarray]]
+    model: str
+
+
+def arima_fits_in_time(history: int, season: int) -> bool:
+    """Whether AutoARIMA on ``history`` points with ``season`` is expected to take a few
+    seconds at most: the rule ``rolling_baselines(arima=None)`` applies."""
+    if season <= 1:
+        return history <= ARIMA_MAX_NONSEASONAL_LENGTH
+    return history * season <= ARIMA_MAX_SEASONAL_WORK
+
+
+def rolling_baselines(
+    values: np.ndarray,
+    origins: Sequence[int],
+    horizon: int,
+    seasons: Sequence[int] = (1,),
+    levels: Sequence[int] = (80, 95),
+    arima: bool | None = None,
+) -> dict[str, BaselineForecast]:
+    """Forecasts of every baseline at each origin.
+
+    ``values`` is ``(T,)``, finite; ``origins`` are ``M`` strictly increasing ints in
+    ``[2, T]`` (forecasts may run past ``T``); ``seasons`` are periods in steps, the first the
+    primary one, 1 meaning none; ``levels`` are interval coverages in percent. ``arima=None``
+    runs AutoARIMA only when :func:`arima_fits_in_time` (``origins[0]``, primary season).
+
+    Returns, in this order, ``"naive"``, ``"seasonal naive"`` and ``"seasonal naive (s)"`` for
+    each further season ``s > 1`` (neither when the primary season is 1), ``"AutoETS"`` and
+    ``"AutoARIMA"``, each a :class:`BaselineForecast` with ``(M, horizon)`` arrays. A seasonal
+    naive whose season is not shorter than ``origins[0]`` is left out: it has no in-sample
+    residual to size its intervals.
+    """
+    values, origins_, horizon, seasons, levels = _validate(
+        values, origins, horizon, seasons, levels, arima
+    )
+    fit_length = int(origins_[0])
+    primary = seasons[0]
+    out = {"naive": _naive(values, origins_, horizon, levels)}
+    seen: set[int] = set()
+    # a primary season of 1 means the series has none: further seasons are not looked at
+    for i, season in enumerate(seasons if primary > 1 else ()):
+        if season == 1 or season in seen or season >= fit_length:
+            continue
+        seen.add(season)
+        name = "seasonal naive" if i == 0 else f"seasonal naive ({season})"
+        out[name] = _seasonal_naive(values, origins_, horizon, season, levels)
+
+    ets = _statsforecast("AutoETS", values, origins_, horizon, primary, levels)
+    if ets is not None:
+        out["AutoETS"] = ets
+    if arima is None:
+        arima = arima_fits_in_time(fit_length, primary)
+    if arima:
+        fitted = _statsforecast("AutoARIMA", values, origins_, horizon, primary, levels)
+        if fitted is not None:
+            out["AutoARIMA"] = fitted
+    return out
+
+
+def _naive(
+    values: np.ndarray, origins: np.ndarray, horizon: int, levels: list[int]
+) -> BaselineForecast:
+    history = values[: origins[0]]
+    sigma = _rms(history[1:] - history[:-1])
+    mean = np.repeat(values[origins - 1][:, None], horizon, axis=1)
+    sd = sigma * np.sqrt(np.arange(1, horizon + 1))
+    return BaselineForecast(mean, _normal_intervals(mean, sd, levels), "last value")
+
+
+def _seasonal_naive(
+    values: np.ndarray, origins: np.ndarray, horizon: int, season: int, levels: list[int]
+) -> BaselineForecast:
+    history = values[: origins[0]]
+    sigma = _rms(history[season:] - history[:-season])
+    steps = np.arange(horizon)
+    mean = values[origins[:, None] - season + steps % season]
+    sd = sigma * np.sqrt(steps // season + 1)
+    model = f"value one season ({season}) earlier"
+    return BaselineForecast(mean, _normal_intervals(mean, sd, levels), model)
+
+
+def _rms(residuals: np.ndarray) -> float:
+    # FPP's sigma: sqrt(sum e^2 / (T - K - M)) with K = 0 parameters, i.e. over the residuals
+    # that exist, not centred on their mean (a naive forecast is not corrected for drift).
+    return float(np.sqrt(np.mean(residuals**2)))
+
+
+def _normal_intervals(
+    mean: np.ndarray, sd: np.ndarray, levels: list[int]
+) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    intervals = {}
+    for level in levels:
+        half = norm.ppf(0.5 + level / 200) * sd
+        intervals[level] = (mean - half, mean + half)
+    return intervals
+
+
+def _statsforecast(
+    name: str,
+    values: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    season: int,
+    levels: list[int],
+) -> BaselineForecast | None:
+    failures = []
+    for season_length in dict.fromkeys((season, 1)):
+        try:
+            forecast = _fit_forward(name, values, origins, horizon, season_length, levels)
+        except Exception as error:  # statsforecast raises bare Exception for failed fits
+            failures.append(f"season_length={season_length}: {type(error).__name__}: {error}")
+            continue
+        if failures:
+            warnings.warn(
+                f"{name}: fit with season_length={season} failed ({failures[0]}); "
+                f"fitted season_length=1 instead",
+                BaselineWarning,
+                stacklevel=3,
+            )
+        return forecast
+    warnings.warn(
+        f"{name}: left out, no fit on values[:{origins[0]}] succeeded ({'; '.join(failures)})",
+        BaselineWarning,
+        stacklevel=3,
+    )
+    return None
+
+
+def _fit_forward(
+    name: str,
+    values: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    season_length: int,
+    levels: list[int],
+) -> BaselineForecast:
+    from statsforecast.arima import arima_string
+    from statsforecast.models import AutoARIMA, AutoETS
+
+    level = sorted(set(levels))
+    model: Any = (AutoETS if name == "AutoETS" else AutoARIMA)(season_length=season_length)
+    results = []
+    # statsforecast and statsmodels warn about numerics on short or flat series (divide by
+    # zero, non-convergence, no drift term); the forecasts below are checked for finiteness.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        model.fit(values[: origins[0]])
+        for origin in origins:
+            if origin == origins[0]:
+                results.append(model.predict(h=horizon, level=level))
+            else:
+                results.append(model.forward(values[:origin], h=horizon, level=level))
+    mean = _stack(results, "mean")
+    intervals = {lv: (_stack(results, f"lo-{lv}"), _stack(results, f"hi-{lv}")) for lv in levels}
+    arrays = [mean, *(bound for pair in intervals.values() for bound in pair)]
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise FloatingPointError("non-finite forecasts")
+    if name == "AutoETS":
+        description = model.model_.get("method") or _ets_string(model.model_["components"])
+    else:
+        description = arima_string(model.model_, padding=False).strip()
+    return BaselineForecast(mean, intervals, description)
+
+
+def _stack(results: list[dict[str, Any]], key: str) -> np.ndarray:
+    # AutoARIMA returns its interval bounds as pandas Series
+    return np.stack([np.asarray(r[key], dtype=np.float64) for r in results])
+
+
+def _ets_string(components: str) -> str:
+    # statsforecast only names the model it selected; a constant series skips selection
+    error, trend, season, damped = components
+    return f"ETS({error},{trend}{'d' if damped == 'D' else ''},{season})"
+
+
+def _validate(
+    values: Any,
+    origins: Any,
+    horizon: Any,
+    seasons: Any,
+    levels: Any,
+    arima: Any,
+) -> tuple[np.ndarray, np.ndarray, int, list[int], list[int]]:
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"values: expected a 1-D array of floats, got {type(values).__name__}"
+        ) from None
+    if array.ndim != 1:
+        raise ValueError(f"values: expected a 1-D array (T,), got shape {array.shape}")
+    bad = np.flatnonzero(~np.isfinite(array))
+    if len(bad):
+        raise ValueError(
+            f"values: expected finite values, got {len(bad)} non-finite (first at index {bad[0]})"
+        )
+
+    ints = _ints(origins)
+    if ints is None or not ints:
+        raise ValueError(f"origins: expected a non-empty sequence of ints, got {origins!r}")
+    if np.any(np.diff(ints) <= 0):
+        raise ValueError(f"origins: expected strictly increasing ints, got {ints}")
+    if ints[0] < 2:
+        raise ValueError(
+            f"origins: expected origins[0] >= 2 (at least 2 points of history), got {ints[0]}"
+        )
+    if ints[-1] > len(array):
+        raise ValueError(
+            f"origins: expected each origin <= len(values) = {len(array)}, got {ints[-1]}"
+        )
+
+    horizon_ = _ints([horizon])
+    if horizon_ is None or horizon_[0] < 1:
+        raise ValueError(f"horizon: expected an int >= 1, got {horizon!r}")
+
+    seasons_ = _ints(seasons)
+    if seasons_ is None or not seasons_ or min(seasons_) < 1:
+        raise ValueError(f"seasons: expected a non-empty sequence of ints >= 1, got {seasons!r}")
+
+    levels_ = _ints(levels)
+    if levels_ is None or any(not 0 < lv < 100 for lv in levels_):
+        raise ValueError(f"levels: expected ints in (0, 100), got {levels!r}")
+
+    if arima is not None and not isinstance(arima, (bool, np.bool_)):
+        raise ValueError(f"arima: expected True, False or None, got {arima!r}")
+    return array, np.asarray(ints), horizon_[0], seasons_, list(dict.fromkeys(levels_))
+
+
+def _ints(items: Any) -> list[int] | None:
+    """``items`` as a list of Python ints, or None if it is not a sequence of integers."""
+    if isinstance(items, (str, bytes)):
+        return None
+    try:
+        items = list(items)
+    except TypeError:
+        return None
+    out = []
+    for item in items:
+        if isinstance(item, (bool, np.bool_)):
+            return None
+        try:
+            out.append(operator.index(item))
+        except TypeError:
+            return None
+    return out
