@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         model = Forecaster(
             lookback=LOOKBACK, horizon=1, stride=1, calendar=False, season=1,
             seasonal_base=seasonal_base, hidden_size=args.hidden, blend=False, transform="none",
+            base="seasonal naive",
             training=TrainConfig(max_epochs=args.epochs, seed=args.seed),
         )  # fmt: skip
         model.fit(series.slice(stop=-args.test), val_size=args.test, progress=False)

@@ -371,7 +371,7 @@ def forecaster(tmp_path_factory) -> tuple[Path, TimeSeries, Forecaster]:
     series = TimeSeries(np.stack([load, temperature], axis=1), ("load", "temp"), 1, stamps)
     model = Forecaster(
         lookback=16, horizon=6, stride=2, cell="gru", hidden_size=8, season=SEASON,
-        blend=False, transform="none",
+        blend=False, transform="none", base="seasonal naive",
         training=TrainConfig(max_epochs=2, batch_size=32, learning_rate=1e-2),
     )  # fmt: skip
     model.fit(series.slice(stop=-60), val_size=60, progress=False)

@@ -78,6 +78,7 @@ def rolling_baselines(
     seasons: Sequence[int] = (1,),
     levels: Sequence[int] = (80, 95),
     arima: bool | None = None,
+    fit_length: int | None = None,
 ) -> dict[str, BaselineForecast]:
     """Forecasts of every baseline at each origin.
 
@@ -91,13 +92,27 @@ def rolling_baselines(
     ``"AutoARIMA"``, each a :class:`BaselineForecast` with ``(M, horizon)`` arrays. A seasonal
     naive whose season is not shorter than ``origins[0]`` is left out: it has no in-sample
     residual to size its intervals.
+
+    ``fit_length`` (default ``origins[0]``) is how many first steps the parameters are
+    estimated on; origins before it are then forecast with parameters that saw later data
+    (the state is still filtered over ``values[:origin]`` only), as a model forecasting the
+    residual of a baseline over its training windows needs.
     """
     values, origins_, horizon, seasons, levels = _validate(
         values, origins, horizon, seasons, levels, arima
     )
-    fit_length = int(origins_[0])
+    fit_length = int(origins_[0]) if fit_length is None else fit_length
+    if (
+        isinstance(fit_length, bool)
+        or not isinstance(fit_length, int)
+        or not 2 <= fit_length <= len(values)
+    ):
+        raise ValueError(
+            f"fit_length: expected None or an int in [2, len(values) = {len(values)}], got "
+            f"{fit_length!r}"
+        )
     primary = seasons[0]
-    out = {"naive": _naive(values, origins_, horizon, levels)}
+    out = {"naive": _naive(values, origins_, horizon, levels, fit_length)}
     seen: set[int] = set()
     # a primary season of 1 means the series has none: further seasons are not looked at
     for i, season in enumerate(seasons if primary > 1 else ()):
@@ -105,24 +120,24 @@ def rolling_baselines(
             continue
         seen.add(season)
         name = "seasonal naive" if i == 0 else f"seasonal naive ({season})"
-        out[name] = _seasonal_naive(values, origins_, horizon, season, levels)
+        out[name] = _seasonal_naive(values, origins_, horizon, season, levels, fit_length)
 
-    ets = _statsforecast("AutoETS", values, origins_, horizon, primary, levels)
+    ets = _statsforecast("AutoETS", values, origins_, horizon, primary, levels, fit_length)
     if ets is not None:
         out["AutoETS"] = ets
     if arima is None:
         arima = arima_fits_in_time(fit_length, primary)
     if arima:
-        fitted = _statsforecast("AutoARIMA", values, origins_, horizon, primary, levels)
+        fitted = _statsforecast("AutoARIMA", values, origins_, horizon, primary, levels, fit_length)
         if fitted is not None:
             out["AutoARIMA"] = fitted
     return out
 
 
 def _naive(
-    values: np.ndarray, origins: np.ndarray, horizon: int, levels: list[int]
+    values: np.ndarray, origins: np.ndarray, horizon: int, levels: list[int], fit_length: int
 ) -> BaselineForecast:
-    history = values[: origins[0]]
+    history = values[:fit_length]
     sigma = _rms(history[1:] - history[:-1])
     mean = np.repeat(values[origins - 1][:, None], horizon, axis=1)
     sd = sigma * np.sqrt(np.arange(1, horizon + 1))
@@ -130,9 +145,14 @@ def _naive(
 
 
 def _seasonal_naive(
-    values: np.ndarray, origins: np.ndarray, horizon: int, season: int, levels: list[int]
+    values: np.ndarray,
+    origins: np.ndarray,
+    horizon: int,
+    season: int,
+    levels: list[int],
+    fit_length: int,
 ) -> BaselineForecast:
-    history = values[: origins[0]]
+    history = values[:fit_length]
     sigma = _rms(history[season:] - history[:-season])
     steps = np.arange(horizon)
     mean = values[origins[:, None] - season + steps % season]
@@ -164,11 +184,14 @@ def _statsforecast(
     horizon: int,
     season: int,
     levels: list[int],
+    fit_length: int,
 ) -> BaselineForecast | None:
     failures = []
     for season_length in dict.fromkeys((season, 1)):
         try:
-            forecast = _fit_forward(name, values, origins, horizon, season_length, levels)
+            forecast = _fit_forward(
+                name, values, origins, horizon, season_length, levels, fit_length
+            )
         except Exception as error:  # statsforecast raises bare Exception for failed fits
             failures.append(f"season_length={season_length}: {type(error).__name__}: {error}")
             continue
@@ -181,7 +204,7 @@ def _statsforecast(
             )
         return forecast
     warnings.warn(
-        f"{name}: left out, no fit on values[:{origins[0]}] succeeded ({'; '.join(failures)})",
+        f"{name}: left out, no fit on values[:{fit_length}] succeeded ({'; '.join(failures)})",
         BaselineWarning,
         stacklevel=3,
     )
@@ -195,6 +218,7 @@ def _fit_forward(
     horizon: int,
     season_length: int,
     levels: list[int],
+    fit_length: int,
 ) -> BaselineForecast:
     from statsforecast.arima import arima_string
     from statsforecast.models import AutoARIMA, AutoETS
@@ -206,9 +230,9 @@ def _fit_forward(
     # zero, non-convergence, no drift term); the forecasts below are checked for finiteness.
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        model.fit(values[: origins[0]])
+        model.fit(values[:fit_length])
         for origin in origins:
-            if origin == origins[0]:
+            if origin == fit_length:
                 results.append(model.predict(h=horizon, level=level))
             else:
                 results.append(model.forward(values[:origin], h=horizon, level=level))

@@ -219,8 +219,7 @@ def _report(report: Any, target: str, model: Any) -> dict[str, Any]:
     for column in ("method", "MAE", "RMSE", "MASE", "model"):
         table.add_column(column, justify="left" if column in ("method", "model") else "right")
     best = min(m["MASE"] for m in report.metrics.values())
-    fitted = model._require_fitted()
-    models = {"rnnkit": _describe(model.config.cell, fitted)} | report.models
+    models = {"rnnkit": _describe(model)} | report.models
     for name, values in report.metrics.items():
         style = "bold green" if values["MASE"] == best else None
         cells = (f"{values[m]:,.3f}" for m in ("MAE", "RMSE", "MASE"))
@@ -239,8 +238,13 @@ def _report(report: Any, target: str, model: Any) -> dict[str, Any]:
     }
 
 
-def _describe(cell: str, fitted: Any) -> str:
-    parts = [cell]
+def _describe(model: Any) -> str:
+    """What the rnnkit forecast is made of, e.g. "lstm correcting AutoETS, on log values"."""
+    fitted, config = model._require_fitted(), model.config
+    parts = [config.cell]
+    if config.seasonal_base:
+        kept = bool(model.network.head.weight.any())
+        parts[0] += f" correcting {fitted.base}" if kept else f" (no correction beat {fitted.base})"
     if fitted.transform != "none":
         parts.append(f"on {fitted.transform} values")
     if fitted.blend < 1:

@@ -148,13 +148,15 @@ def _forecaster(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     extras = {
         "is a panel model (a scaler per series)": fitted.scaler is None,
         "forecasts log values": fitted.transform != "none",
+        f"corrects {fitted.base}": config.seasonal_base and fitted.base != "seasonal naive",
         f"blends its network with {fitted.partner} (weight {fitted.blend})": fitted.blend < 1,
     }
     if any(extras.values()):
         raise ValueError(
             "model: the runtime streams the network's own forecast of one series, and this "
             f"forecaster {' and '.join(k for k, v in extras.items() if v)}; train it with "
-            "Forecaster(transform='none', blend=False) on one series to deploy it"
+            "Forecaster(transform='none', base='seasonal naive', blend=False) on one series to "
+            "deploy it"
         )
     spec, tensors = layer_section(network.encoder)
     columns, targets = len(fitted.columns), fitted.num_targets

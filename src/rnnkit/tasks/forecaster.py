@@ -4,12 +4,14 @@ An encoder layer reads the last ``lookback`` steps (targets, covariates and cale
 features, standardised with statistics of the training part only) and a linear head maps
 its last output to all ``horizon`` future target values at once.
 
-With ``seasonal_base`` (the default) the network forecasts the *change from one season
-earlier* and reads that change as an extra input: the forecast is the seasonal-naive
-forecast plus a learned correction, so training starts from a strong baseline instead of
-rediscovering the season (seasonal differencing, Box & Jenkins).
+With ``seasonal_base`` (the default) the network forecasts a *correction to a baseline's
+forecast* and reads the change from one season earlier as an extra input, so training
+starts from a strong forecast instead of rediscovering the season and the trend (seasonal
+differencing, Box & Jenkins; forecasting the residual of a statistical model, Zhang 2003).
 
-Three choices are made from the training data at fit time, each recorded in the model folder:
+Four choices are made from the training data at fit time, each recorded in the model folder:
+- ``base``: the baseline corrected, seasonal naive, AutoETS or AutoARIMA (where it fits in
+  time), whichever forecasts the validation part best;
 - ``transform``: the network works on log values where the AICc-selected exponential
   smoothing model of the training part is multiplicative (and the series positive);
 - ``blend``: the forecast is ``w * network + (1 - w) * partner``, the partner AutoETS or
@@ -50,6 +52,7 @@ TASK = "forecaster"
 TRANSFORMS = ("none", "log")
 BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # network's share; ties go to the network
 PARTNERS = ("AutoETS", "AutoARIMA")  # the baselines a network may be blended with
+BASES = ("seasonal naive", *PARTNERS)  # the baselines a network may correct
 
 
 @dataclass
@@ -65,7 +68,8 @@ class ForecasterConfig:
         hidden_size, num_layers, dropout: the encoder's sizes and inter-layer dropout.
         calendar: add time-of-day and day-of-week features when the series has timestamps.
         season: steps per season for the baselines and MASE; None detects it.
-        seasonal_base: forecast the change from one season earlier (module docstring).
+        seasonal_base: forecast a correction to a baseline's forecast (module docstring).
+        base: that baseline, one of :data:`BASES`, or None to choose at fit.
         levels: prediction-interval levels in percent, e.g. ``(80, 95)``; ``()`` for none.
         transform: ``"none"``, ``"log"``, or None to choose at fit (module docstring).
         blend: combine the network with AutoETS or AutoARIMA, as validation chooses.
@@ -81,6 +85,7 @@ class ForecasterConfig:
     calendar: bool = True
     season: int | None = None
     seasonal_base: bool = True
+    base: str | None = None
     levels: tuple[int, ...] = (80, 95)
     transform: str | None = None
     blend: bool = True
@@ -95,6 +100,8 @@ class ForecasterConfig:
             check_int("season", self.season)
         if self.transform is not None:
             check_choice("transform", self.transform, TRANSFORMS)
+        if self.base is not None:
+            check_choice("base", self.base, BASES)
         self.levels = tuple(self.levels)
         for level in self.levels:
             if isinstance(level, bool) or not isinstance(level, int) or not 0 < level < 100:
@@ -122,6 +129,10 @@ class ForecastNetwork(nn.Module):
             batch_first=True,
         )
         self.head = nn.Linear(config.hidden_size, config.horizon * num_targets)
+        # Zero: an untrained network forecasts its base exactly, and training moves it away
+        # only as far as the training windows ask.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
         self.num_quantiles = len(config.quantiles)
         if self.num_quantiles:
             self.quantile_head = nn.Linear(
@@ -222,10 +233,14 @@ class _Fitted:
     history: History = field(default_factory=History)
     metadata: dict[str, Any] = field(default_factory=dict)
     transform: str = "none"
+    base: str = "seasonal naive"  # the baseline the network corrects (seasonal_base)
     blend: float = 1.0  # the network's weight against the partner
     partner: str = "AutoETS"  # the baseline blended with the network
     calibration: dict[int, float] = field(default_factory=dict)  # level -> shift, scaled units
     series_scalers: dict[str | None, Scaler] = field(default_factory=dict)  # by series name
+    # the training part's length of each series (by name): the statsforecast base and
+    # partner are estimated on that many first steps, at fit as at every later forecast
+    fit_lengths: dict[str | None, int] = field(default_factory=dict)
 
 
 class Forecaster(Task[_Fitted, ForecastNetwork]):
@@ -292,7 +307,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             scalers[longest.name] if len(panel) == 1 else None, season, longest.columns,
             longest.num_targets, transform=transform,
             series_scalers=scalers if len(panel) > 1 else {},
+            fit_lengths={one.name: len(one) - val_size for one in panel},
         )  # fmt: skip
+        if config.seasonal_base:
+            self._fitted.base = config.base or self._choose_base(panel, val_size)
         parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]  # training, validation
         for one in panel:
             features, scaled = self._features(one)
@@ -307,7 +325,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                     inputs, outputs = make_windows(
                         features, scaled, origins, config.lookback, config.horizon
                     )
-                    part.append((inputs, outputs - self._base(scaled, origins)))
+                    base = self._base(one, scaled, origins, end)
+                    part.append((inputs, outputs - base))
         if not parts[1]:
             raise ValueError(f"val_size: {val_size} leaves no validation window in any series")
         datasets = []
@@ -320,6 +339,12 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             self.network, _mse, *datasets, self.training, log_dir, progress, trainer, resume=resume
         )
         self._fitted.history = history
+        if config.seasonal_base and history.val_loss:
+            base_alone = float(datasets[1].tensors[1].pow(2).mean())  # the zero correction's
+            if base_alone <= history.val_loss[history.best_epoch]:
+                # the corrections learned do not beat the base on validation: drop them
+                nn.init.zeros_(self.network.head.weight)
+                nn.init.zeros_(self.network.head.bias)
         if self.network.num_quantiles:
             self._fit_interval_head(*datasets[0].tensors)
         self._tune_on_validation(panel, val_size)
@@ -363,11 +388,13 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 continue
             scale = self._scaler_of(one).std[: fitted.num_targets]
             truths.append(np.stack([one.targets[t : t + horizon] for t in origins]) / scale)
-            network, quantiles = self._network_forecast(one, origins)
+            network, quantiles = self._network_forecast(one, origins, len(one) - val_size)
             networks.append(network / scale)
             bounds.append(quantiles / scale[:, None])
             if self.config.blend:
-                for name, forecast in self._partner_forecasts(one, origins, PARTNERS).items():
+                for name, forecast in _baselines_of(
+                    one.targets, origins, horizon, fitted.season, PARTNERS, len(one) - val_size
+                ).items():
                     partners[name].append(forecast / scale)
         truth, network, bound = (np.concatenate(arrays) for arrays in (truths, networks, bounds))
         candidates = {
@@ -386,21 +413,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             rank = min(int(np.ceil((len(scores) + 1) * level / 100)), len(scores))
             fitted.calibration[level] = float(scores[rank - 1])
 
-    def _partner_forecasts(
-        self, series: TimeSeries, origins: list[int], names: Sequence[str]
-    ) -> dict[str, np.ndarray]:
-        """The named statsforecast baselines, fitted on the steps before ``origins[0]``,
-        ``{name: (M, horizon, K)}``; AutoARIMA only where it fits in time."""
-        horizon, season = self.config.horizon, self._require_fitted().season
-        arima = True if names == ("AutoARIMA",) else None
-        columns = [
-            _baselines(column, origins, horizon, season, arima) for column in series.targets.T
-        ]
-        return {
-            name: np.stack([column[name].mean for column in columns], axis=-1)
-            for name in names
-            if all(name in column for column in columns)
-        }
+    def _fit_length(self, series: TimeSeries, origins: Sequence[int]) -> int:
+        """How many first steps of ``series`` a statsforecast base or partner is estimated
+        on: its training part (as recorded at fit), no more than the history at hand."""
+        recorded = self._require_fitted().fit_lengths.get(series.name, origins[0])
+        return max(min(recorded, origins[0]), 2)
 
     def _scaler_of(self, series: TimeSeries) -> Scaler:
         """The scaler of ``series``: the model's, or its own in a panel model."""
@@ -420,14 +437,49 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         fitted = self._require_fitted()
         return self.config.lookback + (fitted.season if self.config.seasonal_base else 0)
 
-    def _base(self, scaled: np.ndarray, origins: np.ndarray | list[int]) -> np.ndarray:
-        """What the network's output is added to: the seasonal-naive forecast in scaled
-        units with ``seasonal_base``, else zeros; ``(M, horizon, K)``."""
-        horizon, season = self.config.horizon, self._require_fitted().season
+    def _base(
+        self, series: TimeSeries, scaled: np.ndarray, origins: Sequence[int], fit_length: int
+    ) -> np.ndarray:
+        """What the network's output is added to, ``(M, horizon, K)`` in scaled units: the
+        chosen baseline's forecast (:meth:`_choose_base`) with ``seasonal_base``, else zeros.
+
+        ``scaled`` ``(T, K)`` are the series' scaled targets; a statsforecast baseline is
+        estimated on their first ``fit_length`` steps."""
+        fitted = self._require_fitted()
+        horizon, season = self.config.horizon, fitted.season
         if not self.config.seasonal_base:
-            return np.zeros((len(origins), horizon, scaled.shape[1]))
-        steps = np.arange(horizon)
-        return np.stack([scaled[t - season + steps % season] for t in origins])
+            return np.zeros((len(origins), horizon, fitted.num_targets))
+        if fitted.base == "seasonal naive":
+            steps = np.arange(horizon)
+            return np.stack([scaled[t - season + steps % season] for t in origins])
+        return _baselines_of(scaled, origins, horizon, season, (fitted.base,), fit_length)[
+            fitted.base
+        ]
+
+    def _choose_base(self, panel: list[TimeSeries], val_size: int) -> str:
+        """The baseline whose forecasts of the second half of every series (in scaled
+        units) are best: seasonal naive, AutoETS or AutoARIMA (where it fits in time), each
+        estimated on the training part. Baselines learn nothing from those windows, so more
+        of them than the validation part judge between them."""
+        season, horizon = self._require_fitted().season, self.config.horizon
+        errors: dict[str, list[float]] = {name: [] for name in BASES}
+        for one in panel:
+            end = len(one) - val_size
+            origins = list(range(max(len(one) // 2, self._warmup), len(one) - horizon + 1))
+            if not origins:
+                continue
+            scaled = self._features(one)[1]
+            truth = np.stack([scaled[t : t + horizon] for t in origins])
+            steps = np.arange(horizon)
+            forecasts = _baselines_of(scaled, origins, horizon, season, BASES[1:], end)
+            forecasts["seasonal naive"] = np.stack(
+                [scaled[t - season + steps % season] for t in origins]
+            )
+            for name in BASES:
+                errors[name].append(
+                    np.abs(forecasts[name] - truth).mean() if name in forecasts else np.inf
+                )
+        return min(BASES, key=lambda name: np.mean(errors[name]))
 
     def _features(self, series: TimeSeries) -> tuple[np.ndarray, np.ndarray]:
         """Model inputs ``(T, F)`` and scaled targets ``(T, K)`` of a series."""
@@ -477,7 +529,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             )
         mean, bounds = self._network_forecast(series, origins)
         if fitted.blend < 1:
-            partner = self._partner_forecasts(series, origins, (fitted.partner,))[fitted.partner]
+            partner = _baselines_of(
+                series.targets, origins, self.config.horizon, fitted.season, (fitted.partner,),
+                self._fit_length(series, origins),
+            )[fitted.partner]  # fmt: skip
             shift = (1 - fitted.blend) * (partner - mean)
             mean, bounds = mean + shift, bounds + shift[..., None]
         scale = self._scaler_of(series).std[: fitted.num_targets]
@@ -490,10 +545,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         return Forecast(mean, intervals)
 
     def _network_forecast(
-        self, series: TimeSeries, origins: list[int]
+        self, series: TimeSeries, origins: list[int], fit_length: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """The network's point forecasts ``(M, horizon, K)`` and quantiles ``(M, horizon,
-        K, Q)`` in the series' units; linear in between where the transform is log."""
+        K, Q)`` in the series' units; its base is estimated on the first ``fit_length``
+        steps (default: those before ``origins[0]``)."""
         network, fitted = self._require_network(), self._require_fitted()
         features, scaled = self._features(series)
         inputs = np.stack([features[t - self.config.lookback : t] for t in origins])
@@ -503,7 +559,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             change = network.head(encoded).view(len(origins), self.config.horizon, -1)
             quantiles = network.bounds(encoded) if network.num_quantiles else change[..., None, :0]
         change, quantiles = change.double().numpy(), quantiles.double().numpy()
-        base = self._base(scaled, origins)
+        base = self._base(series, scaled, origins, fit_length or self._fit_length(series, origins))
         targets = slice(0, fitted.num_targets)
 
         scaler = self._scaler_of(series)
@@ -596,7 +652,9 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 name: _scaler_state(scaler) for name, scaler in fitted.series_scalers.items()
             },
             "num_features": network.encoder.input_size,
+            "fit_lengths": [[name, length] for name, length in fitted.fit_lengths.items()],
             "transform": fitted.transform,
+            "base": fitted.base,
             "blend": fitted.blend,
             "partner": fitted.partner,
             "calibration": {str(level): shift for level, shift in fitted.calibration.items()},
@@ -629,6 +687,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],
             History(**state["history"]), state["metadata"],
             *_recorded_tuning(directory, state, model.config.levels), panel,
+            _recorded_fit_lengths(directory, state["fit_lengths"]),
         )  # fmt: skip
         model.network = build_network(
             directory,
@@ -636,6 +695,24 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             weights,
         )
         return model
+
+
+def _recorded_fit_lengths(directory: str | Path, recorded: Any) -> dict[str | None, int]:
+    """The training-part lengths a model folder records: ``[[name or null, int >= 2], ...]``."""
+    try:
+        lengths = {name: length for name, length in recorded}
+        valid = all(
+            (name is None or isinstance(name, str)) and type(length) is int and length >= 2
+            for name, length in lengths.items()
+        )
+    except (TypeError, ValueError):
+        valid = False
+    if not valid:
+        raise ModelFileError(
+            f"model: config.json in {str(directory)!r} holds fit_lengths {recorded!r}; "
+            "expected a list of [series name or null, int >= 2] pairs"
+        )
+    return lengths
 
 
 def _scaler_state(scaler: Scaler | None) -> dict[str, list[float]] | None:
@@ -657,13 +734,40 @@ def _recorded_scaler(directory: str | Path, recorded: Any, columns: int) -> Scal
 
 
 def _baselines(
-    values: np.ndarray, origins: list[int], horizon: int, season: int, arima: bool | None = None
+    values: np.ndarray,
+    origins: Sequence[int],
+    horizon: int,
+    season: int,
+    arima: bool | None = None,
+    fit_length: int | None = None,
 ) -> dict[str, BaselineForecast]:
-    """:func:`rnnkit.baselines.rolling_baselines` without intervals or fallback warnings
-    (a model refitted without its season says so in its ``model`` string)."""
+    """:func:`rnnkit.baselines.rolling_baselines` of ``values`` ``(T,)`` without intervals
+    or fallback warnings (a model refitted without its season says so in ``model``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BaselineWarning)
-        return rolling_baselines(values, origins, horizon, (season,), (), arima=arima)
+        return rolling_baselines(values, origins, horizon, (season,), (), arima, fit_length)
+
+
+def _baselines_of(
+    values: np.ndarray,
+    origins: Sequence[int],
+    horizon: int,
+    season: int,
+    names: Sequence[str],
+    fit_length: int | None = None,
+) -> dict[str, np.ndarray]:
+    """The named statsforecast baselines on each column of ``values`` ``(T, K)``,
+    ``{name: (M, horizon, K)}``; AutoARIMA only where it fits in time (always when it is
+    the one name: a choice made where it did)."""
+    arima = True if tuple(names) == ("AutoARIMA",) else None if "AutoARIMA" in names else False
+    columns = [
+        _baselines(column, origins, horizon, season, arima, fit_length) for column in values.T
+    ]
+    return {
+        name: np.stack([column[name].mean for column in columns], axis=-1)
+        for name in names
+        if all(name in column for column in columns)
+    }
 
 
 def _detect_season(series: TimeSeries) -> int:
@@ -698,11 +802,11 @@ def _panel(series: TimeSeries | Sequence[TimeSeries]) -> list[TimeSeries]:
 
 def _recorded_tuning(
     directory: str | Path, state: Any, levels: tuple[int, ...]
-) -> tuple[str, float, str, dict[int, float]]:
-    """The transform, blend weight and partner, and interval calibration a model folder
-    records."""
-    transform, blend, partner, calibration = (
-        state[key] for key in ("transform", "blend", "partner", "calibration")
+) -> tuple[str, str, float, str, dict[int, float]]:
+    """The transform, base, blend weight and partner, and interval calibration a model
+    folder records."""
+    transform, base, blend, partner, calibration = (
+        state[key] for key in ("transform", "base", "blend", "partner", "calibration")
     )
     try:
         shifts = {int(level): float(calibration[str(level)]) for level in levels}
@@ -713,15 +817,16 @@ def _recorded_tuning(
         or not isinstance(blend, (int, float))
         or not 0 <= blend <= 1
         or partner not in PARTNERS
+        or base not in BASES
         or not np.isfinite(list(shifts.values())).all()
     ):
         raise ModelFileError(
-            f"model: config.json in {str(directory)!r} holds transform {transform!r}, blend "
-            f"{blend!r}, partner {partner!r}, calibration {calibration!r}; expected one of "
-            f"{TRANSFORMS}, a weight in [0, 1], one of {PARTNERS} and a finite shift for each "
-            f"level of {list(levels)}"
+            f"model: config.json in {str(directory)!r} holds transform {transform!r}, base "
+            f"{base!r}, blend {blend!r}, partner {partner!r}, calibration {calibration!r}; "
+            f"expected one of {TRANSFORMS}, one of {BASES}, a weight in [0, 1], one of "
+            f"{PARTNERS} and a finite shift for each level of {list(levels)}"
         )
-    return transform, float(blend), partner, shifts
+    return transform, base, float(blend), partner, shifts
 
 
 def _transformed(values: np.ndarray, transform: str, num_targets: int) -> np.ndarray:
