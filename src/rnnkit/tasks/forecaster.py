@@ -457,15 +457,15 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         ]
 
     def _choose_base(self, panel: list[TimeSeries], val_size: int) -> str:
-        """The baseline whose forecasts of the second half of every series (in scaled
-        units) are best: seasonal naive, AutoETS or AutoARIMA (where it fits in time), each
-        estimated on the training part. Baselines learn nothing from those windows, so more
-        of them than the validation part judge between them."""
+        """The baseline whose forecasts of every validation window (of every series, in
+        scaled units) are best: seasonal naive, AutoETS or AutoARIMA (where it fits in
+        time), each estimated on the training part. Out of sample: scored on the training
+        part, the fitted models would be judged on data they were estimated on."""
         season, horizon = self._require_fitted().season, self.config.horizon
         errors: dict[str, list[float]] = {name: [] for name in BASES}
         for one in panel:
             end = len(one) - val_size
-            origins = list(range(max(len(one) // 2, self._warmup), len(one) - horizon + 1))
+            origins = list(range(max(end, self._warmup), len(one) - horizon + 1))
             if not origins:
                 continue
             scaled = self._features(one)[1]
