@@ -2,6 +2,7 @@
 the blend with a baseline, the log transform and panels."""
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -299,3 +300,14 @@ def test_the_panel_command_reports_mean_mase(tmp_path: Path) -> None:
     predicted = runner.invoke(app, ["predict", str(out / "model"), str(csv)])
     assert predicted.exit_code == 0, predicted.output
     assert sorted(json.loads(predicted.stdout)) == ["s0", "s1", "s2", "s3", "s4"]
+
+
+def test_the_forecasting_page_runs_as_written() -> None:
+    page = Path(__file__).resolve().parents[1] / "docs" / "forecasting.md"
+    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
+    namespace: dict[str, object] = {}
+    for block in blocks:
+        exec(compile(block, str(page), "exec"), namespace)
+    lower, upper = namespace["lower"], namespace["upper"]
+    assert lower.shape == upper.shape == (1, 12, 1) and (lower < upper).all()
+    assert set(namespace["report"].coverage) == {80, 95}
