@@ -293,7 +293,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 f"(lookback{' + season' if config.seasonal_base else ''}) + horizon "
                 f"{config.horizon} of training plus val_size {val_size} >= horizon"
             )
-        transform = config.transform or self._choose_transform(longest.targets[:train_end], season)
+        positive = all((one.targets > 0).all() for one in panel)
+        transform = config.transform or (
+            self._choose_transform(longest.targets[:train_end], season) if positive else "none"
+        )
         scalers = {}
         for one in panel:
             training = _transformed(one.values[: len(one) - val_size], transform, one.num_targets)
@@ -366,10 +369,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             optimiser.step()
 
     def _choose_transform(self, targets: np.ndarray, season: int) -> str:
-        """``"log"`` where the series is positive and AutoETS (AICc) selects multiplicative
-        errors or seasonality on ``targets`` ``(T, K)``, else ``"none"``."""
-        if (targets <= 0).any():
-            return "none"
+        """``"log"`` where AutoETS (AICc) selects multiplicative errors or seasonality on the
+        positive ``targets`` ``(T, K)``, else ``"none"``."""
         chosen = _baselines(targets[:, 0], [len(targets)], self.config.horizon, season, False)
         chosen = chosen["AutoETS"].model
         components = chosen.partition("(")[2].rstrip(")").split(",")  # "ETS(M,Ad,M)"
