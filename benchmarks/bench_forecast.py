@@ -35,6 +35,8 @@ def run(entry: dict, folder: Path, epochs: int) -> dict:
         command += ["--fill", entry["fill"]]
     if entry.get("id_column"):
         command += ["--id-column", entry["id_column"]]
+    if entry.get("horizon"):  # a competition's own horizon where the file has no dates
+        command += ["--horizon", str(entry["horizon"])]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - start

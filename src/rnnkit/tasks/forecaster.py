@@ -297,20 +297,22 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         transform = config.transform or (
             self._choose_transform(longest.targets[:train_end], season) if positive else "none"
         )
-        scalers = {}
         for one in panel:
-            training = _transformed(one.values[: len(one) - val_size], transform, one.num_targets)
-            if len(training) < 2:
-                raise ValueError(
-                    f"series: {one.name!r} has {len(one)} steps; a panel's series need at "
-                    f"least val_size + 2 = {val_size + 2} (two to scale it by)"
-                )
-            scalers[one.name] = Scaler.fit(training)
+            if len(one) < 2:
+                raise ValueError(f"series: {one.name!r} has {len(one)} step; expected at least 2")
+        # A series of a panel too short for a training part is scaled by its first steps.
+        fit_lengths = {one.name: max(len(one) - val_size, min(len(one), 2)) for one in panel}
+        scalers = {
+            one.name: Scaler.fit(
+                _transformed(one.values[: fit_lengths[one.name]], transform, one.num_targets)
+            )
+            for one in panel
+        }
         self._fitted = _Fitted(
             scalers[longest.name] if len(panel) == 1 else None, season, longest.columns,
             longest.num_targets, transform=transform,
             series_scalers=scalers if len(panel) > 1 else {},
-            fit_lengths={one.name: len(one) - val_size for one in panel},
+            fit_lengths=fit_lengths,
         )  # fmt: skip
         if config.seasonal_base:
             self._fitted.base = config.base or self._choose_base(panel, val_size)
