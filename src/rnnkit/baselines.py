@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import operator
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,12 +55,16 @@ class BaselineForecast:
     ``mean`` is ``(M, horizon)`` for ``M`` origins; ``intervals`` maps each level (e.g. 80, 95)
     to ``(lower, upper)``, each ``(M, horizon)``, and is ``{}`` when the method gives none;
     ``model`` says what was fitted, e.g. ``"ETS(M,Ad,M)"``, ``"ARIMA(0,1,1)(0,1,1)[12]"``,
-    ``"last value"``, ``"value one season (12) earlier"``.
+    ``"last value"``, ``"value one season (12) earlier"``; ``form`` is the statsforecast
+    model's form as a string (``"ETS:MAMN"``: error, trend, season, damped;
+    ``"ARIMA:p,d,q,P,D,Q,m,mean,drift"``), which ``forms=`` takes back to estimate that
+    form's parameters on other data, ``""`` for the naive baselines.
     """
 
     mean: np.ndarray
     intervals: dict[int, tuple[np.ndarray, np.ndarray]]
     model: str
+    form: str = ""
 
 
 def arima_fits_in_time(history: int, season: int) -> bool:
@@ -79,6 +83,7 @@ def rolling_baselines(
     levels: Sequence[int] = (80, 95),
     arima: bool | None = None,
     fit_length: int | None = None,
+    forms: Mapping[str, str] | None = None,
 ) -> dict[str, BaselineForecast]:
     """Forecasts of every baseline at each origin.
 
@@ -97,6 +102,10 @@ def rolling_baselines(
     estimated on; origins before it are then forecast with parameters that saw later data
     (the state is still filtered over ``values[:origin]`` only), as a model forecasting the
     residual of a baseline over its training windows needs.
+
+    ``forms`` (``{"AutoETS": ..., "AutoARIMA": ...}``, from :attr:`BaselineForecast.form`)
+    fixes a model's form instead of selecting one by AICc: only its parameters are
+    estimated, so a form chosen on one part of a series stays the same on a longer part.
     """
     values, origins_, horizon, seasons, levels = _validate(
         values, origins, horizon, seasons, levels, arima
@@ -122,7 +131,10 @@ def rolling_baselines(
         name = "seasonal naive" if i == 0 else f"seasonal naive ({season})"
         out[name] = _seasonal_naive(values, origins_, horizon, season, levels, fit_length)
 
-    ets = _statsforecast("AutoETS", values, origins_, horizon, primary, levels, fit_length)
+    forms = dict(forms or {})
+    ets = _statsforecast(
+        "AutoETS", values, origins_, horizon, primary, levels, fit_length, forms.get("AutoETS")
+    )
     if ets is not None:
         out["AutoETS"] = ets
     if arima is None:
@@ -185,12 +197,13 @@ def _statsforecast(
     season: int,
     levels: list[int],
     fit_length: int,
+    form: str | None = None,
 ) -> BaselineForecast | None:
     failures = []
     for season_length in dict.fromkeys((season, 1)):
         try:
             forecast = _fit_forward(
-                name, values, origins, horizon, season_length, levels, fit_length
+                name, values, origins, horizon, season_length, levels, fit_length, form
             )
         except Exception as error:  # statsforecast raises bare Exception for failed fits
             failures.append(f"season_length={season_length}: {type(error).__name__}: {error}")
@@ -219,12 +232,17 @@ def _fit_forward(
     season_length: int,
     levels: list[int],
     fit_length: int,
+    form: str | None = None,
 ) -> BaselineForecast:
     from statsforecast.arima import arima_string
     from statsforecast.models import AutoARIMA, AutoETS
 
     level = sorted(set(levels))
-    model: Any = (AutoETS if name == "AutoETS" else AutoARIMA)(season_length=season_length)
+    model: Any = (
+        _of_form(form, season_length)
+        if form
+        else (AutoETS if name == "AutoETS" else AutoARIMA)(season_length=season_length)
+    )
     results = []
     # statsforecast and statsmodels warn about numerics on short or flat series (divide by
     # zero, non-convergence, no drift term); the forecasts below are checked for finiteness.
@@ -242,10 +260,34 @@ def _fit_forward(
     if not all(np.isfinite(a).all() for a in arrays):
         raise FloatingPointError("non-finite forecasts")
     if name == "AutoETS":
-        description = model.model_.get("method") or _ets_string(model.model_["components"])
+        components = model.model_["components"]
+        description = model.model_.get("method") or _ets_string(components)
+        form = f"ETS:{components}"
     else:
         description = arima_string(model.model_, padding=False).strip()
-    return BaselineForecast(mean, intervals, description)
+        p, q, big_p, big_q, m, d, big_d = model.model_["arma"]
+        coefficients = model.model_["coef"]
+        extras = (int("intercept" in coefficients), int("drift" in coefficients))
+        form = "ARIMA:" + ",".join(map(str, (p, d, q, big_p, big_d, big_q, m, *extras)))
+    return BaselineForecast(mean, intervals, description, form)
+
+
+def _of_form(form: str, season_length: int) -> Any:
+    """A statsforecast model of a :attr:`BaselineForecast.form`, its parameters unfitted."""
+    from statsforecast.models import ARIMA, AutoETS
+
+    kind, _, spec = form.partition(":")
+    if kind == "ETS" and len(spec) == 4:
+        return AutoETS(season_length=season_length, model=spec[:3], damped=spec[3] == "D")
+    numbers = [int(part) for part in spec.split(",") if part.isdigit()] if kind == "ARIMA" else []
+    if len(numbers) != 9:
+        raise ValueError(
+            f"forms: expected 'ETS:' and 4 letters or 'ARIMA:p,d,q,P,D,Q,m,mean,drift', got "
+            f"{form!r}"
+        )
+    p, d, q, big_p, big_d, big_q, m, mean, drift = numbers
+    return ARIMA(order=(p, d, q), season_length=m, seasonal_order=(big_p, big_d, big_q),
+                 include_mean=bool(mean), include_drift=bool(drift))  # fmt: skip
 
 
 def _stack(results: list[dict[str, Any]], key: str) -> np.ndarray:

@@ -238,9 +238,9 @@ class _Fitted:
     partner: str = "AutoETS"  # the baseline blended with the network
     calibration: dict[int, float] = field(default_factory=dict)  # level -> shift, scaled units
     series_scalers: dict[str | None, Scaler] = field(default_factory=dict)  # by series name
-    # the training part's length of each series (by name): the statsforecast base and
-    # partner are estimated on that many first steps, at fit as at every later forecast
-    fit_lengths: dict[str | None, int] = field(default_factory=dict)
+    # by series name, the forms of AutoETS and AutoARIMA selected on the training part
+    # ({baseline: [form per target]}): a base or partner keeps its form at every forecast
+    forms: dict[str | None, dict[str, list[str]]] = field(default_factory=dict)
 
 
 class Forecaster(Task[_Fitted, ForecastNetwork]):
@@ -312,10 +312,12 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             scalers[longest.name] if len(panel) == 1 else None, season, longest.columns,
             longest.num_targets, transform=transform,
             series_scalers=scalers if len(panel) > 1 else {},
-            fit_lengths=fit_lengths,
         )  # fmt: skip
+        if config.seasonal_base or config.blend:
+            self._fitted.forms = {one.name: self._select_forms(one, fit_lengths[one.name])
+                                  for one in panel}  # fmt: skip
         if config.seasonal_base:
-            self._fitted.base = config.base or self._choose_base(panel, val_size)
+            self._fitted.base = config.base or self._choose_base(panel, val_size, fit_lengths)
         parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]  # training, validation
         for one in panel:
             features, scaled = self._features(one)
@@ -330,7 +332,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                     inputs, outputs = make_windows(
                         features, scaled, origins, config.lookback, config.horizon
                     )
-                    base = self._base(one, scaled, origins, end)
+                    base = self._base(one, scaled, origins, fit_lengths[one.name])
                     part.append((inputs, outputs - base))
         if not parts[1]:
             raise ValueError(f"val_size: {val_size} leaves no validation window in any series")
@@ -352,7 +354,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 nn.init.zeros_(self.network.head.bias)
         if self.network.num_quantiles:
             self._fit_interval_head(*datasets[0].tensors)
-        self._tune_on_validation(panel, val_size)
+        self._tune_on_validation(panel, val_size, fit_lengths)
         return history
 
     def _fit_interval_head(self, inputs: Tensor, targets: Tensor, steps: int = 300) -> None:
@@ -378,10 +380,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         components = chosen.partition("(")[2].rstrip(")").split(",")  # "ETS(M,Ad,M)"
         return "log" if "M" in (components[0], components[-1]) else "none"
 
-    def _tune_on_validation(self, panel: list[TimeSeries], val_size: int) -> None:
+    def _tune_on_validation(
+        self, panel: list[TimeSeries], val_size: int, fit_lengths: dict[str | None, int]
+    ) -> None:
         """Choose the blend partner and weight, then shift the interval bounds to cover as
-        claimed, both on every validation window of every series, errors in units of each
-        one's scale."""
+        claimed, both on every validation window of every series, in scaled units."""
         fitted, horizon = self._require_fitted(), self.config.horizon
         truths, networks, bounds = [], [], []
         partners: dict[str, list[np.ndarray]] = {name: [] for name in PARTNERS}
@@ -389,16 +392,15 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             origins = list(range(max(len(one) - val_size, self._warmup), len(one) - horizon + 1))
             if not origins:
                 continue
-            scale = self._scaler_of(one).std[: fitted.num_targets]
-            truths.append(np.stack([one.targets[t : t + horizon] for t in origins]) / scale)
-            network, quantiles = self._network_forecast(one, origins, len(one) - val_size)
-            networks.append(network / scale)
-            bounds.append(quantiles / scale[:, None])
+            scaled = self._features(one)[1]
+            truths.append(np.stack([scaled[t : t + horizon] for t in origins]))
+            network, quantiles = self._scaled_forecast(one, origins, fit_lengths[one.name])
+            networks.append(network)
+            bounds.append(quantiles)
             if self.config.blend:
-                for name, forecast in _baselines_of(
-                    one.targets, origins, horizon, fitted.season, PARTNERS, len(one) - val_size
-                ).items():
-                    partners[name].append(forecast / scale)
+                found = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
+                for name, forecast in found.items():
+                    partners[name].append(forecast)
         truth, network, bound = (np.concatenate(arrays) for arrays in (truths, networks, bounds))
         candidates = {
             (name, w): w * network + (1 - w) * np.concatenate(forecasts)
@@ -416,11 +418,36 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             rank = min(int(np.ceil((len(scores) + 1) * level / 100)), len(scores))
             fitted.calibration[level] = float(scores[rank - 1])
 
-    def _fit_length(self, series: TimeSeries, origins: Sequence[int]) -> int:
-        """How many first steps of ``series`` a statsforecast base or partner is estimated
-        on: its training part (as recorded at fit), no more than the history at hand."""
-        recorded = self._require_fitted().fit_lengths.get(series.name, origins[0])
-        return max(min(recorded, origins[0]), 2)
+    def _select_forms(self, series: TimeSeries, fit_length: int) -> dict[str, list[str]]:
+        """The AICc-selected form of AutoETS and (where it fits in time) AutoARIMA on the
+        first ``fit_length`` scaled steps of each target: ``{name: [form per target]}``."""
+        horizon, season = self.config.horizon, self._require_fitted().season
+        scaled = self._features(series)[1][:fit_length]
+        columns = [_baselines(column, [fit_length], horizon, season) for column in scaled.T]
+        return {
+            name: [column[name].form for column in columns]
+            for name in PARTNERS
+            if all(name in column for column in columns)
+        }
+
+    def _statistical(
+        self, series: TimeSeries, origins: Sequence[int], names: Sequence[str], fit_length: int
+    ) -> dict[str, np.ndarray]:
+        """The named statsforecast baselines on the series' scaled targets, ``{name: (M,
+        horizon, K)}``: the form selected at fit, its parameters estimated on the first
+        ``fit_length`` steps. A name without a form for this series is left out."""
+        fitted, horizon = self._require_fitted(), self.config.horizon
+        forms, scaled = fitted.forms.get(series.name, {}), self._features(series)[1]
+        found = {}
+        for name in (name for name in names if name in forms):
+            arima = name == "AutoARIMA"
+            columns = [
+                _baselines(column, origins, horizon, fitted.season, arima, fit_length, {name: form})
+                for column, form in zip(scaled.T, forms[name], strict=True)
+            ]
+            if all(name in column for column in columns):
+                found[name] = np.stack([column[name].mean for column in columns], axis=-1)
+        return found
 
     def _scaler_of(self, series: TimeSeries) -> Scaler:
         """The scaler of ``series``: the model's, or its own in a panel model."""
@@ -455,11 +482,17 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         if fitted.base == "seasonal naive":
             steps = np.arange(horizon)
             return np.stack([scaled[t - season + steps % season] for t in origins])
-        return _baselines_of(scaled, origins, horizon, season, (fitted.base,), fit_length)[
-            fitted.base
-        ]
+        found = self._statistical(series, origins, (fitted.base,), fit_length)
+        if fitted.base not in found:
+            raise ValueError(
+                f"series: {series.name!r} has no {fitted.base} form recorded at fit, the base "
+                "this model corrects"
+            )
+        return found[fitted.base]
 
-    def _choose_base(self, panel: list[TimeSeries], val_size: int) -> str:
+    def _choose_base(
+        self, panel: list[TimeSeries], val_size: int, fit_lengths: dict[str | None, int]
+    ) -> str:
         """The baseline whose forecasts of every validation window (of every series, in
         scaled units) are best: seasonal naive, AutoETS or AutoARIMA (where it fits in
         time), each estimated on the training part. Out of sample: scored on the training
@@ -467,14 +500,13 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         season, horizon = self._require_fitted().season, self.config.horizon
         errors: dict[str, list[float]] = {name: [] for name in BASES}
         for one in panel:
-            end = len(one) - val_size
-            origins = list(range(max(end, self._warmup), len(one) - horizon + 1))
+            origins = list(range(max(len(one) - val_size, self._warmup), len(one) - horizon + 1))
             if not origins:
                 continue
             scaled = self._features(one)[1]
             truth = np.stack([scaled[t : t + horizon] for t in origins])
             steps = np.arange(horizon)
-            forecasts = _baselines_of(scaled, origins, horizon, season, BASES[1:], end)
+            forecasts = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
             forecasts["seasonal naive"] = np.stack(
                 [scaled[t - season + steps % season] for t in origins]
             )
@@ -530,30 +562,28 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 f"origins: expected values in [{self._warmup} (steps of input one forecast "
                 f"needs), len(series) = {len(series)}], got {origins}"
             )
-        mean, bounds = self._network_forecast(series, origins)
+        mean, bounds = self._scaled_forecast(series, origins, origins[0])
         if fitted.blend < 1:
-            partner = _baselines_of(
-                series.targets, origins, self.config.horizon, fitted.season, (fitted.partner,),
-                self._fit_length(series, origins),
-            )[fitted.partner]  # fmt: skip
-            shift = (1 - fitted.blend) * (partner - mean)
+            found = self._statistical(series, origins, (fitted.partner,), origins[0])
+            shift = (1 - fitted.blend) * (found[fitted.partner] - mean)
             mean, bounds = mean + shift, bounds + shift[..., None]
-        scale = self._scaler_of(series).std[: fitted.num_targets]
         intervals = {}
         for k, level in enumerate(self.config.levels):
-            widen = fitted.calibration.get(level, 0.0) * scale
+            widen = fitted.calibration.get(level, 0.0)
             lower = np.minimum(bounds[..., 2 * k], bounds[..., 2 * k + 1]) - widen
             upper = np.maximum(bounds[..., 2 * k], bounds[..., 2 * k + 1]) + widen
-            intervals[level] = (np.minimum(lower, mean), np.maximum(upper, mean))
-        return Forecast(mean, intervals)
+            intervals[level] = tuple(
+                self._in_units(series, bound)
+                for bound in (np.minimum(lower, mean), np.maximum(upper, mean))
+            )
+        return Forecast(self._in_units(series, mean), intervals)
 
-    def _network_forecast(
-        self, series: TimeSeries, origins: list[int], fit_length: int | None = None
+    def _scaled_forecast(
+        self, series: TimeSeries, origins: list[int], fit_length: int
     ) -> tuple[np.ndarray, np.ndarray]:
         """The network's point forecasts ``(M, horizon, K)`` and quantiles ``(M, horizon,
-        K, Q)`` in the series' units; its base is estimated on the first ``fit_length``
-        steps (default: those before ``origins[0]``)."""
-        network, fitted = self._require_network(), self._require_fitted()
+        K, Q)`` in scaled units, on a base estimated on the first ``fit_length`` steps."""
+        network = self._require_network()
         features, scaled = self._features(series)
         inputs = np.stack([features[t - self.config.lookback : t] for t in origins])
         network.eval()
@@ -561,19 +591,14 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             encoded = network.encode(_float_tensor(inputs))
             change = network.head(encoded).view(len(origins), self.config.horizon, -1)
             quantiles = network.bounds(encoded) if network.num_quantiles else change[..., None, :0]
-        change, quantiles = change.double().numpy(), quantiles.double().numpy()
-        base = self._base(series, scaled, origins, fit_length or self._fit_length(series, origins))
-        targets = slice(0, fitted.num_targets)
+        base = self._base(series, scaled, origins, fit_length)
+        return base + change.double().numpy(), base[..., None] + quantiles.double().numpy()
 
-        scaler = self._scaler_of(series)
-
-        def in_units(scaled_values: np.ndarray) -> np.ndarray:
-            values = scaler.inverse(scaled_values, targets)
-            return np.exp(values) if fitted.transform == "log" else values
-
-        mean = in_units(base + change)
-        bounds = in_units(np.moveaxis(base[..., None] + quantiles, -1, 0))  # (Q, M, horizon, K)
-        return mean, np.moveaxis(bounds, 0, -1)
+    def _in_units(self, series: TimeSeries, scaled: np.ndarray) -> np.ndarray:
+        """Scaled (and maybe log) target values ``(..., K)`` in the series' units."""
+        fitted = self._require_fitted()
+        values = self._scaler_of(series).inverse(scaled, slice(0, fitted.num_targets))
+        return np.exp(values) if fitted.transform == "log" else values
 
     def evaluate(self, series: TimeSeries, test_size: int = 672) -> ForecastReport:
         """Rolling-origin evaluation over the last ``test_size`` steps against the naive,
@@ -655,7 +680,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 name: _scaler_state(scaler) for name, scaler in fitted.series_scalers.items()
             },
             "num_features": network.encoder.input_size,
-            "fit_lengths": [[name, length] for name, length in fitted.fit_lengths.items()],
+            "forms": [[name, forms] for name, forms in fitted.forms.items()],
             "transform": fitted.transform,
             "base": fitted.base,
             "blend": fitted.blend,
@@ -690,7 +715,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],
             History(**state["history"]), state["metadata"],
             *_recorded_tuning(directory, state, model.config.levels), panel,
-            _recorded_fit_lengths(directory, state["fit_lengths"]),
+            _recorded_forms(directory, state["forms"]),
         )  # fmt: skip
         model.network = build_network(
             directory,
@@ -700,22 +725,25 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         return model
 
 
-def _recorded_fit_lengths(directory: str | Path, recorded: Any) -> dict[str | None, int]:
-    """The training-part lengths a model folder records: ``[[name or null, int >= 2], ...]``."""
+def _recorded_forms(directory: str | Path, recorded: Any) -> dict[str | None, dict[str, list[str]]]:
+    """The baseline forms a model folder records: ``[[name or null, {baseline: [str]}]]``."""
     try:
-        lengths = {name: length for name, length in recorded}
+        forms = {name: dict(by_baseline) for name, by_baseline in recorded}
         valid = all(
-            (name is None or isinstance(name, str)) and type(length) is int and length >= 2
-            for name, length in lengths.items()
+            (name is None or isinstance(name, str))
+            and set(by_baseline) <= set(PARTNERS)
+            and all(isinstance(form, str) for found in by_baseline.values() for form in found)
+            for name, by_baseline in forms.items()
         )
     except (TypeError, ValueError):
         valid = False
     if not valid:
         raise ModelFileError(
-            f"model: config.json in {str(directory)!r} holds fit_lengths {recorded!r}; "
-            "expected a list of [series name or null, int >= 2] pairs"
+            f"model: config.json in {str(directory)!r} holds forms {recorded!r}; expected a "
+            f"list of [series name or null, {{baseline: [form, ...]}}] with baselines of "
+            f"{PARTNERS}"
         )
-    return lengths
+    return forms
 
 
 def _scaler_state(scaler: Scaler | None) -> dict[str, list[float]] | None:
@@ -743,34 +771,13 @@ def _baselines(
     season: int,
     arima: bool | None = None,
     fit_length: int | None = None,
+    forms: dict[str, str] | None = None,
 ) -> dict[str, BaselineForecast]:
     """:func:`rnnkit.baselines.rolling_baselines` of ``values`` ``(T,)`` without intervals
     or fallback warnings (a model refitted without its season says so in ``model``)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BaselineWarning)
-        return rolling_baselines(values, origins, horizon, (season,), (), arima, fit_length)
-
-
-def _baselines_of(
-    values: np.ndarray,
-    origins: Sequence[int],
-    horizon: int,
-    season: int,
-    names: Sequence[str],
-    fit_length: int | None = None,
-) -> dict[str, np.ndarray]:
-    """The named statsforecast baselines on each column of ``values`` ``(T, K)``,
-    ``{name: (M, horizon, K)}``; AutoARIMA only where it fits in time (always when it is
-    the one name: a choice made where it did)."""
-    arima = True if tuple(names) == ("AutoARIMA",) else None if "AutoARIMA" in names else False
-    columns = [
-        _baselines(column, origins, horizon, season, arima, fit_length) for column in values.T
-    ]
-    return {
-        name: np.stack([column[name].mean for column in columns], axis=-1)
-        for name in names
-        if all(name in column for column in columns)
-    }
+        return rolling_baselines(values, origins, horizon, (season,), (), arima, fit_length, forms)
 
 
 def _detect_season(series: TimeSeries) -> int:
