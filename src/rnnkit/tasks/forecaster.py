@@ -405,7 +405,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         candidates = {
             (name, w): w * network + (1 - w) * np.concatenate(forecasts)
             for name, forecasts in partners.items()
-            if len(forecasts) == len(truths)  # AutoARIMA runs only where it fits in time
+            if name in self._everywhere(panel)
             for w in BLEND_WEIGHTS
         }
         if candidates:
@@ -514,7 +514,14 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 errors[name].append(
                     np.abs(forecasts[name] - truth).mean() if name in forecasts else np.inf
                 )
-        return min(BASES, key=lambda name: np.mean(errors[name]))
+        eligible = ("seasonal naive", *self._everywhere(panel))
+        return min(eligible, key=lambda name: np.mean(errors[name]))
+
+    def _everywhere(self, panel: list[TimeSeries]) -> list[str]:
+        """The statsforecast baselines with a form for every series (AutoETS needs a few
+        steps, AutoARIMA runs only where it fits in time)."""
+        forms = self._require_fitted().forms
+        return [name for name in PARTNERS if all(name in forms[one.name] for one in panel)]
 
     def _features(self, series: TimeSeries) -> tuple[np.ndarray, np.ndarray]:
         """Model inputs ``(T, F)`` and scaled targets ``(T, K)`` of a series."""
