@@ -405,7 +405,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         candidates = {
             (name, w): w * network + (1 - w) * np.concatenate(forecasts)
             for name, forecasts in partners.items()
-            if name in self._everywhere(panel)
+            if forecasts and name in self._everywhere(panel)
             for w in BLEND_WEIGHTS
         }
         if candidates:
