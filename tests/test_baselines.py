@@ -229,3 +229,34 @@ def test_bad_inputs_raise_value_errors_naming_the_argument(kwargs, argument):
     call = {"values": np.arange(10.0), "origins": [5, 7], "horizon": 2} | kwargs
     with pytest.raises(ValueError, match=f"^{argument}: expected"):
         rolling_baselines(**call)
+
+
+def test_a_fixed_form_keeps_the_model_and_reestimates_its_parameters():
+    """forms= takes a fitted model's form back: on the same data the forecasts are the
+    selected model's; on longer data the form stays while the parameters are estimated
+    anew, as statsforecast's ETS and ARIMA of that form would estimate them."""
+    h = 12
+    selected = rolling_baselines(AIRLINE, [108], h, seasons=(12,), arima=True)
+    forms = {name: selected[name].form for name in ("AutoETS", "AutoARIMA")}
+    assert forms["AutoETS"].startswith("ETS:") and forms["AutoARIMA"].startswith("ARIMA:")
+    again = rolling_baselines(AIRLINE, [108], h, seasons=(12,), arima=True, forms=forms)
+    for name in forms:
+        np.testing.assert_allclose(again[name].mean, selected[name].mean, rtol=1e-8)
+    later = rolling_baselines(AIRLINE, [132], h, seasons=(12,), arima=True, forms=forms)
+    error, trend, season, damped = forms["AutoETS"][4:]
+    direct = quiet(
+        AutoETS(season_length=12, model=error + trend + season, damped=damped == "D").forecast,
+        AIRLINE[:132], h=h,
+    )  # fmt: skip
+    np.testing.assert_allclose(later["AutoETS"].mean[0], direct["mean"], rtol=1e-8)
+    assert later["AutoETS"].model == selected["AutoETS"].model
+    assert later["AutoARIMA"].form == forms["AutoARIMA"]
+    # estimated anew: not the forecast of the parameters fitted on 108 steps
+    forwarded = rolling_baselines(AIRLINE, [108, 132], h, seasons=(12,), arima=True)
+    assert not np.allclose(later["AutoETS"].mean[0], forwarded["AutoETS"].mean[1], rtol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["ETS:MN", "ARIMA:1,1,0", "SARIMA:1,1,0,0,1,0,12,0,0"])
+def test_a_malformed_form_is_refused(form: str):
+    with pytest.raises(ValueError, match="forms: expected"):
+        rolling_baselines(AIRLINE, [108], 12, seasons=(12,), forms={"AutoETS": form})

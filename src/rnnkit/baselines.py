@@ -132,6 +132,8 @@ def rolling_baselines(
         out[name] = _seasonal_naive(values, origins_, horizon, season, levels, fit_length)
 
     forms = dict(forms or {})
+    for form in forms.values():
+        _of_form(form, primary)  # a malformed form is the caller's error, not a failed fit
     ets = _statsforecast(
         "AutoETS", values, origins_, horizon, primary, levels, fit_length, forms.get("AutoETS")
     )
