@@ -97,14 +97,15 @@ def command(
     )  # fmt: skip
     seconds = time.perf_counter() - start
     if id_column:
-        summary = _report_panel(model.evaluate_panel(panel, plan.test_size))
+        summary = _report_panel(model.evaluate_panel(panel, plan.test_size, plan.seasons))
         figure = None
     else:
-        report = model.evaluate(panel[0], plan.test_size)
+        report = model.evaluate(panel[0], plan.test_size, plan.seasons)
         summary = _report(report, panel[0].columns[0], model)
         figure = _plot(out / "forecast.png", panel[0], report, Path(data).stem)
     curves = plot_training(out / "training.png", history.train_loss, history.val_loss)
-    choices = {name: getattr(plan, name) for name in ("horizon", "season", "lookback", "val_size")}
+    names = ("horizon", "season", "seasons", "lookback", "val_size")
+    choices = {name: getattr(plan, name) for name in names}
     metadata = {"data": source, "test_size": plan.test_size, "plan": choices,
                 "evaluation": summary, "seconds": seconds}  # fmt: skip
     saved = model.save(out / "model", metadata=metadata)
@@ -115,6 +116,7 @@ def command(
 class _Plan:
     horizon: int
     season: int
+    seasons: tuple[int, ...]  # further seasons, for their seasonal-naive baselines
     lookback: int
     val_size: int
     test_size: int
@@ -142,10 +144,11 @@ def _plan(
     if horizon is None:
         horizon = frequency.horizon
         reasons.append(f"Horizon: {horizon} steps, the usual one for {frequency.name} data.")
+    seasons: tuple[int, ...] = ()
     if season is None:
         provisional = default_sizes(len(longest), horizon, 1).test_size
         choice = choose_season(longest.targets[: len(longest) - provisional, 0], frequency)
-        season = choice.season
+        season, seasons = choice.season, tuple(s for s in choice.seasons if s != choice.season)
         reasons.append(f"Season: {season} ({choice.reason}).")
     given = (lookback, val_size, test_size)
     if None not in given:
@@ -172,7 +175,7 @@ def _plan(
             f"lookback {chosen[0]} (the shortest series has {shortest} steps)."
         )
     lookback, val_size, test_size = (g or c for g, c in zip(given, chosen, strict=True))
-    return _Plan(horizon, season, lookback, val_size, test_size, reasons)
+    return _Plan(horizon, season, seasons, lookback, val_size, test_size, reasons)
 
 
 def _series_source(
@@ -300,10 +303,19 @@ def evaluate(model_dir: Path, test_size: int | None, data: str | None) -> None:
     source = evaluation_source(model_dir, model.metadata.get("data"), data)
     panel = _load_source(source)
     test_size = test_size or model.metadata.get("test_size") or model.config.horizon
+    seasons = _recorded_seasons(model.metadata)
     if source.get("id_column"):
-        _report_panel(model.evaluate_panel(panel, test_size))
+        _report_panel(model.evaluate_panel(panel, test_size, seasons))
     else:
-        _report(model.evaluate(panel[0], test_size), panel[0].columns[0], model)
+        _report(model.evaluate(panel[0], test_size, seasons), panel[0].columns[0], model)
+
+
+def _recorded_seasons(metadata: dict[str, Any]) -> tuple[int, ...]:
+    """The further seasons a model folder's metadata records (ints >= 2), else none."""
+    seasons = (metadata.get("plan") or {}).get("seasons") or []
+    if not isinstance(seasons, list) or not all(type(s) is int and s >= 2 for s in seasons):
+        raise ValueError(f"model_dir: its metadata records seasons {seasons!r}; expected ints >= 2")
+    return tuple(seasons)
 
 
 def predict(model_dir: Path, input: str) -> None:

@@ -607,10 +607,13 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         values = self._scaler_of(series).inverse(scaled, slice(0, fitted.num_targets))
         return np.exp(values) if fitted.transform == "log" else values
 
-    def evaluate(self, series: TimeSeries, test_size: int = 672) -> ForecastReport:
+    def evaluate(
+        self, series: TimeSeries, test_size: int = 672, seasons: Sequence[int] = ()
+    ) -> ForecastReport:
         """Rolling-origin evaluation over the last ``test_size`` steps against the naive,
         seasonal-naive, AutoETS and (where it fits in time) AutoARIMA baselines, all fitted
-        on the steps before them."""
+        on the steps before them; ``seasons`` adds a seasonal naive for each further season
+        (e.g. a week of half-hours beside the model's daily season)."""
         fitted = self._require_fitted()
         check_int("test_size", test_size)
         horizon, season = self.config.horizon, fitted.season
@@ -624,7 +627,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         targets = series.targets
         truth = np.stack([targets[t : t + horizon] for t in origins])
         ours = self.forecast(series, origins)
-        columns = [_baselines(column, origins, horizon, season) for column in targets.T]
+        columns = [
+            _baselines(column, origins, horizon, season, more_seasons=seasons)
+            for column in targets.T
+        ]
         forecasts = {"rnnkit": ours.mean} | {
             name: np.stack([column[name].mean for column in columns], axis=-1)
             for name in columns[0]
@@ -654,10 +660,12 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             table, forecasts, truth, origins, season, ours.intervals, coverage, models
         )
 
-    def evaluate_panel(self, panel: Sequence[TimeSeries], test_size: int) -> PanelReport:
+    def evaluate_panel(
+        self, panel: Sequence[TimeSeries], test_size: int, seasons: Sequence[int] = ()
+    ) -> PanelReport:
         """:meth:`evaluate` on each series of ``panel`` (the last ``test_size`` steps of
         each), and the mean and median MASE of every method over the series."""
-        reports = {one.name: self.evaluate(one, test_size) for one in _panel(panel)}
+        reports = {one.name: self.evaluate(one, test_size, seasons) for one in _panel(panel)}
         methods = next(iter(reports.values())).metrics
         summary = {}
         for method in methods:
@@ -779,12 +787,14 @@ def _baselines(
     arima: bool | None = None,
     fit_length: int | None = None,
     forms: dict[str, str] | None = None,
+    more_seasons: Sequence[int] = (),
 ) -> dict[str, BaselineForecast]:
     """:func:`rnnkit.baselines.rolling_baselines` of ``values`` ``(T,)`` without intervals
     or fallback warnings (a model refitted without its season says so in ``model``)."""
+    seasons = (season, *more_seasons)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BaselineWarning)
-        return rolling_baselines(values, origins, horizon, (season,), (), arima, fit_length, forms)
+        return rolling_baselines(values, origins, horizon, seasons, (), arima, fit_length, forms)
 
 
 def _detect_season(series: TimeSeries) -> int:
