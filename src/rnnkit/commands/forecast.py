@@ -27,8 +27,10 @@ def demo(
     cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
     resume: Resume = False,
 ) -> None:
-    """Forecast the bundled electricity demand a day ahead; compare with the baselines."""
-    command(data="electricity", out=out, epochs=epochs, cell=cell, resume=resume)
+    """Forecast the bundled electricity demand a day ahead on each of its last 14 days
+    (validated on the 14 before); compare with the baselines."""
+    command(data="electricity", test_size=672, val_size=672, out=out, epochs=epochs, cell=cell,
+            resume=resume)  # fmt: skip
 
 
 @user_errors
@@ -112,6 +114,17 @@ def command(
     console.print(f"Trained in {seconds:.0f} s. Figures: {figure or ''} {curves}\nModel: {saved}")
 
 
+def _best_season(history: Any, seasons: tuple[int, ...], steps: int) -> int:
+    """The season whose seasonal naive forecast of the last ``steps`` of ``history`` ``(T,)``
+    errs least (the first of ``seasons`` when there is one or none can be scored)."""
+    error = {
+        s: np.abs(history[-steps:] - history[-steps - s : -s]).mean()
+        for s in seasons
+        if s > 1 and steps + s <= len(history)
+    }
+    return min(error, key=error.__getitem__) if error else seasons[0]
+
+
 @dataclass(frozen=True)
 class _Plan:
     horizon: int
@@ -145,18 +158,37 @@ def _plan(
         horizon = frequency.horizon
         reasons.append(f"Horizon: {horizon} steps, the usual one for {frequency.name} data.")
     seasons: tuple[int, ...] = ()
+    lookback_season = season or 1
     if season is None:
         provisional = default_sizes(len(longest), horizon, 1).test_size
-        choice = choose_season(longest.targets[: len(longest) - provisional, 0], frequency)
-        season, seasons = choice.season, tuple(s for s in choice.seasons if s != choice.season)
-        reasons.append(f"Season: {season} ({choice.reason}).")
+        history = longest.targets[: len(longest) - provisional, 0]
+        choice = choose_season(history, frequency)
+        season = _best_season(history, choice.seasons, provisional)
+        seasons = tuple(s for s in choice.seasons if s != season)
+        lookback_season = min(choice.seasons)
+        why = (
+            ""
+            if len(choice.seasons) == 1
+            else (
+                f"; {season} as the base: its seasonal naive forecasts the last {provisional} "
+                "steps before the test part best"
+            )
+        )
+        reasons.append(f"Season: {season} ({choice.reason}{why}).")
     given = (lookback, val_size, test_size)
     if None not in given:
         chosen = given
     elif len(panel) == 1:
         sizes = default_sizes(len(longest), horizon, season)
-        reasons.append(f"Sizes: {sizes.reason}.")
-        chosen = (sizes.lookback, sizes.val_size, sizes.test_size)
+        # the base already carries the longest season: the input needs the shortest one
+        lookback = min(sizes.lookback, 2 * max(horizon, lookback_season))
+        note = (
+            f"; lookback {lookback} (two of the shortest season)"
+            if lookback < sizes.lookback
+            else ""
+        )
+        reasons.append(f"Sizes: {sizes.reason}{note}.")
+        chosen = (lookback, sizes.val_size, sizes.test_size)
     else:
         shortest = min(len(one) for one in panel)
         room = shortest - (test_size or horizon) - season
