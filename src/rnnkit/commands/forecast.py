@@ -187,7 +187,7 @@ def _plan(
             if lookback < sizes.lookback
             else ""
         )
-        reasons.append(f"Sizes: {sizes.reason}{note}.")
+        reason = f"{sizes.reason}{note}"
         chosen = (lookback, sizes.val_size, sizes.test_size)
     else:
         shortest = min(len(one) for one in panel)
@@ -202,11 +202,19 @@ def _plan(
                 f"horizon: the shortest series has {shortest} steps, too few to test a "
                 f"{horizon}-step forecast after {season} + 1 steps of input; use a shorter one"
             )
-        reasons.append(
-            f"Sizes: test and validation one horizon ({horizon} steps) of each series; "
-            f"lookback {chosen[0]} (the shortest series has {shortest} steps)."
+        reason = (
+            f"test and validation one horizon ({horizon} steps) of each series; lookback "
+            f"{chosen[0]} (the shortest series has {shortest} steps)"
         )
     lookback, val_size, test_size = (g or c for g, c in zip(given, chosen, strict=True))
+    if given == (None, None, None):
+        reasons.append(f"Sizes: {reason}.")
+    elif None in given:
+        final = zip(
+            ("lookback", "validation", "test"), (lookback, val_size, test_size), given, strict=True
+        )
+        listed = ", ".join(f"{name} {size}{' (given)' if g else ''}" for name, size, g in final)
+        reasons.append(f"Sizes: {listed}.")
     return _Plan(horizon, season, seasons, lookback, val_size, test_size, reasons)
 
 
