@@ -32,3 +32,19 @@ def bf16_lstm() -> None:
             torch.nn.LSTM(2, 2)(torch.zeros(1, 1, 2))
     except RuntimeError as error:
         pytest.skip(f"torch.nn.LSTM cannot run bfloat16 on this CPU: {error}")
+
+
+@pytest.fixture
+def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list:
+    """Every matplotlib Figure rnnkit.viz saves during the test, in order (still saved)."""
+    import rnnkit.viz.figures as figures
+
+    saved = []
+    save = figures._save
+
+    def capture(figure, path):
+        saved.append(figure)
+        return save(figure, path)
+
+    monkeypatch.setattr(figures, "_save", capture)
+    return saved

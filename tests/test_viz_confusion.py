@@ -6,26 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from matplotlib.figure import Figure
 
-import rnnkit.viz.figures as figures
 from rnnkit.viz import plot_confusion
 
 MATRIX = np.array([[5, 1, 0], [2, 7, 3], [0, 0, 9]])
 LABELS = ["cat", "dog", "eel"]
 
 
-def test_the_saved_axes_hold_the_matrix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    saved: list[Figure] = []
-    real_save = figures._save
-
-    def capture(figure: Figure, path: str | Path) -> Path:
-        saved.append(figure)
-        return real_save(figure, path)
-
-    monkeypatch.setattr(figures, "_save", capture)
+def test_the_saved_axes_hold_the_matrix(saved_figures: list, tmp_path: Path) -> None:
     plot_confusion(MATRIX, LABELS, tmp_path / "confusion.png")
-    axes = saved[0].axes[0]
+    axes = saved_figures[0].axes[0]
     np.testing.assert_array_equal(axes.images[0].get_array(), MATRIX)
     counts = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
               for t in axes.texts}  # fmt: skip

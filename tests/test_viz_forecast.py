@@ -198,22 +198,12 @@ def test_a_single_forecast_past_the_data_needs_no_truth() -> None:
     assert len(fill(zoom, 80).get_paths()) == 1
 
 
-def test_the_png_is_written_with_the_figure_size(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    saved: list[Figure] = []
-    real_save = figures._save
-
-    def capture(figure: Figure, path: str | Path) -> Path:
-        saved.append(figure)
-        return real_save(figure, path)
-
-    monkeypatch.setattr(figures, "_save", capture)
+def test_the_png_is_written_with_the_figure_size(saved_figures: list, tmp_path: Path) -> None:
     path = plot_forecast(tmp_path / "out" / "forecast.png", HISTORY, TRUTH, FORECASTS,
                          intervals=INTERVALS, timestamps=TIMESTAMPS, title=TITLE)  # fmt: skip
     assert path == tmp_path / "out" / "forecast.png"
     assert not list(path.parent.glob(".*.partial"))
-    (figure,) = saved
+    (figure,) = saved_figures
     assert len(figure.axes) == 2 and figure.get_suptitle() == TITLE
     width, height = figure.get_size_inches() * 120  # _save's dpi
     assert matplotlib.image.imread(path).shape[:2] == (round(height), round(width))

@@ -121,7 +121,9 @@ def rolling_baselines(
             f"{fit_length!r}"
         )
     primary = seasons[0]
-    out = {"naive": _naive(values, origins_, horizon, levels, fit_length)}
+    # the last value is the value one season of one step earlier
+    naive = _seasonal_naive(values, origins_, horizon, 1, levels, fit_length)
+    out = {"naive": BaselineForecast(naive.mean, naive.intervals, "last value")}
     seen: set[int] = set()
     # a primary season of 1 means the series has none: further seasons are not looked at
     for i, season in enumerate(seasons if primary > 1 else ()):
@@ -146,16 +148,6 @@ def rolling_baselines(
         if fitted is not None:
             out["AutoARIMA"] = fitted
     return out
-
-
-def _naive(
-    values: np.ndarray, origins: np.ndarray, horizon: int, levels: list[int], fit_length: int
-) -> BaselineForecast:
-    history = values[:fit_length]
-    sigma = _rms(history[1:] - history[:-1])
-    mean = np.repeat(values[origins - 1][:, None], horizon, axis=1)
-    sd = sigma * np.sqrt(np.arange(1, horizon + 1))
-    return BaselineForecast(mean, _normal_intervals(mean, sd, levels), "last value")
 
 
 def _seasonal_naive(
