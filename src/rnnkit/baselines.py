@@ -15,9 +15,9 @@ deployed model would be, so every origin is scored with the same model.
   AICc) with the primary season, re-applied at later origins by their ``forward``: ETS keeps its
   smoothing parameters and initial states and re-runs the state filter (its residual variance,
   and so the interval width, is recomputed over the longer history); ARIMA keeps its
-  coefficients and residual variance and re-runs the Kalman filter. Seasons longer than 24 are
-  fitted too: statsforecast 2.x has no cap on ETS season length, but AICc usually prefers a
-  non-seasonal model there, which ``model`` then shows.
+  coefficients and residual variance and re-runs the Kalman filter. AutoETS is seasonal only
+  for seasons of up to 24 steps (``ETS_MAX_SEASON``), as R's ``forecast::ets``; longer
+  seasons get a non-seasonal ETS, which ``model`` shows.
 
 When a statsforecast fit fails with the primary season it is refitted with ``season_length=1``;
 when that fails too (e.g. ETS on fewer than 7 points) the baseline is left out. Either way a
@@ -41,6 +41,10 @@ from scipy.stats import norm
 # 24 x 500: 32 s, 36 x 500: 81 s, 52 x 1480: 428 s). Non-seasonal fits stay under 1 s up
 # to 10,000 points (20,000: 10-13 s).
 ARIMA_MAX_SEASONAL_WORK = 3_000
+# Seasonal ETS models hold one initial state per step of the season: as R's forecast::ets,
+# AutoETS is seasonal only up to 24 steps per season (a fit with 336 states took 18 s and
+# a fixed-form refit longer, where seasonal naive already serves such seasons).
+ETS_MAX_SEASON = 24
 ARIMA_MAX_NONSEASONAL_LENGTH = 10_000
 
 
@@ -136,8 +140,9 @@ def rolling_baselines(
     forms = dict(forms or {})
     for form in forms.values():
         _of_form(form, primary)  # a malformed form is the caller's error, not a failed fit
+    ets_season = primary if primary <= ETS_MAX_SEASON else 1
     ets = _statsforecast(
-        "AutoETS", values, origins_, horizon, primary, levels, fit_length, forms.get("AutoETS")
+        "AutoETS", values, origins_, horizon, ets_season, levels, fit_length, forms.get("AutoETS")
     )
     if ets is not None:
         out["AutoETS"] = ets

@@ -80,6 +80,8 @@ def command(
     from rnnkit.train import TrainConfig
     from rnnkit.viz import plot_training
 
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"out: expected a folder, got the file {str(out)!r} (Not a directory)")
     source = _series_source(data, target, covariates, date_column, fill, id_column)
     panel = _load_source(source)
     plan = _plan(panel, horizon, season, lookback, val_size, test_size)

@@ -42,7 +42,7 @@ from rnnkit.baselines import BaselineForecast, BaselineWarning, rolling_baseline
 from rnnkit.data.frequency import choose_season, default_sizes, infer_frequency
 from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
-from rnnkit.nn import make_layer
+from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.preprocess import calendar_features
 from rnnkit.tasks._base import Task, build_network
@@ -93,6 +93,7 @@ class ForecasterConfig:
     def __post_init__(self) -> None:
         for name in ("horizon", "stride", "hidden_size", "num_layers"):
             check_int(name, getattr(self, name))
+        check_choice("cell", self.cell, tuple(LAYERS))  # before any fitting, not after
         if self.lookback is not None:
             check_int("lookback", self.lookback)
         check_rate("dropout", self.dropout)
