@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from rnnkit.data import load_series
 from rnnkit.data.frequency import (
     Frequency,
+    best_season,
     choose_season,
     default_sizes,
     infer_frequency,
@@ -397,3 +398,14 @@ def test_default_sizes_argument_errors(
 ) -> None:
     with pytest.raises(error, match=message):
         default_sizes(*arguments)  # type: ignore[arg-type]
+
+
+def test_best_season_is_the_one_whose_seasonal_naive_errs_least() -> None:
+    """Hourly steps, a daily cycle whose amplitude depends on the weekday: both seasons
+    repeat, but only the weekly one repeats exactly, so its seasonal naive is exact."""
+    t = np.arange(24 * 7 * 8)
+    weekday = (t // 24) % 7
+    values = (1 + 0.5 * (weekday >= 5)) * np.sin(2 * np.pi * t / 24)
+    assert best_season(values, (24, 168), 48) == 168
+    assert best_season(values + np.arange(t.size) * 0.01, (24,), 48) == 24  # one: that one
+    assert best_season(values[:100], (24, 168), 48) == 24  # 168 cannot be scored: the first

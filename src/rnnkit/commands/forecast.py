@@ -116,17 +116,6 @@ def command(
     console.print(f"Trained in {seconds:.0f} s. Figures: {figure or ''} {curves}\nModel: {saved}")
 
 
-def _best_season(history: Any, seasons: tuple[int, ...], steps: int) -> int:
-    """The season whose seasonal naive forecast of the last ``steps`` of ``history`` ``(T,)``
-    errs least (the first of ``seasons`` when there is one or none can be scored)."""
-    error = {
-        s: np.abs(history[-steps:] - history[-steps - s : -s]).mean()
-        for s in seasons
-        if s > 1 and steps + s <= len(history)
-    }
-    return min(error, key=error.__getitem__) if error else seasons[0]
-
-
 @dataclass(frozen=True)
 class _Plan:
     horizon: int
@@ -151,7 +140,7 @@ def _plan(
     The season is tested on the longest series without its last few horizons, so the test
     part never chooses it. A panel is tested on one horizon per series (its shortest series
     bounds the lookback)."""
-    from rnnkit.data.frequency import choose_season, default_sizes, infer_frequency
+    from rnnkit.data.frequency import best_season, choose_season, default_sizes, infer_frequency
 
     longest = max(panel, key=len)
     frequency = infer_frequency(longest.timestamps)
@@ -165,7 +154,7 @@ def _plan(
         provisional = default_sizes(len(longest), horizon, 1).test_size
         history = longest.targets[: len(longest) - provisional, 0]
         choice = choose_season(history, frequency)
-        season = _best_season(history, choice.seasons, provisional)
+        season = best_season(history, choice.seasons, provisional)
         seasons = tuple(s for s in choice.seasons if s != season)
         lookback_season = min(choice.seasons)
         why = (

@@ -394,6 +394,19 @@ def _join(numbers: list[int] | tuple[int, ...]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
 
+def best_season(values: np.ndarray, seasons: tuple[int, ...], steps: int) -> int:
+    """Of several confirmed ``seasons``, the one whose seasonal naive forecast of the last
+    ``steps`` of ``values`` ``(T,)`` errs least: the season a forecaster's base should repeat
+    (half-hourly electricity demand: the week, not the day). The first of ``seasons`` where
+    there is one, or none can be scored."""
+    error = {
+        s: np.abs(values[-steps:] - values[-steps - s : -s]).mean()
+        for s in seasons
+        if s > 1 and steps + s <= len(values)
+    }
+    return min(error, key=error.__getitem__) if error else seasons[0]
+
+
 @dataclass(frozen=True)
 class Sizes:
     """How a series is split for training and evaluation.

@@ -39,7 +39,7 @@ from torch.utils.data import TensorDataset
 
 from rnnkit import metrics
 from rnnkit.baselines import BaselineForecast, BaselineWarning, rolling_baselines
-from rnnkit.data.frequency import choose_season, default_sizes, infer_frequency
+from rnnkit.data.frequency import best_season, choose_season, default_sizes, infer_frequency
 from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import LAYERS, make_layer
@@ -282,7 +282,9 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         check_int("val_size", val_size)
         longest = max(panel, key=len)
         train_end = len(longest) - val_size
-        season = self.config.season or _detect_season(longest.slice(stop=max(train_end, 0)))
+        season = self.config.season or _detect_season(
+            longest.slice(stop=max(train_end, 0)), self.config.horizon
+        )
         if self.config.lookback is None:
             lookback = default_sizes(len(longest), self.config.horizon, season).lookback
             self.config = replace(self.config, lookback=lookback)
@@ -798,10 +800,14 @@ def _baselines(
         return rolling_baselines(values, origins, horizon, seasons, (), arima, fit_length, forms)
 
 
-def _detect_season(series: TimeSeries) -> int:
-    """The season of the first target, tested where the timestamps suggest one."""
-    frequency = infer_frequency(series.timestamps)
-    return choose_season(series.targets[:, 0], frequency).season
+def _detect_season(series: TimeSeries, horizon: int) -> int:
+    """The season of the first target, tested where the timestamps suggest one; of several,
+    the one whose seasonal naive forecasts the last few horizons best (as the CLI's)."""
+    values = series.targets[:, 0]
+    seasons = choose_season(values, infer_frequency(series.timestamps)).seasons
+    if len(seasons) < 2:
+        return seasons[0]
+    return best_season(values, seasons, min(5 * horizon, max(len(values) // 4, 1)))
 
 
 def _panel(series: TimeSeries | Sequence[TimeSeries]) -> list[TimeSeries]:
