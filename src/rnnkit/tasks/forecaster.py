@@ -11,16 +11,23 @@ differencing, Box & Jenkins; forecasting the residual of a statistical model, Zh
 
 Four choices are made from the training data at fit time, each recorded in the model folder:
 - ``base``: the baseline corrected, seasonal naive, AutoETS or AutoARIMA (where it fits in
-  time), whichever forecasts the validation part best;
+  time), whichever forecasts the validation part best; a statsforecast base keeps the form
+  selected on the training part (``forms``) and re-estimates its parameters before each
+  forecast. The head starts at zero (an untrained network forecasts the base exactly), and
+  corrections that do not beat the base on validation are dropped;
 - ``transform``: the network works on log values where the AICc-selected exponential
   smoothing model of the training part is multiplicative (and the series positive);
 - ``blend``: the forecast is ``w * network + (1 - w) * partner``, the partner AutoETS or
   AutoARIMA, with the partner and weight ``w`` that forecast the validation part best
   (``w = 1`` where the network alone is best): a combination never chosen blindly (Bates &
   Granger 1969; the M4 competition's lesson);
-- interval ``calibration``: a second head gives quantiles (pinball loss), shifted on the
+- interval ``calibration``: a second head gives quantiles (pinball loss, fitted after
+  training with the encoder frozen, so it never moves the point forecast), shifted on the
   validation windows to cover as often as they claim (conformalized quantile regression,
   Romano, Patterson & Candes 2019).
+
+A list of series (a panel) trains one global model: each series is scaled by its own
+training part and keeps its own baseline forms.
 """
 
 from __future__ import annotations
