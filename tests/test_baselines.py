@@ -260,3 +260,12 @@ def test_a_fixed_form_keeps_the_model_and_reestimates_its_parameters():
 def test_a_malformed_form_is_refused(form: str):
     with pytest.raises(ValueError, match="forms: expected"):
         rolling_baselines(AIRLINE, [108], 12, seasons=(12,), forms={"AutoETS": form})
+
+
+def test_a_given_arima_form_is_the_one_fitted():
+    """The airline model's form, whatever AICc would select on these 108 steps."""
+    form = "ARIMA:0,1,1,0,1,1,12,0,0"
+    out = rolling_baselines(AIRLINE, [108], 12, seasons=(12,), arima=True,
+                            forms={"AutoARIMA": form})  # fmt: skip
+    assert out["AutoARIMA"].model == "ARIMA(0,1,1)(0,1,1)[12]"
+    assert out["AutoARIMA"].form == form

@@ -149,7 +149,10 @@ def rolling_baselines(
     if arima is None:
         arima = arima_fits_in_time(fit_length, primary)
     if arima:
-        fitted = _statsforecast("AutoARIMA", values, origins_, horizon, primary, levels, fit_length)
+        fitted = _statsforecast(
+            "AutoARIMA", values, origins_, horizon, primary, levels, fit_length,
+            forms.get("AutoARIMA"),
+        )  # fmt: skip
         if fitted is not None:
             out["AutoARIMA"] = fitted
     return out
