@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import norm
 
+from rnnkit import metrics
+
 # AutoARIMA's stepwise search costs grow with history length and, steeply, with the season
 # (the state vector holds ~season*P lags). Measured single fits on 2 shared CPU cores:
 # n*season <= 3000 took 1-4 s (e.g. 12 x 250, 24 x 125); beyond, 6-80 s (12 x 500: 6 s,
@@ -168,9 +170,8 @@ def _seasonal_naive(
 ) -> BaselineForecast:
     history = values[:fit_length]
     sigma = _rms(history[season:] - history[:-season])
-    steps = np.arange(horizon)
-    mean = values[origins[:, None] - season + steps % season]
-    sd = sigma * np.sqrt(steps // season + 1)
+    mean = metrics.seasonal_naive(values, origins, horizon, season)
+    sd = sigma * np.sqrt(np.arange(horizon) // season + 1)
     model = f"value one season ({season}) earlier"
     return BaselineForecast(mean, _normal_intervals(mean, sd, levels), model)
 

@@ -26,7 +26,7 @@ def rolling_origins(length: int, test_size: int, horizon: int) -> list[int]:
 
 
 def seasonal_naive(values: np.ndarray, origins: list[int], horizon: int, season: int) -> np.ndarray:
-    """Each step repeats the value one season earlier: ``(len(origins), horizon)`` for ``values``
-    ``(T,)``; forecasts beyond one season repeat the last observed season."""
+    """Each step repeats the value one season earlier: ``(len(origins), horizon, ...)`` for
+    ``values`` ``(T, ...)``; forecasts beyond one season repeat the last observed season."""
     steps = np.arange(horizon)
     return np.stack([values[t - season + steps % season] for t in origins])

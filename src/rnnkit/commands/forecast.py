@@ -260,15 +260,11 @@ def _report(report: Any, target: str, model: Any) -> dict[str, Any]:
         table.add_row(name, *cells, models.get(name, ""), style=style)
     console.print(table)
     console.print(report.verdict + ".", highlight=False)
-    if report.coverage:
-        claims = ", ".join(f"{level}%: {share:.0%}" for level, share in report.coverage.items())
-        console.print(f"Prediction intervals cover the truth on the test origins: {claims}.")
     return {
         "MASE": {name: values["MASE"] for name, values in report.metrics.items()},
         "best_baseline": report.best_baseline,
-        "beats_best_baseline": report.metrics["rnnkit"]["MASE"]
-        < report.metrics[report.best_baseline]["MASE"],
-        "coverage": {str(level): share for level, share in report.coverage.items()},
+        "beats_best_baseline": report.beats_best_baseline,
+        "coverage": _print_coverage(report.coverage),
     }
 
 
@@ -297,13 +293,18 @@ def _report_panel(report: Any) -> dict[str, Any]:
             name, *(f"{values[m]:.3f}" for m in ("mean MASE", "median MASE")), style=style
         )
     console.print(table)
-    if report.coverage:
-        claims = ", ".join(f"{level}%: {share:.0%}" for level, share in report.coverage.items())
-        console.print(f"Prediction intervals cover the truth on the test origins: {claims}.")
     return {
         "mean MASE": {name: values["mean MASE"] for name, values in report.metrics.items()},
-        "coverage": {str(level): share for level, share in report.coverage.items()},
+        "coverage": _print_coverage(report.coverage),
     }
+
+
+def _print_coverage(coverage: dict[int, float]) -> dict[str, float]:
+    """Print how often the intervals held the truth; return it keyed for JSON."""
+    if coverage:
+        claims = ", ".join(f"{level}%: {share:.0%}" for level, share in coverage.items())
+        console.print(f"Prediction intervals cover the truth on the test origins: {claims}.")
+    return {str(level): share for level, share in coverage.items()}
 
 
 def _plot(path: Path, series: Any, report: Any, name: str) -> Path:

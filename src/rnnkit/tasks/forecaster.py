@@ -205,11 +205,16 @@ class ForecastReport:
         return min(baselines, key=baselines.__getitem__)
 
     @property
+    def beats_best_baseline(self) -> bool:
+        """Whether rnnkit's MASE is below the best baseline's."""
+        return self.metrics["rnnkit"]["MASE"] < self.metrics[self.best_baseline]["MASE"]
+
+    @property
     def verdict(self) -> str:
         """One sentence: does rnnkit beat the best baseline, and by how much (MASE)."""
         ours, best = self.metrics["rnnkit"]["MASE"], self.best_baseline
         theirs = self.metrics[best]["MASE"]
-        if ours < theirs:
+        if self.beats_best_baseline:
             return f"rnnkit beats the best baseline, {best}: MASE {ours:.3f} against {theirs:.3f}"
         return (
             f"rnnkit does NOT beat the best baseline, {best}: MASE {ours:.3f} against "
@@ -490,8 +495,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         if not self.config.seasonal_base:
             return np.zeros((len(origins), horizon, fitted.num_targets))
         if fitted.base == "seasonal naive":
-            steps = np.arange(horizon)
-            return np.stack([scaled[t - season + steps % season] for t in origins])
+            return metrics.seasonal_naive(scaled, origins, horizon, season)
         found = self._statistical(series, origins, (fitted.base,), fit_length)
         if fitted.base not in found:
             raise ValueError(
@@ -515,11 +519,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 continue
             scaled = self._features(one)[1]
             truth = np.stack([scaled[t : t + horizon] for t in origins])
-            steps = np.arange(horizon)
             forecasts = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
-            forecasts["seasonal naive"] = np.stack(
-                [scaled[t - season + steps % season] for t in origins]
-            )
+            forecasts["seasonal naive"] = metrics.seasonal_naive(scaled, origins, horizon, season)
             for name in BASES:
                 errors[name].append(
                     np.abs(forecasts[name] - truth).mean() if name in forecasts else np.inf
