@@ -238,6 +238,17 @@ class PanelReport:
 
 
 @dataclass
+class _Windows:
+    """One series' validation windows at ``origins`` ``(M,)``: the truth and the baselines'
+    forecasts (``{name: (M, horizon, K)}``, those with a form for the series), scaled."""
+
+    series: TimeSeries
+    origins: list[int]
+    truth: np.ndarray
+    baselines: dict[str, np.ndarray]
+
+
+@dataclass
 class _Fitted:
     scaler: Scaler | None  # None for a panel model: each series has its own
     season: int
@@ -331,8 +342,9 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         if config.seasonal_base or config.blend:
             self._fitted.forms = {one.name: self._select_forms(one, fit_lengths[one.name])
                                   for one in panel}  # fmt: skip
+        windows = self._validation_windows(panel, val_size, fit_lengths)
         if config.seasonal_base:
-            self._fitted.base = config.base or self._choose_base(panel, val_size, fit_lengths)
+            self._fitted.base = config.base or self._choose_base(windows, panel)
         parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[], []]  # training, validation
         for one in panel:
             features, scaled = self._features(one)
@@ -369,7 +381,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 nn.init.zeros_(self.network.head.bias)
         if self.network.num_quantiles:
             self._fit_interval_head(*datasets[0].tensors)
-        self._tune_on_validation(panel, val_size, fit_lengths)
+        self._tune_on_validation(windows, panel, fit_lengths)
         return history
 
     def _fit_interval_head(self, inputs: Tensor, targets: Tensor, steps: int = 300) -> None:
@@ -395,27 +407,42 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         components = chosen.partition("(")[2].rstrip(")").split(",")  # "ETS(M,Ad,M)"
         return "log" if "M" in (components[0], components[-1]) else "none"
 
-    def _tune_on_validation(
+    def _validation_windows(
         self, panel: list[TimeSeries], val_size: int, fit_lengths: dict[str | None, int]
-    ) -> None:
-        """Choose the blend partner and weight, then shift the interval bounds to cover as
-        claimed, both on every validation window of every series, in scaled units."""
-        fitted, horizon = self._require_fitted(), self.config.horizon
-        truths, networks, bounds = [], [], []
-        partners: dict[str, list[np.ndarray]] = {name: [] for name in PARTNERS}
+    ) -> list[_Windows]:
+        """Every series' validation windows, with the baselines' forecasts of them: computed
+        once for both the choice of the base and the blend."""
+        horizon, season = self.config.horizon, self._require_fitted().season
+        windows = []
         for one in panel:
             origins = list(range(max(len(one) - val_size, self._warmup), len(one) - horizon + 1))
             if not origins:
                 continue
             scaled = self._features(one)[1]
-            truths.append(np.stack([scaled[t : t + horizon] for t in origins]))
-            network, quantiles = self._scaled_forecast(one, origins, fit_lengths[one.name])
+            truth = np.stack([scaled[t : t + horizon] for t in origins])
+            found = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
+            found["seasonal naive"] = metrics.seasonal_naive(scaled, origins, horizon, season)
+            windows.append(_Windows(one, origins, truth, found))
+        return windows
+
+    def _tune_on_validation(
+        self, windows: list[_Windows], panel: list[TimeSeries], fit_lengths: dict[str | None, int]
+    ) -> None:
+        """Choose the blend partner and weight, then shift the interval bounds to cover as
+        claimed, both on every validation window of every series, in scaled units."""
+        fitted = self._require_fitted()
+        truths, networks, bounds = [], [], []
+        partners: dict[str, list[np.ndarray]] = {name: [] for name in PARTNERS}
+        for part in windows:
+            name = part.series.name
+            network, quantiles = self._scaled_forecast(part.series, part.origins, fit_lengths[name])
+            truths.append(part.truth)
             networks.append(network)
             bounds.append(quantiles)
             if self.config.blend:
-                found = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
-                for name, forecast in found.items():
-                    partners[name].append(forecast)
+                for partner in PARTNERS:
+                    if partner in part.baselines:
+                        partners[partner].append(part.baselines[partner])
         truth, network, bound = (np.concatenate(arrays) for arrays in (truths, networks, bounds))
         candidates = {
             (name, w): w * network + (1 - w) * np.concatenate(forecasts)
@@ -504,27 +531,20 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             )
         return found[fitted.base]
 
-    def _choose_base(
-        self, panel: list[TimeSeries], val_size: int, fit_lengths: dict[str | None, int]
-    ) -> str:
+    def _choose_base(self, windows: list[_Windows], panel: list[TimeSeries]) -> str:
         """The baseline whose forecasts of every validation window (of every series, in
         scaled units) are best: seasonal naive, AutoETS or AutoARIMA (where it fits in
         time), each estimated on the training part. Out of sample: scored on the training
         part, the fitted models would be judged on data they were estimated on."""
-        season, horizon = self._require_fitted().season, self.config.horizon
-        errors: dict[str, list[float]] = {name: [] for name in BASES}
-        for one in panel:
-            origins = list(range(max(len(one) - val_size, self._warmup), len(one) - horizon + 1))
-            if not origins:
-                continue
-            scaled = self._features(one)[1]
-            truth = np.stack([scaled[t : t + horizon] for t in origins])
-            forecasts = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
-            forecasts["seasonal naive"] = metrics.seasonal_naive(scaled, origins, horizon, season)
-            for name in BASES:
-                errors[name].append(
-                    np.abs(forecasts[name] - truth).mean() if name in forecasts else np.inf
-                )
+        errors = {
+            name: [
+                np.abs(part.baselines[name] - part.truth).mean()
+                if name in part.baselines
+                else np.inf
+                for part in windows
+            ]
+            for name in BASES
+        }
         eligible = ("seasonal naive", *self._everywhere(panel))
         return min(eligible, key=lambda name: np.mean(errors[name]))
 
