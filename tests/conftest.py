@@ -48,3 +48,29 @@ def saved_figures(monkeypatch: pytest.MonkeyPatch) -> list:
 
     monkeypatch.setattr(figures, "_save", capture)
     return saved
+
+
+@pytest.fixture(scope="session")
+def small_forecaster(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny trained forecaster (one column, calendar features, season 12): its saved
+    folder, its runtime file and the series it was trained on (200 half-hour steps)."""
+    import numpy as np
+
+    import rnnkit.runtime as rt
+    from rnnkit.data import TimeSeries
+    from rnnkit.tasks import Forecaster
+    from rnnkit.train import TrainConfig
+
+    rng = np.random.default_rng(7)
+    steps = np.arange(200)
+    load = 10 + 3 * np.sin(2 * np.pi * steps / 12) + rng.normal(0, 0.3, steps.size)
+    stamps = np.datetime64("2024-03-01T00:00") + steps * np.timedelta64(30, "m")
+    series = TimeSeries(load[:, None], ("load",), 1, stamps)
+    model = Forecaster(
+        lookback=8, horizon=4, stride=2, cell="gru", hidden_size=4, season=12,
+        blend=False, transform="none", base="seasonal naive",
+        training=TrainConfig(max_epochs=1, batch_size=32),
+    )  # fmt: skip
+    model.fit(series.slice(stop=-40), val_size=40, progress=False)
+    folder = model.save(tmp_path_factory.mktemp("small_forecaster") / "model")
+    return folder, rt.export(folder, folder.parent / "model.rnnkit"), series

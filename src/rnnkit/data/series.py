@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnkit.preprocess import utc_minutes
+
 MISSING = {"", "na", "nan", "null", "none", "?"}
 FILL_METHODS = ("ffill", "interpolate", "zero")
 
@@ -132,7 +134,7 @@ def _is_date(cell: str) -> bool:
     if len(cell) < 7 or not cell[:4].isdigit() or cell[4] != "-":  # not a bare number
         return False
     try:
-        np.datetime64(cell, "m")
+        utc_minutes(cell)
     except ValueError:
         return False
     return True
@@ -235,7 +237,7 @@ def _fill_missing(values: np.ndarray, names: list[str], fill: str | None, file: 
 
 def _timestamps(rows: list[dict[str, str]], column: str, file: str) -> np.ndarray:
     try:
-        stamps = np.array([row[column].strip() for row in rows], dtype="datetime64[m]")
+        stamps = utc_minutes([row[column] for row in rows])
     except ValueError as error:
         raise ValueError(
             f"column {column!r} of {file}: expected ISO 8601 dates ({error})"

@@ -70,27 +70,47 @@ def load(
     Raises:
         RuntimeFileError: (a ValueError) naming the file and what is wrong: missing,
             truncated, corrupt, foreign, another format version, a missing or malformed field,
-            a missing tensor or one of the wrong shape.
+            a missing tensor, one of the wrong shape, one the header does not describe, or
+            values that are not finite numbers.
     """
     kernels(backend, dtype)  # check them before reading the file
     header, tensors = read_file(path)
     architecture = header.get("architecture")
+    builders = {"forecaster": StreamingForecaster, "generator": StreamingGenerator,
+                "classifier": StreamingClassifier}  # fmt: skip
+    if architecture != "layer" and architecture not in builders:
+        raise RuntimeFileError(
+            f"runtime file {str(path)!r}: unknown architecture {architecture!r}; this rnnkit "
+            "reads 'layer', 'forecaster', 'generator' and 'classifier'"
+        )
+    read = _Read(tensors)
     try:
         if architecture == "layer":
-            return StreamingRNN(header.get("layer", {}), tensors, backend, "layer", dtype)
-        if architecture == "forecaster":
-            return StreamingForecaster(header, tensors, backend, dtype)
-        if architecture == "generator":
-            return StreamingGenerator(header, tensors, backend, dtype)
-        if architecture == "classifier":
-            return StreamingClassifier(header, tensors, backend, dtype)
+            model = StreamingRNN(header.get("layer", {}), read, backend, "layer", dtype)
+        else:
+            model = builders[architecture](header, read, backend, dtype)
     except (KeyError, TypeError, ValueError) as error:
         message = error.args[0] if error.args else repr(error)
         raise RuntimeFileError(f"runtime file {str(path)!r}: {message}") from None
-    raise RuntimeFileError(
-        f"runtime file {str(path)!r}: unknown architecture {architecture!r}; this rnnkit "
-        "reads 'layer', 'forecaster', 'generator' and 'classifier'"
-    )
+    unread = sorted(set(tensors) - read.names)
+    if unread:  # e.g. a header whose num_layers was lowered: the model would not be the file's
+        raise RuntimeFileError(
+            f"runtime file {str(path)!r}: tensor {unread[0]!r} is not part of the model its "
+            "header describes"
+        )
+    return model
+
+
+class _Read(dict):
+    """A file's tensors that remember which of them the model read."""
+
+    def __init__(self, tensors: dict[str, Any]) -> None:
+        super().__init__(tensors)
+        self.names: set[str] = set()
+
+    def __getitem__(self, name: str) -> Any:
+        self.names.add(name)
+        return super().__getitem__(name)
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,9 @@ from rnnkit._atomic import atomic_file
 FORMAT = "rnnkit-runtime"
 VERSION = 1
 HEADER_KEY = "rnnkit"
+#: The most steps a header may ask a stream to keep (a forecaster's lookback, season, horizon):
+#: checked before anything is allocated, for a file is untrusted input.
+MAX_STEPS = 10**6
 
 
 class RuntimeFileError(ValueError):
@@ -41,7 +44,8 @@ def write_file(path: str | Path, header: dict[str, Any], tensors: dict[str, np.n
 
 
 def read_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """The header and the tensors of a runtime file, checked for format and version only.
+    """The header and the tensors of a runtime file, checked for format, version and finite
+    values only.
 
     Raises:
         RuntimeFileError: naming the file and what is wrong with it.
@@ -66,6 +70,8 @@ def read_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         header = json.loads(metadata[HEADER_KEY])
     except json.JSONDecodeError as error:
         raise RuntimeFileError(f"runtime file {name}: corrupt header ({error})") from None
+    except RecursionError:
+        raise RuntimeFileError(f"runtime file {name}: header nests too deeply") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise RuntimeFileError(f"runtime file {name}: not an {FORMAT!r} file")
     if header.get("version") != VERSION:
@@ -73,6 +79,11 @@ def read_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             f"runtime file {name}: format version {header.get('version')!r}; this rnnkit "
             f"reads version {VERSION}"
         )
+    for key, value in tensors.items():
+        if value.dtype.kind == "f" and not np.isfinite(value).all():
+            raise RuntimeFileError(
+                f"runtime file {name}: tensor {key!r} holds values that are not finite numbers"
+            )
     return header, tensors
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.preprocess import calendar_features
-from rnnkit.runtime._file import field
+from rnnkit.preprocess import calendar_features, utc_minutes
+from rnnkit.runtime._file import MAX_STEPS, field
 from rnnkit.runtime._layers import Array, StreamingRNN, _tensor
 
 
@@ -48,8 +48,11 @@ class StreamingForecaster:
         spec = field(header, "forecaster", dict, "header")
         where = "forecaster"
         for name in ("lookback", "horizon", "season", "num_targets"):
-            if field(spec, name, int, where) < 1:
-                raise ValueError(f"{where}.{name}: expected an int >= 1, got {spec[name]}")
+            # the stream keeps lookback + season steps: a bound before any allocation
+            if not 1 <= field(spec, name, int, where) <= MAX_STEPS:
+                raise ValueError(
+                    f"{where}.{name}: expected an int from 1 to {MAX_STEPS}, got {spec[name]}"
+                )
         self.lookback, self.horizon = spec["lookback"], spec["horizon"]
         self.season, self.num_targets = spec["season"], spec["num_targets"]
         self.seasonal_base = field(spec, "seasonal_base", bool, where)
@@ -62,6 +65,10 @@ class StreamingForecaster:
         features = width + self.num_targets * self.seasonal_base + 4 * self.calendar
         if self._mean.shape != (width,) or self._std.shape != (width,) or width < self.num_targets:
             raise ValueError(f"{where}.scaler: expected mean and std of {width} columns")
+        if not (np.isfinite(self._mean).all() and np.isfinite(self._std).all()):
+            raise ValueError(f"{where}.scaler: expected finite means and stds")
+        if not (self._std > 0).all():
+            raise ValueError(f"{where}.scaler.std: expected numbers > 0, got {self._std.tolist()}")
         if self.encoder.input_size != features or self.encoder.bidirectional:
             raise ValueError(
                 f"layer: expected a one-directional encoder of input_size {features} (columns, "
@@ -84,9 +91,10 @@ class StreamingForecaster:
         Args:
             values: ``(C,)``, one value per column in the series' units, or ``(N, C)`` for
                 ``N`` streams (the same ``N`` at every step until :meth:`reset`).
-            timestamp: the observation's time (``numpy.datetime64`` or an ISO 8601 string),
-                or ``(N,)`` times, one per stream; required when the model uses calendar
-                features, ignored otherwise.
+            timestamp: the observation's time (``numpy.datetime64`` or an ISO 8601 string;
+                one with a UTC offset is converted to UTC, as in training), or ``(N,)``
+                times, one per stream; required when the model uses calendar features,
+                ignored otherwise.
 
         Returns:
             The forecast ``(horizon, K)`` (``(N, horizon, K)``) of the next steps in the
@@ -142,7 +150,7 @@ class StreamingForecaster:
         if timestamp is None:
             raise ValueError("timestamp: this model uses calendar features; pass each time")
         try:
-            stamps = np.asarray(timestamp, dtype="datetime64[m]")
+            stamps = utc_minutes(timestamp)
         except ValueError:
             raise ValueError(f"timestamp: expected an ISO 8601 time, got {timestamp!r}") from None
         if stamps.shape not in ((), (streams,)):
@@ -171,7 +179,7 @@ class StreamingForecaster:
         if self.calendar:
             if timestamps is None or len(timestamps) != len(rows):
                 raise ValueError(f"timestamps: expected {len(rows)} times (calendar features)")
-            stamps = np.asarray(timestamps, dtype="datetime64[m]")[-self.warmup :, None]
+            stamps = utc_minutes(timestamps)[-self.warmup :, None]
         return self._forecast(rows[-self.warmup :, None], stamps)[0]
 
     def reset(self) -> None:
@@ -208,7 +216,7 @@ class StreamingForecaster:
         single = rows.ndim == 2
         rows = rows[:, None] if single else rows  # (T, N, C)
         if self.calendar:
-            times = np.asarray(stamps, dtype="datetime64[m]").reshape(len(rows), -1)
+            times = utc_minutes(stamps).reshape(len(rows), -1)
             if times.shape != rows.shape[:2]:
                 raise ValueError(
                     f"state: expected timestamps of shape {rows.shape[: 2 - single]}, "

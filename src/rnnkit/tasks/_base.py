@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -31,6 +34,11 @@ class Task(Generic[Fitted, Network]):
     config_type: ClassVar[type]
     network: Network | None = None
     _fitted: Fitted | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if isinstance(cls.__dict__.get("load"), classmethod):
+            cls.load = classmethod(_refusing_bad_fields(cls.__dict__["load"].__func__))
 
     def __init__(
         self, config: Any = None, training: TrainConfig | None = None, **options: Any
@@ -91,6 +99,57 @@ class Task(Generic[Fitted, Network]):
         return model, state, weights
 
 
+def _refusing_bad_fields(load: Callable[..., Any]) -> Callable[..., Any]:
+    """``load(cls, directory)`` raising a one-line :class:`ModelFileError` where a field of
+    the wrong type or value (``"history": null``, ``"num_features": "abc"``) breaks the
+    task's own reading of it, with whatever exception that would be."""
+
+    @functools.wraps(load)
+    def wrapper(cls: type, directory: str | Path, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return load(cls, directory, *args, **kwargs)
+        except ModelFileError:
+            raise
+        except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
+                RuntimeError, RecursionError) as error:  # fmt: skip
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ModelFileError(
+                f"model: config.json in {str(directory)!r} holds an invalid field: {reason}"
+            ) from None
+
+    return wrapper
+
+
+class _TooManyError(Exception):
+    """Raised inside a module's constructor by :func:`_registrations_at_most`."""
+
+
+@contextmanager
+def _registrations_at_most(count: int) -> Iterator[None]:
+    """Abort (raise :class:`_TooManyError`) a module construction in this thread that registers
+    more than ``count`` parameters, buffers and submodules."""
+    thread, made = threading.get_ident(), 0
+
+    def hook(*_: object) -> None:
+        nonlocal made
+        if threading.get_ident() == thread:
+            made += 1
+            if made > count:
+                raise _TooManyError
+
+    registry = torch.nn.modules.module
+    handles = [
+        registry.register_module_parameter_registration_hook(hook),
+        registry.register_module_buffer_registration_hook(hook),
+        registry.register_module_module_registration_hook(hook),
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def build_network(
     directory: str | Path, make: Callable[[], nn.Module], weights: dict[str, Tensor]
 ) -> nn.Module:
@@ -98,13 +157,27 @@ def build_network(
 
     ``make`` runs on the meta device first (no memory), and its parameter names and shapes
     must be the file's: a ``config.json`` that asks for sizes its weights do not have fails
-    here, in one line, before anything is allocated.
+    here, in one line, before anything is allocated; one that asks for far more tensors
+    than the file has (``num_layers`` 10**6) fails while the skeleton is being built, for
+    building it would take hours.
 
     Raises:
         ModelFileError: naming the first tensor that differs.
     """
-    with torch.device("meta"):
-        skeleton = make()
+    try:
+        with torch.device("meta"), _registrations_at_most(4 * len(weights) + 64):
+            skeleton = make()
+    except _TooManyError:
+        raise ModelFileError(
+            f"model: {str(directory)!r} does not hold the weights its config.json describes: "
+            f"the config makes far more tensors than the {len(weights)} in the file"
+        ) from None
+    except (TypeError, ValueError, RuntimeError) as error:  # e.g. sizes whose product overflows
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise ModelFileError(
+            f"model: config.json in {str(directory)!r} describes no network rnnkit can build: "
+            f"{reason}"
+        ) from None
     expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     found = {name: tuple(t.shape) for name, t in weights.items()}
     name = first_difference(found, expected)

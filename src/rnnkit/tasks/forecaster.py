@@ -751,6 +751,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             for name, recorded in series_scalers.items()
         }
         scaler = None if panel else _recorded_scaler(directory, state["scaler"], columns)
+        if model.config.lookback is None:  # chosen at fit: a saved model has one
+            raise ModelFileError(
+                f"model: config.json in {str(directory)!r} holds lookback None; expected an "
+                "int >= 1"
+            )
         season = state["season"]
         if isinstance(season, bool) or not isinstance(season, int) or season < 1:
             raise ModelFileError(

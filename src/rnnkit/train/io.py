@@ -52,6 +52,7 @@ def save_model(
         header = {"format": FORMAT, "version": VERSION, "task": task, **config}
         (staging / CONFIG).write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, staging / WEIGHTS)
+        follow_umask(staging / WEIGHTS)  # safetensors makes it private to the user
         for written in (staging / CONFIG, staging / WEIGHTS, staging):
             fsync(written)
         if not directory.exists():
