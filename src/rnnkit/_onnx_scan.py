@@ -61,6 +61,7 @@ from rnnkit.nn import (
     RecurrentBase,
     RNNCell,
 )
+from rnnkit.nn._from_spec import SpecCell
 
 DOMAIN = "rnnkit"  # the placeholders' private ONNX domain
 LAYER_NORM_OPSET = 17  # the first opset with LayerNormalization
@@ -95,14 +96,19 @@ def unknown_cell(layer: RecurrentBase) -> str | None:
     for index in range(layer.num_layers):
         for direction in range(layer.num_directions):
             cell = layer.recurrence(index, direction)
-            if type(cell) not in _CELL_KINDS:
+            if type(cell) not in _CELL_KINDS and not isinstance(cell, SpecCell):
                 return type(cell).__name__
     return None
 
 
 def needs_layer_norm(layer: RecurrentBase) -> bool:
     """Whether the Scan of ``layer`` uses ``LayerNormalization`` (opset >= 17)."""
-    return needs_scan(layer) and _parts(layer, 0, 0)[0].startswith("layernorm")
+    if not needs_scan(layer):
+        return False
+    kind, cell = _parts(layer, 0, 0)
+    if isinstance(cell, SpecCell):
+        return cell.spec.layer_norm(cell.options)
+    return kind.startswith("layernorm")
 
 
 # ----------------------------------------------------------------------------- trace
@@ -265,6 +271,8 @@ def _parts(layer: RecurrentBase, index: int, direction: int) -> tuple[str, Any]:
         weights = layer._weights(index, direction)  # type: ignore[attr-defined]
         return kind, SimpleNamespace(**weights, nonlinearity=getattr(layer, "nonlinearity", ""))
     cell = layer.recurrence(index, direction)
+    if isinstance(cell, SpecCell):
+        return cell.spec.name, cell
     return _CELL_KINDS[type(cell)], cell
 
 
@@ -319,7 +327,12 @@ def _scan(
     returns the final states and the outputs ``(L, N, S_0)``."""
     from onnx import helper
 
-    if kind.startswith("layernorm"):
+    written = parts.spec if isinstance(parts, SpecCell) else None
+    if written is not None:
+        ops = _Ops(b)
+        value = written.project(ops, ops.parameters(parts), _Value(b, x, parts.input_size))
+        projected, width = value.name, value.width
+    elif kind.startswith("layernorm"):
         projected = b.layer_norm(
             b.op("MatMul", x, b.weight(parts.weight_ih, transpose=True)),
             parts.ln_weight_ih,
@@ -339,7 +352,13 @@ def _scan(
         for n, s in zip(old, sizes, strict=True)
     ]
     graph_inputs.append(helper.make_tensor_value_info(x_t, element, [None, None]))
-    new = _STEPS[kind](body, parts, x_t, old)
+    if written is not None:
+        ops = _Ops(body)
+        values = [_Value(body, v, size) for v, size in zip(old, sizes, strict=True)]
+        step = written.step(ops, ops.parameters(parts), _Value(body, x_t, width), values, None)
+        new = [v.name for v in step]
+    else:
+        new = _STEPS[kind](body, parts, x_t, old)
     if layer.zoneout > 0:  # eval zoneout: the expectation lerp(new, old, zoneout)
         rate = body.const(layer.zoneout)
         new = [body.lerp(n, o, rate) for n, o in zip(new, old, strict=True)]
@@ -364,6 +383,101 @@ def _scan(
         scan_input_directions=direction,
         scan_output_directions=[int(reverse)],
     )
+
+
+# ----------------------------------------------------------------------------- cells of
+# rnnkit.cells: their own equations, on values that write graph nodes
+
+
+class _Value:
+    """A value of the graph being built, with the arithmetic of :mod:`rnnkit.cells`' ops;
+    ``width``: its last dimension where known. A parameter (``tensor``) becomes an
+    initializer when first used."""
+
+    def __init__(
+        self, b: _Builder, name: str | None, width: int | None, tensor: Tensor | None = None
+    ) -> None:
+        self.b, self._name, self.width, self.tensor = b, name, width, tensor
+
+    @property
+    def name(self) -> str:
+        if self._name is None:
+            self._name = self.b.weight(self.tensor)
+        return self._name
+
+    def _binary(self, op: str, other: _Value | float, reverse: bool = False) -> _Value:
+        if isinstance(other, _Value):
+            named, width = other.name, self.width or other.width
+        else:
+            named, width = self.b.const(other), self.width
+        left, right = (named, self.name) if reverse else (self.name, named)
+        return _Value(self.b, self.b.op(op, left, right), width)
+
+    def __add__(self, other: _Value | float) -> _Value:
+        return self._binary("Add", other)
+
+    def __radd__(self, other: float) -> _Value:
+        return self._binary("Add", other, reverse=True)
+
+    def __sub__(self, other: _Value | float) -> _Value:
+        return self._binary("Sub", other)
+
+    def __rsub__(self, other: float) -> _Value:
+        return self._binary("Sub", other, reverse=True)
+
+    def __mul__(self, other: _Value | float) -> _Value:
+        return self._binary("Mul", other)
+
+    def __rmul__(self, other: float) -> _Value:
+        return self._binary("Mul", other, reverse=True)
+
+
+class _Ops:
+    """The ops of :mod:`rnnkit.cells._spec`, writing nodes into ``b``."""
+
+    def __init__(self, b: _Builder) -> None:
+        self.b = b
+
+    def parameters(self, cell: SpecCell) -> SimpleNamespace:
+        """The cell's ``p``: its parameters as values of this graph, options as they are."""
+        values = {
+            name: None if tensor is None else _Value(self.b, None, tensor.shape[0], tensor)
+            for name, tensor in cell.named_parameters(recurse=False)
+        }
+        absent = {name: None for name, value in cell._parameters.items() if value is None}
+        sizes = {"input_size": cell.input_size, "hidden_size": cell.hidden_size}
+        return SimpleNamespace(**values, **absent, **cell.options, **sizes)
+
+    def _unary(self, v: _Value, activation: str) -> _Value:
+        return _Value(self.b, self.b.act(v.name, activation), v.width)
+
+    def sigmoid(self, v: _Value) -> _Value:
+        return self._unary(v, "sigmoid")
+
+    def tanh(self, v: _Value) -> _Value:
+        return self._unary(v, "tanh")
+
+    def relu(self, v: _Value) -> _Value:
+        return self._unary(v, "relu")
+
+    def act(self, v: _Value, name: str) -> _Value:
+        return self._unary(v, name)
+
+    def linear(self, v: _Value, w: _Value, bias: _Value | None = None) -> _Value:
+        out = _Value(self.b, self.b.linear(v.name, w.tensor), w.tensor.shape[0])
+        return out if bias is None else out + bias
+
+    def split(self, v: _Value, parts: int) -> list[_Value]:
+        width = v.width // parts
+        return [_Value(self.b, n, width) for n in self.b.split(v.name, parts, width)]
+
+    def concat(self, *values: _Value) -> _Value:
+        name = self.b.op("Concat", *(v.name for v in values), axis=-1)
+        return _Value(self.b, name, sum(v.width for v in values))
+
+    def layer_norm(self, v: _Value, weight: _Value, bias: _Value | None, eps: float) -> _Value:
+        tensor = None if bias is None else bias.tensor
+        return _Value(self.b, self.b.layer_norm(v.name, weight.tensor, tensor, eps), v.width)
 
 
 # ----------------------------------------------------------------------------- steps

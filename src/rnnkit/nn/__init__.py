@@ -19,6 +19,7 @@ from rnnkit.nn._extended import (
     PeepholeLSTM,
     PeepholeLSTMCell,
 )
+from rnnkit.nn._from_spec import CLASSES
 from rnnkit.nn._interop import quantize_dynamic, to_torch
 from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
@@ -61,6 +62,12 @@ __all__ = [
     "quantize_dynamic",
     "to_torch",
 ]
+
+# The cells written once in rnnkit.cells: SRU and SRUCell, LiGRU and LiGRUCell, ...
+for _cell, _layer in CLASSES.values():
+    globals().update({_cell.__name__: _cell, _layer.__name__: _layer})
+    __all__ += [_cell.__name__, _layer.__name__]
+del _cell, _layer
 
 # A whole model saved with torch.save loads with torch.load(weights_only=True) without its
 # user naming rnnkit's classes: each of these only sets its attributes back from the file

@@ -6,6 +6,7 @@ from typing import Any
 
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._extended import IndRNN, JordanRNN, LayerNormGRU, LayerNormLSTM, PeepholeLSTM
+from rnnkit.nn._from_spec import CLASSES
 from rnnkit.nn._minimal import MinGRU, MinLSTM
 from rnnkit.nn._rnn import GRU, LSTM, RNN
 
@@ -20,6 +21,7 @@ LAYERS: dict[str, type[RecurrentBase]] = {
     "indrnn": IndRNN,
     "mingru": MinGRU,
     "minlstm": MinLSTM,
+    **{name: layer for name, (_, layer) in CLASSES.items()},  # the cells of rnnkit.cells
 }
 
 

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from rnnkit.nn import GRU, LAYERS, LSTM, RNN, Recurrent
 from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._from_spec import SpecCell
 from rnnkit.runtime._file import write_file
 from rnnkit.runtime._layers import cell_tensors, state_sizes
 from rnnkit.train.io import CONFIG
@@ -127,6 +128,8 @@ def layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarra
 
 
 def _cell_options(cell: str, first: nn.Module) -> dict[str, Any]:
+    if isinstance(first, SpecCell):
+        return dict(first.options)
     if cell == "jordan":
         return {
             "output_size": first.state_sizes[0],

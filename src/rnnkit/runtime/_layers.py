@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.cells import CELLS as WRITTEN_ONCE
+from rnnkit.cells._numpy import step_kernel
 from rnnkit.runtime import _kernels
 from rnnkit.runtime._file import field
 
@@ -31,13 +33,15 @@ GATES = {
     "mingru": 2,
     "minlstm": 3,
 }
-CELLS = tuple(GATES)
+CELLS = tuple(GATES) + tuple(WRITTEN_ONCE)
 BACKENDS = ("auto", "numba", "numpy")
 DTYPES = ("float32", "float64")
 
 
 def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, ...]:
     """``(S_0, ...)``: the widths of a cell's state tensors."""
+    if cell in WRITTEN_ONCE:
+        return WRITTEN_ONCE[cell].state_sizes(hidden)
     if cell == "lstm":
         return (options.get("proj_size") or hidden, hidden)
     if cell in ("peephole_lstm", "layernorm_lstm"):
@@ -51,6 +55,9 @@ def cell_tensors(
     cell: str, inputs: int, hidden: int, bias: bool, options: dict[str, Any]
 ) -> dict[str, tuple[int, ...]]:
     """Names and shapes of one recurrence's tensors (torch's parameter names and layouts)."""
+    if cell in WRITTEN_ONCE:
+        params = WRITTEN_ONCE[cell].parameters(inputs, hidden, bias, options)
+        return {name: param.shape for name, param in params.items() if param is not None}
     gates = GATES[cell] * hidden
     if cell == "jordan":
         out = options["output_size"]
@@ -194,7 +201,7 @@ class StreamingRNN:
                 :func:`rnnkit.runtime.load` to report with the file's name.
         """
         self.cell = field(spec, "cell", str, where)
-        if self.cell not in GATES:
+        if self.cell not in CELLS:
             raise ValueError(f"{where}.cell: expected one of {CELLS}, got {self.cell!r}")
         for name in ("input_size", "hidden_size", "num_layers"):
             if field(spec, name, int, where) < 1:
@@ -208,7 +215,10 @@ class StreamingRNN:
         self.state_sizes = state_sizes(self.cell, self.hidden_size, options)
         directions = 2 if self.bidirectional else 1
         self.output_size = directions * self.state_sizes[0]
-        kernel = kernels(backend, dtype)[_KERNEL_NAMES[self.cell]]
+        written = WRITTEN_ONCE.get(self.cell)
+        if written is not None:
+            options = written.check_options(options)
+        table = kernels(backend, dtype)
         self.dtype = np.dtype(dtype)
         self._recurrences: list[list[tuple[Callable[..., None], tuple]]] = []
         for layer in range(self.num_layers):
@@ -220,9 +230,12 @@ class StreamingRNN:
                 weights = {
                     n: _tensor(tensors, prefix + n, s).astype(dtype) for n, s in shapes.items()
                 }
-                row.append(
-                    (kernel, _kernel_arguments(self.cell, weights, self.hidden_size, options))
-                )
+                if written is not None:  # its NumPy step, whatever the backend
+                    step = step_kernel(written, weights, inputs, self.hidden_size, bias, options)
+                    row.append((step, ()))
+                else:
+                    arguments = _kernel_arguments(self.cell, weights, self.hidden_size, options)
+                    row.append((table[_KERNEL_NAMES[self.cell]], arguments))
             self._recurrences.append(row)
         rows = directions * self.num_layers
         if field(spec, "learn_init", bool, where):

@@ -1,0 +1,71 @@
+"""The NumPy backend of the cells' equations, for the torch-free runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from rnnkit.cells._spec import CellSpec
+
+Array = np.ndarray
+
+
+def _sigmoid(v: Array) -> Array:
+    # exp of a negative argument only: no overflow warning for large |v|
+    e = np.exp(-np.abs(v))
+    return np.where(v >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def _linear(v: Array, w: Array, b: Array | None = None) -> Array:
+    out = v @ w.T
+    return out if b is None else out + b
+
+
+def _layer_norm(v: Array, weight: Array, bias: Array | None, eps: float) -> Array:
+    mean = v.mean(axis=-1, keepdims=True)
+    var = v.var(axis=-1, keepdims=True)
+    out = (v - mean) / np.sqrt(var + v.dtype.type(eps)) * weight
+    return out if bias is None else out + bias
+
+
+_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "sigmoid": _sigmoid}
+
+NUMPY = SimpleNamespace(
+    linear=_linear,
+    sigmoid=_sigmoid,
+    tanh=np.tanh,
+    relu=_ACTIVATIONS["relu"],
+    act=lambda v, name: _ACTIVATIONS[name](v),
+    split=lambda v, parts: np.split(v, parts, axis=-1),
+    concat=lambda *values: np.concatenate(values, axis=-1),
+    layer_norm=_layer_norm,
+)
+
+
+def step_kernel(
+    spec: CellSpec,
+    weights: dict[str, Array],
+    input_size: int,
+    hidden_size: int,
+    bias: bool,
+    options: dict[str, Any],
+) -> Callable[..., None]:
+    """``kernel(x, *state)``: one step of ``spec`` from the raw input ``x`` ``(N, H_in)``,
+    written into the state arrays ``(N, H)`` in place (the runtime's kernel convention)."""
+    names = spec.parameters(input_size, hidden_size, bias, options)
+    p = SimpleNamespace(
+        **{name: weights.get(name) for name in names},
+        **options,
+        input_size=input_size,
+        hidden_size=hidden_size,
+    )
+
+    def kernel(x: Array, *state: Array) -> None:
+        new = spec.step(NUMPY, p, spec.project(NUMPY, p, x), state, None)
+        for old, value in zip(state, new, strict=True):
+            old[...] = value
+
+    return kernel

@@ -1,0 +1,170 @@
+"""The cells written once in :mod:`rnnkit.cells`: what each gets from its one file.
+
+Every test here runs for every cell of the registry, so a new cell file is tested without
+editing this one: the layer interface (stacking, directions, ``lengths``, ``PackedSequence``,
+unbatched input, gradients), the names by which tasks and the CLI find it, and its options'
+errors. The runtime and the ONNX export of these cells are tested with every other layer's,
+in tests/test_runtime.py and tests/test_onnx_scan.py (they iterate ``rnnkit.nn.LAYERS``);
+each cell's equations against an independent reference are in tests/test_cell_<name>.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from typer.testing import CliRunner
+
+import rnnkit.runtime as rt
+from rnnkit import nn
+from rnnkit.cells import CELLS
+from rnnkit.cli import app
+from rnnkit.runtime._file import write_file
+from rnnkit.tasks import ForecasterConfig, Generator
+
+F64 = torch.float64
+NAMES = sorted(CELLS)
+# Input width 4 (a fourth projection in SRU) and the hidden size (SRU's identity highway).
+WIDTHS = [4, 5]
+
+
+def make(name: str, input_size: int = 4, **options: object) -> nn.Recurrent:
+    torch.manual_seed(0)
+    return nn.make_layer(name, input_size, 5, dtype=F64, **options)
+
+
+def test_the_registry_reads_the_package():
+    assert NAMES == ["ligru", "sru"]  # a file that fails to register would be missing here
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_cell_is_a_layer_a_cell_a_task_choice_and_a_runtime_cell(name):
+    spec = CELLS[name]
+    layer, cell = getattr(nn, spec.layer), getattr(nn, spec.layer + "Cell")
+    assert nn.LAYERS[name] is layer and layer.cell is cell
+    assert {spec.layer, spec.layer + "Cell"} <= set(nn.__all__)
+    assert name in rt.CELLS
+    assert ForecasterConfig(cell=name).cell == name
+    assert cell.__doc__ == spec.doc
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("input_size", WIDTHS)
+def test_padded_batch_with_lengths_equals_each_sequence_alone(name, input_size):
+    layer = make(name, input_size, num_layers=2, bidirectional=True)
+    lengths = [7, 3, 1]
+    x = torch.randn(7, 3, input_size, dtype=F64)
+    state = tuple(torch.randn(4, 3, s, dtype=F64) for s in layer.state_sizes)
+    out, final = layer(x, state, lengths=torch.tensor(lengths))
+    for n, length in enumerate(lengths):
+        alone_out, alone_final = layer(x[:length, n : n + 1], tuple(s[:, n : n + 1] for s in state))
+        torch.testing.assert_close(out[:length, n : n + 1], alone_out, rtol=0, atol=1e-12)
+        assert not out[length:, n].any()
+        for s, s_alone in zip(final, alone_final, strict=True):
+            torch.testing.assert_close(s[:, n : n + 1], s_alone, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_packed_sequence_equals_lengths(name):
+    layer = make(name, num_layers=2, bidirectional=True)
+    x, lengths = torch.randn(6, 3, 4, dtype=F64), torch.tensor([4, 6, 2])
+    out, final = layer(x, lengths=lengths)
+    packed_out, packed_final = layer(pack_padded_sequence(x, lengths, enforce_sorted=False))
+    padded, _ = pad_packed_sequence(packed_out, total_length=6)
+    torch.testing.assert_close(padded, out, rtol=0, atol=1e-12)
+    for a, b in zip(packed_final, final, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_layer_is_its_cells_stepped(name):
+    """The layer's time loop and the cell's one-step ``forward`` agree, layer by layer."""
+    layer = make(name, num_layers=2, batch_first=True)
+    x = torch.randn(3, 6, 4, dtype=F64)
+    out, final = layer(x)
+    inputs = x.transpose(0, 1)
+    for index in range(2):
+        cell, state, outputs = layer.recurrence(index, 0), None, []
+        for x_t in inputs:
+            state = cell(x_t, state)
+            outputs.append(state[0])
+        inputs = torch.stack(outputs)
+        for k, s in enumerate(state):
+            torch.testing.assert_close(final[k][index], s, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out, inputs.transpose(0, 1), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_unbatched_input_is_a_batch_of_one(name):
+    layer = make(name)
+    x = torch.randn(6, 4, dtype=F64)
+    out, final = layer(x)
+    batched_out, batched_final = layer(x.unsqueeze(1))
+    torch.testing.assert_close(out, batched_out.squeeze(1), rtol=0, atol=0)
+    for a, b in zip(final, batched_final, strict=True):
+        torch.testing.assert_close(a, b.squeeze(1), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("input_size", WIDTHS)
+def test_gradients_match_finite_differences(name, input_size):
+    layer = make(name, input_size, bidirectional=True, bias=False)
+    x = torch.randn(4, 2, input_size, dtype=F64, requires_grad=True)
+    weights = tuple(layer.parameters())
+
+    def run(x, *weights):
+        params = dict(zip((n for n, _ in layer.named_parameters()), weights, strict=True))
+        return torch.func.functional_call(layer, params, (x,))[0]
+
+    assert torch.autograd.gradcheck(run, (x, *weights))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recurrent_dropout_and_zoneout_change_training_only(name):
+    layer = make(name, recurrent_dropout=0.5, zoneout=0.3)
+    x = torch.randn(6, 2, 4, dtype=F64)
+    torch.manual_seed(1)
+    trained = layer(x)[0]
+    torch.manual_seed(2)
+    assert not torch.equal(trained, layer(x)[0])  # fresh masks each call
+    layer.eval()
+    torch.testing.assert_close(layer(x)[0], layer(x)[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_unknown_option_is_named(name):
+    with pytest.raises(ValueError, match=r"^colour: not an option of the .* cell; its options"):
+        make(name, colour="red")
+
+
+def test_a_bad_option_value_is_named():
+    with pytest.raises(ValueError, match=r"^nonlinearity: expected one of \('relu', 'tanh'\)"):
+        make("ligru", nonlinearity="gelu")
+    with pytest.raises(ValueError, match=r"^eps: expected a finite number > 0, got -1"):
+        make("ligru", eps=-1)
+
+
+def test_a_runtime_file_with_a_bad_option_is_refused(tmp_path):
+    path = rt.export(make("ligru").float().eval(), tmp_path / "ligru.rnnkit")
+    header, tensors = rt.read_file(path)
+    header["layer"]["options"]["normalization"] = "batchnorm"
+    bad = write_file(tmp_path / "bad.rnnkit", header, tensors)
+    with pytest.raises(rt.RuntimeFileError, match="normalization"):
+        rt.load(bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_command_line_trains_saves_reloads_and_streams_each_cell(name, tmp_path):
+    """``--cell NAME`` from the CLI to a model folder, back, and to the runtime."""
+    text = tmp_path / "text.txt"
+    text.write_text("the cat sat on the mat. " * 40, encoding="utf-8")
+    out = tmp_path / "run"
+    args = ["generate", "--data", str(text), "--cell", name, "--epochs", "1", "--hidden-size",
+            "8", "--sequence-length", "8", "--out", str(out)]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = Generator.load(out / "model")
+    assert isinstance(model.network.layer, getattr(nn, CELLS[name].layer))
+    runtime = rt.load(rt.export(model, tmp_path / "model.rnnkit"))
+    greedy = {"length": 30, "top_k": 1}
+    assert runtime.sample("the ", **greedy) == model.sample("the ", **greedy)
