@@ -14,7 +14,8 @@ import copy
 import importlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import pytest
@@ -56,6 +57,16 @@ LAYERS: dict[str, Factory] = {
 CASES = [(name, loop) for name in LAYERS for loop in ("torch", "numba")]
 
 
+@contextmanager
+def reference(layer: nn.RecurrentBase) -> Iterator[None]:
+    """Run ``layer`` on its reference path (a loop over its cells' steps) inside."""
+    layer.backend = "reference"
+    try:
+        yield
+    finally:
+        layer.backend = "auto"
+
+
 @pytest.fixture
 def loop(request, monkeypatch) -> str:
     """Force the torch loop or the numba loop (``NUMBA_MAX_BATCH``)."""
@@ -91,11 +102,9 @@ def initial_state(layer: torch.nn.Module, batch: int, dtype: torch.dtype) -> tup
     return tuple(0.5 * torch.randn(rows, batch, s, dtype=dtype) for s in sizes)
 
 
-def run(layer, x, hx, lengths, engine: bool, monkeypatch) -> tuple:
+def run(layer, x, hx, lengths, engine: bool) -> tuple:
     """Output, final state and the gradients of a random projection of both."""
-    with monkeypatch.context() as m:
-        if not engine:
-            m.setattr(_engine, "run", lambda *args: None)
+    with nullcontext() if engine else reference(layer):
         torch.manual_seed(7)  # the same regulariser draws on both paths
         out, state = layer(x, hx, lengths=lengths)
     state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
@@ -139,8 +148,8 @@ def test_engine_equals_reference(
     x = torch.randn(steps, batch, features, dtype=dtype, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, dtype))
     lengths = torch.tensor([40, 3, 0, 33, 40, 1, 9])
-    fast = leaves(run(layer, x, hx, lengths, True, monkeypatch))
-    slow = leaves(run(layer, x, hx, lengths, False, monkeypatch))
+    fast = leaves(run(layer, x, hx, lengths, True))
+    slow = leaves(run(layer, x, hx, lengths, False))
     exact = slow  # Outputs, final states and every gradient, each relative to its size:
     if dtype == torch.float32 and not layer.training:
         # Small LN gains over 40 steps amplify float32 rounding past 1e-3 in some draws, on
@@ -148,7 +157,7 @@ def test_engine_equals_reference(
         # the engine may err as much as 3 times the reference path does in float32.
         x64 = x.detach().double().requires_grad_()
         hx64 = tuple(h.detach().double().requires_grad_() for h in hx)
-        exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, lengths, False, monkeypatch))
+        exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, lengths, False))
     for a, b, e in zip(fast, slow, exact, strict=True):
         bound = tolerance * norm(e) if exact is slow else max(tolerance * norm(e), 3 * norm(b - e))
         assert norm(a - e) <= 1e-6 + bound
@@ -173,8 +182,7 @@ def test_inference_equals_reference(
     lengths = None if lengths is None else torch.tensor(lengths)
     with torch.no_grad():
         fast = layer(x, hx, lengths=lengths)
-        with monkeypatch.context() as m:
-            m.setattr(_engine, "run", lambda *args: None)
+        with reference(layer):
             slow = layer(x, hx, lengths=lengths)
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
@@ -196,7 +204,7 @@ def test_reference_path_in_chunks_equals_whole(name: str, monkeypatch) -> None:
     results = []
     for chunk_bytes in (1, 2**30):
         monkeypatch.setattr(SCAN, "CHUNK_BYTES", chunk_bytes)
-        out, state, grads = run(layer, x, hx, lengths, False, monkeypatch)
+        out, state, grads = run(layer, x, hx, lengths, False)
         results.append([out, *state, *grads])
     for a, b in zip(*results, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
@@ -220,8 +228,8 @@ def test_numba_blocked_matmul_equals_reference(
     x = torch.randn(steps, batch, features, dtype=torch.float64, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))
     lengths = torch.tensor([3, 1, 2, 3] * (batch // 4))
-    fast = run(layer, x, hx, lengths, True, monkeypatch)
-    slow = run(layer, x, hx, lengths, False, monkeypatch)
+    fast = run(layer, x, hx, lengths, True)
+    slow = run(layer, x, hx, lengths, False)
     for a, b in zip((fast[0], *fast[1], *fast[2]), (slow[0], *slow[1], *slow[2]), strict=True):
         a, b = a.detach(), b.detach()
         assert float(torch.linalg.norm(a - b)) <= 1e-10 * float(torch.linalg.norm(b))
@@ -334,8 +342,7 @@ def test_inference_in_one_loop_equals_reference(
     hx = initial_state(layer, batch, dtype)
     with torch.no_grad():
         fast = layer(x, hx)
-        with monkeypatch.context() as m:
-            m.setattr(_engine, "run", lambda *args: None)
+        with reference(layer):
             slow = layer(x, hx)
     assert len(loops) == 4  # 2 layers x 2 directions, each one loop over all 6 steps
     slots = 6 if batch < fused.LOOP_PROJECTION_BATCH else 1  # gi: (L, N, G) or one step's
@@ -372,15 +379,14 @@ def test_without_numba_the_torch_loop_runs(name: str, monkeypatch, caplog) -> No
     with caplog.at_level("WARNING", logger="rnnkit"), torch.no_grad():
         inferred = layer(x, hx)
     assert "numba is not installed" in caplog.text
-    trained = run(layer.train(), x, hx, None, True, monkeypatch)
+    trained = run(layer.train(), x, hx, None, True)
     layer.eval()
-    with torch.no_grad(), monkeypatch.context() as m:
-        m.setattr(_engine, "run", lambda *args: None)
-        reference = layer(x, hx)
+    with torch.no_grad(), reference(layer):
+        looped = layer(x, hx)
     for a, b in zip(torch.utils._pytree.tree_leaves(inferred),
-                    torch.utils._pytree.tree_leaves(reference), strict=True):  # fmt: skip
+                    torch.utils._pytree.tree_leaves(looped), strict=True):  # fmt: skip
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    slow = run(layer.train(), x, hx, None, False, monkeypatch)
+    slow = run(layer.train(), x, hx, None, False)
     for a, b in zip(leaves(trained), leaves(slow), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
@@ -458,9 +464,7 @@ def test_packed_input_matches_reference(name: str, monkeypatch) -> None:
     packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
     results = []
     for engine in (True, False):
-        with monkeypatch.context() as m:
-            if not engine:
-                m.setattr(_engine, "run", lambda *args: None)
+        with nullcontext() if engine else reference(layer):
             out, state = layer(packed)
         state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
         results.append((pad_packed_sequence(out)[0], *state))
@@ -499,9 +503,7 @@ def test_nan_propagates_as_on_the_reference_path(
     hx = initial_state(layer, 3, torch.float32)
     results = []
     for engine in (True, False):
-        with torch.set_grad_enabled(grad), monkeypatch.context() as m:
-            if not engine:
-                m.setattr(_engine, "run", lambda *args: None)
+        with torch.set_grad_enabled(grad), nullcontext() if engine else reference(layer):
             results.append(torch.utils._pytree.tree_leaves(layer(x, hx)))
     for fast, slow in zip(*results, strict=True):
         assert fast.isnan().any()
@@ -519,11 +521,11 @@ def test_half_precision_trains_as_the_reference_path(
     layer = make(name, 5, 8, "train-regularised", dtype)
     x = torch.randn(6, 3, 5, dtype=dtype, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, 3, dtype))
-    fast = leaves(run(layer, x, hx, None, True, monkeypatch))
-    slow = leaves(run(layer, x, hx, None, False, monkeypatch))
+    fast = leaves(run(layer, x, hx, None, True))
+    slow = leaves(run(layer, x, hx, None, False))
     x64 = x.detach().double().requires_grad_()
     hx64 = tuple(h.detach().double().requires_grad_() for h in hx)
-    exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, None, False, monkeypatch))
+    exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, None, False))
     for a, b, e in zip(fast, slow, exact, strict=True):
         assert a.dtype == dtype
         assert norm(a - e) <= 3 * norm(b - e) + 0.02 * norm(e) + 1e-3
@@ -556,3 +558,25 @@ def test_training_does_not_depend_on_the_thread_count(batch: int) -> None:
         return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     assert digest(1) == digest(2)
+
+
+def test_backend_reference_skips_every_fast_path(monkeypatch) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(_engine, "run", lambda *args: calls.append("engine"))
+    monkeypatch.setattr(nn.MinGRUCell, "scan", lambda *args: calls.append("parallel scan"))
+    x = torch.randn(5, 2, 4)
+    layers = [nn.LayerNormLSTM(4, 5), nn.MinGRU(4, 5), nn.LSTM(4, 5)]
+    for layer in layers:
+        layer.backend = "reference"
+        layer(x)
+    assert calls == []
+    with torch.no_grad():
+        looped = layers[2](x)
+        layers[2].backend = "auto"
+        torch.testing.assert_close(layers[2](x), looped)  # torch's kernel, the same numbers
+    layers[0].backend = "auto"
+    layers[0](x)
+    assert calls == ["engine"]
+    with pytest.raises(ValueError, match=r"^backend: expected one of \('auto', 'reference'\)"):
+        layers[0].backend = "fast"
+    assert nn.Recurrent(nn.LSTMCell, 4, 5, backend="reference").backend == "reference"

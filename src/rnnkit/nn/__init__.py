@@ -2,7 +2,7 @@
 
 import torch
 
-from rnnkit.nn._base import RecurrentBase
+from rnnkit.nn._base import BACKENDS, RecurrentBase
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn._checks import InputDtypeError, InputError
@@ -28,6 +28,7 @@ from rnnkit.nn._rnn import GRU, LSTM, RNN
 from rnnkit.nn.conv import ConvEncoder
 
 __all__ = [
+    "BACKENDS",
     "GRU",
     "LAYERS",
     "LSTM",

@@ -38,6 +38,10 @@ from rnnkit.nn._checks import (
 )
 
 FusedResult = tuple[Tensor, State]
+#: How a layer runs: ``"auto"`` takes the fastest path that computes exactly its
+#: configuration (torch's fused kernel, rnnkit's engine, a cell's own scan); ``"reference"``
+#: always loops over the cells' steps, the equations as written.
+BACKENDS = ("auto", "reference")
 #: torch.nn's layers' message for input of the wrong width (``.format(input_size, width)``)
 TORCH_INPUT_SIZE = "input.size(-1) must be equal to input_size. Expected {}, got {}"
 # The cells' scans that are a loop over their steps, which may run in chunks of steps.
@@ -61,6 +65,19 @@ class RecurrentBase(nn.Module):
     learn_init: bool
     recurrent_dropout: float
     zoneout: float
+
+    _backend = "auto"
+
+    @property
+    def backend(self) -> str:
+        """``"auto"`` or ``"reference"`` (see :data:`BACKENDS`); assign to switch."""
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        if value not in BACKENDS:
+            raise ValueError(f"backend: expected one of {BACKENDS}, got {value!r}")
+        self._backend = value
 
     @property
     def num_directions(self) -> int:
@@ -224,7 +241,7 @@ class RecurrentBase(nn.Module):
         state = self._initial_state(hx, int(batch_sizes[0]), weight, batched=True)
         if sorted_indices is not None:
             state = tuple(s.index_select(1, sorted_indices) for s in state)
-        if self._can_fuse():
+        if self.backend == "auto" and self._can_fuse():
             out_data, state = self._fused(data, state, batch_sizes)
         else:
             # Pad (in the packed, sorted order), run with lengths, re-pack.
@@ -280,14 +297,15 @@ class RecurrentBase(nn.Module):
 
     def _run(self, x: Tensor, state: State, lengths: Tensor | None) -> tuple[Tensor, State]:
         """``x`` ``(L, N, H_in)`` -> ``(L, N, D * H_out)`` and the final state."""
-        if not self._can_fuse():
+        if self.backend == "reference" or not self._can_fuse():
             if autocast_dtype(x.device) is not None:
                 # rnnkit's own loops have no reduced-precision kernels: like the ops on
                 # autocast's float32 list, they run in the parameters' dtype
                 dtype = next(self.parameters()).dtype
                 with torch.autocast(x.device.type, enabled=False):
                     return self._run(x.to(dtype), tuple(s.to(dtype) for s in state), lengths)
-            if torch.compiler.is_exporting():  # torch ops only: no numba, no hand backward
+            # exporting: torch ops only (no numba, no hand-written backward)
+            if self.backend == "reference" or torch.compiler.is_exporting():
                 return self._run_reference(x, state, lengths)
             from rnnkit.nn import _engine  # here: it imports the layers built on this module
 
@@ -333,6 +351,7 @@ class RecurrentBase(nn.Module):
                 # a scan of the cell's own (e.g. a parallel scan), but not in an exported graph
                 if (
                     self._plain()
+                    and self.backend == "auto"
                     and type(cell).scan not in _STEP_LOOPS
                     and not torch.compiler.is_exporting()
                 ):

@@ -38,6 +38,8 @@ class Recurrent(RecurrentBase):
         hidden_size: passed to every cell.
         num_layers, bidirectional, batch_first, dropout: as in :class:`rnnkit.nn.LSTM`.
         check_finite, learn_init, recurrent_dropout, zoneout: as in :class:`rnnkit.nn.LSTM`.
+        backend: ``"auto"`` (the fastest exact path) or ``"reference"`` (a loop over the
+            cells' steps); see :data:`rnnkit.nn.BACKENDS`.
         device, dtype: passed to every cell when given.
         **cell_options: passed to every cell (e.g. ``bias=False``).
 
@@ -65,11 +67,13 @@ class Recurrent(RecurrentBase):
         learn_init: bool = False,
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
+        backend: str = "auto",
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
         **cell_options: Any,
     ) -> None:
         super().__init__()
+        self.backend = backend
         self.input_size = check_int("input_size", input_size)
         self.hidden_size = check_int("hidden_size", hidden_size)
         self.num_layers = check_int("num_layers", num_layers)
