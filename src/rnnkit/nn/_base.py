@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.functional import State, Step, in_chunks, scan
+from rnnkit.nn import _engine
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._checks import (
     InputError,
@@ -133,6 +134,14 @@ class RecurrentBase(nn.Module):
     def _plain(self) -> bool:
         """True when no regulariser changes the cell's steps (so a fused kernel may run)."""
         return self.zoneout == 0 and not (self.training and self.recurrent_dropout > 0)
+
+    def engine_kernel(self, layer: int, direction: int) -> _engine.Fused | None:
+        """How one recurrence runs on rnnkit's engine (:mod:`rnnkit.nn._engine`): its cell's
+        ``engine_kernel()``, or None where it has none."""
+        cell = self.recurrence(layer, direction)
+        if not hasattr(cell, "engine_kernel") or not _engine.computes(cell):
+            return None
+        return cell.engine_kernel()
 
     def _can_fuse(self) -> bool:
         """Whether :meth:`_fused` computes exactly the current configuration."""
@@ -307,8 +316,6 @@ class RecurrentBase(nn.Module):
             # exporting: torch ops only (no numba, no hand-written backward)
             if self.backend == "reference" or torch.compiler.is_exporting():
                 return self._run_reference(x, state, lengths)
-            from rnnkit.nn import _engine  # here: it imports the layers built on this module
-
             result = _engine.run(self, x, state, lengths)
             return self._run_reference(x, state, lengths) if result is None else result
         if lengths is None:

@@ -24,6 +24,7 @@ from rnnkit.functional import (
     rnn_cell,
     rnn_recurrence,
 )
+from rnnkit.nn import _engine
 from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
     InputError,
@@ -197,6 +198,9 @@ class LSTMCell(_CellBase, nn.LSTMCell):
         h, c = state
         return lstm_recurrence(x_t, h, c, self.weight_hh, self.bias_hh, None, dropout_mask)
 
+    def engine_kernel(self) -> _engine.Fused:
+        return _engine.lstm_kernel(self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh)
+
 
 class GRUCell(_CellBase, nn.GRUCell):
     """One GRU step, gate order ``(r, z, n)``; see :class:`rnnkit.nn.GRU`.
@@ -227,3 +231,7 @@ class GRUCell(_CellBase, nn.GRUCell):
 
     def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
         return (gru_recurrence(x_t, state[0], self.weight_hh, self.bias_hh, dropout_mask),)
+
+    def engine_kernel(self) -> _engine.Fused:
+        weights = (self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh)
+        return _engine.gru_kernel(self.project, *weights)

@@ -2,18 +2,20 @@
 
 :func:`run` computes what :meth:`RecurrentBase._run_reference` computes, the recurrent
 regularisers and their random draws included, but each recurrence is one fused call with a
-hand-written backward instead of an autograd record per step. It covers the cells whose
-maths it knows (exactly those classes, not subclasses, which may change a step); for any
-other cell it returns None and the layer takes the reference path. Inference (no gradient,
-no lengths) runs the LSTM and GRU families from the raw inputs (:func:`lstm_inference`,
-:func:`gru_inference`) and the others in chunks of steps.
+hand-written backward instead of an autograd record per step. A cell offers its kernel
+through its ``engine_kernel()`` (built with :func:`lstm_kernel`, :func:`gru_kernel` or
+:func:`one_state_kernel`), a layer through :meth:`RecurrentBase.engine_kernel`; where a
+recurrence has none (or a subclass changed the maths it was written for, see
+:func:`computes`), :func:`run` returns None and the layer takes the reference path.
+Inference (no gradient, no lengths) runs the LSTM and GRU families from the raw inputs
+(:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -24,24 +26,15 @@ from rnnkit.functional.fused import (
     Options,
     Plan,
     fused_gru,
-    fused_indrnn,
-    fused_jordan,
     fused_lstm,
     gru_inference,
     lstm_inference,
     single_threaded_blas,
 )
-from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._cell import Projection
-from rnnkit.nn._cells import GRUCell, LSTMCell
-from rnnkit.nn._extended import (
-    IndRNNCell,
-    JordanCell,
-    LayerNormGRUCell,
-    LayerNormLSTMCell,
-    PeepholeLSTMCell,
-)
-from rnnkit.nn._rnn import GRU, LSTM
+
+if TYPE_CHECKING:
+    from rnnkit.nn._base import RecurrentBase
 
 # kernel(gi, state, mask, keep, options) -> (output, final state)
 Kernel = Callable[[Tensor, State, Tensor | None, Tensor | None, Options], tuple[Tensor, State]]
@@ -66,7 +59,11 @@ def _lstm(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
     return out, final
 
 
-def _one_state(fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | None) -> Kernel:
+def one_state_kernel(
+    fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | None
+) -> Kernel:
+    """The kernel of a one-tensor-state recurrence run by ``fused`` (e.g. ``fused_indrnn``)."""
+
     def kernel(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
                options: Options) -> tuple[Tensor, State]:  # fmt: skip
         out, final = fused(gi, state[0], *weights, mask=mask, keep=keep, options=options)
@@ -75,8 +72,8 @@ def _one_state(fused: Callable[..., tuple[Tensor, Tensor]], *weights: Tensor | N
     return kernel
 
 
-def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
-                 fields: dict | None = None, **weights: object) -> Fused:  # fmt: skip
+def lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
+                fields: dict | None = None, **weights: object) -> Fused:  # fmt: skip
     """An LSTM-family recurrence whose input projection also adds ``b_hh``: one add of a
     ``(4H,)`` vector instead of one over ``(L, N, 4H)`` (in the LSTM, ``b_hh`` only adds)."""
     bias = None if b_ih is None else b_ih + b_hh  # these cells have both biases or neither
@@ -85,9 +82,9 @@ def _lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor, b_hh: Tensor |
                  partial(lstm_inference, w_ih=w_ih, b_ih=bias, w_hh=w_hh, **weights))  # fmt: skip
 
 
-def _gru_kernel(project: Projection, w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor,
-                b_hh: Tensor | None, fields: dict | None = None,
-                **norms: tuple[Tensor, Tensor | None]) -> Fused:  # fmt: skip
+def gru_kernel(project: Projection, w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor,
+               b_hh: Tensor | None, fields: dict | None = None,
+               **norms: tuple[Tensor, Tensor | None]) -> Fused:  # fmt: skip
     """A GRU-family recurrence; ``project`` is the input projection its kernel takes (the
     cell's, ``LN_ih`` included), ``norms`` its ``ln_hh`` and ``ln_ih``."""
     ln_hh, ln_ih = norms.get("ln_hh"), norms.get("ln_ih")
@@ -96,54 +93,18 @@ def _gru_kernel(project: Projection, w_ih: Tensor, b_ih: Tensor | None, w_hh: Te
         result = gru_inference(x, state[0], w_ih, b_ih, w_hh, b_hh, ln_hh, ln_ih, options)
         return None if result is None else (result[0], (result[1],))
 
-    kernel = _one_state(partial(fused_gru, ln_hh=ln_hh), w_hh, b_hh)
+    kernel = one_state_kernel(partial(fused_gru, ln_hh=ln_hh), w_hh, b_hh)
     return Fused(kernel, fields or {}, project, infer)
 
 
-def _kernel(layer: RecurrentBase, index: int, direction: int) -> Fused | None:
-    """How one recurrence runs fused, or None when it has no fused kernel."""
-    cell = layer.recurrence(index, direction)
-    if isinstance(layer, LSTM | GRU):
-        if not layer.fused or getattr(layer, "proj_size", 0) > 0:
-            return None
-        w = layer._weights(index, direction)
-        weights = (w["weight_ih"], w["bias_ih"], w["weight_hh"], w["bias_hh"])
-        if isinstance(layer, LSTM):
-            return _lstm_kernel(*weights)
-        return _gru_kernel(cell.project, *weights)
+def computes(cell: object) -> bool:
+    """Whether ``cell.engine_kernel()`` computes ``cell``'s maths: a subclass that changes
+    ``step`` or ``project`` after the class that wrote its kernel keeps the reference path."""
     kind = type(cell)
-    if kind is LSTMCell:
-        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh)
-    if kind is PeepholeLSTMCell:
-        peepholes = (cell.weight_ci, cell.weight_cf, cell.weight_co)
-        return _lstm_kernel(cell.weight_ih, cell.bias_ih, cell.weight_hh, cell.bias_hh,
-                            peepholes=peepholes)  # fmt: skip
-    if kind is LayerNormLSTMCell:
-        # the kernel normalises the projection (cell.project's layer norm)
-        norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
-                 "ln_c": (cell.ln_weight_c, cell.ln_bias_c),
-                 "ln_ih": (cell.ln_weight_ih, cell.ln_bias_ih)}  # fmt: skip
-        return _lstm_kernel(cell.weight_ih, None, cell.weight_hh, None, {"eps": cell.eps},
-                            **norms)  # fmt: skip
-    if kind is GRUCell:
-        return _gru_kernel(cell.project, cell.weight_ih, cell.bias_ih, cell.weight_hh,
-                           cell.bias_hh)  # fmt: skip
-    if kind is LayerNormGRUCell:
-        norms = {"ln_hh": (cell.ln_weight_hh, cell.ln_bias_hh),
-                 "ln_ih": (cell.ln_weight_ih, cell.ln_bias_ih)}  # fmt: skip
-        return _gru_kernel(cell.project, cell.weight_ih, None, cell.weight_hh, None,
-                           {"eps": cell.eps}, **norms)  # fmt: skip
-    if kind is IndRNNCell:
-        u, bound = cell.weight_hh, cell.recurrent_max_abs
-        u = u if bound is None else u.clamp(-bound, bound)
-        return Fused(_one_state(fused_indrnn, u), {"nonlinearity": cell.nonlinearity},
-                     cell.project)  # fmt: skip
-    if kind is JordanCell:
-        options = {"nonlinearity": cell.nonlinearity,
-                   "output_nonlinearity": cell.output_nonlinearity}  # fmt: skip
-        kernel = _one_state(fused_jordan, cell.weight_yh, cell.weight_hy, cell.bias_hy)
-        return Fused(kernel, options, cell.project)
-    return None
+    owner = next((k for k in kind.__mro__ if "engine_kernel" in vars(k)), None)
+    return owner is not None and all(
+        getattr(kind, name) is getattr(owner, name) for name in ("step", "project")
+    )
 
 
 def _inference(
@@ -177,7 +138,7 @@ def run(
     """The stack over ``x`` ``(L, N, H_in)`` from ``state`` (tuple of ``(D * layers, N, S_k)``),
     as :meth:`RecurrentBase._run_reference`; None when a recurrence has no fused kernel."""
     directions = range(layer.num_directions)
-    kernels = [_kernel(layer, i, d) for i in range(layer.num_layers) for d in directions]
+    kernels = [layer.engine_kernel(i, d) for i in range(layer.num_layers) for d in directions]
     if any(k is None for k in kernels):
         return None
     steps, batch, _ = x.shape

@@ -30,6 +30,8 @@ from rnnkit.functional.extended import (
     layer_norm_projection,
     peephole_lstm_recurrence,
 )
+from rnnkit.functional.fused import fused_indrnn, fused_jordan
+from rnnkit.nn import _engine
 from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._checks import (
     check_bool,
@@ -206,6 +208,13 @@ class JordanCell(_ExtendedCell):
         )
         return (y,)
 
+    def engine_kernel(self) -> _engine.Fused:
+        options = {"nonlinearity": self.nonlinearity,
+                   "output_nonlinearity": self.output_nonlinearity}  # fmt: skip
+        kernel = _engine.one_state_kernel(fused_jordan, self.weight_yh, self.weight_hy,
+                                          self.bias_hy)  # fmt: skip
+        return _engine.Fused(kernel, options, self.project)
+
     def extra_repr(self) -> str:
         text = super().extra_repr() + f", output_size={self.output_size}"
         if self.nonlinearity != "tanh":
@@ -291,6 +300,11 @@ class PeepholeLSTMCell(_ExtendedCell):
             self.weight_co,
             dropout_mask,
         )
+
+    def engine_kernel(self) -> _engine.Fused:
+        peepholes = (self.weight_ci, self.weight_cf, self.weight_co)
+        return _engine.lstm_kernel(self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh,
+                                   peepholes=peepholes)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- layer norm
@@ -412,6 +426,14 @@ class LayerNormLSTMCell(_LayerNormCell):
             dropout_mask,
         )
 
+    def engine_kernel(self) -> _engine.Fused:
+        # the kernel normalises the projection (self.project's layer norm)
+        norms = {"ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
+                 "ln_c": (self.ln_weight_c, self.ln_bias_c),
+                 "ln_ih": (self.ln_weight_ih, self.ln_bias_ih)}  # fmt: skip
+        return _engine.lstm_kernel(self.weight_ih, None, self.weight_hh, None,
+                                   {"eps": self.eps}, **norms)  # fmt: skip
+
 
 class LayerNormGRUCell(_LayerNormCell):
     r"""GRU cell with layer normalisation (Ba, Kiros & Hinton 2016), torch.nn's GRU otherwise.
@@ -466,6 +488,12 @@ class LayerNormGRUCell(_LayerNormCell):
         weights = (self.weight_hh, self.ln_weight_hh, self.ln_bias_hh)
         h = layer_norm_gru_recurrence(x_t, state[0], *weights, self.eps, dropout_mask)
         return (h,)
+
+    def engine_kernel(self) -> _engine.Fused:
+        norms = {"ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
+                 "ln_ih": (self.ln_weight_ih, self.ln_bias_ih)}  # fmt: skip
+        return _engine.gru_kernel(self.project, self.weight_ih, None, self.weight_hh, None,
+                                  {"eps": self.eps}, **norms)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- IndRNN
@@ -545,6 +573,12 @@ class IndRNNCell(_ExtendedCell):
         options = (self.nonlinearity, self.recurrent_max_abs)
         h = indrnn_recurrence(x_t, state[0], self.weight_hh, *options, dropout_mask)
         return (h,)
+
+    def engine_kernel(self) -> _engine.Fused:
+        u, bound = self.weight_hh, self.recurrent_max_abs
+        u = u if bound is None else u.clamp(-bound, bound)
+        kernel = _engine.one_state_kernel(fused_indrnn, u)
+        return _engine.Fused(kernel, {"nonlinearity": self.nonlinearity}, self.project)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurrence
 from rnnkit.functional.scan import Projection
+from rnnkit.nn import _engine
 from rnnkit.nn._base import FusedResult, RecurrentBase
 from rnnkit.nn._cell import Recurrence
 from rnnkit.nn._checks import (
@@ -320,6 +321,12 @@ class LSTM(_TorchLayout, nn.LSTM):
 
         return Recurrence(self._input_projection(w), step)
 
+    def engine_kernel(self, layer: int, direction: int) -> _engine.Fused | None:
+        if not self.fused or self.proj_size > 0:
+            return None
+        w = self._weights(layer, direction)
+        return _engine.lstm_kernel(w["weight_ih"], w["bias_ih"], w["weight_hh"], w["bias_hh"])
+
 
 class GRU(_SingleState, nn.GRU):
     r"""Gated recurrent unit (Cho et al. 2014), torch.nn's formulation.
@@ -372,3 +379,10 @@ class GRU(_SingleState, nn.GRU):
             return (gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], dropout_mask),)
 
         return Recurrence(self._input_projection(w), step)
+
+    def engine_kernel(self, layer: int, direction: int) -> _engine.Fused | None:
+        if not self.fused:
+            return None
+        w = self._weights(layer, direction)
+        weights = (w["weight_ih"], w["bias_ih"], w["weight_hh"], w["bias_hh"])
+        return _engine.gru_kernel(self._input_projection(w), *weights)
