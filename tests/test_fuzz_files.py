@@ -34,7 +34,7 @@ from rnnkit.tasks import Forecaster
 from rnnkit.train import ModelFileError
 
 #: Examples per fuzz test (the file runs 4 such tests).
-FUZZ = fuzz_settings(60)
+FUZZ = fuzz_settings(100)
 
 
 @pytest.fixture(scope="module")
@@ -175,11 +175,13 @@ def test_folder_bytes_mutated(intact, scratch, which, operation, where, byte, va
 
 def test_absurd_sizes_are_refused_at_once(intact, scratch) -> None:
     """num_layers 10**6 built (even on the meta device) for minutes; hidden_size and horizon
-    10**9 asked for gigabytes: now each is one line, in well under a second."""
+    10**9 asked for gigabytes; lookback and season 10**9 loaded and failed at the forecast:
+    now each is one line at load, in well under a second."""
     folder, _, _, _, config = intact
-    for name, value in [("num_layers", 10**6), ("hidden_size", 10**9), ("horizon", 10**9)]:
+    absurd = [("num_layers", 10**6), ("hidden_size", 10**9), ("horizon", 10**9)]
+    for name, value in [*absurd, ("lookback", 10**9), ("season", 10**9)]:
         mutated = json.loads(json.dumps(config))
-        mutated["model"][name] = value
+        (mutated if name == "season" else mutated["model"])[name] = value
         target = scratch()
         shutil.copytree(folder, target)
         (target / "config.json").write_text(json.dumps(mutated))

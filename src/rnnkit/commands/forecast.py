@@ -354,10 +354,18 @@ def predict(model_dir: Path, input: str) -> None:
     """Print the next ``horizon`` steps after the end of ``input`` (a CSV with the training
     columns, or a bundled series) and their prediction intervals as JSON: ``{column: [...],
     "column lower 80%": [...], "column upper 80%": [...], ...}`` (a panel's: by series id)."""
+    from rnnkit.data import find_date_column
     from rnnkit.tasks import Forecaster
 
     model = Forecaster.load(model_dir)
-    source = dict(model.metadata.get("data") or {}, data=input)
+    recorded = model.metadata.get("data") or {}
+    if not isinstance(recorded, dict):
+        raise ValueError(f"model_dir: its metadata records data {recorded!r}; expected a mapping")
+    # a model saved from the API records no options: its own columns name them
+    fitted = model._require_fitted()
+    dates = find_date_column(input) if Path(input).is_file() else None
+    source = {"target": fitted.columns[0], "covariates": list(fitted.columns[1:]),
+              "date_column": dates, "fill": None, **recorded, "data": input}  # fmt: skip
     panel = _load_source(source)
     results = {one.name: _forecast_json(model, one, model_dir) for one in panel}
     print(json.dumps(results if source.get("id_column") else results[panel[0].name]))

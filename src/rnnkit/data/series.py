@@ -169,6 +169,16 @@ def _read_rows(
         rows = list(reader)
     if not rows:
         raise ValueError(f"data: {path.name} has a header but no rows")
+    for number, row in enumerate(rows, start=1):
+        # csv puts extra cells under the key None and gives missing ones the value None:
+        # read on, a ragged row would put its numbers in the wrong columns
+        if None in row or None in row.values():
+            given = sum(value is not None for key, value in row.items() if key is not None)
+            cells = given + len(row.get(None) or [])
+            raise ValueError(
+                f"data: row {number} of {path.name} has {cells} cells; expected {len(header)}, "
+                "one per column of the header"
+            )
     return rows, wanted, len(targets)
 
 

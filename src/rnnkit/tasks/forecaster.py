@@ -52,6 +52,7 @@ from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.preprocess import calendar_features
+from rnnkit.runtime._file import MAX_STEPS
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, ModelFileError, train
 
@@ -572,7 +573,18 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             parts.append(change)
         if self.config.calendar and series.timestamps is not None:
             parts.append(calendar_features(series.timestamps))
-        return np.concatenate(parts, axis=1), targets
+        features = np.concatenate(parts, axis=1)
+        network = self.network
+        if network is not None and features.shape[1] != network.encoder.input_size:
+            # the one difference fit allows: a model trained on times, given none (or back)
+            trained, given = ("with", "without")
+            if features.shape[1] > network.encoder.input_size:
+                trained, given = given, trained
+            raise ValueError(
+                f"series: expected a series {trained} timestamps (the model was trained "
+                f"{trained} calendar features), got one {given}"
+            )
+        return features, targets
 
     # ------------------------------------------------------------------ inference
 
@@ -751,17 +763,16 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             for name, recorded in series_scalers.items()
         }
         scaler = None if panel else _recorded_scaler(directory, state["scaler"], columns)
-        if model.config.lookback is None:  # chosen at fit: a saved model has one
-            raise ModelFileError(
-                f"model: config.json in {str(directory)!r} holds lookback None; expected an "
-                "int >= 1"
-            )
         season = state["season"]
-        if isinstance(season, bool) or not isinstance(season, int) or season < 1:
-            raise ModelFileError(
-                f"model: config.json in {str(directory)!r} holds season {season!r}; expected an "
-                "int >= 1"
-            )
+        # bounded as in the runtime file: a forecast reads lookback + season steps
+        sizes = {"lookback": model.config.lookback, "horizon": model.config.horizon,
+                 "season": season}  # fmt: skip
+        for name, size in sizes.items():
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_STEPS:
+                raise ModelFileError(
+                    f"model: config.json in {str(directory)!r} holds {name} {size!r}; expected "
+                    f"an int >= 1 and <= {MAX_STEPS}"
+                )
         model._fitted = _Fitted(
             scaler, state["season"], tuple(state["columns"]), state["num_targets"],
             History(**state["history"]), state["metadata"],
