@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test quality lint format bench clean
+.PHONY: setup demo test quality lint format bench docs wheel pythons clean
 
 setup: $(STAMP)
 
@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test]"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[test,docs]"
 	touch $(STAMP)
 
 demo: setup
@@ -33,9 +33,22 @@ test: lint
 quality: setup
 	$(PY) -m pytest -q -m slow
 
+# The documentation site, into site/; --strict makes any warning (a broken link or anchor, an
+# unreadable docstring) an error. tests/test_docs.py runs the same build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# Build the wheel and check it in a fresh virtual environment (no editable install, no extras).
+wheel: setup
+	tests/wheel/check_wheel.sh
+
+# The torch-free runtime on the other Python versions found on this machine (see the script).
+pythons: setup
+	tests/wheel/check_pythons.sh
+
 bench: setup
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_engine.py
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .ruff_cache

@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
+from docs_code import DOCS, python_blocks, run_python_blocks
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 TUTORIALS = [DOCS / "tutorial.md", DOCS / "ko" / "tutorial.md"]
 
 
@@ -18,12 +18,8 @@ def code_blocks(path: Path) -> list[str]:
 
 def test_the_python_blocks_run_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # a block writes runs/gates.png
-    text = TUTORIALS[0].read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) >= 5
-    namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, "docs/tutorial.md", "exec"), namespace)
+    assert len(python_blocks(TUTORIALS[0])) >= 5
+    run_python_blocks(TUTORIALS[0])
     assert (tmp_path / "runs" / "gates.png").is_file()
 
 

@@ -2,11 +2,11 @@
 the blend with a baseline, the log transform and panels."""
 
 import json
-import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from docs_code import DOCS, run_python_blocks
 from typer.testing import CliRunner
 
 from rnnkit.cli import app
@@ -303,11 +303,7 @@ def test_the_panel_command_reports_mean_mase(tmp_path: Path) -> None:
 
 
 def test_the_forecasting_page_runs_as_written() -> None:
-    page = Path(__file__).resolve().parents[1] / "docs" / "forecasting.md"
-    blocks = re.findall(r"```python\n(.*?)```", page.read_text(encoding="utf-8"), flags=re.S)
-    namespace: dict[str, object] = {}
-    for block in blocks:
-        exec(compile(block, str(page), "exec"), namespace)
+    namespace = run_python_blocks(DOCS / "forecasting.md")
     lower, upper = namespace["lower"], namespace["upper"]
     assert lower.shape == upper.shape == (1, 12, 1) and (lower < upper).all()
     assert set(namespace["report"].coverage) == {80, 95}
