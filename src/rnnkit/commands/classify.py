@@ -24,8 +24,24 @@ Option = typer.Option
 @user_errors
 def command(
     data: Annotated[
-        str, Option(help="sentiment, digits (8x8 images read row by row) or a CSV file.")
+        str,
+        Option(
+            help="sentiment, digits (8x8 images read row by row), a CSV of texts, or a file "
+            "of numeric sequences: UCR/UEA .ts, UCR .tsv/.csv (label then values), a "
+            "long-format CSV (id, time, channels, label) or .npz (X, y); .gz allowed."
+        ),
     ],
+    test: Annotated[
+        str | None, Option(help="A test file in the same format: the split to report on.")
+    ] = None,
+    val: Annotated[
+        str | None, Option(help="A validation file in the same format (sequences).")
+    ] = None,
+    fill: Annotated[
+        str | None, Option(help="Fill missing values: ffill, interpolate or zero.")
+    ] = None,
+    id_column: Annotated[str, Option(help="Example id column of a long-format CSV.")] = "id",
+    time_column: Annotated[str, Option(help="Time column of a long-format CSV.")] = "time",
     text_column: Annotated[str, Option(help="Text column of a CSV.")] = "text",
     label_column: Annotated[str, Option(help="Label column of a CSV.")] = "label",
     tokens: Annotated[str, Option(help="Text tokens: word or char.")] = "word",
@@ -38,10 +54,45 @@ def command(
     num_layers: Annotated[int, Option(min=1)] = 1,
     dropout: Annotated[float, Option(help="On embeddings and before the head.")] = 0.5,
     token_dropout: Annotated[float, Option(help="Share of training tokens read as <unk>.")] = 0.2,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
-    patience: Annotated[int, Option(min=1, help="Epochs without a better val loss.")] = 5,
+    front_end: Annotated[
+        str | None, Option(help="Sequences: none or conv (default: conv).")
+    ] = None,
+    stride: Annotated[
+        int | None, Option(min=1, help="Sequences: steps averaged into one (default: from L).")
+    ] = None,
+    augment: Annotated[
+        str | None,
+        Option(help="Sequences: none or e.g. jitter+scaling+slicing (default: from N)."),
+    ] = None,
+    members: Annotated[
+        int | None, Option(min=1, help="Networks averaged (default: 3 under 500 examples).")
+    ] = None,
+    class_weights: Annotated[
+        bool | None,
+        Option("--class-weights/--no-class-weights", help="Default: when classes are imbalanced."),
+    ] = None,
+    baselines: Annotated[
+        bool, Option("--baselines/--no-baselines", help="Sequences: run 1-NN DTW and ROCKET.")
+    ] = True,
+    epochs: Annotated[
+        int | None,
+        Option(min=1, help="Maximum training epochs (default: 30; from the data for sequences)."),
+    ] = None,
+    patience: Annotated[
+        int | None,
+        Option(
+            min=1,
+            help="Epochs without a better val loss (default: 5; from the data for sequences).",
+        ),
+    ] = None,
+    batch_size: Annotated[int | None, Option(min=1, help="Default: 64; from the data.")] = None,
     test_fraction: Annotated[float, Option(help="Share of all examples for testing.")] = 0.1,
-    val_fraction: Annotated[float, Option(help="Share of all examples for validation.")] = 0.1,
+    val_fraction: Annotated[
+        float | None,
+        Option(
+            help="Share of all examples for validation (default: 0.1; from the data for sequences)."
+        ),
+    ] = None,
     seed: Annotated[int, Option()] = 0,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/classify"),
@@ -49,34 +100,70 @@ def command(
 ) -> None:
     """Train a sequence classifier; compare it with baselines on a held-out split.
 
-    The split is seeded and stratified; the test metrics are printed next to the majority
-    class and, for texts, TF-IDF + logistic regression, with the confusion matrix."""
-    from rnnkit.tasks.classifier import SequenceClassifier
+    The split is seeded and stratified (or --test FILE); the test metrics are printed next
+    to the majority class and, for texts, TF-IDF + logistic regression, for numeric
+    sequences 1-NN DTW and ROCKET, with the confusion matrix and per-class precision and
+    recall (also saved: OUT/confusion.png, OUT/report.json). For numeric sequences, the
+    settings not given come from the training data (plan_for_sequences), and are printed."""
+    from rnnkit.tasks.classifier import SequenceClassifier, plan_for_sequences
     from rnnkit.train import TrainConfig
 
-    if not (test_fraction > 0 and val_fraction > 0 and test_fraction + val_fraction < 1):
+    if not (test_fraction > 0 and (val_fraction or 0.1) > 0
+            and test_fraction + (val_fraction or 0.1) < 1):  # fmt: skip
         raise ValueError(
             f"test_fraction, val_fraction: expected both > 0 with a sum < 1, got "
             f"{test_fraction} and {val_fraction}"
         )
+    reading = {"fill": fill, "id_column": id_column, "time_column": time_column}
     source = {"data": data, "columns": [text_column, label_column],
-              "test_fraction": test_fraction, "seed": seed}  # fmt: skip
-    (train_inputs, train_labels), test = _split(source)
+              "test_fraction": test_fraction, "seed": seed, "reading": reading}  # fmt: skip
+    if test is not None:  # recorded, not its path: a model folder never names a file to read
+        source["test"] = "given"
+    (train_inputs, train_labels), test_split = _split(source, test)
+    numeric = not isinstance(train_inputs, list) or not isinstance(train_inputs[0], str)
+    given = {"front_end": front_end, "stride": stride, "augment": augment, "members": members}
+    options = {k: v for k, v in given.items() if v is not None}
+    fit_options: dict[str, Any] = {}
+    if numeric:
+        lengths = [len(x) for x in train_inputs]
+        plan = plan_for_sequences(train_labels, lengths, seed)
+        options = {**plan.options, **options}
+        training = plan.training
+        fit_options = {"val_fraction": plan.val_fraction, "class_weights": plan.class_weights}
+        for note in plan.notes:
+            console.print(f"Plan: {note}.", highlight=False)
+        console.print(
+            "Plan: " + ", ".join(f"{k} {v}" for k, v in options.items()) + ".", highlight=False
+        )
+    else:
+        training = TrainConfig(max_epochs=30, patience=5, batch_size=64)
+    training = TrainConfig(
+        max_epochs=epochs or training.max_epochs, patience=patience or training.patience,
+        batch_size=batch_size or training.batch_size, seed=seed,
+    )  # fmt: skip
+    if val_fraction is not None or not numeric:
+        held = val_fraction if val_fraction is not None else 0.1
+        fit_options["val_fraction"] = held / (1 - test_fraction) if test is None else held
+    if class_weights is not None:
+        fit_options["class_weights"] = class_weights
+    if val is not None:
+        fit_options["validation"] = _load(val, source)
     model = SequenceClassifier(
         tokens=tokens, min_count=min_count, cell=cell, bidirectional=bidirectional,
         pooling=pooling, embedding_size=embedding_size, hidden_size=hidden_size,
         num_layers=num_layers, dropout=dropout, token_dropout=token_dropout,
-        training=TrainConfig(max_epochs=epochs, patience=patience, seed=seed),
+        training=training, **options,
     )  # fmt: skip
     console.print(
         f"Training a {cell} classifier on {data}: {len(train_labels)} examples for training "
-        f"and validation, {len(test[1])} for testing ..."
+        f"and validation, {len(test_split[1])} for testing ..."
     )
     model.fit(
-        train_inputs, train_labels, val_fraction=val_fraction / (1 - test_fraction),
-        log_dir=out / "logs", progress=progress, resume=resume,
+        train_inputs, train_labels, log_dir=out / "logs", progress=progress, resume=resume,
+        **fit_options,
     )  # fmt: skip
-    _report(model, (train_inputs, train_labels), test, data)
+    results = _report(model, (train_inputs, train_labels), test_split, data, baselines)
+    _save_report(out, model, results)
     saved = model.save(out / "model", metadata={"source": source})
     console.print(f"Model: {saved}")
 
@@ -88,6 +175,12 @@ def evaluate(model_dir: Path, data: str | None) -> None:
 
     model = SequenceClassifier.load(model_dir)
     source = evaluation_source(model_dir, model.metadata.get("source"), data)
+    if "test" in source:  # trained with --test FILE: DATA is that test file, read whole
+        inputs, labels = _load(source["data"], source)
+        results = {f"rnnkit {model.config.cell}": model.evaluate(inputs, labels)}
+        _print_metrics(results, f"{source['data']}: {len(labels)} test examples")
+        _print_confusion(next(iter(results.values()))["confusion_matrix"], model.classes)
+        return
     _report(model, *_split(source), source["data"])
 
 
@@ -111,20 +204,26 @@ def predict(model_dir: Path, input: str) -> None:
 Split = tuple[Any, list[Any]]  # inputs (texts or an (N, L, F) array) and their labels
 
 
-def _split(source: dict[str, Any]) -> tuple[Split, Split]:
-    """The seeded, stratified (training, test) split that ``source`` describes."""
+def _split(source: dict[str, Any], test: str | None = None) -> tuple[Split, Split]:
+    """The seeded, stratified (training, test) split that ``source`` describes, or the
+    whole data file and the ``test`` file."""
     from rnnkit.tasks.classifier import split_indices
 
-    inputs, labels = _load(source["data"], *source["columns"])
-    kept, test = split_indices(labels, source["test_fraction"], source["seed"], "test_fraction")
+    inputs, labels = _load(source["data"], source)
+    if test is not None:
+        return (inputs, labels), _load(test, source)
+    kept, held = split_indices(labels, source["test_fraction"], source["seed"], "test_fraction")
     return (
         (_take(inputs, kept), [labels[i] for i in kept]),
-        (_take(inputs, test), [labels[i] for i in test]),
+        (_take(inputs, held), [labels[i] for i in held]),
     )
 
 
-def _report(model: Any, training: Split, test: Split, data: str) -> None:
-    """Print the model's test metrics next to the baselines, and its confusion matrix."""
+def _report(
+    model: Any, training: Split, test: Split, data: str, baselines: bool = True
+) -> dict[str, dict[str, Any]]:
+    """Print the model's test metrics next to the baselines, its confusion matrix and
+    per-class precision and recall; return the metrics by method."""
     from rnnkit.tasks.classifier import classification_metrics, tfidf_baseline
 
     name = f"rnnkit {model.config.cell}"
@@ -133,22 +232,103 @@ def _report(model: Any, training: Split, test: Split, data: str) -> None:
     results["majority class"] = classification_metrics(
         test[1], [majority] * len(test[1]), model.classes
     )
-    if isinstance(training[0], list):
+    if isinstance(training[0], list) and isinstance(training[0][0], str):
         results["TF-IDF + logistic regression"] = tfidf_baseline(*training, *test)
+    elif baselines:
+        results.update(_sequence_baselines(training, test, model.classes, model.training.seed))
     _print_metrics(results, f"{data}: {len(test[1])} test examples")
     _print_confusion(results[name]["confusion_matrix"], model.classes)
+    _print_per_class(results[name]["confusion_matrix"], model.classes)
+    return results
 
 
-def _load(data: str, text_column: str, label_column: str) -> tuple[Any, list[Any]]:
+#: Above this many multiply-adds a baseline would take many minutes: it is skipped.
+BASELINE_BUDGET = 2e11
+
+
+def _sequence_baselines(
+    training: Split, test: Split, classes: tuple, seed: int
+) -> dict[str, dict[str, Any]]:
+    """1-NN DTW and ROCKET on the same split (skipped, with a note, when too large)."""
+    from rnnkit.sequence_baselines import NearestNeighbourDTW, RocketClassifier
+    from rnnkit.tasks.classifier import classification_metrics
+
+    lengths = [len(x) for x in (*training[0], *test[0])]
+    mean = float(np.mean(lengths))
+    results = {}
+    costs = {
+        "1-NN DTW": len(training[1]) * (len(training[1]) * 5 + len(test[1])) * mean**2,
+        "ROCKET": len(lengths) * 10_000 * mean * 9,
+    }
+    for method, make in (("1-NN DTW", NearestNeighbourDTW), ("ROCKET", RocketClassifier)):
+        if costs[method] > BASELINE_BUDGET:
+            console.print(f"{method}: skipped (about {costs[method]:.0e} operations)")
+            continue
+        model = make() if method == "1-NN DTW" else make(seed=seed)
+        predictions = model.fit(*training).predict(test[0])
+        results[method] = classification_metrics(test[1], predictions.tolist(), classes)
+    return results
+
+
+def _save_report(out: Path, model: Any, results: dict[str, dict[str, Any]]) -> None:
+    """OUT/confusion.png and OUT/report.json (accuracy and macro-F1 per method, the
+    model's per-class precision and recall), each written atomically."""
+    from rnnkit._atomic import atomic_file
+    from rnnkit.viz import plot_confusion
+
+    name = f"rnnkit {model.config.cell}"
+    matrix = results[name]["confusion_matrix"]
+    plot_confusion(matrix, model.classes, out / "confusion.png")
+    report = {
+        "methods": {m: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
+                    for m, r in results.items()},
+        "classes": list(model.classes),
+        "confusion_matrix": matrix.tolist(),
+        "per_class": per_class(matrix, model.classes),
+    }  # fmt: skip
+    with atomic_file(out / "report.json") as staging:
+        staging.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+
+
+def per_class(matrix: np.ndarray, classes: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Precision, recall and support of each class from a ``(C, C)`` confusion matrix
+    (rows: truth); a class never predicted has precision 0."""
+    matrix = np.asarray(matrix)
+    predicted, actual = matrix.sum(0), matrix.sum(1)
+    rows = []
+    for i, c in enumerate(classes):
+        hits = matrix[i, i]
+        rows.append({
+            "class": c, "support": int(actual[i]),
+            "precision": float(hits / predicted[i]) if predicted[i] else 0.0,
+            "recall": float(hits / actual[i]) if actual[i] else 0.0,
+        })  # fmt: skip
+    return rows
+
+
+def _load(data: str, source: dict[str, Any]) -> tuple[Any, list[Any]]:
+    from rnnkit.data.sequences import is_sequence_file, read_sequences
     from rnnkit.tasks.classifier import load_digit_rows, load_sentiment, read_labelled_csv
 
+    text_column, label_column = source["columns"]
     if data == "sentiment":
         return load_sentiment()
     if data == "digits":
         images, digits = load_digit_rows()
         return images, digits.tolist()
-    if not data.lower().endswith(".csv") and not Path(data).exists():
-        raise ValueError(f"data: expected sentiment, digits or a CSV file, got {data!r}")
+    path = Path(data)
+    if is_sequence_file(path, text_column) and path.is_file():
+        reading = source.get("reading") or {}
+        sequences = read_sequences(
+            path, reading.get("fill"), reading.get("id_column", "id"),
+            reading.get("time_column", "time"), label_column,
+        )  # fmt: skip
+        return sequences.sequences, sequences.labels
+    if not data.lower().endswith(".csv") and not path.exists():
+        raise ValueError(
+            f"data: expected sentiment, digits or a CSV file, or sequences in a .ts, .tsv or "
+            f".npz file, got {data!r}"
+        )
     return read_labelled_csv(data, text_column, label_column)
 
 
@@ -165,6 +345,16 @@ def _print_metrics(results: dict[str, dict[str, Any]], title: str) -> None:
     for name, r in results.items():
         style = "bold green" if r["accuracy"] == best else None
         table.add_row(name, f"{r['accuracy']:.3f}", f"{r['macro_f1']:.3f}", style=style)
+    console.print(table)
+
+
+def _print_per_class(matrix: np.ndarray, classes: tuple[Any, ...]) -> None:
+    table = Table(title="Per class")
+    for column in ("class", "precision", "recall", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for row in per_class(matrix, classes):
+        table.add_row(str(row["class"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
+                      str(row["support"]))  # fmt: skip
     console.print(table)
 
 

@@ -22,8 +22,9 @@ of the model's API, so ``predict``, ``predict_proba`` and ``evaluate`` accept ex
 from __future__ import annotations
 
 import csv
+import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,12 @@ from rnnkit.nn import LAYERS, make_layer
 from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task, build_network
-from rnnkit.train import History, train
+from rnnkit.train import History, TrainConfig, train
 
 TASK = "classifier"
 POOLINGS = ("last", "mean", "max")
+FRONT_ENDS = ("none", "conv")
+AUGMENTATIONS = ("jitter", "scaling", "slicing")
 Label = str | int
 Inputs = Sequence[str] | np.ndarray | Sequence[np.ndarray]  # texts or (N, L, F) sequences
 
@@ -65,6 +68,19 @@ class ClassifierConfig:
         token_dropout: in training, replace each token by ``<unk>`` with this probability
             (word dropout, Iyyer et al. 2015), so the model learns to read past the unknown
             words it meets at test time (texts only).
+        front_end: ``"none"`` or ``"conv"``: two 1-D convolutions (kernels 7 and 5, batch
+            norm, ReLU; the fully convolutional front of LSTM-FCN, Karim et al. 2017) before
+            the encoder (numeric sequences only).
+        conv_channels: the convolutions' output channels.
+        stride: average each ``stride`` steps into one before the encoder, so a long
+            sequence is read in fewer recurrent steps (numeric sequences only).
+        augment: ``"none"`` or a ``+``-joined choice of ``"jitter"`` (Gaussian noise of
+            0.03 standard deviations), ``"scaling"`` (each channel times N(1, 0.1)) and
+            ``"slicing"`` (a random window of 90 % of the steps), applied to training batches
+            only (Um et al. 2017; Le Guennec et al. 2016; numeric sequences only).
+        members: train this many networks, each with its own seed and validation split,
+            and average their probabilities (for small data, where one split and one seed
+            decide too much).
     """
 
     tokens: str = "word"
@@ -79,12 +95,27 @@ class ClassifierConfig:
     pooling: str = "mean+max"
     dropout: float = 0.5
     token_dropout: float = 0.2
+    front_end: str = "none"
+    conv_channels: int = 64
+    stride: int = 1
+    augment: str = "none"
+    members: int = 1
 
     def __post_init__(self) -> None:
         check_choice("tokens", self.tokens, tuple(TOKENIZERS))
         check_choice("cell", self.cell, tuple(sorted(LAYERS)))
-        for name in ("min_count", "embedding_size", "hidden_size", "num_layers"):
+        for name in ("min_count", "embedding_size", "hidden_size", "num_layers",
+                     "conv_channels", "stride", "members"):  # fmt: skip
             check_int(name, getattr(self, name))
+        check_choice("front_end", self.front_end, FRONT_ENDS)
+        chosen = self.augment.split("+") if isinstance(self.augment, str) else []
+        if self.augment != "none" and (
+            not chosen or not set(chosen) <= set(AUGMENTATIONS) or len(set(chosen)) != len(chosen)
+        ):
+            raise ValueError(
+                "augment: expected 'none' or a '+'-joined choice of 'jitter', 'scaling', "
+                f"'slicing', got {self.augment!r}"
+            )
         if self.max_vocab is not None:
             check_int("max_vocab", self.max_vocab, minimum=3)
         if self.max_length is not None:
@@ -111,9 +142,18 @@ class ClassifierNetwork(nn.Module):
         self.embedding = (
             nn.Embedding(vocab_size, config.embedding_size, padding_idx=0) if vocab_size else None
         )
+        numeric = not vocab_size
+        self.front = (
+            ConvFrontEnd(num_features, config.conv_channels)
+            if numeric and config.front_end == "conv"
+            else None
+        )
+        self.stride = config.stride if numeric else 1
+        self.augment = () if config.augment == "none" or not numeric else config.augment.split("+")
+        width_in = config.embedding_size if vocab_size else num_features
         self.encoder = make_layer(
             config.cell,
-            config.embedding_size if vocab_size else num_features,
+            config.conv_channels if self.front is not None else width_in,
             config.hidden_size,
             num_layers=config.num_layers,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
@@ -132,6 +172,14 @@ class ClassifierNetwork(nn.Module):
                 dropped = (torch.rand(x.shape, device=x.device) < self.token_dropout) & (x != 0)
                 x = x.masked_fill(dropped, 1)  # (N, L): <unk> (index 1), padding (0) kept
             x = self.dropout(self.embedding(x))  # (N, L, E)
+        elif self.front is not None or self.stride > 1 or (self.training and self.augment):
+            x = _zero_padding(x, lengths)  # whatever a caller padded with, they read zeros
+            if self.training and self.augment:
+                x, lengths = augment(x, lengths, self.augment)
+            if self.front is not None:
+                x = self.front(x, lengths)  # (N, L, conv_channels)
+            if self.stride > 1:
+                x, lengths = _pool_steps(x, lengths, self.stride)
         output, state = self.encoder(x, lengths=lengths)  # (N, L, D * H_out), zeros past lengths
         pooled = torch.cat([self._pool(kind, output, state, lengths) for kind in self.pooling], -1)
         return self.head(self.dropout(pooled))  # (N, C)
@@ -147,6 +195,72 @@ class ClassifierNetwork(nn.Module):
         steps = torch.arange(output.shape[1], device=output.device)  # (L,)
         padding = steps.unsqueeze(0) >= lengths.unsqueeze(1)  # (N, L)
         return output.masked_fill(padding.unsqueeze(-1), float("-inf")).amax(1)
+
+
+class ConvFrontEnd(nn.Module):
+    """Two same-length 1-D convolutions with batch norm and ReLU: ``(N, L, F)`` ->
+    ``(N, L, C)``, zero past each sequence's length (so a sequence's result does not depend
+    on the longer ones padded into its batch)."""
+
+    def __init__(self, num_features: int, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(num_features, channels, 7, padding=3)
+        self.norm1 = nn.BatchNorm1d(channels)
+        self.conv2 = nn.Conv1d(channels, channels, 5, padding=2)
+        self.norm2 = nn.BatchNorm1d(channels)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        for conv, norm in ((self.conv1, self.norm1), (self.conv2, self.norm2)):
+            x = torch.relu(norm(conv(x.transpose(1, 2)))).transpose(1, 2)
+            x = _zero_padding(x, lengths)  # the next convolution reads zeros there
+        return x
+
+
+def _zero_padding(x: Tensor, lengths: Tensor) -> Tensor:
+    """``x`` ``(N, L, C)`` with the steps at and past ``lengths`` ``(N,)`` set to zero."""
+    steps = torch.arange(x.shape[1], device=x.device)
+    return x * (steps.unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1).to(x.dtype)
+
+
+def _pool_steps(x: Tensor, lengths: Tensor, stride: int) -> tuple[Tensor, Tensor]:
+    """Average each ``stride`` steps: ``(N, L, C)`` -> ``(N, ceil(L / stride), C)``; a last,
+    partial window counts the zeros past the sequence, as it would alone in its batch."""
+    x = _zero_padding(x, lengths)
+    extra = -x.shape[1] % stride
+    x = nn.functional.pad(x, (0, 0, 0, extra))
+    pooled = nn.functional.avg_pool1d(x.transpose(1, 2), stride, stride).transpose(1, 2)
+    return pooled, (lengths + stride - 1) // stride
+
+
+def augment(x: Tensor, lengths: Tensor, kinds: Sequence[str]) -> tuple[Tensor, Tensor]:
+    """Random training-time transforms of a padded batch ``(N, L, F)`` with ``lengths``
+    ``(N,)``: ``"slicing"`` keeps a random window of 90 % of each sequence's steps (its new
+    length), ``"scaling"`` multiplies each sequence's channels by N(1, 0.1) factors,
+    ``"jitter"`` adds N(0, 0.03) noise; padding stays zero."""
+    if "slicing" in kinds:
+        kept = torch.clamp((lengths.to(torch.float32) * 0.9).ceil().to(lengths.dtype), min=1)
+        start = (torch.rand(len(lengths)) * (lengths - kept + 1).to(torch.float32)).long()
+        index = (start.unsqueeze(1) + torch.arange(x.shape[1])).clamp(max=x.shape[1] - 1)
+        x = x.gather(1, index.unsqueeze(-1).expand(-1, -1, x.shape[2]))
+        lengths = kept
+    if "scaling" in kinds:
+        x = x * (1 + 0.1 * torch.randn(x.shape[0], 1, x.shape[2], dtype=x.dtype))
+    if "jitter" in kinds:
+        x = x + 0.03 * torch.randn_like(x)
+    return _zero_padding(x, lengths), lengths
+
+
+class ClassifierEnsemble(nn.Module):
+    """Members of one architecture whose class probabilities are averaged: returns the log of
+    the mean probabilities ``(N, C)`` (so a softmax of it gives the mean)."""
+
+    def __init__(self, members: list[ClassifierNetwork]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        probabilities = torch.stack([torch.softmax(m(x, lengths), -1) for m in self.members])
+        return probabilities.mean(0).log()
 
 
 @dataclass
@@ -181,11 +295,13 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         self,
         inputs: Inputs,
         labels: Iterable[Label],
-        val_fraction: float = 0.1,
+        val_fraction: float | None = 0.1,
         log_dir: str | Path | None = None,
         progress: bool = True,
         trainer: Any = None,
         resume: bool = False,
+        validation: tuple[Inputs, Iterable[Label]] | None = None,
+        class_weights: bool = False,
     ) -> History:
         """Train on ``inputs`` with a seeded, stratified ``val_fraction`` held out for early
         stopping; the vocabulary or scaler comes from the training part only. ``log_dir``,
@@ -195,14 +311,25 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             inputs: texts, or numeric sequences ``(N, L, F)`` (a list of ``(L_i, F)`` arrays
                 for varying lengths).
             labels: ``N`` str or int labels, at least two classes.
+            val_fraction: the share held out, or None to hold nothing out: then training
+                runs all ``max_epochs`` and keeps the epoch with the lowest loss on the
+                training set (the fallback when a class has too few examples to split).
+            validation: your own validation ``(inputs, labels)`` instead of a held-out share.
+            class_weights: weight each class's loss by ``N / (C * its count)`` (scikit-learn's
+                "balanced"), so a rare class counts as much as a frequent one.
+
+        With ``members > 1`` in the config, member ``i`` trains with seed ``seed + i`` on its
+        own split (the same ``validation`` when given) and the probabilities are averaged.
         """
         kind, examples = _examples(inputs)
         values = _labels(labels, len(examples))
         classes = _classes(values)
         parts = self._parts(kind, examples, None)
-        train_rows, val_rows = split_indices(
-            values, val_fraction, self.training.seed, "val_fraction"
-        )
+        members = self.config.members
+        if resume and members > 1:
+            raise ValueError(f"resume: expected a model with members = 1, got {members}")
+        splits = [self._split(values, val_fraction, validation, i) for i in range(members)]
+        train_rows = splits[0][0]
         if kind == "text":
             training_tokens = [parts[i] for i in train_rows]
             vocabulary = Vocabulary.build(
@@ -215,22 +342,71 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         encoded = self._tensors(parts)
         index = {c: i for i, c in enumerate(classes)}
         targets = [index[v] for v in values]
-        torch.manual_seed(self.training.seed)
-        self.network = self._build_network()
-        train_set, val_set = (
-            [(encoded[i], targets[i]) for i in rows] for rows in (train_rows, val_rows)
-        )
-        history = train(
-            self.network, _cross_entropy, train_set, val_set, self.training, log_dir, progress,
-            trainer, collate_fn=_collate, resume=resume,
-        )  # fmt: skip
-        self._fitted.history = history
-        return history
+        extra = None
+        if validation is not None:
+            val_values = _labels(validation[1], None)
+            _check_known(val_values, classes)
+            val_encoded = self._encode(validation[0])
+            if len(val_encoded) != len(val_values):
+                raise ValueError(
+                    f"validation: expected one label per input (N = {len(val_encoded)}), got "
+                    f"{len(val_values)}"
+                )
+            extra = list(zip(val_encoded, (index[v] for v in val_values), strict=True))
+        loss = _cross_entropy
+        if class_weights:
+            counts = np.bincount([targets[i] for i in train_rows], minlength=len(classes))
+            weight = torch.tensor(
+                len(train_rows) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32
+            )
+            loss = functools.partial(_cross_entropy, weight=weight)
+        networks, histories = [], []
+        for member, (rows, held) in enumerate(splits):
+            training = replace(self.training, seed=self.training.seed + member)
+            train_set = [(encoded[i], targets[i]) for i in rows]
+            if extra is not None:
+                val_set = extra
+            elif held is None:  # nothing held out: every epoch runs, the lowest training loss wins
+                val_set = train_set
+                training = replace(training, patience=training.max_epochs)
+            else:
+                val_set = [(encoded[i], targets[i]) for i in held]
+            torch.manual_seed(training.seed)
+            network = ClassifierNetwork(*self._network_sizes())
+            where = None if log_dir is None or members == 1 else Path(log_dir) / f"member{member}"
+            history = train(
+                network, loss, train_set, val_set, training, log_dir if members == 1 else where,
+                progress, trainer, collate_fn=_collate, resume=resume,
+            )  # fmt: skip
+            histories.append(history)
+            networks.append(network)
+        self.network = networks[0] if members == 1 else ClassifierEnsemble(networks)
+        self._fitted.history = histories[0]
+        return histories[0]
 
-    def _build_network(self) -> ClassifierNetwork:
+    def _split(
+        self,
+        values: list[Label],
+        val_fraction: float | None,
+        validation: Any,
+        member: int,
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Member ``member``'s ``(training rows, held-out rows or None)``."""
+        rows = np.arange(len(values))
+        if validation is not None or val_fraction is None:
+            return rows, None
+        return split_indices(values, val_fraction, self.training.seed + member, "val_fraction")
+
+    def _network_sizes(self) -> tuple[int, int, ClassifierConfig, int]:
         fitted = self._require_fitted()
         vocab_size = len(fitted.vocabulary) if fitted.vocabulary is not None else 0
-        return ClassifierNetwork(fitted.num_features, len(fitted.classes), self.config, vocab_size)
+        return fitted.num_features, len(fitted.classes), self.config, vocab_size
+
+    def _build_network(self) -> ClassifierNetwork | ClassifierEnsemble:
+        sizes = self._network_sizes()
+        if self.config.members == 1:
+            return ClassifierNetwork(*sizes)
+        return ClassifierEnsemble([ClassifierNetwork(*sizes) for _ in range(self.config.members)])
 
     def _tokens(self, text: str, position: int) -> list[str]:
         tokens = TOKENIZERS[self.config.tokens](text)[: self.config.max_length]
@@ -433,9 +609,90 @@ def _collate(items: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
     return x, lengths, torch.tensor(targets, dtype=torch.int64)
 
 
-def _cross_entropy(network: nn.Module, batch: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+def _cross_entropy(
+    network: nn.Module, batch: tuple[Tensor, Tensor, Tensor], weight: Tensor | None = None
+) -> Tensor:
     x, lengths, targets = batch
-    return nn.functional.cross_entropy(network(x, lengths), targets)
+    return nn.functional.cross_entropy(network(x, lengths), targets, weight=weight)
+
+
+# ---------------------------------------------------------------------- defaults from the data
+
+
+@dataclass(frozen=True)
+class ClassifierPlan:
+    """Settings for numeric sequences chosen from the training data's size and classes
+    (:func:`plan_for_sequences`); ``notes`` says why, one line each.
+
+    Attributes:
+        options: :class:`ClassifierConfig` fields (front end, stride, augmentation, members).
+        training: epochs, patience and batch size.
+        val_fraction: the stratified share each member holds out, or None when a class has
+            too few examples to hold any out (then every epoch runs and the lowest training
+            loss picks the weights).
+        class_weights: whether the classes are imbalanced enough to weight the loss.
+    """
+
+    options: dict[str, Any]
+    training: TrainConfig
+    val_fraction: float | None
+    class_weights: bool
+    notes: tuple[str, ...]
+
+    def model(self, **overrides: Any) -> SequenceClassifier:
+        """A :class:`SequenceClassifier` with these settings (``overrides`` win)."""
+        return SequenceClassifier(training=self.training, **{**self.options, **overrides})
+
+
+def plan_for_sequences(
+    labels: Sequence[Label], lengths: Sequence[int], seed: int = 0
+) -> ClassifierPlan:
+    """Defaults for ``N`` training sequences of ``lengths`` ``(N,)`` and ``labels`` ``(N,)``.
+
+    * batch size about ``N / 8`` (8 to 64): small sets still take several steps per epoch;
+    * epochs enough for about 500 optimiser steps (30 to 150), patience a third of them
+      (at least 10), so a small, noisy validation set cannot stop training early;
+    * a stratified 20 % held out (10 % from 1,000 examples on), at least one example per
+      class; when a class has fewer than 2 examples or the rest would lose a class, nothing
+      is held out (see :meth:`SequenceClassifier.fit`);
+    * under 500 examples, 3 members with their own seeds and splits, averaged;
+    * the convolutional front end, and a stride that leaves the encoder about 64 steps
+      of the median length; jitter, scaling and slicing under 1,000 examples;
+    * class weights when the largest class is over 1.5 times the smallest.
+    """
+    values = _labels(labels, None)
+    classes = _classes(values)
+    n = len(values)
+    counts = [values.count(c) for c in classes]
+    notes = []
+    fraction = 0.2 if n < 1000 else 0.1
+    held = max(round(fraction * n), len(classes))
+    val_fraction: float | None = held / n
+    if min(counts) < 2 or n - held < len(classes):
+        val_fraction = None
+        notes.append(
+            f"validation: none held out ({min(counts)} example(s) in the smallest class); "
+            "all epochs run and the lowest training loss picks the weights"
+        )
+    else:
+        notes.append(f"validation: {held} of {n} examples held out, stratified by class")
+    batch = int(min(64, max(8, 2 ** round(np.log2(max(n / 8, 1))))))
+    steps = int(np.ceil(n * (1 - (val_fraction or 0)) / batch))
+    epochs = int(np.clip(np.ceil(500 / steps), 30, 150))
+    patience = max(10, epochs // 3)
+    notes.append(f"batches of {batch}, up to {epochs} epochs, patience {patience}")
+    members = 3 if n < 500 else 1
+    if members > 1:
+        notes.append(f"{members} members (seeds {seed}-{seed + members - 1}) averaged: small data")
+    median = float(np.median(np.asarray(lengths)))
+    stride = max(1, int(np.ceil(median / 64)))
+    augment = "jitter+scaling+slicing" if n < 1000 else "none"
+    weights = max(counts) > 1.5 * min(counts)
+    if weights:
+        notes.append(f"class weights: classes of {min(counts)} to {max(counts)} examples")
+    options = {"front_end": "conv", "stride": stride, "augment": augment, "members": members}
+    training = TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch, seed=seed)
+    return ClassifierPlan(options, training, val_fraction, weights, tuple(notes))
 
 
 # ---------------------------------------------------------------------- splits, metrics, data
