@@ -16,6 +16,7 @@ RUN_ELSEWHERE = {
     "tutorial.md": "tests/test_docs_tutorial.py",
     "ko/tutorial.md": "tests/test_docs_tutorial.py (the same code as the English tutorial)",
     "forecasting.md": "tests/test_forecast_users.py",
+    "classifying.md": "tests/test_classify_docs.py",
 }
 # Pages whose blocks are scripts for another environment: they are compiled, not run.
 COMPILE_ONLY = {
