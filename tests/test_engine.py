@@ -11,7 +11,6 @@ the recurrent regularisers in training (the same seed gives the same random draw
 from __future__ import annotations
 
 import copy
-import importlib
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -25,10 +24,8 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import nn
-from rnnkit.functional import fused
+from rnnkit.functional import fused, tuning
 from rnnkit.nn import _engine
-
-SCAN = importlib.import_module("rnnkit.functional.scan")  # the module, not the function
 
 Factory = Callable[..., torch.nn.Module]
 
@@ -72,7 +69,7 @@ def loop(request, monkeypatch) -> str:
     """Force the torch loop or the numba loop (``NUMBA_MAX_BATCH``)."""
     if request.param == "numba" and fused._fused_numba is None:
         pytest.skip("numba is not installed")
-    monkeypatch.setattr(fused, "NUMBA_MAX_BATCH", 10**6 if request.param == "numba" else 0)
+    monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6 if request.param == "numba" else 0)
     return request.param
 
 
@@ -174,7 +171,7 @@ def test_inference_equals_reference(
     """Under ``no_grad`` the engine runs in chunks of steps, writes over its own buffers and
     returns views of them (``Options.scratch``); the result is still the reference path's,
     and the caller's input and state are left as they were."""
-    monkeypatch.setattr(SCAN, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(tuning, "CHUNK_BYTES", chunk_bytes)
     layer = make(name, 5, 16, "eval-zoneout", torch.float64)
     x = torch.randn(9, 5, 5, dtype=torch.float64)
     hx = initial_state(layer, 5, torch.float64)
@@ -203,7 +200,7 @@ def test_reference_path_in_chunks_equals_whole(name: str, monkeypatch) -> None:
     lengths = torch.tensor([9, 3, 0, 7, 1])
     results = []
     for chunk_bytes in (1, 2**30):
-        monkeypatch.setattr(SCAN, "CHUNK_BYTES", chunk_bytes)
+        monkeypatch.setattr(tuning, "CHUNK_BYTES", chunk_bytes)
         out, state, grads = run(layer, x, hx, lengths, False)
         results.append([out, *state, *grads])
     for a, b in zip(*results, strict=True):
@@ -245,7 +242,7 @@ def test_blocked_matmul_equals_numpy() -> None:
     for rows, inner, cols in cases:
         width = kernels.column_block(rows, inner, cols)
         assert (width < cols) == (rows * inner * cols > 1e6 and inner * cols > 250_000)
-        assert width == cols or width * rows * inner <= kernels._SMALL_GEMM
+        assert width == cols or width * rows * inner <= tuning.SMALL_GEMM
         for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
             x = rng.standard_normal((rows, inner)).astype(dtype)
             w = rng.standard_normal((inner, cols)).astype(dtype)
@@ -310,7 +307,7 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
     calls = spy_on_blas(monkeypatch)
-    monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(tuning, "CHUNK_BYTES", 1)
     loops = spy_on(monkeypatch, "indrnn_forward")
     layer = make("IndRNN-tanh", 2, 3, "eval", torch.float32)
     with torch.no_grad():
@@ -326,16 +323,24 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
                                   "LayerNormGRU-nobias", "Recurrent-GRUCell"])  # fmt: skip
 @pytest.mark.parametrize(("features", "hidden", "batch"), [(5, 16, 2), (5, 16, 7), (320, 320, 40)])
 @pytest.mark.parametrize("precision", ["fp32", "fp64"])
+@pytest.mark.parametrize("chunk_bytes", [1, tuning.CHUNK_BYTES])
 def test_inference_in_one_loop_equals_reference(
-    name: str, loop: str, features: int, hidden: int, batch: int, precision: str, monkeypatch
+    name: str,
+    loop: str,
+    features: int,
+    hidden: int,
+    batch: int,
+    precision: str,
+    chunk_bytes: int,
+    monkeypatch,
 ) -> None:
     """LSTM- and GRU-family inference (:func:`fused.lstm_inference`,
     :func:`fused.gru_inference`) projects each step's input in its numba loop (at batch 2,
-    all steps before it): one loop per recurrence whatever the chunk size, equal to the
-    reference path. At 320 features and hidden both products of a step go in blocks of
-    columns."""
+    all steps before it when they fit a chunk): one loop per recurrence whatever the chunk
+    size, equal to the reference path. At 320 features and hidden both products of a step go
+    in blocks of columns."""
     dtype, tolerance = PRECISIONS[precision]
-    monkeypatch.setattr(SCAN, "CHUNK_BYTES", 1)
+    monkeypatch.setattr(tuning, "CHUNK_BYTES", chunk_bytes)
     loops = spy_on(monkeypatch, "gru_forward" if "GRU" in name else "lstm_forward")
     layer = make(name, features, hidden, "eval-zoneout", dtype)
     x = torch.randn(6, batch, features, dtype=dtype)
@@ -345,7 +350,9 @@ def test_inference_in_one_loop_equals_reference(
         with reference(layer):
             slow = layer(x, hx)
     assert len(loops) == 4  # 2 layers x 2 directions, each one loop over all 6 steps
-    slots = 6 if batch < fused.LOOP_PROJECTION_BATCH else 1  # gi: (L, N, G) or one step's
+    gates = (3 if "GRU" in name else 4) * hidden
+    upfront = 6 * batch * gates * x.element_size() <= chunk_bytes
+    slots = 6 if batch < tuning.LOOP_PROJECTION_BATCH and upfront else 1  # (L, N, G) or a step's
     assert all(call[0].shape[0] == slots for call in loops)
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
@@ -406,7 +413,7 @@ def test_inference_declines_and_rejects(monkeypatch) -> None:
         assert fused.lstm_inference(*args) is not None
         ragged = fused.Options(fused.Plan(3, 2, [3, 1], False))
         assert fused.lstm_inference(*args, options=ragged) is None
-        monkeypatch.setattr(fused, "NUMBA_MAX_BATCH", 1)
+        monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 1)
         assert fused.lstm_inference(*args) is None
         monkeypatch.undo()
         with pytest.raises(ValueError, match="b_hh=None with ln_ih"):
@@ -449,7 +456,7 @@ def test_small_batches_run_the_numba_loops(monkeypatch) -> None:
             kernel = getattr(fused._fused_numba, name)
             spy = lambda *args, kernel=kernel, name=name: calls.add(name) or kernel(*args)  # noqa: E731
             monkeypatch.setattr(fused._fused_numba, name, spy)
-    x = torch.randn(3, fused.NUMBA_MAX_BATCH, 2)
+    x = torch.randn(3, tuning.NUMBA_MAX_BATCH, 2)
     for name in ("LSTM", "GRU", "IndRNN-relu", "Jordan-softmax"):
         out, _ = make(name, 2, 3, "train-regularised", torch.float32)(x)
         out.sum().backward()

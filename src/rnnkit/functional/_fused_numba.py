@@ -14,8 +14,7 @@ thread). Every function compiles with ``error_model="numpy"``: a float division 
 raise lets LLVM vectorise the gate loops (about 6x on the point-wise work). Constants and
 scalars go through :func:`_like`, so float32 buffers get float32 arithmetic. Each loop's
 scratch buffers are made by a thin public function and passed in as arguments: allocated in
-the function of the loop itself, they made its point-wise work about twice as slow (measured:
-a plain LSTM step at B=16 H=128 took 36 against 28.5 us, 18.5 us of each its GEMM; why LLVM
+the function of the loop itself, they made its point-wise work about twice as slow (why LLVM
 does worse beside a local array was not pinned down).
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
@@ -32,6 +31,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
+
+from rnnkit.functional.tuning import MIN_BLOCK, MIN_COLUMNS, SMALL_GEMM
 
 
 def _like(x, value):
@@ -79,28 +80,16 @@ def _sigmoid(x: float, exact: bool) -> float:
     return half + half * _tanh_exact(half * x, exact)
 
 
-#: OpenBLAS on AVX-512 (NumPy's and SciPy's wheels) runs products of up to about this many
-#: multiply-adds with its small-matrix kernels, which do not repack the operands: about twice
-#: as fast per row at a step's sizes (measured, one thread: 16x128 @ 128x512 in 49 us, as two
-#: blocks of 8 rows in 22 us)...
-_SMALL_GEMM = 1_000_000
-#: ... but blocks of fewer rows lose more than they gain (measured: 16x256 @ 256x1024); there
-#: the weights go in blocks of columns instead (see :func:`column_block`).
-_MIN_BLOCK = 4
-_MIN_COLUMNS = 8
-
-
 def column_block(rows: int, inner: int, columns: int) -> int:
     """How many columns of a weight ``(inner, columns)`` each product of a step takes, for a
     left operand of up to ``rows`` rows: all of them, or, where blocks of rows would be too
-    thin for the small-matrix kernels, a power of two that fits them (measured, one thread:
-    64x256 @ 256x1024 in 401 us, in blocks of 32 columns 315 us; 64x1024 @ 1024x256 399 us,
-    blocks of 8 367 us; 32x512 @ 512x2048 1442 us, blocks of 16 650 us)."""
+    thin for the small-matrix kernels, a power of two that fits them (measurements in
+    benchmarks/README.md)."""
     product = inner * columns
-    if _SMALL_GEMM // max(1, product) >= _MIN_BLOCK or rows * product <= _SMALL_GEMM:
+    if SMALL_GEMM // max(1, product) >= MIN_BLOCK or rows * product <= SMALL_GEMM:
         return columns
-    width = 1 << max(0, (_SMALL_GEMM // max(1, rows * inner)).bit_length() - 1)
-    return width if _MIN_COLUMNS <= width < columns else columns
+    width = 1 << max(0, (SMALL_GEMM // max(1, rows * inner)).bit_length() - 1)
+    return width if MIN_COLUMNS <= width < columns else columns
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -108,8 +97,8 @@ def _dot(x, w, out, spill):
     """``out = x @ W``. ``w`` holds ``W`` ``(K, N)`` as ``(1, K, N)``, or its columns in
     zero-padded blocks ``(nb, K, cb)`` (see :func:`column_block`), whose products go to
     ``spill`` ``(nb, >= rows, cb)`` first. Unblocked, the product runs in blocks of rows
-    that OpenBLAS's small-matrix kernels take, all of about the same size (measured: 16 rows
-    as 8 + 8 in 18 us, as 15 + 1 in 25 us)."""
+    that OpenBLAS's small-matrix kernels take, all of about the same size (16 rows as 8 + 8,
+    not 15 + 1: the small kernels take time by the larger block)."""
     rows = x.shape[0]
     blocks, inner, width = w.shape
     if blocks > 1:
@@ -121,8 +110,8 @@ def _dot(x, w, out, spill):
                 for j in range(min(width, out.shape[1] - start)):
                     out[n, start + j] = row[j]
         return
-    most = _SMALL_GEMM // max(1, inner * width)
-    parts = 1 if most < _MIN_BLOCK else -(-rows // most)
+    most = SMALL_GEMM // max(1, inner * width)
+    parts = 1 if most < MIN_BLOCK else -(-rows // most)
     block = max(1, -(-rows // parts))
     for start in range(0, rows, block):
         stop = min(start + block, rows)

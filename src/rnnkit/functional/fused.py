@@ -15,7 +15,7 @@ nothing for a backward.
 Variable lengths run on a batch sorted by decreasing length: step ``t`` only touches the
 first rows (the sequences still running), as torch's packed kernels do.
 
-Up to :data:`NUMBA_MAX_BATCH` every family runs the same loops compiled by numba
+Up to ``tuning.NUMBA_MAX_BATCH`` every family runs the same loops compiled by numba
 (:mod:`rnnkit.functional._fused_numba`) when it is installed: at small batches a step is a
 few microseconds of arithmetic and the torch loop is interpreter time, and up to 128 rows the
 compiled loops still win (their GEMMs in blocks OpenBLAS's small-matrix kernels take). Larger
@@ -50,24 +50,13 @@ from threadpoolctl import LibController, ThreadpoolController
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
-from rnnkit.functional.scan import CHUNK_BYTES
+from rnnkit.functional import tuning
 
 try:
     from rnnkit.functional import _fused_numba
 except ImportError:  # numba is optional: the torch loop runs every batch size
     _fused_numba = None
 
-#: Batches up to this size run the loops in numba when it is installed (measured, one thread:
-#: as fast as the torch loop or faster for every layer up to B=128, forward and
-#: forward+backward; at B=256 H=512 the two tie; see benchmarks/README.md). Beyond it the
-#: torch loop runs, whose step GEMM can use torch's threads.
-NUMBA_MAX_BATCH = 128
-#: :func:`lstm_inference` projects each step's input in its loop from this batch up; below
-#: it, a step's product is mostly call overhead, and one product over all steps runs first
-#: when it fits :data:`~rnnkit.functional.scan.CHUNK_BYTES` (measured, LayerNormLSTM H=64
-#: T=256 forward, upfront against in the loop: B=1 0.87 / 0.95 ms, B=2 1.01 / 1.09 ms,
-#: B=4 1.83 / 1.60 ms; B=16 H=128 11.6 / 9.6 ms).
-LOOP_PROJECTION_BATCH = 4
 _log = logging.getLogger("rnnkit")
 _layer_norm = torch.native_layer_norm
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
@@ -277,9 +266,9 @@ def _recurrent_inputs(plan: Plan, states: Tensor, mask: Tensor | None) -> Tensor
 
 
 def _use_numba(x: Tensor) -> bool:
-    """Whether the loops of ``x`` ``(L, N, ...)`` run in numba (see :data:`NUMBA_MAX_BATCH`);
+    """Whether the loops of ``x`` ``(L, N, ...)`` run in numba (see ``tuning.NUMBA_MAX_BATCH``);
     float16 and bfloat16, which NumPy cannot hold, run the torch loop."""
-    if x.shape[1] > NUMBA_MAX_BATCH or x.device.type != "cpu":
+    if x.shape[1] > tuning.NUMBA_MAX_BATCH or x.device.type != "cpu":
         return False
     if x.dtype not in (torch.float32, torch.float64):
         return False
@@ -312,8 +301,8 @@ def single_threaded_blas() -> Iterator[None]:
     """Hold BLAS to one thread, as the numba loops want it: their matmuls are a step's, too
     small to share, and OpenBLAS's threads woken at every step cost more than they save.
     Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once.
-    The libraries' own setters are called directly: ``ThreadpoolController.limit`` took
-    15 us a call warm and more when the call came after other work (measured: 5 us direct)."""
+    The libraries' own setters are called directly: ``ThreadpoolController.limit`` costs
+    about three times as much a call (benchmarks/README.md)."""
     depth = getattr(_held, "depth", 0)
     _held.depth = depth + 1
     libraries = _blas() if depth == 0 else []
@@ -857,13 +846,11 @@ def lstm_inference(
     options: Options | None = None,
 ) -> tuple[Tensor, tuple[Tensor, Tensor]] | None:
     """:func:`fused_lstm` of ``gi = x W_ih^T + b_ih`` for inference, in one numba loop that
-    projects each step's input as it goes (below :data:`LOOP_PROJECTION_BATCH`, all steps
+    projects each step's input as it goes (below ``tuning.LOOP_PROJECTION_BATCH``, all steps
     first). Nothing is kept for a backward, so the loop needs no ``(L, N, 4H)`` buffer and no
     chunks, and each step's input product costs no more than its share of one product over
-    all steps at these sizes (measured, one thread, 64x64 @ 64x1024 per step: 11.4 ms for 128
-    steps against 13.4 ms in chunks). LayerNormLSTM's forward against ``nn.LSTM`` went from
-    1.62x to 1.20x at B=16 T=256 H=128 and from 1.43x to 1.08x at B=64 T=128 H=256
-    (interleaved medians; see benchmarks/README.md).
+    all steps at these sizes, while it stays in the cache for the step's gates (measured in
+    benchmarks/README.md).
 
     Args:
         x: the inputs ``(L, N, I)``.
@@ -876,7 +863,7 @@ def lstm_inference(
     Returns:
         ``(output, (h_n, c_n))`` as :func:`fused_lstm`; None where it does not run: with
         gradients enabled, with lengths, or where the numba loops do not (see
-        :data:`NUMBA_MAX_BATCH`).
+        ``tuning.NUMBA_MAX_BATCH``).
     """
     opt = options or Options(Plan(x.shape[0], x.shape[1], None, False))
     if not _inference_runs(x, opt):
@@ -909,13 +896,17 @@ def _inference_runs(x: Tensor, opt: Options) -> bool:
 
 
 def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, _Input]:
-    """Where an inference loop reads each step's ``gi = x W_ih^T + bias``: all steps projected
-    now (below :data:`LOOP_PROJECTION_BATCH`, when they fit ``CHUNK_BYTES``), or projected by
-    the loop into a buffer of one step's, ``(1, N, G)``. Returns the buffer and the
+    """Where an inference loop reads each step's ``gi = x W_ih^T + bias``: all steps
+    projected now (below ``tuning.LOOP_PROJECTION_BATCH``, when they fit
+    ``tuning.CHUNK_BYTES``), or projected by the loop into a buffer of one step's,
+    ``(1, N, G)``. Returns the buffer and the
     :class:`_Input` that says which."""
     steps, batch, _ = x.shape
     gates = w_ih.shape[0]
-    if batch < LOOP_PROJECTION_BATCH and steps * batch * gates * x.element_size() <= CHUNK_BYTES:
+    if (
+        batch < tuning.LOOP_PROJECTION_BATCH
+        and steps * batch * gates * x.element_size() <= tuning.CHUNK_BYTES
+    ):
         return F.linear(x, w_ih, bias), _Input(_fused_numba.IN_ACT)
     return _slot(x, gates), _Input(_fused_numba.PROJECT, x, w_ih, bias)
 

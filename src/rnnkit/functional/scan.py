@@ -8,18 +8,12 @@ from typing import Protocol
 import torch
 from torch import Tensor
 
+from rnnkit.functional import tuning
+
 State = tuple[Tensor, ...]
 Projection = Callable[[Tensor], Tensor]
 # run(projected inputs (l, N, *), state, lengths within the chunk or None) -> (output, state)
 ChunkRun = Callable[[Tensor, State, Tensor | None], tuple[Tensor, State]]
-
-#: :func:`in_chunks` runs a recurrence in chunks of steps whose input projections take about
-#: this many bytes: freed and taken again, such a buffer stays in the process's heap, where one
-#: for the whole sequence is fresh memory, faulted in page by page (measured: copying the
-#: 32 MiB projection of B=64 T=128 H=256 into a new tensor takes 22 ms, against 2.7 ms into a
-#: used one; a user-defined LSTM cell trained at that size took 1.14x the time of a naive loop
-#: with its projection whole, 1.01x in chunks).
-CHUNK_BYTES = 2**21
 
 
 class Step(Protocol):
@@ -83,7 +77,7 @@ def in_chunks(
     reverse: bool = False,
 ) -> tuple[Tensor, State]:
     """The recurrence over ``x`` ``(L, N, H_in)`` from ``state`` as a run of chunks of steps
-    (see :data:`CHUNK_BYTES`), each projected just before it runs and each chunk's final
+    (see ``tuning.CHUNK_BYTES``), each projected just before it runs and each chunk's final
     state the next one's initial state (the chunks in reverse order when ``reverse``).
 
     Args:
@@ -97,7 +91,7 @@ def in_chunks(
     """
     steps = x.shape[0]
     # A step's projection takes about four states' worth (an LSTM's gates) or less.
-    span = max(1, CHUNK_BYTES // max(1, 4 * state[0].nbytes))
+    span = max(1, tuning.CHUNK_BYTES // max(1, 4 * state[0].nbytes))
     starts = range(0, steps, span)
     pieces: list[Tensor] = []
     out = None

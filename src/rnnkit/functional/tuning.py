@@ -1,0 +1,28 @@
+"""Where the engine changes algorithm: every tuning threshold in one place, with its reason.
+
+The measurements behind each value, and how they were taken, are in benchmarks/README.md
+(the engine's section). A test that needs another path changes the value here, e.g.
+``monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 0)`` for the torch loop.
+"""
+
+#: Batches up to this size run the fused loops in numba; larger ones the torch loop, whose
+#: step GEMM can use torch's threads and catches up with numba's one-thread loop there.
+NUMBA_MAX_BATCH = 128
+
+#: Below this batch, inference projects the inputs of all steps first (a step's own product
+#: is mostly call overhead); from it up, the loop projects each step's input as it goes.
+LOOP_PROJECTION_BATCH = 4
+
+#: Loops run in chunks of steps whose input projections take about this many bytes: a buffer
+#: freed and taken again stays in the heap, where one for the whole sequence is fresh memory
+#: faulted in page by page.
+CHUNK_BYTES = 2**21
+
+#: OpenBLAS's small-matrix kernels, which do not repack the operands, take products of up to
+#: about this many multiply-adds; a step's product is cut into blocks of rows that fit.
+SMALL_GEMM = 1_000_000
+
+#: Blocks thinner than this many rows lose more than they gain: the weights are cut into
+#: blocks of columns instead, of at least ``MIN_COLUMNS``.
+MIN_BLOCK = 4
+MIN_COLUMNS = 8
