@@ -241,6 +241,11 @@ def test_cli_trains_on_a_ts_file_with_a_test_file(tmp_path: Path) -> None:
     assert report["confusion_matrix"] == evaluation["confusion_matrix"].tolist()
     assert (out / "confusion.png").read_bytes().startswith(b"\x89PNG")
     assert model.config.members == 1 and model.config.front_end == "conv"
+    # `rnnkit predict` on the test file gives the model's predictions
+    predicted = CliRunner().invoke(app, ["predict", str(out / "model"), str(test)])
+    assert predicted.exit_code == 0, predicted.output
+    rows = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert [r["label"] for r in rows] == model.predict(held.sequences).tolist()
     # `rnnkit evaluate` on the test file gives the same accuracy
     again = CliRunner().invoke(app, ["evaluate", str(out / "model"), "--data", str(test)])
     assert again.exit_code == 0, again.output

@@ -186,11 +186,21 @@ def evaluate(model_dir: Path, data: str | None) -> None:
 
 def predict(model_dir: Path, input: str) -> None:
     """Print the label and its probability of each line of ``input`` (a text, or a UTF-8
-    text file with one example per line) as JSON lines."""
+    text file with one example per line), or of each example of a sequence file for a model
+    trained on sequences, as JSON lines."""
     from rnnkit.tasks.classifier import SequenceClassifier
 
     model = SequenceClassifier.load(model_dir)
     path = Path(input)
+    if model._require_fitted().kind == "sequence":
+        from rnnkit.data.sequences import read_sequences
+
+        sequences = read_sequences(path).sequences  # labels in the file are not used
+        for index, p in enumerate(model.predict_proba(sequences)):
+            label = model.classes[int(p.argmax())]
+            print(json.dumps({"index": index, "label": label,
+                              "probability": round(float(p.max()), 4)}))  # fmt: skip
+        return
     if path.is_dir():
         raise ValueError(f"input: expected a text or a text file, got the folder {input!r}")
     texts = path.read_text(encoding="utf-8").splitlines() if path.is_file() else [input]
