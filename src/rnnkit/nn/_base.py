@@ -15,6 +15,7 @@ output width of one direction, ``D`` directions, ``S_k`` the width of state tens
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -39,6 +40,7 @@ from rnnkit.nn._checks import (
 )
 
 FusedResult = tuple[Tensor, State]
+RunResult = tuple[Tensor, State]  # an output (L, N, *) and a final state
 #: How a layer runs: ``"auto"`` takes the fastest path that computes exactly its
 #: configuration (torch's fused kernel, rnnkit's engine, a cell's own scan); ``"reference"``
 #: always loops over the cells' steps, the equations as written.
@@ -346,35 +348,57 @@ class RecurrentBase(nn.Module):
         self, x: Tensor, state: State, lengths: Tensor | None
     ) -> tuple[Tensor, State]:
         """The plain path: each recurrence's ``scan`` (or a regularised loop of its steps)."""
+
+        def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
+            cell = self.recurrence(index, direction)
+            reverse = direction == 1
+            # a scan of the cell's own (e.g. a parallel scan), but not in an exported graph
+            if (
+                self._plain()
+                and self.backend == "auto"
+                and type(cell).scan not in _STEP_LOOPS
+                and not torch.compiler.is_exporting()
+            ):
+                return cell.scan(cell.project(inputs), initial, lengths, reverse)
+            step = cell.step if self._plain() else self._regularised(cell.step)
+            run = partial(scan, step, reverse=reverse)
+            return in_chunks(run, cell.project, inputs, initial, lengths, reverse)
+
+        return self.run_stack(x, state, recurrence, partial(F.dropout, p=self.dropout))
+
+    def run_stack(
+        self,
+        x: Tensor,
+        state: State,
+        recurrence: Callable[[int, int, Tensor, State], RunResult],
+        dropout: Callable[[Tensor], Tensor],
+    ) -> RunResult:
+        """The stack's loop over layers and directions, for every path that runs one.
+
+        Args:
+            x: ``(L, N, H_in)``; state: ``(D * num_layers, N, S_k)`` per state tensor.
+            recurrence: ``(layer, direction, inputs (L, N, *), initial ((N, S_k), ...))
+                -> (output (L, N, S_0), final state)``.
+            dropout: inter-layer dropout of an ``(L, N, D * S_0)`` output (only called in
+                training, when ``self.dropout > 0``, between layers).
+
+        Returns:
+            The top layer's output ``(L, N, D * S_0)`` and the final state, as ``state``.
+        """
         finals: list[list[Tensor]] = [[] for _ in self.state_sizes]
         layer_input = x
-        for layer in range(self.num_layers):
+        for index in range(self.num_layers):
             outputs = []
             for direction in range(self.num_directions):
-                row = layer * self.num_directions + direction
-                cell = self.recurrence(layer, direction)
+                row = index * self.num_directions + direction
                 initial = tuple(s[row] for s in state)
-                reverse = direction == 1
-                # a scan of the cell's own (e.g. a parallel scan), but not in an exported graph
-                if (
-                    self._plain()
-                    and self.backend == "auto"
-                    and type(cell).scan not in _STEP_LOOPS
-                    and not torch.compiler.is_exporting()
-                ):
-                    inputs = cell.project(layer_input)
-                    out, final = cell.scan(inputs, initial, lengths, reverse)
-                else:
-                    step = cell.step if self._plain() else self._regularised(cell.step)
-                    run = partial(scan, step, reverse=reverse)
-                    out, final = in_chunks(run, cell.project, layer_input, initial, lengths,
-                                           reverse)  # fmt: skip
+                out, final = recurrence(index, direction, layer_input, initial)
                 outputs.append(out)
                 for k, s in enumerate(final):
                     finals[k].append(s)
             layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
-            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, self.dropout, training=True)
+            if self.dropout > 0 and self.training and index < self.num_layers - 1:
+                layer_input = dropout(layer_input)
         return layer_input, tuple(torch.stack(f) for f in finals)
 
     def _regularised(self, step: Step) -> Step:

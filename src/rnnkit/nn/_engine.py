@@ -34,7 +34,7 @@ from rnnkit.functional.fused import (
 from rnnkit.nn._cell import Projection
 
 if TYPE_CHECKING:
-    from rnnkit.nn._base import RecurrentBase
+    from rnnkit.nn._base import RecurrentBase, RunResult
 
 # kernel(gi, state, mask, keep, options) -> (output, final state)
 Kernel = Callable[[Tensor, State, Tensor | None, Tensor | None, Options], tuple[Tensor, State]]
@@ -159,38 +159,27 @@ def run(
         """Random draws made in the caller's batch order, in the sorted one."""
         return noise if order is None else noise.index_select(dim, order)
 
-    finals: list[list[Tensor]] = [[] for _ in layer.state_sizes]
-    layer_input = x
-    for index in range(layer.num_layers):
-        outputs = []
-        for direction in directions:
-            row = index * layer.num_directions + direction
-            fused = kernels[row]
-            initial = tuple(s[row] for s in state)
-            # The reference path's draws, in its order: the dropout mask at the first step,
-            # then at each step (in running order) one zoneout draw per state tensor.
-            mask = keep = None
-            if drop > 0:
-                mask = rows(F.dropout(torch.ones_like(initial[0]), drop, training=True), 0)
-            if draw_keep:
-                shape = (steps, len(initial), batch, initial[0].shape[-1])
-                keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
-                keep = keep.flip(0) if direction == 1 else keep
-            if scratch and order is None and mask is None and keep is None:
-                out, final = _inference(fused, layer_input, initial, direction == 1,
-                                        zoneout_rate)  # fmt: skip
-            else:
-                options = Options(plans[direction], rate=zoneout_rate, scratch=scratch,
-                                  **fused.fields)  # fmt: skip
-                out, final = fused.kernel(fused.project(layer_input), initial, mask, keep, options)
-            outputs.append(out)
-            for k, s in enumerate(final):
-                finals[k].append(s)
-        layer_input = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]
-        if layer.dropout > 0 and layer.training and index < layer.num_layers - 1:
-            noise = F.dropout(torch.ones_like(layer_input), layer.dropout, training=True)
-            layer_input = layer_input * rows(noise, 1)
-    final_state = tuple(torch.stack(f) for f in finals)
+    def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
+        fused = kernels[index * layer.num_directions + direction]
+        # The reference path's draws, in its order: the dropout mask at the first step,
+        # then at each step (in running order) one zoneout draw per state tensor.
+        mask = keep = None
+        if drop > 0:
+            mask = rows(F.dropout(torch.ones_like(initial[0]), drop, training=True), 0)
+        if draw_keep:
+            shape = (steps, len(initial), batch, initial[0].shape[-1])
+            keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
+            keep = keep.flip(0) if direction == 1 else keep
+        if scratch and order is None and mask is None and keep is None:
+            return _inference(fused, inputs, initial, direction == 1, zoneout_rate)
+        options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fused.fields)
+        return fused.kernel(fused.project(inputs), initial, mask, keep, options)
+
+    def dropout(output: Tensor) -> Tensor:
+        noise = F.dropout(torch.ones_like(output), layer.dropout, training=True)
+        return output * rows(noise, 1)
+
+    layer_input, final_state = layer.run_stack(x, state, recurrence, dropout)
     if order is not None:
         inverse = torch.argsort(order)
         layer_input = layer_input.index_select(1, inverse)
