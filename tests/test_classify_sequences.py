@@ -191,6 +191,10 @@ def test_bad_options_are_clear_errors() -> None:
         SequenceClassifier(augment="flip")
     with pytest.raises(ValueError, match=r"^front_end: expected one of 'none', 'conv'"):
         SequenceClassifier(front_end="fcn")
+    x, _ = bumps(50, seed=0)
+    with pytest.raises(ValueError, match=r"^val_fraction: cannot split 50 examples by class: .*"
+                       r"; pass val_fraction=None to hold nothing out"):  # fmt: skip
+        SequenceClassifier().fit(x, list(range(10)) * 5, progress=False)
     with pytest.raises(ValueError, match=r"^resume: expected a model with members = 1, got 2"):
         SequenceClassifier(members=2).fit(*bumps(10, 0), resume=True, progress=False)
 
@@ -260,3 +264,24 @@ def test_cli_bad_sequence_file_is_one_line(tmp_path: Path) -> None:
     assert result.output.strip() == (
         "error: data: bad.ts line 3: expected 2 channels, got 1 (mixed channel counts)"
     )
+
+
+# ------------------------------------------------------------------- quality
+
+
+@pytest.mark.slow
+def test_gunpoint_defaults_beat_dtw_and_are_far_from_chance() -> None:
+    """The issue's case: GunPoint's 50 training series stopped at chance (0.49) with the old
+    defaults. The planned defaults must beat the UCR archive's 1-NN DTW (0.913)."""
+    from rnnkit.data import dataset_path
+    from rnnkit.data.sequences import read_sequences
+
+    folder = dataset_path("sentiment").parent
+    train = read_sequences(folder / "GunPoint_TRAIN.ts.gz")
+    test = read_sequences(folder / "GunPoint_TEST.ts.gz")
+    plan = plan_for_sequences(train.labels, train.lengths, seed=0)
+    model = plan.model()
+    model.fit(train.sequences, train.labels, val_fraction=plan.val_fraction, progress=False)
+    accuracy = model.evaluate(test.sequences, test.labels)["accuracy"]
+    print(f"GunPoint, planned defaults: test accuracy {accuracy:.3f}")
+    assert accuracy > 0.913

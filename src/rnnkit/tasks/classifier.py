@@ -395,7 +395,15 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         rows = np.arange(len(values))
         if validation is not None or val_fraction is None:
             return rows, None
-        return split_indices(values, val_fraction, self.training.seed + member, "val_fraction")
+        try:
+            return split_indices(values, val_fraction, self.training.seed + member, "val_fraction")
+        except ValueError as error:
+            if "cannot split" not in str(error):
+                raise
+            raise ValueError(
+                f"{error}; pass val_fraction=None to hold nothing out, your own validation="
+                "(inputs, labels), or the settings of plan_for_sequences"
+            ) from None
 
     def _network_sizes(self) -> tuple[int, int, ClassifierConfig, int]:
         fitted = self._require_fitted()
