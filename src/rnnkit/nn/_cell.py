@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from rnnkit.functional import State, Step, scan
 from rnnkit.functional.scan import Projection
+from rnnkit.nn._checks import check_shape, check_state_structure, check_tensor_like
 
 
 class RecurrentCell(nn.Module):
@@ -79,6 +80,44 @@ class RecurrentCell(nn.Module):
     ) -> tuple[Tensor, State]:
         """The whole sequence; see :func:`rnnkit.functional.scan` for the arguments."""
         return scan(self.step, inputs, state, lengths, reverse)
+
+    def _step_input(self, input: Tensor, hx: Tensor | State | None) -> tuple[Tensor, State, bool]:
+        """Check the arguments of a one-step call from the raw input.
+
+        Args:
+            input: ``(N, H_in)`` or unbatched ``(H_in,)``.
+            hx: a tuple of ``(N, S_k)`` (or ``(S_k,)``) tensors, a bare tensor for a
+                one-tensor state, or None for zeros.
+
+        Returns:
+            ``x`` ``(N, H_in)``, the state as ``(N, S_k)`` tensors, and whether the input was
+            batched.
+        """
+        weight = next(self.parameters())
+        check_tensor_like("input", input, weight)
+        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
+            raise ValueError(
+                f"input: expected shape (N, H_in) or unbatched (H_in,) with H_in = input_size "
+                f"= {self.input_size}, got {tuple(input.shape)}"
+            )
+        batched = input.dim() == 2
+        x = input if batched else input.unsqueeze(0)  # (N, H_in)
+        sizes = self.state_sizes
+        if hx is None:
+            return x, tuple(x.new_zeros(x.shape[0], size) for size in sizes), batched
+        state = []
+        for k, (h, size) in enumerate(
+            zip(check_state_structure(hx, len(sizes)), sizes, strict=True)
+        ):
+            name = "hx" if len(sizes) == 1 else f"hx[{k}]"
+            width = "H" if size == getattr(self, "hidden_size", None) else "S"  # the width's name
+            check_tensor_like(name, h, weight)
+            if batched:
+                check_shape(name, h, (x.shape[0], size), f"(N, {width})")
+            else:
+                check_shape(name, h, (size,), f"({width},)")
+            state.append(h if batched else h.unsqueeze(0))
+        return x, tuple(state), batched
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,6 @@ from rnnkit.nn._checks import (
     check_dtype,
     check_int,
     check_positive_float,
-    check_shape,
-    check_state_structure,
-    check_tensor_like,
 )
 from rnnkit.nn._recurrent import CellLayer
 from rnnkit.nn._rnn import RNN
@@ -86,30 +83,7 @@ class _ExtendedCell(RecurrentCell):
         Returns:
             The new state, a tuple shaped like ``hx``; its first tensor is the output.
         """
-        weight = next(self.parameters())
-        check_tensor_like("input", input, weight)
-        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input: expected shape (N, H_in) or unbatched (H_in,) with H_in = input_size "
-                f"= {self.input_size}, got {tuple(input.shape)}"
-            )
-        batched = input.dim() == 2
-        x = input if batched else input.unsqueeze(0)  # (N, H_in)
-        sizes = self.state_sizes
-        if hx is None:
-            state = tuple(x.new_zeros(x.shape[0], size) for size in sizes)
-        else:
-            hx = check_state_structure(hx, len(sizes))
-            checked = []
-            for k, (h, size) in enumerate(zip(hx, sizes, strict=True)):
-                name = "hx" if len(sizes) == 1 else f"hx[{k}]"
-                check_tensor_like(name, h, weight)
-                if batched:
-                    check_shape(name, h, (x.shape[0], size), "(N, S)")
-                else:
-                    check_shape(name, h, (size,), "(S,)")
-                checked.append(h if batched else h.unsqueeze(0))
-            state = tuple(checked)
+        x, state, batched = self._step_input(input, hx)
         new_state = self.step(self.project(x.unsqueeze(0))[0], state)
         return new_state if batched else tuple(s.squeeze(0) for s in new_state)
 

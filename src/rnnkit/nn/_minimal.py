@@ -52,8 +52,6 @@ from rnnkit.nn._checks import (
     check_bool,
     check_dtype,
     check_int,
-    check_shape,
-    check_tensor_like,
 )
 from rnnkit.nn._recurrent import CellLayer
 
@@ -133,21 +131,7 @@ class _MinimalCell(RecurrentCell):
         Returns:
             ``h'``, ``(N, H)`` or ``(H,)``.
         """
-        check_tensor_like("input", input, self.weight_ih)
-        if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
-            raise ValueError(
-                f"input: expected shape (N, H_in) or unbatched (H_in,) with H_in = input_size "
-                f"= {self.input_size}, got {tuple(input.shape)}"
-            )
-        batched = input.dim() == 2
-        x = input if batched else input.unsqueeze(0)  # (N, H_in)
-        if hx is None:
-            h = x.new_zeros(x.shape[0], self.hidden_size)
-        else:
-            check_tensor_like("hx", hx, self.weight_ih)
-            expected = (x.shape[0], self.hidden_size) if batched else (self.hidden_size,)
-            check_shape("hx", hx, expected, "(N, H)" if batched else "(H,)")
-            h = hx if batched else hx.unsqueeze(0)
+        x, (h,), batched = self._step_input(input, hx)
         (h,) = self.step(self.project(x), (h,))
         return h if batched else h.squeeze(0)
 
