@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.train import History, ModelFileError, TrainConfig, load_model, save_model
+from rnnkit.train.distributed import is_global_zero
 from rnnkit.train.io import first_difference
 
 if TYPE_CHECKING:  # typing.Self is new in Python 3.11
@@ -75,8 +76,11 @@ class Task(Generic[Fitted, Network]):
     ) -> Path:
         """Write the weights and, as JSON, the configs, ``fitted_state`` (what fit() learned
         besides the weights: vocabulary, scaler, ...), the curves and ``metadata`` (the
-        fitted model's own when None)."""
+        fitted model's own when None). Under DDP only global rank 0 writes; the others
+        return the same path."""
         network = self._require_network()
+        if not is_global_zero():  # every process of a DDP run executes the same save
+            return Path(directory)
         state = {
             "model": asdict(self.config),
             "training": asdict(self.training),

@@ -31,11 +31,13 @@ from lightning.pytorch.callbacks import (
     RichProgressBar,
 )
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.data import extract_batch_size
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from rnnkit.nn._checks import check_choice, check_int, check_positive_float
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
+from rnnkit.train.distributed import STRATEGIES, ShardedData, is_global_zero, make_strategy
 from rnnkit.train.io import ModelFileError, first_difference
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -71,9 +73,26 @@ class TrainConfig:
     # over the training steps (Lightning's EMAWeightAveraging), which validation, the
     # restored epoch and the saved model then use.
     ema_decay: float | None = None
+    # Distributed data parallel (Lightning's DDP, gloo backend): this many processes on each
+    # of num_nodes machines, each training on its part of the data. batch_size is per
+    # process: a step averages the gradients of batch_size * devices * num_nodes samples.
+    devices: int = 1
+    num_nodes: int = 1
+    # "auto": one process when devices * num_nodes is 1, else "ddp" (Lightning starts the
+    # other processes by running the script's command line again; torchrun or SLURM may
+    # start them instead).
+    strategy: str = "auto"
 
     def __post_init__(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
+        check_int("devices", self.devices, minimum=1)
+        check_int("num_nodes", self.num_nodes, minimum=1)
+        if self.strategy == "ddp_spawn":
+            raise ValueError(
+                "strategy: 'ddp_spawn' is not supported (its processes would keep the training "
+                "curves and the best weights); use 'ddp', which runs the script again"
+            )
+        check_choice("strategy", self.strategy, STRATEGIES)
         check_int("warmup_steps", self.warmup_steps, minimum=0)
         check_positive_float("learning_rate", self.learning_rate)
         if not self.weight_decay >= 0:
@@ -109,6 +128,9 @@ class TaskModule(L.LightningModule):
         self.network = network
         self.loss_fn = loss_fn
         self.config = config
+        # Under DDP, the size-weighted sum of the losses and the sum of the batch sizes of
+        # this process's epoch so far, by stage
+        self.totals = {stage: torch.zeros(2, dtype=torch.float64) for stage in ("train", "val")}
 
     def training_step(self, batch: Any, batch_index: int) -> Tensor:
         return self._step(batch, "train")
@@ -121,7 +143,10 @@ class TaskModule(L.LightningModule):
 
     def _step(self, batch: Any, stage: str) -> Tensor:
         loss = self.loss_fn(self.network, batch)
-        if not bool(torch.isfinite(loss)):
+        finite = bool(torch.isfinite(loss))
+        if self.trainer.world_size > 1:  # all processes stop together, or none waits forever
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if not finite:
             value, epoch = float(loss.detach()), self.current_epoch
             raise DivergedError(
                 f"training: the {stage} loss is {value} at epoch {epoch}, "
@@ -131,6 +156,10 @@ class TaskModule(L.LightningModule):
                 "in the data that are not finite or far out of range"
             )
         size = len(batch[0]) if isinstance(batch, (tuple, list)) else None
+        if self.trainer.world_size > 1:  # _ReducedLosses logs the epoch's mean
+            weight = size if size is not None else extract_batch_size(batch)
+            self.totals[stage] += torch.tensor([float(loss) * weight, weight], dtype=torch.float64)
+            return loss
         self.log(
             f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
         )
@@ -206,18 +235,66 @@ class _BestWeights(Callback):
         self.best = state["best"]
 
 
+class _ReducedLosses(Callback):
+    """Under DDP, log each epoch's loss as the mean over all processes' samples (each
+    batch's loss weighted by its size), so that it equals one process's on the same weights.
+
+    Lightning's own reduction (``sync_dist``) averages the processes' sample counts as an
+    integer: with 19 and 18 samples it divides by 2 * 18, not 37. Listed first, so that the
+    callbacks after it read the reduced loss.
+    """
+
+    def on_train_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        module.totals["train"].zero_()
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        module.totals["val"].zero_()
+
+    def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._log(trainer, module, "train")
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        self._log(trainer, module, "val")
+
+    def _log(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        if trainer.world_size == 1:
+            return
+        totals = module.totals[stage].clone()
+        torch.distributed.all_reduce(totals)
+        mean = (totals[0] / totals[1]).float()
+        # the same number in every process: sync_dist only averages equal values
+        module.log(f"{stage}_loss", mean, on_step=False, on_epoch=True, prog_bar=True,
+                   sync_dist=True)  # fmt: skip
+
+
 class _RandomState(Callback):
     """Checkpoint the generators that drive dropout and shuffling, so a resumed run draws
-    the same numbers as an uninterrupted one."""
+    the same numbers as an uninterrupted one (under DDP, every process's own generator)."""
 
     def __init__(self, loader_generator: torch.Generator) -> None:
         self.loader_generator = loader_generator
+        self.trainer: L.Trainer | None = None
+
+    def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self.trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        return {"torch": torch.get_rng_state(), "loader": self.loader_generator.get_state()}
+        state = {"torch": torch.get_rng_state(), "loader": self.loader_generator.get_state()}
+        trainer = self.trainer
+        if trainer is not None and trainer.world_size > 1:  # every process saves a checkpoint
+            states = [torch.empty_like(state["torch"]) for _ in range(trainer.world_size)]
+            torch.distributed.all_gather(states, state["torch"])
+            state["torch_by_rank"] = torch.stack(states)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        torch.set_rng_state(state["torch"])
+        trainer = self.trainer
+        by_rank = state.get("torch_by_rank")
+        if trainer is not None and by_rank is not None and len(by_rank) == trainer.world_size:
+            # a copy, not a view: torch reads the state from the start of its storage
+            torch.set_rng_state(by_rank[trainer.global_rank].clone())
+        else:
+            torch.set_rng_state(state["torch"])
         self.loader_generator.set_state(state["loader"])
 
 
@@ -246,10 +323,18 @@ def train(
         progress: show a rich progress bar.
         trainer: a ``lightning.Trainer`` of your own (its settings win; early stopping, the
             best-weights and, with ``log_dir``, the checkpoint callbacks are added to it).
+            A distributed one needs ``use_distributed_sampler=False``: rnnkit shards the
+            data itself.
         resume: continue from the checkpoint in ``log_dir`` (same network, data and
             config); the result equals that of a run that was never interrupted.
         shuffle: draw training batches in random order; False keeps the dataset's order
             (for a loss that carries state from one batch into the next).
+
+    With ``config.devices`` or ``config.num_nodes`` above 1 the training runs in several
+    processes (Lightning's DDP; see :mod:`rnnkit.train.distributed`): each trains on its
+    part of the data, the losses are reduced over all of them, and only global rank 0
+    writes ``metrics.csv`` and the checkpoint. Every process returns the same network and
+    history.
 
     Raises:
         KeyboardInterrupt: training was interrupted (Ctrl-C); the checkpoint of the last
@@ -266,6 +351,7 @@ def train(
     history = History()
     generator = torch.Generator().manual_seed(config.seed)
     callbacks: list[Callback] = [
+        _ReducedLosses(),
         _BestWeights(history),
         _RandomState(generator),
         EarlyStopping("val_loss", patience=config.patience, mode="min"),
@@ -280,16 +366,18 @@ def train(
         )  # fmt: skip
         saver.FILE_EXTENSION = checkpoint.suffix
         callbacks.append(saver)
-    loaders = (
-        DataLoader(train_set, config.batch_size, shuffle=shuffle, generator=generator,
-                   collate_fn=collate_fn),
-        DataLoader(val_set, config.batch_size, collate_fn=collate_fn),
-    )  # fmt: skip
+    data = ShardedData(
+        train_set, val_set, config.batch_size, config.seed, generator, shuffle, collate_fn
+    )
     with _quiet_lightning(), _restored_sigint():
         if trainer is None:
             trainer = L.Trainer(
                 max_epochs=config.max_epochs,
                 accelerator="cpu",
+                devices=config.devices,
+                num_nodes=config.num_nodes,
+                strategy=make_strategy(config.devices, config.num_nodes, config.strategy),
+                use_distributed_sampler=False,  # ShardedData gives each process its part
                 deterministic=True,
                 gradient_clip_val=config.gradient_clip,
                 precision=config.precision,
@@ -302,11 +390,16 @@ def train(
                 plugins=[SafetensorsCheckpointIO()],
             )
         else:
+            if trainer.world_size > 1 and trainer._accelerator_connector.use_distributed_sampler:
+                raise ValueError(
+                    "trainer: a distributed trainer needs use_distributed_sampler=False "
+                    "(rnnkit gives each process its part of the data)"
+                )
             trainer.callbacks.extend(callbacks)
             trainer.strategy.checkpoint_io = SafetensorsCheckpointIO()
         module = TaskModule(network, loss_fn, config)
         try:
-            trainer.fit(module, *loaders, ckpt_path=checkpoint if resume else None)
+            trainer.fit(module, datamodule=data, ckpt_path=checkpoint if resume else None)
         except SystemExit:
             if trainer.interrupted:  # Lightning exits the process on Ctrl-C; a library must not
                 raise KeyboardInterrupt from None
@@ -338,6 +431,8 @@ def _csv_logger(log_dir: str | Path, resumed: dict[str, Any] | None) -> CSVLogge
     are kept, and that row is written again from the checkpoint's record of the curves.
     """
     logger = CSVLogger(str(log_dir), name="", version="")
+    if not is_global_zero():  # the logger writes from global rank 0 only; leave its file be
+        return logger
     metrics = Path(log_dir) / "metrics.csv"
     rows: list[dict[str, Any]] = []
     if resumed is not None and metrics.is_file():
