@@ -12,13 +12,44 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-console = Console()
+from rnnkit._ranks import launched_as_zero
+
+# The further processes of a distributed run print nothing (their errors still show).
+console = Console(quiet=not launched_as_zero())
 errors = Console(stderr=True)
 Command = TypeVar("Command", bound=Callable[..., Any])
 Resume = Annotated[
     bool,
     typer.Option("--resume", help="Continue an interrupted run from its checkpoint in OUT/logs."),
 ]
+
+Devices = Annotated[
+    int,
+    typer.Option(
+        "--devices", min=1,
+        help="Training processes on each machine (distributed data parallel on gloo); the "
+        "batch size is per process.",
+    ),
+]  # fmt: skip
+NumNodes = Annotated[
+    int,
+    typer.Option(
+        "--num-nodes", min=1,
+        help="Machines training together; start the command on each (torchrun, SLURM: see "
+        "docs/distributed.md).",
+    ),
+]  # fmt: skip
+Strategy = Annotated[
+    str, typer.Option("--strategy", help="auto (one process; ddp for several) or ddp.")
+]
+
+
+def further_process() -> bool:
+    """Whether this is a process of a distributed run other than global rank 0: after
+    training, it leaves the evaluation, the figures and the model folder to rank 0."""
+    from rnnkit.train.distributed import is_global_zero
+
+    return not is_global_zero()
 
 
 def user_errors(command: Command) -> Command:

@@ -15,7 +15,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
+from rnnkit.commands._common import (
+    Devices,
+    NumNodes,
+    Resume,
+    Strategy,
+    console,
+    evaluation_source,
+    further_process,
+    user_errors,
+)
 
 Option = typer.Option
 
@@ -26,11 +35,14 @@ def demo(
     epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
     cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Forecast the bundled electricity demand a day ahead on each of its last 14 days
     (validated on the 14 before); compare with the baselines."""
     command(data="electricity", test_size=672, val_size=672, out=out, epochs=epochs, cell=cell,
-            resume=resume)  # fmt: skip
+            resume=resume, devices=devices, num_nodes=num_nodes, strategy=strategy)  # fmt: skip
 
 
 @user_errors
@@ -72,6 +84,9 @@ def command(
         "runs/forecast"
     ),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Train a forecaster, evaluate it on the held-out end of the series against naive,
     seasonal-naive, AutoETS and AutoARIMA forecasts, plot and save it. Every size not
@@ -90,7 +105,8 @@ def command(
     model = Forecaster(
         lookback=plan.lookback, horizon=plan.horizon, stride=stride, cell=cell,
         hidden_size=hidden_size, num_layers=num_layers, season=plan.season, blend=blend,
-        training=TrainConfig(max_epochs=epochs, seed=seed),
+        training=TrainConfig(max_epochs=epochs, seed=seed, devices=devices, num_nodes=num_nodes,
+                             strategy=strategy),
     )  # fmt: skip
     what = f"{len(panel)} series" if id_column else f"{len(panel[0])} steps"
     console.print(f"Training a {cell} forecaster on {Path(data).name} ({what}) ...")
@@ -100,6 +116,8 @@ def command(
         val_size=plan.val_size, log_dir=out / "logs", resume=resume,
     )  # fmt: skip
     seconds = time.perf_counter() - start
+    if further_process():  # the baselines, figures and model come from global rank 0
+        return
     if id_column:
         summary = _report_panel(model.evaluate_panel(panel, plan.test_size, plan.seasons))
         figure = None

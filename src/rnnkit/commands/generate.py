@@ -7,7 +7,17 @@ from typing import Annotated, Any
 
 from typer import Option
 
-from rnnkit.commands._common import Resume, bundled, console, evaluation_source, user_errors
+from rnnkit.commands._common import (
+    Devices,
+    NumNodes,
+    Resume,
+    Strategy,
+    bundled,
+    console,
+    evaluation_source,
+    further_process,
+    user_errors,
+)
 
 
 @user_errors
@@ -56,6 +66,9 @@ def command(
     seed: Annotated[int, Option(help="Seeds training and sampling.")] = 0,
     out: Annotated[Path, Option(help="Folder for the log and the model.")] = Path("runs/generate"),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Train a character-level language model (or load one) and sample from it.
 
@@ -83,11 +96,14 @@ def command(
                                  learning_rate=learning_rate,
                                  final_learning_rate=final_learning_rate,
                                  warmup_steps=warmup_steps, weight_decay=weight_decay, seed=seed,
-                                 precision=precision, ema_decay=ema_decay),
+                                 precision=precision, ema_decay=ema_decay, devices=devices,
+                                 num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training
         console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")
         generator.fit(text, val_fraction=val_fraction, log_dir=out / "logs", resume=resume)
+        if further_process():  # the model, sample and report come from global rank 0
+            return
         saved = generator.save(out / "model", {"data": data, "val_fraction": val_fraction})
         console.print(f"Model: {saved}")
     if prompt is None:

@@ -16,7 +16,16 @@ from typing import Annotated, Any
 from rich.table import Table
 from typer import Option
 
-from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
+from rnnkit.commands._common import (
+    Devices,
+    NumNodes,
+    Resume,
+    Strategy,
+    console,
+    evaluation_source,
+    further_process,
+    user_errors,
+)
 
 
 @user_errors
@@ -56,6 +65,9 @@ def command(
         "runs/seq2seq"
     ),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Train an encoder-decoder with attention (or load one); score greedy and beam search.
 
@@ -81,7 +93,8 @@ def command(
             hidden_size=hidden_size, num_layers=num_layers, decoder_layers=decoder_layers,
             residual=residual, scheduled_sampling=scheduled_sampling, dropout=dropout,
             training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate, seed=seed),
+                                 learning_rate=learning_rate, seed=seed, devices=devices,
+                                 num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         console.print(
             f"Training a {cell} encoder-decoder ({attention} attention) on {data}: "
@@ -89,6 +102,8 @@ def command(
         )
         sources, targets = zip(*train_pairs, strict=True)
         seq2seq.fit(sources, targets, log_dir=out / "logs", progress=progress, resume=resume)
+        if further_process():  # the model, scores and figure come from global rank 0
+            return
         saved = seq2seq.save(out / "model", {"source": source})
         console.print(f"Model: {saved}")
     if test_pairs is not None:

@@ -12,7 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
+from rnnkit.commands._common import (
+    Devices,
+    NumNodes,
+    Resume,
+    Strategy,
+    console,
+    evaluation_source,
+    further_process,
+    user_errors,
+)
 
 Option = typer.Option
 
@@ -45,6 +54,9 @@ def command(
         "runs/tag"
     ),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Train a tagger that puts the spaces back into text; compare it with a bigram rule.
 
@@ -70,13 +82,16 @@ def command(
         cell=cell, hidden_size=hidden_size, num_layers=num_layers,
         embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional,
         training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                             learning_rate=learning_rate, seed=seed),
+                             learning_rate=learning_rate, seed=seed, devices=devices,
+                             num_nodes=num_nodes, strategy=strategy),
     )  # fmt: skip
     started = time.perf_counter()
     history = restorer.fit(
         train_lines, val_lines, log_dir=out / "logs", progress=progress, resume=resume
     )
     seconds = time.perf_counter() - started
+    if further_process():  # the scores and the model come from global rank 0
+        return
     scores = _report(restorer, train_lines, test_lines, data)
     console.print(
         f"Trained {len(history.val_loss)} epochs in {seconds:.0f} s "

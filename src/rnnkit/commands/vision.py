@@ -19,7 +19,15 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, user_errors
+from rnnkit.commands._common import (
+    Devices,
+    NumNodes,
+    Resume,
+    Strategy,
+    console,
+    further_process,
+    user_errors,
+)
 
 Option = typer.Option
 
@@ -43,6 +51,9 @@ def caption(
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/caption"),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Caption grids of handwritten digits ("three digits: seven two nine"); vs a baseline.
 
@@ -62,10 +73,13 @@ def caption(
         captioner = Captioner(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
             training=TrainConfig(max_epochs=epochs, patience=patience,
-                                 learning_rate=learning_rate, seed=seed),
+                                 learning_rate=learning_rate, seed=seed, devices=devices,
+                                 num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         console.print(f"Training a captioner ({cell} decoder) on {train_images} grids ...")
         _fit(captioner, caption_grids(train_digits, train_images, seed + 1), out, progress, resume)
+        if further_process():  # the evaluation and the model come from global rank 0
+            return
     name = f"rnnkit CNN + {captioner.config.cell}"
     results = {f"{name}, greedy": captioner.evaluate(test_x, test_captions)}
     if beam_size > 1:
@@ -112,6 +126,9 @@ def ctc(
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/ctc"),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Read strips of handwritten digits with CTC; compare with segmentation + a classifier.
 
@@ -135,10 +152,13 @@ def ctc(
         recogniser = CTCRecognizer(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
             training=TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch_size,
-                                 seed=seed),
+                                 seed=seed, devices=devices, num_nodes=num_nodes,
+                                 strategy=strategy),
         )  # fmt: skip
         console.print(f"Training a {cell} CTC recogniser on {train_strips} strips ...")
         _fit(recogniser, (images, labels), out, progress, resume)
+        if further_process():  # the evaluation and the model come from global rank 0
+            return
     name = f"rnnkit {recogniser.config.cell}"
     results = {f"{name}, greedy": recogniser.evaluate(test_images, test_labels)}
     if beam_size > 1:
