@@ -52,10 +52,17 @@ class Fused(NamedTuple):
     infer: Inference | None = None
 
 
-def _lstm(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
-          options: Options, **weights: object) -> tuple[Tensor, State]:  # fmt: skip
-    out, final = fused_lstm(gi, (state[0], state[1]), mask=mask, keep=keep, options=options,
-                            **weights)  # fmt: skip
+def _lstm(
+    gi: Tensor,
+    state: State,
+    mask: Tensor | None,
+    keep: Tensor | None,
+    options: Options,
+    **weights: object,
+) -> tuple[Tensor, State]:
+    out, final = fused_lstm(
+        gi, (state[0], state[1]), mask=mask, keep=keep, options=options, **weights
+    )
     return out, final
 
 
@@ -64,27 +71,43 @@ def one_state_kernel(
 ) -> Kernel:
     """The kernel of a one-tensor-state recurrence run by ``fused`` (e.g. ``fused_indrnn``)."""
 
-    def kernel(gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None,
-               options: Options) -> tuple[Tensor, State]:  # fmt: skip
+    def kernel(
+        gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None, options: Options
+    ) -> tuple[Tensor, State]:
         out, final = fused(gi, state[0], *weights, mask=mask, keep=keep, options=options)
         return out, (final,)
 
     return kernel
 
 
-def lstm_kernel(w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor, b_hh: Tensor | None,
-                fields: dict | None = None, **weights: object) -> Fused:  # fmt: skip
+def lstm_kernel(
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    fields: dict | None = None,
+    **weights: object,
+) -> Fused:
     """An LSTM-family recurrence whose input projection also adds ``b_hh``: one add of a
     ``(4H,)`` vector instead of one over ``(L, N, 4H)`` (in the LSTM, ``b_hh`` only adds)."""
     bias = None if b_ih is None else b_ih + b_hh  # these cells have both biases or neither
-    return Fused(partial(_lstm, w_hh=w_hh, **weights), fields or {},
-                 partial(F.linear, weight=w_ih, bias=bias),
-                 partial(lstm_inference, w_ih=w_ih, b_ih=bias, w_hh=w_hh, **weights))  # fmt: skip
+    return Fused(
+        partial(_lstm, w_hh=w_hh, **weights),
+        fields or {},
+        partial(F.linear, weight=w_ih, bias=bias),
+        partial(lstm_inference, w_ih=w_ih, b_ih=bias, w_hh=w_hh, **weights),
+    )
 
 
-def gru_kernel(project: Projection, w_ih: Tensor, b_ih: Tensor | None, w_hh: Tensor,
-               b_hh: Tensor | None, fields: dict | None = None,
-               **norms: tuple[Tensor, Tensor | None]) -> Fused:  # fmt: skip
+def gru_kernel(
+    project: Projection,
+    w_ih: Tensor,
+    b_ih: Tensor | None,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    fields: dict | None = None,
+    **norms: tuple[Tensor, Tensor | None],
+) -> Fused:
     """A GRU-family recurrence; ``project`` is the input projection its kernel takes (the
     cell's, ``LN_ih`` included), ``norms`` its ``ln_hh`` and ``ln_ih``."""
     ln_hh, ln_ih = norms.get("ln_hh"), norms.get("ln_ih")
@@ -125,8 +148,9 @@ def _inference(
 
     def run(gi: Tensor, state: State, lengths: None) -> tuple[Tensor, State]:
         plan = Plan(gi.shape[0], gi.shape[1], None, reverse)
-        return fused.kernel(gi, state, None, None,
-                            Options(plan, rate=rate, scratch=True, **fused.fields))  # fmt: skip
+        return fused.kernel(
+            gi, state, None, None, Options(plan, rate=rate, scratch=True, **fused.fields)
+        )
 
     return in_chunks(run, fused.project, x, state, None, reverse)
 
@@ -148,8 +172,9 @@ def run(
         lengths, order = lengths.sort(descending=True, stable=True)
         x = x.index_select(1, order)
         state = tuple(s.index_select(1, order) for s in state)
-    plans = [Plan(steps, batch, None if order is None else lengths.tolist(), d == 1)
-             for d in directions]  # fmt: skip
+    plans = [
+        Plan(steps, batch, None if order is None else lengths.tolist(), d == 1) for d in directions
+    ]
     drop = layer.recurrent_dropout if layer.training else 0.0
     zoneout_rate = 0.0 if layer.training else layer.zoneout
     draw_keep = layer.training and layer.zoneout > 0

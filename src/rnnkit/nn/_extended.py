@@ -183,10 +183,13 @@ class JordanCell(_ExtendedCell):
         return (y,)
 
     def engine_kernel(self) -> _engine.Fused:
-        options = {"nonlinearity": self.nonlinearity,
-                   "output_nonlinearity": self.output_nonlinearity}  # fmt: skip
-        kernel = _engine.one_state_kernel(fused_jordan, self.weight_yh, self.weight_hy,
-                                          self.bias_hy)  # fmt: skip
+        options = {
+            "nonlinearity": self.nonlinearity,
+            "output_nonlinearity": self.output_nonlinearity,
+        }
+        kernel = _engine.one_state_kernel(
+            fused_jordan, self.weight_yh, self.weight_hy, self.bias_hy
+        )
         return _engine.Fused(kernel, options, self.project)
 
     def extra_repr(self) -> str:
@@ -277,8 +280,9 @@ class PeepholeLSTMCell(_ExtendedCell):
 
     def engine_kernel(self) -> _engine.Fused:
         peepholes = (self.weight_ci, self.weight_cf, self.weight_co)
-        return _engine.lstm_kernel(self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh,
-                                   peepholes=peepholes)  # fmt: skip
+        return _engine.lstm_kernel(
+            self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh, peepholes=peepholes
+        )
 
 
 # ----------------------------------------------------------------------------- layer norm
@@ -402,11 +406,14 @@ class LayerNormLSTMCell(_LayerNormCell):
 
     def engine_kernel(self) -> _engine.Fused:
         # the kernel normalises the projection (self.project's layer norm)
-        norms = {"ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
-                 "ln_c": (self.ln_weight_c, self.ln_bias_c),
-                 "ln_ih": (self.ln_weight_ih, self.ln_bias_ih)}  # fmt: skip
-        return _engine.lstm_kernel(self.weight_ih, None, self.weight_hh, None,
-                                   {"eps": self.eps}, **norms)  # fmt: skip
+        norms = {
+            "ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
+            "ln_c": (self.ln_weight_c, self.ln_bias_c),
+            "ln_ih": (self.ln_weight_ih, self.ln_bias_ih),
+        }
+        return _engine.lstm_kernel(
+            self.weight_ih, None, self.weight_hh, None, {"eps": self.eps}, **norms
+        )
 
 
 class LayerNormGRUCell(_LayerNormCell):
@@ -464,10 +471,13 @@ class LayerNormGRUCell(_LayerNormCell):
         return (h,)
 
     def engine_kernel(self) -> _engine.Fused:
-        norms = {"ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
-                 "ln_ih": (self.ln_weight_ih, self.ln_bias_ih)}  # fmt: skip
-        return _engine.gru_kernel(self.project, self.weight_ih, None, self.weight_hh, None,
-                                  {"eps": self.eps}, **norms)  # fmt: skip
+        norms = {
+            "ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
+            "ln_ih": (self.ln_weight_ih, self.ln_bias_ih),
+        }
+        return _engine.gru_kernel(
+            self.project, self.weight_ih, None, self.weight_hh, None, {"eps": self.eps}, **norms
+        )
 
 
 # ----------------------------------------------------------------------------- IndRNN
