@@ -1,0 +1,79 @@
+"""A/B of the engine between two source trees: is a change to the layers slower?
+
+Each round runs one fresh process per tree, alternating; a process times each extended layer
+against ``torch.nn.LSTM`` (interleaved, one thread, medians) and prints the ratios, so the
+comparison is of ratios taken inside one process each, over the same rounds.
+
+Usage (the old tree from git, e.g. the commit before a change)::
+
+    git worktree add /tmp/old <rev>
+    python benchmarks/ab_engine.py /tmp/old/src src [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+
+CHILD = r"""
+import json, statistics, sys, time
+sys.path.insert(0, sys.argv[1])
+import torch
+import rnnkit.nn as nn
+torch.set_num_threads(1)
+torch.manual_seed(0)
+layers = {
+    "LayerNormLSTM": nn.LayerNormLSTM, "PeepholeLSTM": nn.PeepholeLSTM,
+    "LayerNormGRU": nn.LayerNormGRU, "IndRNN": nn.IndRNN, "JordanRNN": nn.JordanRNN,
+    "LSTM zoneout": lambda i, h: nn.LSTM(i, h, zoneout=0.1),
+}
+results = {}
+for batch, steps, inputs, hidden in ((1, 256, 32, 64), (16, 256, 32, 128)):
+    x = torch.randn(steps, batch, inputs)
+    lstm = torch.nn.LSTM(inputs, hidden)
+    for name, make in layers.items():
+        layer = make(inputs, hidden)
+        for mode in ("forward", "forward+backward"):
+            def run(module):
+                start = time.perf_counter()
+                if mode == "forward":
+                    with torch.no_grad():
+                        module.eval()(x)
+                else:
+                    module.train()(x)[0].sum().backward()
+                return time.perf_counter() - start
+            run(layer), run(lstm)
+            pairs = [(run(layer), run(lstm)) for _ in range(7)]
+            key = f"{name} B={batch} {mode}"
+            results[key] = statistics.median(a / b for a, b in pairs)
+print(json.dumps(results))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("old", help="the old tree's src folder")
+    parser.add_argument("new", help="the new tree's src folder")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    ratios: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    for _ in range(args.rounds):
+        for label, tree in (("old", args.old), ("new", args.new)):
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD, tree], capture_output=True, text=True, check=True
+            ).stdout
+            for key, value in json.loads(out).items():
+                ratios[label].setdefault(key, []).append(value)
+    print(f"{'layer, batch, mode':40} {'old / nn.LSTM':>15} {'new / nn.LSTM':>15} {'new/old':>8}")
+    for key, old in ratios["old"].items():
+        new = ratios["new"][key]
+        change = statistics.median(new) / statistics.median(old)
+        span = f"{min(old):.2f}-{max(old):.2f}", f"{min(new):.2f}-{max(new):.2f}"
+        print(f"{key:40} {span[0]:>15} {span[1]:>15} {change:8.3f}")
+
+
+if __name__ == "__main__":
+    main()
