@@ -37,7 +37,7 @@ WORDS = {"word": 30, "world": 12, "work": 12, "worm": 8, "wore": 8, "sword": 10,
          "row": 10}  # fmt: skip
 # In bf16-mixed, 12 epochs of batches of 16 took 810-870 of the 900 CPU-s, the best epoch the
 # 9th or 10th. Measured (streamed validation, seeds 0-3): 1.5458, 1.5281, 1.5432 and 1.5447;
-# the README gives the configurations tried.
+# docs/experiments/generation.md gives the configurations tried.
 SHAKESPEARE = {"cell": "lstm", "hidden_size": 512, "num_layers": 1, "sequence_length": 200,
                "dropout": 0.25}  # fmt: skip
 SHAKESPEARE_TRAINING = {"max_epochs": 12, "batch_size": 16, "learning_rate": 3e-3,
