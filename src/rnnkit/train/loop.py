@@ -158,7 +158,8 @@ class TaskModule(L.LightningModule):
         size = len(batch[0]) if isinstance(batch, (tuple, list)) else None
         if self.trainer.world_size > 1:  # _ReducedLosses logs the epoch's mean
             weight = size if size is not None else extract_batch_size(batch)
-            self.totals[stage] += torch.tensor([float(loss) * weight, weight], dtype=torch.float64)
+            value = float(loss.detach()) * weight
+            self.totals[stage] += torch.tensor([value, weight], dtype=torch.float64)
             return loss
         self.log(
             f"{stage}_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=size
