@@ -27,6 +27,8 @@ from _fuzz import HOSTILE, assert_not_opened, bounded_memory, fuzz_settings, one
 from hypothesis import event, given
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
+from safetensors.torch import load_file
+from safetensors.torch import save_file as save_torch
 
 import rnnkit.runtime as rt
 from rnnkit.runtime._file import HEADER_KEY, read_file
@@ -190,6 +192,20 @@ def test_absurd_sizes_are_refused_at_once(intact, scratch) -> None:
             Forecaster.load(target)
         assert time.perf_counter() - start < 2.0, name
         one_line(error.value, "model: ", target)
+
+
+def test_weights_of_another_dtype_are_refused(intact, scratch) -> None:
+    """load_state_dict converted float64 weights to the model's float32 without a word."""
+    folder = intact[0]
+    target = scratch()
+    shutil.copytree(folder, target)
+    weights = load_file(target / "weights.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name].double()
+    save_torch(weights, target / "weights.safetensors")
+    with pytest.raises(ModelFileError, match=f"{name} is torch.float64 in the file") as error:
+        Forecaster.load(target)
+    one_line(error.value, "model: ", target)
 
 
 def test_saved_files_follow_the_umask(intact) -> None:

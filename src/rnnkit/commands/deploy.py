@@ -61,7 +61,8 @@ def stream(
     """Run a runtime file over stdin, one line per step, printing each output at once.
 
     A line holds the step's comma-separated numbers; for a forecaster that uses calendar
-    features, its timestamp first (ISO 8601). Each output is one line of comma-separated
+    features, its timestamp first (ISO 8601; one with a UTC offset is taken in UTC, as the
+    training data's times were). Each output is one line of comma-separated
     numbers (a forecaster's horizon x K values row by row, and an empty line while it
     warms up). Blank input lines are skipped. For a generator a line is text: its characters
     are read in turn (the text carries on across lines) and the output is a JSON object of

@@ -182,7 +182,7 @@ def build_network(
             f"model: config.json in {str(directory)!r} describes no network rnnkit can build: "
             f"{reason}"
         ) from None
-    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    expected = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}  # no memory
     found = {name: tuple(t.shape) for name, t in weights.items()}
     name = first_difference(found, expected)
     if name is not None:
@@ -191,6 +191,13 @@ def build_network(
             f"{name} is {found.get(name, 'missing')} in the file, the config makes it "
             f"{expected.get(name, 'absent')}"
         )
+    state = skeleton.state_dict()
+    for name, tensor in weights.items():
+        if tensor.dtype != state[name].dtype:  # load_state_dict would convert it silently
+            raise ModelFileError(
+                f"model: {str(directory)!r} does not hold the weights its config.json describes: "
+                f"{name} is {tensor.dtype} in the file, the model's is {state[name].dtype}"
+            )
     network = make()
     network.load_state_dict(weights)
     return network
