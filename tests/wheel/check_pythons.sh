@@ -90,3 +90,4 @@ PYEOF
     checked=$((checked + 1))
 done
 echo "checked $checked interpreter(s)"
+if [ "$checked" -eq 0 ]; then echo "no Python 3.10, 3.12 or 3.13 found (set PYTHONS)"; exit 1; fi
