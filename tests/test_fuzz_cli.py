@@ -29,6 +29,7 @@ from typer.testing import CliRunner
 
 import rnnkit.runtime as rt
 from rnnkit.cli import app
+from rnnkit.preprocess import utc_minutes
 
 runner = CliRunner()
 START = dt.datetime(2024, 3, 1)
@@ -126,6 +127,21 @@ def test_stream_lines(small_forecaster, case, policy) -> None:
     if policy == "skip":
         assert result.stderr == ""
     event(f"{len(invalid)} invalid lines" if invalid else "all valid")
+
+
+#: UTC offsets of every form ISO 8601 gives: +hh:mm, +hhmm, -hh...
+ANY_OFFSET = st.from_regex(r"[+-](0[0-9]|1[0-9]|2[0-3]):?[0-5][0-9]", fullmatch=True)
+
+
+@fuzz_settings(100)
+@given(
+    when=st.datetimes(dt.datetime(1971, 1, 2), dt.datetime(2200, 1, 1)),
+    offset=st.one_of(st.sampled_from(OFFSETS), ANY_OFFSET),
+    separator=st.sampled_from(["T", " "]),
+)
+def test_times_with_offsets_are_read_in_utc(when, offset, separator) -> None:
+    text = stamp(when.replace(second=0, microsecond=0), offset).replace("T", separator)
+    assert utc_minutes([text, text])[0] == utc_minute(text.replace(" ", "T"))
 
 
 def test_stream_takes_utc_offsets_as_utc(small_forecaster) -> None:

@@ -34,7 +34,7 @@ def calendar_features(timestamps: np.ndarray) -> np.ndarray:
 
 
 # An ISO 8601 time's UTC offset: "Z", "+02:00", "-0530" or "+02".
-_OFFSET = re.compile(r"(Z|[+-]\d{2}(?::?\d{2})?)$")
+_OFFSET = re.compile(r"(Z|[+-][0-9]{2}(?::?[0-9]{2})?)$")
 
 
 def utc_minutes(times: object) -> np.ndarray:
@@ -50,12 +50,14 @@ def utc_minutes(times: object) -> np.ndarray:
     array = np.asarray(times)
     if array.dtype.kind not in "UO":
         return array.astype("datetime64[m]")
-    parsed = [_utc(str(text)) for text in array.ravel()]
+    texts = [str(text).strip() for text in array.ravel()]
+    if not any(("T" in text or " " in text) and _OFFSET.search(text) for text in texts):
+        return np.array(texts, dtype="datetime64[m]").reshape(array.shape)  # NumPy parses all
+    parsed = [_utc(text) for text in texts]
     return np.array(parsed, dtype="datetime64[m]").reshape(array.shape)
 
 
 def _utc(text: str) -> np.datetime64:
-    text = text.strip()
     found = _OFFSET.search(text) if "T" in text or " " in text else None
     if found is None:
         return np.datetime64(text, "m")
