@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from docs_code import DOCS, ROOT, pages, python_blocks, run_python_blocks
+from docs_code import DOCS, ROOT, hooks, pages, python_blocks, run_python_blocks
 
 # Pages whose blocks a dedicated test runs, with checks of its own.
 RUN_ELSEWHERE = {
@@ -70,3 +70,24 @@ def test_the_readme_is_the_home_page_and_its_examples_run_here() -> None:
 def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)  # blocks may write files
     run_python_blocks(page)
+
+
+def test_links_are_mapped_for_the_site(caplog: pytest.LogCaptureFixture) -> None:
+    """docs/hooks.py: a link into docs/ stays a link (mkdocs checks it), an included file's
+    link goes to the page including it, another repository file becomes its path in code
+    type, and a link to no file is a warning (an error under --strict)."""
+    text = (
+        "[a](docs/forecasting.md#in-python) [b](benchmarks/README.md) [c](examples/stock.py)"
+        " [`examples/digits.py`](examples/digits.py) [d](nowhere.py) [e](https://x.org/a.py)"
+        "\n```\n[f](nowhere.py)\n```\n"
+    )
+    includes = hooks.included_files()
+    mapped = hooks.map_links(text, "README.md", "experiments/x.md", includes)
+    assert "[a](../forecasting.md#in-python)" in mapped
+    assert "[b](../benchmarks.md)" in mapped
+    assert "c (`examples/stock.py`)" in mapped
+    assert "`examples/digits.py`" in mapped and "](examples/digits.py)" not in mapped
+    assert "[e](https://x.org/a.py)" in mapped and "[f](nowhere.py)" in mapped
+    assert [r.getMessage() for r in caplog.records] == [
+        "README.md: a link to no file: 'nowhere.py' (nowhere.py)"
+    ]
