@@ -128,18 +128,50 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, help="cap rnnkit's epochs (quick checks only)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--name", help="file name stem (default: classify_SPLIT)")
+    parser.add_argument("--combine", nargs="*", type=Path,
+                        help="merge these result files (runs of other seeds) and exit")  # fmt: skip
     args = parser.parse_args()
+    name = args.name or f"classify_{args.split}"
+    if args.combine:
+        rows, seeds = combine(args.combine)
+        write(args.out, name, rows, seeds)
+        print(markdown(rows, seeds))
+        return
     torch.set_num_threads(1)
     rows = []
-    for name, folder in SETS[args.split].items():
-        if args.sets and name not in args.sets:
+    for problem, folder in SETS[args.split].items():
+        if args.sets and problem not in args.sets:
             continue
-        rows.append(run_set(name, folder, args.seeds, args.epochs))
-        for suffix, text in (("json", json.dumps(rows, indent=1) + "\n"),
-                             ("md", markdown(rows, args.seeds))):  # fmt: skip
-            with atomic_file(args.out / f"classify_{args.split}.{suffix}") as staging:
-                staging.write_text(text, encoding="utf-8")
+        rows.append(run_set(problem, folder, args.seeds, args.epochs) | {"seeds": args.seeds})
+        write(args.out, name, rows, args.seeds)
     print(markdown(rows, args.seeds))
+
+
+def write(out: Path, name: str, rows: list[dict], seeds: list[int]) -> None:
+    for suffix, text in (("json", json.dumps(rows, indent=1) + "\n"),
+                         ("md", markdown(rows, seeds))):  # fmt: skip
+        with atomic_file(out / f"{name}.{suffix}") as staging:
+            staging.write_text(text, encoding="utf-8")
+
+
+def combine(paths: list[Path]) -> tuple[list[dict], list[int]]:
+    """Rows of several runs (other seeds, same sets) as one: accuracies joined, seconds
+    averaged; 1-NN DTW, deterministic, kept once."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    rows, seeds = [], []
+    for run in runs:
+        seeds += [s for s in run[0].get("seeds", [0]) if s not in seeds]
+    for row in runs[0]:
+        same = [r for run in runs for r in run if r["set"] == row["set"]]
+        merged = dict(row)
+        for method in ("ROCKET", "rnnkit defaults"):
+            merged[method] = {
+                "accuracy": [a for r in same for a in r[method]["accuracy"]],
+                "seconds": float(np.mean([r[method]["seconds"] for r in same])),
+            }
+        rows.append(merged | {"seeds": seeds})
+    return rows, seeds
 
 
 if __name__ == "__main__":
