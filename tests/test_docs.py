@@ -91,3 +91,18 @@ def test_links_are_mapped_for_the_site(caplog: pytest.LogCaptureFixture) -> None
     assert [r.getMessage() for r in caplog.records] == [
         "README.md: a link to no file: 'nowhere.py' (nowhere.py)"
     ]
+
+
+def test_each_page_is_in_the_nav_once() -> None:
+    """mkdocs warns about a page left out of the nav, not about one listed twice."""
+    import yaml
+
+    def listed(nav: list) -> list[str]:
+        found = []
+        for item in nav:
+            value = next(iter(item.values())) if isinstance(item, dict) else item
+            found += listed(value) if isinstance(value, list) else [value]
+        return found
+
+    nav = listed(yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))["nav"])
+    assert len(nav) == len(set(nav)), sorted(page for page in nav if nav.count(page) > 1)
