@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from _fuzz import assert_not_opened, fuzz_settings, opened_files
 from hypothesis import event, given
 from hypothesis import strategies as st
@@ -127,6 +128,44 @@ def test_stream_lines(small_forecaster, case, policy) -> None:
     if policy == "skip":
         assert result.stderr == ""
     event(f"{len(invalid)} invalid lines" if invalid else "all valid")
+
+
+@pytest.fixture(scope="module")
+def lstm_runtime(tmp_path_factory) -> tuple[torch.nn.LSTM, Path]:
+    """A torch.nn.LSTM (3 inputs) and its runtime file."""
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(3, 5, num_layers=2).eval()
+    return layer, rt.export(layer, tmp_path_factory.mktemp("lstm") / "lstm.rnnkit")
+
+
+LAYER_LINES = st.one_of(
+    st.lists(st.floats(-10, 10), min_size=3, max_size=3).map(lambda v: ",".join(map(repr, v))),
+    st.sampled_from(["1,2", "1,2,3,4", "1,nan,2", "inf,0,0", "1e39,0,0", "a,b,c", ",,", "[/x]"]),
+)
+
+
+@fuzz_settings(40)
+@given(lines=st.lists(LAYER_LINES, min_size=1, max_size=12))
+def test_stream_lines_into_a_layer(lstm_runtime, lines) -> None:
+    """With --on-error skip, the outputs are torch.nn.LSTM's on the valid lines alone."""
+    layer, path = lstm_runtime
+    result = runner.invoke(app, ["stream", str(path), "--on-error", "skip"], input="\n".join(lines))
+    assert_clean(result, codes=(0,))
+    rows = []
+    for line in lines:
+        try:
+            values = [float(v) for v in line.split(",")]
+        except ValueError:
+            continue
+        if len(values) == 3 and all(math.isfinite(v) and abs(v) < 3e38 for v in values):
+            rows.append(values)
+    event(f"{len(lines) - len(rows)} lines skipped")
+    printed = [[float(v) for v in line.split(",")] for line in result.stdout.splitlines()]
+    assert len(printed) == len(rows)
+    if rows:
+        with torch.no_grad():
+            expected = layer(torch.tensor(rows, dtype=torch.float32)[:, None])[0][:, 0]
+        np.testing.assert_allclose(printed, expected.numpy(), rtol=1e-6, atol=1e-6)
 
 
 #: UTC offsets of every form ISO 8601 gives: +hh:mm, +hhmm, -hh...
@@ -315,3 +354,27 @@ def test_the_console_script_prints_no_traceback(small_forecaster, tmp_path) -> N
     lines = done.stderr.splitlines()
     assert [line for line in lines if line.startswith("exit")] == ["exit 2", "exit 2"], lines
     assert "[/x]" in lines[0] and len(lines) == 4, lines
+
+
+def test_a_numeric_classifier_stream_refuses_what_overflows(tmp_path) -> None:
+    """1e39 became inf in float32 inside the encoder, and every later output NaN."""
+    from rnnkit.tasks import SequenceClassifier
+    from rnnkit.train import TrainConfig
+
+    rng = np.random.default_rng(1)
+    sequences = [rng.normal(size=(int(rng.integers(2, 6)), 3)) for _ in range(40)]
+    labels = [int(s[:, 0].sum() > 0) for s in sequences]
+    model = SequenceClassifier(
+        cell="gru", hidden_size=4, bidirectional=False, training=TrainConfig(max_epochs=1)
+    )
+    model.fit(sequences, labels, val_fraction=0.25, progress=False)
+    path = rt.export(model, tmp_path / "numeric.rnnkit")
+    result = runner.invoke(
+        app, ["stream", str(path), "--on-error", "skip"], input="1e39,0,0\nnan,0,0\n0.5,1,2\n"
+    )
+    assert_clean(result, codes=(0,))
+    streamed = json.loads(result.stdout)  # one output: the valid line's, alone
+    expected = model.predict_proba([np.array([[0.5, 1.0, 2.0]])])[0]
+    np.testing.assert_allclose(list(streamed.values()), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="item: expected finite numbers the model's float32"):
+        rt.load(path).step([1e39, 0, 0])

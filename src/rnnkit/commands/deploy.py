@@ -103,7 +103,9 @@ def stream(
 def _numeric_step(model: Any, line: str) -> str:
     """One step of a numeric model from a line of comma-separated numbers (after the
     timestamp, for a calendar forecaster): the output line to print."""
-    from rnnkit.runtime import StreamingClassifier, StreamingForecaster
+    import numpy as np
+
+    from rnnkit.runtime import StreamingClassifier, StreamingForecaster, StreamingRNN
 
     fields = [f.strip() for f in line.split(",")]
     timestamp = None
@@ -115,6 +117,9 @@ def _numeric_step(model: Any, line: str) -> str:
         values = []
     if not values or not all(math.isfinite(v) for v in values):
         raise ValueError(f"expected comma-separated finite numbers, got {line.strip()!r}")
+    if isinstance(model, StreamingRNN) and max(map(abs, values)) > float(np.finfo(model.dtype).max):
+        # a layer's own step keeps torch's semantics: inf would enter its state
+        raise ValueError(f"expected numbers the model's {model.dtype} holds, got {line.strip()!r}")
     if isinstance(model, StreamingForecaster):
         output = model.step(values, timestamp)
     else:

@@ -127,6 +127,12 @@ class StreamingClassifier:
                     f"got {array.shape}"
                 )
             x = (array - self._mean) / self._std
+            # refused before it enters the state, which a NaN or an overflow would spoil for good
+            if not (np.abs(x) < np.finfo(self.encoder.dtype).max).all():
+                raise ValueError(
+                    f"item: expected finite numbers the model's {self.encoder.dtype} holds after "
+                    f"scaling, got {item!r}"
+                )
         output = self.encoder.step(x)  # (S_0,) or (N, S_0)
         rows = output.reshape(-1, output.shape[-1])  # (N, S_0)
         self._count += 1
