@@ -692,6 +692,36 @@ def stream(probe: Probe, work: Path) -> None:
         "UTC offsets (+02:00) equal UTC times",
         lambda: cli_outcome(["stream", str(path)], offsets + "\n", ok=skipped),
     )
+    _layer_stream(probe, work)
+
+
+def _layer_stream(probe: Probe, work: Path) -> None:
+    """Bad lines into an exported torch.nn.LSTM (3 inputs); with --on-error skip the output
+    of the valid line after them must be torch's on that line alone."""
+    import torch
+
+    import rnnkit.runtime as rt
+
+    torch.manual_seed(0)
+    layer = torch.nn.LSTM(3, 5).eval()
+    path = rt.export(layer, work / "lstm.rnnkit")
+    with torch.no_grad():
+        want = layer(torch.tensor([[[0.5, 1.0, 2.0]]]))[0][0, 0].tolist()
+
+    def alone(out: str) -> bool:
+        lines = out.splitlines()
+        got = [float(v) for v in lines[0].split(",")] if len(lines) == 1 else []
+        return len(got) == 5 and all(abs(a - b) < 1e-6 for a, b in zip(got, want, strict=True))
+
+    bad = {"1e39 (past float32)": "1e39,0,0", "nan": "nan,0,0", "-inf": "-inf,0,0",
+           "two values": "1,2", "four values": "1,2,3,4", "text": "a,b,c"}  # fmt: skip
+    for name, line in bad.items():
+        probe.case(
+            f"layer, skip: {name}",
+            lambda b=line: cli_outcome(
+                ["stream", str(path), "--on-error", "skip"], f"{b}\n0.5,1,2\n", ok=alone
+            ),
+        )
 
 
 KILL_SCRIPT = """
