@@ -34,7 +34,7 @@ def export(
         try:
             written = export_onnx(model_dir, out)
         except ImportError as error:
-            raise ValueError(f"format: onnx needs `pip install 'rnnkit[onnx]'` ({error})") from None
+            raise ValueError(f"format: onnx: {error}") from None  # its message names the fix
     else:
         from rnnkit.runtime import export as export_runtime
 
