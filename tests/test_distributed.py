@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from rnnkit.train import TrainConfig
-from rnnkit.train.distributed import SplitBatches, is_global_zero, make_strategy
+from rnnkit.train.distributed import (
+    PADDING,
+    PaddingBatch,
+    ShardedData,
+    SplitBatches,
+    is_global_zero,
+    make_strategy,
+)
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -205,9 +213,23 @@ def test_split_batches_cut_each_one_process_batch_among_the_processes(
     assert all(len(group) <= batch + 1 for group in together)
 
 
-def test_split_batches_need_an_item_per_process() -> None:
-    with pytest.raises(ValueError, match=r"^devices: 3 processes need at least 3"):
-        SplitBatches(2, 8, 0, 3)
+def test_batches_smaller_than_the_processes_give_one_item_a_step_and_pad_the_last() -> None:
+    # items that are whole batches (the tagger's): one each per step, never two
+    assert [list(SplitBatches(3, 1, rank, 2)) for rank in (0, 1)] == [
+        [[0], [2]], [[1], [PADDING]],
+    ]  # fmt: skip
+    assert list(SplitBatches(3, 1, 1, 2, repeat=True)) == [[1], [0]]
+
+
+def test_a_padding_batch_counts_for_nothing_in_the_validation_loss(tmp_path: Path) -> None:
+    data = ShardedData(*jobs.data(), batch_size=1, seed=0, generator=torch.Generator(),
+                       shuffle=True, collate_fn=None)  # fmt: skip
+    trainer = types.SimpleNamespace(global_rank=1, world_size=2)
+    data.trainer = trainer  # type: ignore[assignment]
+    batches = list(data.val_dataloader())
+    assert len(batches) == math.ceil(jobs.VAL_SIZE / 2)
+    assert isinstance(batches[-1], PaddingBatch)  # 37 items: the second process lacks one
+    assert not any(isinstance(batch, PaddingBatch) for batch in batches[:-1])
 
 
 @pytest.mark.parametrize(

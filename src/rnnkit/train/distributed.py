@@ -20,13 +20,14 @@ tells the rest of rnnkit which process is rank 0 (the one that writes files).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.strategies import DDPStrategy, Strategy
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
 from rnnkit._ranks import launched_as_zero
 
@@ -60,6 +61,17 @@ def make_strategy(devices: int, num_nodes: int, strategy: str) -> str | Strategy
     return DDPStrategy(process_group_backend="gloo", start_method="popen", static_graph=True)
 
 
+PADDING = -1  # a SplitBatches index: this process has no item left in this step
+
+
+@dataclass
+class PaddingBatch:
+    """A batch that only keeps a process in step with the others: its loss is computed
+    (the network's forward runs, as DDP's collectives need) and counts for nothing."""
+
+    batch: Any
+
+
 class SplitBatches(Sampler[list[int]]):
     """The batches of a one-process run in dataset order (``batch_size`` consecutive
     indices), each cut into ``world_size`` contiguous pieces of which this process takes
@@ -67,16 +79,21 @@ class SplitBatches(Sampler[list[int]]):
     it) and none is empty: a last batch with fewer than ``world_size`` indices joins the
     one before it.
 
-    Raises:
-        ValueError: the dataset has fewer than ``world_size`` items.
+    With ``batch_size`` below ``world_size`` (a task whose items are whole batches, as the
+    tagger's), each process takes one item a step; in the last step a process left
+    without one gets :data:`PADDING`, or with ``repeat`` item 0 again.
     """
 
-    def __init__(self, size: int, batch_size: int, rank: int, world_size: int) -> None:
-        if size < world_size:
-            raise ValueError(
-                f"devices: {world_size} processes need at least {world_size} items in each "
-                f"of the training and validation sets, got {size}"
-            )
+    def __init__(
+        self, size: int, batch_size: int, rank: int, world_size: int, repeat: bool = False
+    ) -> None:
+        if batch_size < world_size or size < world_size:
+            spare = 0 if repeat else PADDING
+            self.batches = [
+                [start + rank if start + rank < size else spare]
+                for start in range(0, size, world_size)
+            ]
+            return
         starts = list(range(0, size, batch_size))
         if size - starts[-1] < world_size:
             starts.pop()  # the last batch is too small to split: it joins the one before
@@ -91,6 +108,35 @@ class SplitBatches(Sampler[list[int]]):
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class _Padded(Dataset):
+    """``dataset`` where :data:`PADDING` reads item 0, marked to count for nothing."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __getitem__(self, index: int) -> Any:
+        return _Pad(self.dataset[0]) if index == PADDING else self.dataset[index]
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Pad:
+    item: Any
+
+
+def _collating_padding(collate: Callable[[list[Any]], Any] | None) -> Callable[[list[Any]], Any]:
+    collate = collate or default_collate
+
+    def collating(items: list[Any]) -> Any:
+        if items and all(isinstance(item, _Pad) for item in items):
+            return PaddingBatch(collate([item.item for item in items]))
+        return collate(items)
+
+    return collating
 
 
 class ShardedData(L.LightningDataModule):
@@ -122,8 +168,9 @@ class ShardedData(L.LightningDataModule):
         if world == 1:
             return DataLoader(dataset, self.batch_size, shuffle=self.shuffle,
                               generator=self.generator, collate_fn=self.collate_fn)  # fmt: skip
-        if not self.shuffle:
-            return self._split(dataset, rank, world)
+        if not self.shuffle:  # every item counts in training: a spare step repeats item 0
+            batches = SplitBatches(len(dataset), self.batch_size, rank, world, repeat=True)  # type: ignore[arg-type]
+            return DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate_fn)
         sampler = DistributedSampler(
             dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.seed
         )  # Lightning's fit loop calls its set_epoch: a new permutation each epoch
@@ -133,8 +180,7 @@ class ShardedData(L.LightningDataModule):
         dataset, (rank, world) = self.sets[1], self._world()
         if world == 1:
             return DataLoader(dataset, self.batch_size, collate_fn=self.collate_fn)
-        return self._split(dataset, rank, world)
-
-    def _split(self, dataset: Dataset, rank: int, world: int) -> DataLoader:
         batches = SplitBatches(len(dataset), self.batch_size, rank, world)  # type: ignore[arg-type]
-        return DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate_fn)
+        return DataLoader(
+            _Padded(dataset), batch_sampler=batches, collate_fn=_collating_padding(self.collate_fn)
+        )

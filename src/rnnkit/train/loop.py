@@ -37,7 +37,13 @@ from torch.utils.data import Dataset
 
 from rnnkit.nn._checks import check_choice, check_int, check_positive_float
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
-from rnnkit.train.distributed import STRATEGIES, ShardedData, is_global_zero, make_strategy
+from rnnkit.train.distributed import (
+    STRATEGIES,
+    PaddingBatch,
+    ShardedData,
+    is_global_zero,
+    make_strategy,
+)
 from rnnkit.train.io import ModelFileError, first_difference
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -142,6 +148,8 @@ class TaskModule(L.LightningModule):
             return self._step(batch, "val")
 
     def _step(self, batch: Any, stage: str) -> Tensor:
+        padding = isinstance(batch, PaddingBatch)  # under DDP: a spare validation step
+        batch = batch.batch if padding else batch
         loss = self.loss_fn(self.network, batch)
         finite = bool(torch.isfinite(loss))
         if self.trainer.world_size > 1:  # all processes stop together, or none waits forever
@@ -157,7 +165,7 @@ class TaskModule(L.LightningModule):
             )
         size = len(batch[0]) if isinstance(batch, (tuple, list)) else None
         if self.trainer.world_size > 1:  # _ReducedLosses logs the epoch's mean
-            weight = size if size is not None else extract_batch_size(batch)
+            weight = 0 if padding else size if size is not None else extract_batch_size(batch)
             value = float(loss.detach()) * weight
             self.totals[stage] += torch.tensor([value, weight], dtype=torch.float64)
             return loss
