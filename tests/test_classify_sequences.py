@@ -231,7 +231,7 @@ def test_cli_trains_on_a_ts_file_with_a_test_file(tmp_path: Path) -> None:
     output = " ".join(result.output.split())  # rich wraps lines at the terminal's width
     for text in ("Plan: validation: 8 of 40 examples held out", "1-NN DTW", "ROCKET",
                  "majority class", "Per class", "40 examples for training and validation, "
-                 "30 for testing"):  # fmt: skip
+                 "30 for testing", "B_TEST.ts: 30 test examples"):  # fmt: skip
         assert text in output
     report = json.loads((out / "report.json").read_text())
     assert set(report["methods"]) == {"rnnkit gru", "majority class", "1-NN DTW", "ROCKET"}

@@ -162,7 +162,7 @@ def command(
         train_inputs, train_labels, log_dir=out / "logs", progress=progress, resume=resume,
         **fit_options,
     )  # fmt: skip
-    results = _report(model, (train_inputs, train_labels), test_split, data, baselines)
+    results = _report(model, (train_inputs, train_labels), test_split, test or data, baselines)
     _save_report(out, model, results)
     saved = model.save(out / "model", metadata={"source": source})
     console.print(f"Model: {saved}")
