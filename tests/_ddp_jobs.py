@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors.torch import save_file
 from torch import Tensor, nn
@@ -152,8 +153,6 @@ def _fingerprint(network: nn.Module) -> list[float]:
 def tasks_job(out: Path) -> None:
     """The forecaster, the classifier and the generator (carrying state, so its training
     batches are split as validation's are) trained on 2 processes, and saved."""
-    import numpy as np
-
     from rnnkit.data.series import TimeSeries
     from rnnkit.tasks import Forecaster, Generator, SequenceClassifier
 
@@ -191,14 +190,57 @@ def tasks_job(out: Path) -> None:
     (out / f"tasks-rank{_rank()}.json").write_text(json.dumps(report))
 
 
+ONDISK_ROWS, ONDISK_COLUMNS = 600, 3
+
+
+def ondisk_series() -> np.ndarray:
+    """The ``(600, 3)`` float32 series the on-disk job trains on."""
+    return np.random.default_rng(5).normal(size=(ONDISK_ROWS, ONDISK_COLUMNS)).cumsum(axis=0)
+
+
+def ondisk_job(out: Path) -> None:
+    """A GRU trained on 2 processes on windows read lazily from a ``.npy`` file."""
+    from rnnkit.data.ondisk import DiskWindows, fit_scaler
+
+    path = out / "series.npy"
+    scaler = fit_scaler(path, stop=500)
+    windows = {"lookback": LOOKBACK, "horizon": 1, "num_targets": 1, "scaler": scaler}
+    train_set = DiskWindows(path, stride=3, stop=500, **windows)
+    val_set = DiskWindows(path, start=500 - LOOKBACK, **windows)
+    torch.manual_seed(0)
+    network = OnDiskNet()
+    config = TrainConfig(max_epochs=2, batch_size=BATCH, devices=2)
+    history = train(network, ondisk_loss, train_set, val_set, config, progress=False)
+    if _rank() == 0:
+        save_file(dict(network.state_dict()), out / "ondisk.safetensors")
+    report = {"history": vars(history), "windows": [len(train_set), len(val_set)]}
+    (out / f"ondisk-rank{_rank()}.json").write_text(json.dumps(report))
+
+
+class OnDiskNet(Net):
+    """:class:`Net` over the on-disk series' columns."""
+
+    def __init__(self) -> None:
+        nn.Module.__init__(self)
+        self.gru = nn.GRU(ONDISK_COLUMNS, HIDDEN, batch_first=True)
+        self.head = nn.Linear(HIDDEN, 1)
+
+
+def ondisk_loss(network: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
+    return nn.functional.mse_loss(network(batch[0]), batch[1][:, 0, 0])
+
+
 if __name__ == "__main__":
     # killed: a run killed in epoch 2; main: its resumption, an uninterrupted run, the tasks
     # (one launch for all three: each launch starts two Pythons that import torch)
     where, job = Path(sys.argv[1]), sys.argv[2]
     _audit_writes(where / "runs")
+    if job == "main" and is_global_zero():  # before the first fit starts the second process
+        np.save(where / "series.npy", ondisk_series().astype(np.float32))
     if job in ("killed", "nodes"):
         train_job(where, job)
     else:
         train_job(where, "resume")
         train_job(where, "full")
         tasks_job(where)
+        ondisk_job(where)

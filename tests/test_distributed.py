@@ -19,6 +19,7 @@ import types
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -196,6 +197,28 @@ def test_generator_streams_split_across_processes_keep_their_validation_loss(
             count += len(text) - 1
     history = model.history
     assert math.isclose(history.val_loss[history.best_epoch], total / count, rel_tol=1e-5)
+
+
+def test_windows_read_from_disk_train_on_two_processes(runs: Path) -> None:
+    """Each process reads its shard of the file's windows; the validation loss equals one
+    process's on the windows cut from the series in memory."""
+    from rnnkit.data.windows import Scaler, make_windows, window_origins
+
+    first, second = (report(runs, "ondisk", rank) for rank in (0, 1))
+    assert first["history"] == second["history"]
+    assert len(first["history"]["val_loss"]) == 2
+    series = jobs.ondisk_series().astype(np.float32).astype(np.float64)
+    scaled = Scaler.fit(series[:500]).transform(series)
+    origins = window_origins(500, len(series), jobs.LOOKBACK, 1, 1)
+    inputs, targets = make_windows(scaled, scaled[:, :1], origins, jobs.LOOKBACK, 1)
+    assert [len(origins)] == first["windows"][1:]
+    network = jobs.OnDiskNet()
+    network.load_state_dict(load_file(runs / "ondisk.safetensors"))
+    with torch.no_grad():
+        x = torch.tensor(inputs, dtype=torch.float32)
+        expected = float(nn.functional.mse_loss(network(x), torch.tensor(targets[:, 0, 0]).float()))
+    history = first["history"]
+    assert math.isclose(history["val_loss"][history["best_epoch"]], expected, rel_tol=1e-5)
 
 
 # ---------------------------------------------------------------- without processes
