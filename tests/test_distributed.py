@@ -333,7 +333,7 @@ def test_two_machines_of_one_process_equal_two_processes_on_one(runs: Path) -> N
 
 # ---------------------------------------------------------------- the command line
 
-TRAINING_COMMANDS = ["demo", "forecast", "generate", "tag", "seq2seq", "caption", "ctc"]
+TRAINING_COMMANDS = ["demo", "forecast", "classify", "generate", "tag", "seq2seq", "caption", "ctc"]
 
 
 @pytest.mark.parametrize("command", TRAINING_COMMANDS)

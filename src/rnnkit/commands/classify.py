@@ -16,7 +16,16 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from rnnkit.commands._common import Resume, console, evaluation_source, user_errors
+from rnnkit.commands._common import (
+    Devices,
+    NumNodes,
+    Resume,
+    Strategy,
+    console,
+    evaluation_source,
+    further_process,
+    user_errors,
+)
 
 Option = typer.Option
 
@@ -97,6 +106,9 @@ def command(
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/classify"),
     resume: Resume = False,
+    devices: Devices = 1,
+    num_nodes: NumNodes = 1,
+    strategy: Strategy = "auto",
 ) -> None:
     """Train a sequence classifier; compare it with baselines on a held-out split.
 
@@ -139,7 +151,8 @@ def command(
         training = TrainConfig(max_epochs=30, patience=5, batch_size=64)
     training = TrainConfig(
         max_epochs=epochs or training.max_epochs, patience=patience or training.patience,
-        batch_size=batch_size or training.batch_size, seed=seed,
+        batch_size=batch_size or training.batch_size, seed=seed, devices=devices,
+        num_nodes=num_nodes, strategy=strategy,
     )  # fmt: skip
     if val_fraction is not None or not numeric:
         held = val_fraction if val_fraction is not None else 0.1
@@ -162,6 +175,8 @@ def command(
         train_inputs, train_labels, log_dir=out / "logs", progress=progress, resume=resume,
         **fit_options,
     )  # fmt: skip
+    if further_process():  # the baselines, report, figures and model come from rank 0
+        return
     results = _report(model, (train_inputs, train_labels), test_split, test or data, baselines)
     _save_report(out, model, results)
     saved = model.save(out / "model", metadata={"source": source})
