@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.nn._checks import check_int, check_rate
+from rnnkit.checks import check_int, check_rate
 
 SIZE = 8  # pixels per side of one digit
 DIGIT_NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
+from rnnkit.checks import check_int, check_positive_float
 from rnnkit.nn import make_layer
-from rnnkit.nn._checks import check_int, check_positive_float
 
 BASELINE_MSE = 1.0 / 6.0  # MSE of always predicting E[y] = 1: Var(U1 + U2) = 2 * (1 / 12)
 

@@ -2,10 +2,10 @@
 
 import torch
 
+from rnnkit.checks import InputDtypeError, InputError
 from rnnkit.nn._base import BACKENDS, RecurrentBase
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.nn._checks import InputDtypeError, InputError
 from rnnkit.nn._extended import (
     ElmanRNN,
     IndRNN,

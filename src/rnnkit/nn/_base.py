@@ -23,10 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.functional import State, Step, in_chunks, scan
-from rnnkit.nn import _engine
-from rnnkit.nn._cell import Recurrence, RecurrentCell
-from rnnkit.nn._checks import (
+from rnnkit.checks import (
     InputError,
     autocast_dtype,
     check_bool,
@@ -38,6 +35,9 @@ from rnnkit.nn._checks import (
     check_tensor_like,
     check_width,
 )
+from rnnkit.functional import State, Step, in_chunks, scan
+from rnnkit.nn import _engine
+from rnnkit.nn._cell import Recurrence, RecurrentCell
 
 FusedResult = tuple[Tensor, State]
 RunResult = tuple[Tensor, State]  # an output (L, N, *) and a final state

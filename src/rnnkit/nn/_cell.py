@@ -41,9 +41,9 @@ from dataclasses import dataclass
 
 from torch import Tensor, nn
 
+from rnnkit.checks import check_shape, check_state_structure, check_tensor_like
 from rnnkit.functional import State, Step, scan
 from rnnkit.functional.scan import Projection
-from rnnkit.nn._checks import check_shape, check_state_structure, check_tensor_like
 
 
 class RecurrentCell(nn.Module):

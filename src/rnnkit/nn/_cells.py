@@ -15,18 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.functional import (
-    State,
-    gru_cell,
-    gru_recurrence,
-    lstm_cell,
-    lstm_recurrence,
-    rnn_cell,
-    rnn_recurrence,
-)
-from rnnkit.nn import _engine
-from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import (
+from rnnkit.checks import (
     InputError,
     check_bool,
     check_choice,
@@ -39,6 +28,17 @@ from rnnkit.nn._checks import (
     check_tensor_like,
     check_width,
 )
+from rnnkit.functional import (
+    State,
+    gru_cell,
+    gru_recurrence,
+    lstm_cell,
+    lstm_recurrence,
+    rnn_cell,
+    rnn_recurrence,
+)
+from rnnkit.nn import _engine
+from rnnkit.nn._cell import RecurrentCell
 
 
 class _CellBase(RecurrentCell, nn.RNNCellBase):

@@ -20,6 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.checks import (
+    check_bool,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_positive_float,
+)
 from rnnkit.functional import State
 from rnnkit.functional.extended import (
     OUTPUT_NONLINEARITIES,
@@ -33,13 +40,6 @@ from rnnkit.functional.extended import (
 from rnnkit.functional.fused import fused_indrnn, fused_jordan
 from rnnkit.nn import _engine
 from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import (
-    check_bool,
-    check_choice,
-    check_dtype,
-    check_int,
-    check_positive_float,
-)
 from rnnkit.nn._recurrent import CellLayer
 from rnnkit.nn._rnn import RNN
 

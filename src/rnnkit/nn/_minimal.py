@@ -39,6 +39,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.checks import (
+    check_bool,
+    check_dtype,
+    check_int,
+)
 from rnnkit.functional import State
 from rnnkit.functional.minimal import (
     min_gru_gates,
@@ -48,11 +53,6 @@ from rnnkit.functional.minimal import (
     minimal_recurrence,
 )
 from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import (
-    check_bool,
-    check_dtype,
-    check_int,
-)
 from rnnkit.nn._recurrent import CellLayer
 
 Gates = Callable[[Tensor, bool], tuple[Tensor, Tensor]]

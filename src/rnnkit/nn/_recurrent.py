@@ -9,10 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from rnnkit.functional import State
-from rnnkit.nn._base import TORCH_INPUT_SIZE, RecurrentBase
-from rnnkit.nn._cell import RecurrentCell
-from rnnkit.nn._checks import (
+from rnnkit.checks import (
     InputError,
     check_bool,
     check_dtype,
@@ -21,6 +18,9 @@ from rnnkit.nn._checks import (
     check_shape,
     check_width,
 )
+from rnnkit.functional import State
+from rnnkit.nn._base import TORCH_INPUT_SIZE, RecurrentBase
+from rnnkit.nn._cell import RecurrentCell
 
 
 class Recurrent(RecurrentBase):

@@ -19,18 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurrence
-from rnnkit.functional.scan import Projection
-from rnnkit.nn import _engine
-from rnnkit.nn._base import FusedResult, RecurrentBase
-from rnnkit.nn._cell import Recurrence
-from rnnkit.nn._checks import (
+from rnnkit.checks import (
     check_bool,
     check_choice,
     check_dtype,
     check_int,
     check_rate,
 )
+from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurrence
+from rnnkit.functional.scan import Projection
+from rnnkit.nn import _engine
+from rnnkit.nn._base import FusedResult, RecurrentBase
+from rnnkit.nn._cell import Recurrence
 
 _DROPOUT_RANGE = (
     "dropout should be a number in range [0, 1] representing the probability of an element "

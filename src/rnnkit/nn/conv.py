@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from rnnkit.nn._checks import check_int
+from rnnkit.checks import check_int
 
 
 class ConvEncoder(nn.Module):

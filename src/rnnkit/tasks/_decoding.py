@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rnnkit.nn._checks import check_int
+from rnnkit.checks import check_int
 
 State = Any  # a tensor, None, or a tuple / list / dict of States; dim 0 of each tensor is N
 Step = Callable[[Tensor, State], tuple[Tensor, State]]

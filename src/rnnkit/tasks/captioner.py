@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from rnnkit.checks import check_choice, check_int, check_rate
 from rnnkit.data.text import PAD, UNK, Vocabulary, pad_batch
 from rnnkit.nn import LAYERS, ConvEncoder, make_layer
-from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.tasks._decoding import beam_search, greedy_decode
 from rnnkit.tasks.ctc import check_images, edit_distance

@@ -35,10 +35,10 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
+from rnnkit.checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.data import Vocabulary, dataset_path, pad_batch
 from rnnkit.data.windows import Scaler
 from rnnkit.nn import LAYERS, make_layer
-from rnnkit.nn._checks import check_bool, check_choice, check_int, check_rate
 from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, TrainConfig, train

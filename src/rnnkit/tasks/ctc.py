@@ -31,8 +31,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
+from rnnkit.checks import check_choice, check_int, check_rate
 from rnnkit.nn import LAYERS, ConvEncoder, make_layer
-from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train
 

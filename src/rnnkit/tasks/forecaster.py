@@ -46,11 +46,11 @@ from torch.utils.data import TensorDataset
 
 from rnnkit import metrics
 from rnnkit.baselines import BaselineForecast, BaselineWarning, rolling_baselines
+from rnnkit.checks import check_choice, check_int, check_rate
 from rnnkit.data.frequency import best_season, choose_season, default_sizes, infer_frequency
 from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import LAYERS, make_layer
-from rnnkit.nn._checks import check_choice, check_int, check_rate
 from rnnkit.preprocess import calendar_features
 from rnnkit.runtime._file import MAX_STEPS
 from rnnkit.tasks._base import Task, build_network

@@ -24,15 +24,15 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
-from rnnkit.data.text import Vocabulary
-from rnnkit.nn import LAYERS, detach_state, make_layer
-from rnnkit.nn._checks import (
+from rnnkit.checks import (
     check_bool,
     check_choice,
     check_int,
     check_positive_float,
     check_rate,
 )
+from rnnkit.data.text import Vocabulary
+from rnnkit.nn import LAYERS, detach_state, make_layer
 from rnnkit.preprocess import char_tokens
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train

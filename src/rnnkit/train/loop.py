@@ -35,7 +35,7 @@ from lightning.pytorch.utilities.data import extract_batch_size
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-from rnnkit.nn._checks import check_choice, check_int, check_positive_float
+from rnnkit.checks import check_choice, check_int, check_positive_float
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
 from rnnkit.train.distributed import (
     STRATEGIES,

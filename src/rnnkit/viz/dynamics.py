@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from rnnkit.checks import check_int, check_shape
 from rnnkit.experiments.adding import adding_problem, set_memory_gate_bias
 from rnnkit.functional.cells import lstm_gates as lstm_gates_of
 from rnnkit.nn import LSTM, RecurrentBase, make_layer
-from rnnkit.nn._checks import check_int, check_shape
 from rnnkit.viz.figures import _save
 
 LSTM_GATES = ("i", "f", "g", "o")  # torch.nn's order of the gate blocks

@@ -1,4 +1,4 @@
-"""Argument checks shared by every layer and cell: one wording for every error.
+"""Argument checks shared by the layers, cells, tasks and readers: one wording for each error.
 
 Every message starts ``"<argument>: expected ..., got ..."``. Where torch.nn refuses the same
 thing, the message ends with torch's own words in parentheses and the error is also an
