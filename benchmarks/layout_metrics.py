@@ -7,7 +7,7 @@ Prints one line per measure:
 * the largest file and the longest function under ``src/rnnkit``;
 * ``# fmt: skip`` count;
 * import cycles among rnnkit's modules (lazy imports included, TYPE_CHECKING excluded);
-* imports of a private module (``_name``) from another package of rnnkit.
+* modules importing a private module (``_name``) of another package of rnnkit (pairs).
 """
 
 from __future__ import annotations
@@ -117,6 +117,13 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return found
 
 
+def _private_module(name: str) -> str | None:
+    """``rnnkit.nn._checks`` for ``rnnkit.nn._checks.check_int``; None if nothing is private."""
+    parts = name.split(".")
+    first = next((i for i, part in enumerate(parts[1:], 1) if part.startswith("_")), None)
+    return None if first is None else ".".join(parts[: first + 1])
+
+
 def main(revision: str | None) -> None:
     texts = sources(revision)
     trees = {path: ast.parse(text) for path, text in texts.items()}
@@ -150,13 +157,12 @@ def main(revision: str | None) -> None:
     graph = {m: {d for d in deps if not d.startswith(m + ".")} for m, deps in graph.items()}
     found = cycles(graph)
     print(f"import cycles: {len(found)}" + "".join(f"\n  {' <-> '.join(c)}" for c in found))
-    private = sorted(
-        (names[p], d)
+    private = {
+        (names[p], _private_module(d))
         for p, tree in trees.items()
         for d in imports(tree, names[p], p.endswith("__init__.py"))
-        if any(part.startswith("_") for part in d.split(".")[1:])
-        and d.split(".")[1] != names[p].split(".")[1]
-    )
+        if _private_module(d) and d.split(".")[1] != names[p].split(".")[1]
+    }
     print(f"private imports across packages: {len(private)}")
 
 
