@@ -39,7 +39,6 @@ from rnnkit.functional import State, Step, in_chunks, scan
 from rnnkit.nn import _engine
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 
-FusedResult = tuple[Tensor, State]
 RunResult = tuple[Tensor, State]  # an output (L, N, *) and a final state
 #: How a layer runs: ``"auto"`` takes the fastest path that computes exactly its
 #: configuration (torch's fused kernel, rnnkit's engine, a cell's own scan); ``"reference"``
@@ -149,7 +148,7 @@ class RecurrentBase(nn.Module):
         """Whether :meth:`_fused` computes exactly the current configuration."""
         return False
 
-    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult:
+    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> RunResult:
         """Run the fused kernel (only called when :meth:`_can_fuse`).
 
         ``x`` is ``(L, N, H_in)``, or packed data ``(sum(lengths), H_in)`` when
@@ -324,7 +323,7 @@ class RecurrentBase(nn.Module):
             return self._fused(x, state, None)
         return self._fused_with_lengths(x, state, lengths)
 
-    def _fused_with_lengths(self, x: Tensor, state: State, lengths: Tensor) -> FusedResult:
+    def _fused_with_lengths(self, x: Tensor, state: State, lengths: Tensor) -> RunResult:
         """Feed a padded batch to the packed fused kernel; handle length 0 around it."""
         lengths_cpu = lengths.cpu()
         # Packing rejects empty sequences: run them for one step, then restore them below.

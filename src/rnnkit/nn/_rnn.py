@@ -29,7 +29,7 @@ from rnnkit.checks import (
 from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurrence
 from rnnkit.functional.scan import Projection
 from rnnkit.nn import _engine
-from rnnkit.nn._base import FusedResult, RecurrentBase
+from rnnkit.nn._base import RecurrentBase, RunResult
 from rnnkit.nn._cell import Recurrence
 
 _DROPOUT_RANGE = (
@@ -122,7 +122,7 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
     def _can_fuse(self) -> bool:
         return self.fused and self._plain()
 
-    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> FusedResult:
+    def _fused(self, x: Tensor, hx: State, batch_sizes: Tensor | None) -> RunResult:
         state = hx if len(hx) > 1 else hx[0]
         weights = self._current_weights()
         options = (self.bias, self.num_layers, self.dropout, self.training, self.bidirectional)
