@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -171,3 +172,24 @@ def test_the_command_line_trains_saves_reloads_and_streams_each_cell(name, tmp_p
     runtime = rt.load(rt.export(model, tmp_path / "model.rnnkit"))
     greedy = {"length": 30, "top_k": 1}
     assert runtime.sample("the ", **greedy) == model.sample("the ", **greedy)
+
+
+def test_the_numpy_ops_compute_what_the_torch_ops_compute():
+    """The runtime's backend against the training one, op by op, at extreme values too."""
+    from rnnkit.cells import ACTIVATIONS
+    from rnnkit.cells._numpy import NUMPY
+    from rnnkit.nn._from_spec import TORCH
+
+    v = torch.cat([torch.randn(3, 8, dtype=F64), torch.tensor([[-800.0] * 4 + [800.0] * 4])])
+    w, b = torch.randn(6, 8, dtype=F64), torch.randn(6, dtype=F64)
+    gain, shift = torch.rand(8, dtype=F64) + 0.5, torch.randn(8, dtype=F64)
+    normed = [t.numpy() for t in (v, gain, shift)]
+    pairs = [(TORCH.act(v, name), NUMPY.act(v.numpy(), name)) for name in ACTIVATIONS]
+    pairs += [
+        (TORCH.linear(v, w, b), NUMPY.linear(v.numpy(), w.numpy(), b.numpy())),
+        (TORCH.layer_norm(v, gain, shift, 1e-5), NUMPY.layer_norm(*normed, 1e-5)),
+        (TORCH.concat(*TORCH.split(v, 4)), NUMPY.concat(*NUMPY.split(v.numpy(), 4))),
+    ]
+    for expected, got in pairs:
+        got = torch.from_numpy(np.asarray(got))
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
