@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from _model_files import rewrite_weights
+from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from rnnkit import metrics
@@ -186,7 +187,7 @@ def test_corrupt_or_foreign_model_directories_are_rejected(trained, tmp_path: Pa
     with pytest.raises(ModelFileError, match="is not an rnnkit model"):
         Forecaster.load(tmp_path)
     saved = model.save(tmp_path / "model")
-    (saved / "weights.safetensors").write_bytes(b"\x00garbage")
+    rewrite_weights(saved, raw=b"\x00garbage")
     with pytest.raises(ModelFileError, match=r"weights\.safetensors .* missing or corrupt"):
         Forecaster.load(saved)
     config = json.loads((saved / "config.json").read_text())
@@ -199,7 +200,7 @@ def test_a_model_folder_with_weights_that_are_not_finite_is_refused(saved: Path)
     weights = load_file(saved / "weights.safetensors")
     name = sorted(weights)[0]
     weights[name] = torch.full_like(weights[name], float("nan"))
-    save_file(weights, saved / "weights.safetensors")
+    rewrite_weights(saved, weights)
     with pytest.raises(ModelFileError, match=rf"is corrupt: {re.escape(name)} holds values that"):
         Forecaster.load(saved)
     result = CliRunner().invoke(app, ["predict", str(saved), "electricity"])

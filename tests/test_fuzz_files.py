@@ -24,16 +24,17 @@ from typing import Any
 import numpy as np
 import pytest
 from _fuzz import HOSTILE, assert_not_opened, bounded_memory, fuzz_settings, one_line, opened_files
+from _model_files import rewrite_weights
 from hypothesis import event, given
 from hypothesis import strategies as st
 from safetensors.numpy import save_file
 from safetensors.torch import load_file
-from safetensors.torch import save_file as save_torch
 
 import rnnkit.runtime as rt
 from rnnkit.runtime._file import HEADER_KEY, read_file
 from rnnkit.tasks import Forecaster
 from rnnkit.train import ModelFileError
+from rnnkit.train.io import CHECKSUM, CONFIG, WEIGHTS
 
 #: Examples per fuzz test (the file runs 4 such tests).
 FUZZ = fuzz_settings(100)
@@ -202,7 +203,7 @@ def test_weights_of_another_dtype_are_refused(intact, scratch) -> None:
     weights = load_file(target / "weights.safetensors")
     name = sorted(weights)[0]
     weights[name] = weights[name].double()
-    save_torch(weights, target / "weights.safetensors")
+    rewrite_weights(target, weights)
     with pytest.raises(ModelFileError, match=f"{name} is torch.float64 in the file") as error:
         Forecaster.load(target)
     one_line(error.value, "model: ", target)
@@ -338,3 +339,24 @@ def test_runtime_scaler_and_weights_are_checked(intact, tmp_path) -> None:
         with pytest.raises(rt.RuntimeFileError, match=message) as error:
             rt.load(path)
         one_line(error.value, "runtime file ", path)
+
+
+def test_a_flipped_bit_in_the_weights_is_refused_and_old_folders_still_load(intact, scratch):
+    """The weights' SHA-256 in config.json: a bit flipped in the tensors' data (which parses
+    as other weights) is one line; a folder saved before the checksum existed still loads."""
+    folder = intact[0]
+    target = scratch()
+    shutil.copytree(folder, target)
+    data = bytearray((target / WEIGHTS).read_bytes())
+    data[-3] ^= 0x10  # inside the last tensor's values, not the header
+    (target / WEIGHTS).write_bytes(bytes(data))
+    load_file(target / WEIGHTS)  # still a valid safetensors file: only the checksum sees it
+    with pytest.raises(ModelFileError, match="does not match the weights_sha256") as error:
+        Forecaster.load(target)
+    one_line(error.value, "model: ", target)
+    older = scratch()
+    shutil.copytree(folder, older)
+    config = json.loads((older / CONFIG).read_text())
+    del config[CHECKSUM]
+    (older / CONFIG).write_text(json.dumps(config))
+    assert Forecaster.load(older).config == Forecaster.load(folder).config

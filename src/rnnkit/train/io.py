@@ -1,12 +1,16 @@
 """Model directories: safetensors weights + a JSON config. No pickle, atomic writes.
 
 A model directory holds ``config.json`` (``{"format": "rnnkit-model", "version": 1,
-"task": ..., ...}``) and ``weights.safetensors``. It is written to a temporary sibling and
-renamed into place, so a killed run leaves either the old directory or the new one.
+"task": ..., "weights_sha256": ..., ...}``) and ``weights.safetensors``. It is written to a
+temporary sibling and renamed into place, so a killed run leaves either the old directory or
+the new one. The SHA-256 of the weights file catches a file changed after it was saved (a
+flipped bit in the tensors' data would otherwise load as other weights); folders written
+before it was recorded load without the check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -25,6 +29,7 @@ FORMAT = "rnnkit-model"
 VERSION = 1
 CONFIG = "config.json"
 WEIGHTS = "weights.safetensors"
+CHECKSUM = "weights_sha256"  # the field of config.json that holds the weights' SHA-256
 
 
 class ModelFileError(ValueError):
@@ -49,10 +54,11 @@ def save_model(
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         follow_umask(staging, 0o777)
-        header = {"format": FORMAT, "version": VERSION, "task": task, **config}
-        (staging / CONFIG).write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
         save_file({k: v.detach().contiguous().cpu() for k, v in weights.items()}, staging / WEIGHTS)
         follow_umask(staging / WEIGHTS)  # safetensors makes it private to the user
+        header = {"format": FORMAT, "version": VERSION, "task": task, **config}
+        header[CHECKSUM] = sha256(staging / WEIGHTS)
+        (staging / CONFIG).write_text(json.dumps(header, indent=2) + "\n", encoding="utf-8")
         for written in (staging / CONFIG, staging / WEIGHTS, staging):
             fsync(written)
         if not directory.exists():
@@ -69,6 +75,15 @@ def save_model(
         if staging.exists():
             shutil.rmtree(staging)
     return directory
+
+
+def sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, as 64 hexadecimal digits."""
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _remove_leftovers(directory: Path) -> None:
@@ -129,6 +144,24 @@ def load_model(directory: str | Path, task: str) -> tuple[dict[str, Any], dict[s
         raise ModelFileError(
             f"model: {str(directory)!r} is a {config.get('task')!r} model, expected {task!r}"
         )
+    if CHECKSUM in config:
+        expected = config[CHECKSUM]
+        if not isinstance(expected, str) or not re.fullmatch(r"[0-9a-f]{64}", expected):
+            raise ModelFileError(
+                f"model: {CONFIG} in {str(directory)!r}: {CHECKSUM} is not a SHA-256 (64 "
+                f"hexadecimal digits), got {str(expected)[:80]!r}"
+            )
+        try:
+            found = sha256(directory / WEIGHTS)
+        except OSError as error:
+            raise ModelFileError(
+                f"model: {WEIGHTS} in {str(directory)!r} is missing or unreadable: {error}"
+            ) from None
+        if found != expected:
+            raise ModelFileError(
+                f"model: {WEIGHTS} in {str(directory)!r} does not match the {CHECKSUM} of its "
+                f"{CONFIG}: the file changed after it was saved"
+            )
     try:
         weights = load_file(directory / WEIGHTS)
     except (SafetensorError, FileNotFoundError, OSError) as error:
