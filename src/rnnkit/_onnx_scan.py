@@ -441,12 +441,12 @@ class _Ops:
     def parameters(self, cell: SpecCell) -> SimpleNamespace:
         """The cell's ``p``: its parameters as values of this graph, options as they are."""
         values = {
-            name: None if tensor is None else _Value(self.b, None, tensor.shape[0], tensor)
+            name: _Value(self.b, None, tensor.shape[0], tensor)
             for name, tensor in cell.named_parameters(recurse=False)
         }
-        absent = {name: None for name, value in cell._parameters.items() if value is None}
-        sizes = {"input_size": cell.input_size, "hidden_size": cell.hidden_size}
-        return SimpleNamespace(**values, **absent, **cell.options, **sizes)
+        return cell.spec.namespace(
+            values, cell.input_size, cell.hidden_size, cell.bias, cell.options
+        )
 
     def _unary(self, v: _Value, activation: str) -> _Value:
         return _Value(self.b, self.b.act(v.name, activation), v.width)

@@ -55,13 +55,7 @@ def step_kernel(
 ) -> Callable[..., None]:
     """``kernel(x, *state)``: one step of ``spec`` from the raw input ``x`` ``(N, H_in)``,
     written into the state arrays ``(N, H)`` in place (the runtime's kernel convention)."""
-    names = spec.parameters(input_size, hidden_size, bias, options)
-    p = SimpleNamespace(
-        **{name: weights.get(name) for name in names},
-        **options,
-        input_size=input_size,
-        hidden_size=hidden_size,
-    )
+    p = spec.namespace(weights, input_size, hidden_size, bias, options)
 
     def kernel(x: Array, *state: Array) -> None:
         new = spec.step(NUMPY, p, spec.project(NUMPY, p, x), state, None)

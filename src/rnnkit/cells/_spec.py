@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 #: The activations ``ops.act`` knows, by name.
@@ -114,6 +115,24 @@ class CellSpec:
             name: option.check(name, given.get(name, option.default))
             for name, option in self.options.items()
         }
+
+    def namespace(
+        self,
+        values: dict[str, Any],
+        input_size: int,
+        hidden_size: int,
+        bias: bool,
+        options: dict[str, Any],
+    ) -> SimpleNamespace:
+        """The equations' ``p``: each parameter's value from ``values`` (None where the cell
+        has none, e.g. a bias without ``bias``), the options and the two sizes."""
+        names = self.parameters(input_size, hidden_size, bias, options)
+        return SimpleNamespace(
+            **{name: values.get(name) for name in names},
+            **options,
+            input_size=input_size,
+            hidden_size=hidden_size,
+        )
 
     def state_sizes(self, hidden_size: int) -> tuple[int, ...]:
         """``(S_0, ...)``: the widths of the state tensors."""
