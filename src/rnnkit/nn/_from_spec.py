@@ -63,11 +63,11 @@ class SpecCell(_ExtendedCell):
         dtype: torch.dtype | None = None,
         **options: Any,
     ) -> None:
-        self.options = self.spec.check_options(options)
+        checked = self.spec.check_options(options)
         super().__init__(
             input_size, hidden_size, self.spec.state_sizes(hidden_size), bias, device, dtype
         )
-        for name, value in self.options.items():
+        for name, value in checked.items():
             setattr(self, name, value)
         for name, param in self._initials().items():
             shape = () if param is None else param.shape
@@ -84,6 +84,11 @@ class SpecCell(_ExtendedCell):
                 nn.init.constant_(weight, param.fill)
             else:
                 nn.init.uniform_(weight, -param.bound, param.bound)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The cell's options by name (each is also an attribute, as the equations read it)."""
+        return {name: getattr(self, name) for name in self.spec.options}
 
     def _initials(self) -> dict[str, Param | None]:
         return self.spec.parameters(self.input_size, self.hidden_size, self.bias, self.options)
