@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test quality lint format bench docs wheel pythons clean
+.PHONY: setup demo test quality lint format bench bench-grid docs wheel pythons clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,11 @@ pythons: setup
 bench: setup
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_engine.py
+
+# The engine against torch.nn.LSTM over issue 26's 75 shapes (long: see benchmarks/README.md).
+bench-grid: setup
+	$(PY) benchmarks/bench_grid.py --threads 1
+	$(PY) benchmarks/bench_grid.py --threads 2
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info .pytest_cache .ruff_cache
