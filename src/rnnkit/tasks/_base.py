@@ -6,7 +6,7 @@ import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
@@ -28,11 +28,13 @@ class Task(Generic[Fitted, Network]):
     """Base of the task models: ``network`` and ``_fitted`` are None until fit() or load().
 
     A task is built from its config dataclass (``config_type``) or from that dataclass's
-    fields as keyword options, plus how to train it.
+    fields as keyword options, plus how to train it: ``training``, or a copy of the task's
+    ``default_training``.
     """
 
     task: ClassVar[str]  # its name in a model directory's config.json
     config_type: ClassVar[type]
+    default_training: ClassVar[TrainConfig] = TrainConfig()
     network: Network | None = None
     _fitted: Fitted | None = None
 
@@ -48,7 +50,7 @@ class Task(Generic[Fitted, Network]):
             name = type(self).__name__
             raise TypeError(f"{name}: pass either config or keyword options, not both")
         self.config = config or self.config_type(**options)
-        self.training = training or TrainConfig()
+        self.training = training or replace(self.default_training)
 
     @property
     def history(self) -> History:

@@ -32,7 +32,7 @@ from rnnkit.nn import LAYERS, ConvEncoder, make_layer
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.tasks._decoding import beam_search, greedy_decode
 from rnnkit.tasks.ctc import check_images, edit_distance
-from rnnkit.train import History, train
+from rnnkit.train import History, TrainConfig, train
 
 TASK = "captioner"
 BOS, EOS = "<bos>", "<eos>"
@@ -175,6 +175,8 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
     task = TASK
     config_type = CaptionerConfig
     config: CaptionerConfig
+    # what docs/experiments/vision.md measured on the digit grids (the slow quality test)
+    default_training = TrainConfig(max_epochs=15, patience=3, learning_rate=5e-3)
 
     def fit(
         self,

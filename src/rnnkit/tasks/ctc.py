@@ -34,7 +34,7 @@ from torch.utils.data import TensorDataset
 from rnnkit.checks import check_choice, check_int, check_rate
 from rnnkit.nn import LAYERS, ConvEncoder, make_layer
 from rnnkit.tasks._base import Task, build_network
-from rnnkit.train import History, train
+from rnnkit.train import History, TrainConfig, train
 
 TASK = "ctc"
 BLANK = 0
@@ -229,6 +229,8 @@ class CTCRecognizer(Task[_Fitted, CTCNetwork]):
     task = TASK
     config_type = CTCConfig
     config: CTCConfig
+    # what docs/experiments/vision.md measured on the digit strips (the slow quality test)
+    default_training = TrainConfig(max_epochs=12, patience=3, batch_size=32)
 
     def fit(
         self,

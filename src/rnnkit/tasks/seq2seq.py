@@ -42,7 +42,7 @@ from rnnkit.nn import LAYERS, make_layer
 from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.tasks._decoding import beam_search, greedy_decode
-from rnnkit.train import History, train
+from rnnkit.train import History, TrainConfig, train
 
 TASK = "seq2seq"
 BOS, EOS = "<s>", "</s>"
@@ -236,7 +236,7 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
     Example:
         >>> from rnnkit.data.dates import date_pairs
         >>> train_pairs, test_pairs = date_pairs(train=10000, test=2000)
-        >>> model = Seq2Seq(training=TrainConfig(max_epochs=6, batch_size=32, learning_rate=1e-2))
+        >>> model = Seq2Seq()
         >>> history = model.fit(*zip(*train_pairs))                          # doctest: +SKIP
         >>> model.translate(["Friday, 5 March 2021"], beam_size=4)           # doctest: +SKIP
         ['2021-03-05']
@@ -245,6 +245,8 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
     task = TASK
     config_type = Seq2SeqConfig
     config: Seq2SeqConfig
+    # what docs/experiments/seq2seq.md measured on the dates (the slow quality test)
+    default_training = TrainConfig(max_epochs=6, batch_size=32, learning_rate=1e-2)
 
     # ------------------------------------------------------------------ training
 
