@@ -85,7 +85,7 @@ class ForecasterConfig:
 
     lookback: int | None = None
     horizon: int = 48
-    stride: int = 2
+    stride: int = 1
     cell: str = "lstm"
     hidden_size: int = 64
     num_layers: int = 1
