@@ -73,7 +73,7 @@ def write_date(date: dt.date, form: str) -> str:
 
 
 def date_pairs(
-    train: int = 20000, test: int = 2000, seed: int = 0
+    train: int = 10000, test: int = 2000, seed: int = 0
 ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Training and test lists of (written date, ISO 8601 date) pairs on disjoint days.
 

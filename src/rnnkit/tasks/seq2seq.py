@@ -235,7 +235,7 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
 
     Example:
         >>> from rnnkit.data.dates import date_pairs
-        >>> train_pairs, test_pairs = date_pairs(train=10000, test=2000)
+        >>> train_pairs, test_pairs = date_pairs()
         >>> model = Seq2Seq()
         >>> history = model.fit(*zip(*train_pairs))                          # doctest: +SKIP
         >>> model.translate(["Friday, 5 March 2021"], beam_size=4)           # doctest: +SKIP
