@@ -7,7 +7,8 @@ comparison is of ratios taken inside one process each, over the same rounds.
 Usage (the old tree from git, e.g. the commit before a change)::
 
     git worktree add /tmp/old <rev>
-    python benchmarks/ab_engine.py /tmp/old/src src [--rounds 5]
+    python benchmarks/ab_engine.py /tmp/old/src src [--rounds 5] [--threads 1] \\
+        [--shapes 'B,T,I,H;...']
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
 import torch
 import rnnkit.nn as nn
-torch.set_num_threads(1)
+torch.set_num_threads(int(sys.argv[3]))
 torch.manual_seed(0)
 layers = {
     "LayerNormLSTM": nn.LayerNormLSTM, "PeepholeLSTM": nn.PeepholeLSTM,
@@ -31,7 +32,7 @@ layers = {
     "LSTM zoneout": lambda i, h: nn.LSTM(i, h, zoneout=0.1),
 }
 results = {}
-for batch, steps, inputs, hidden in ((1, 256, 32, 64), (16, 256, 32, 128)):
+for batch, steps, inputs, hidden in json.loads(sys.argv[2]):
     x = torch.randn(steps, batch, inputs)
     lstm = torch.nn.LSTM(inputs, hidden)
     for name, make in layers.items():
@@ -47,7 +48,7 @@ for batch, steps, inputs, hidden in ((1, 256, 32, 64), (16, 256, 32, 128)):
                 return time.perf_counter() - start
             run(layer), run(lstm)
             pairs = [(run(layer), run(lstm)) for _ in range(7)]
-            key = f"{name} B={batch} {mode}"
+            key = f"{name} B={batch} T={steps} I={inputs} H={hidden} {mode}"
             results[key] = statistics.median(a / b for a, b in pairs)
 print(json.dumps(results))
 """
@@ -58,21 +59,27 @@ def main() -> None:
     parser.add_argument("old", help="the old tree's src folder")
     parser.add_argument("new", help="the new tree's src folder")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--shapes",
+        default="1,256,32,64;16,256,32,128",
+        help="B,T,I,H points separated by ';' (default: %(default)s)",
+    )
     args = parser.parse_args()
+    shapes = json.dumps([[int(v) for v in point.split(",")] for point in args.shapes.split(";")])
     ratios: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     for _ in range(args.rounds):
         for label, tree in (("old", args.old), ("new", args.new)):
-            out = subprocess.run(
-                [sys.executable, "-c", CHILD, tree], capture_output=True, text=True, check=True
-            ).stdout
+            command = [sys.executable, "-c", CHILD, tree, shapes, str(args.threads)]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             for key, value in json.loads(out).items():
                 ratios[label].setdefault(key, []).append(value)
-    print(f"{'layer, batch, mode':40} {'old / nn.LSTM':>15} {'new / nn.LSTM':>15} {'new/old':>8}")
+    print(f"{'layer, shape, mode':58} {'old / nn.LSTM':>15} {'new / nn.LSTM':>15} {'new/old':>8}")
     for key, old in ratios["old"].items():
         new = ratios["new"][key]
         change = statistics.median(new) / statistics.median(old)
         span = f"{min(old):.2f}-{max(old):.2f}", f"{min(new):.2f}-{max(new):.2f}"
-        print(f"{key:40} {span[0]:>15} {span[1]:>15} {change:8.3f}")
+        print(f"{key:58} {span[0]:>15} {span[1]:>15} {change:8.3f}")
 
 
 if __name__ == "__main__":

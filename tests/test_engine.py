@@ -11,11 +11,15 @@ the recurrent regularisers in training (the same seed gives the same random draw
 from __future__ import annotations
 
 import copy
+import ctypes
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
+from pathlib import Path
 
+import llvmlite.binding
 import numpy as np
 import pytest
 import torch
@@ -209,22 +213,17 @@ def test_reference_path_in_chunks_equals_whole(name: str, monkeypatch) -> None:
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LayerNormLSTM", "LSTM", "LayerNormGRU"])
-@pytest.mark.parametrize(("hidden", "batch"), [(128, 24), (320, 40)])
-def test_numba_blocked_matmul_equals_reference(
-    name: str, loop: str, hidden: int, batch: int, monkeypatch
-) -> None:
-    """A step's matmul is split (``_fused_numba._dot``, for BLAS's small-matrix kernels): at
-    hidden 128 into blocks of rows, at hidden 320 into blocks of columns, forward and
-    backward; the recurrent regularisers run and the lengths vary."""
-    gates = 3 if "GRU" in name else 4
-    blocks = fused._fused_numba.column_block
-    columns_blocked = blocks(batch, hidden, gates * hidden) < gates * hidden
-    assert columns_blocked == (blocks(batch, gates * hidden, hidden) < hidden) == (hidden == 320)
-    steps, features = 3, 4
+def test_numba_products_of_both_kinds_equal_reference(name: str, loop: str) -> None:
+    """A step's matmul (``_fused_numba._dot``) is the engine's own loop while at most
+    ``tuning.LOOP_PRODUCT_ROWS`` sequences run and torch's BLAS above: lengths that leave
+    8, 3, then 1 sequence running take both, forward and backward, with the recurrent
+    regularisers on."""
+    assert tuning.LOOP_PRODUCT_ROWS in range(1, 8)
+    steps, features, hidden, batch = 8, 4, 24, 8
     layer = make(name, features, hidden, "train-regularised", torch.float64)
     x = torch.randn(steps, batch, features, dtype=torch.float64, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))
-    lengths = torch.tensor([3, 1, 2, 3] * (batch // 4))
+    lengths = torch.tensor([8, 3, 3, 1, 1, 1, 1, 1])
     fast = run(layer, x, hx, lengths, True)
     slow = run(layer, x, hx, lengths, False)
     for a, b in zip((fast[0], *fast[1], *fast[2]), (slow[0], *slow[1], *slow[2]), strict=True):
@@ -232,25 +231,70 @@ def test_numba_blocked_matmul_equals_reference(
         assert float(torch.linalg.norm(a - b)) <= 1e-10 * float(torch.linalg.norm(b))
 
 
-def test_blocked_matmul_equals_numpy() -> None:
-    """``_dot`` against NumPy: in blocks of rows (remainder included), of columns (the last
-    one ragged) and whole."""
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_step_product_equals_numpy(dtype: type) -> None:
+    """``_dot`` against NumPy in float64, on both sides of ``tuning.LOOP_PRODUCT_ROWS``, for
+    operands whose rows lie apart in a larger array (a batch's first rows, a step's slice) and
+    for an empty inner size (a product of zeros)."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
-    kernels, rng = fused._fused_numba, np.random.default_rng(0)
-    cases = ((20, 128, 512), (3, 4, 5), (9, 256, 1024), (64, 256, 1024), (40, 300, 1000))
-    for rows, inner, cols in cases:
-        width = kernels.column_block(rows, inner, cols)
-        assert (width < cols) == (rows * inner * cols > 1e6 and inner * cols > 250_000)
-        assert width == cols or width * rows * inner <= tuning.SMALL_GEMM
-        for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-5)):
-            x = rng.standard_normal((rows, inner)).astype(dtype)
-            w = rng.standard_normal((inner, cols)).astype(dtype)
-            blocked = fused._blocked(torch.from_numpy(w), rows, dtype)
-            assert blocked.shape == (-(-cols // width), inner, width)
-            out = np.full((rows, cols), np.nan, dtype)
-            kernels._dot(x, blocked, out, kernels._spill(blocked, rows))
-            np.testing.assert_allclose(out, x.astype(np.float64) @ w, rtol=rtol, atol=rtol * 10)
+    rng, rtol = np.random.default_rng(0), 1e-12 if dtype == np.float64 else 1e-5
+    for rows, inner, cols in ((1, 7, 5), (2, 64, 256), (3, 4, 5), (40, 300, 1000), (5, 0, 3)):
+        x = rng.standard_normal((rows + 2, inner + 3)).astype(dtype)[1:-1, 2 : 2 + inner]
+        w = rng.standard_normal((inner, cols)).astype(dtype)
+        out = np.full((rows + 1, cols + 2), np.nan, dtype)
+        fused._fused_numba._dot(x, w, out[:rows, 1 : 1 + cols])
+        expected = x.astype(np.float64) @ w.astype(np.float64)
+        np.testing.assert_allclose(out[:rows, 1 : 1 + cols], expected, rtol=rtol, atol=rtol * 10)
+        assert np.isnan(out[rows:]).all() and np.isnan(out[:, [0, -1]]).all()
+
+
+def test_the_loops_call_torchs_own_blas() -> None:
+    """Where torch's CPU library exports the Fortran ``sgemm_`` (as its x86-64 wheels do, from
+    MKL), the loops' products call that very function, and the layers then hold no BLAS."""
+    if fused._gemm is None:
+        pytest.skip("numba is not installed")
+    library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    if not hasattr(library, "sgemm_"):
+        pytest.skip("this torch exports no sgemm_")
+    address = ctypes.cast(library.sgemm_, ctypes.c_void_p).value
+    assert fused._gemm.SOURCE == "torch"
+    assert llvmlite.binding.address_of_symbol("rnnkit_sgemm") == address
+    assert fused._blas() == [] and "mkl" in fused.engine_blas().lower()
+
+
+SCIPY_ENGINE = """
+import torch
+from rnnkit import nn
+from rnnkit.functional import _gemm, engine_blas
+assert _gemm.SOURCE == "scipy", _gemm.SOURCE
+print(engine_blas())
+torch.manual_seed(0)
+layer = nn.LayerNormLSTM(3, 16).double()
+x = torch.randn(5, 8, 3, dtype=torch.float64, requires_grad=True)
+fast = layer(x)[0]
+fast.sum().backward()
+layer.backend = "reference"
+slow = layer(x)[0]
+torch.testing.assert_close(fast, slow, rtol=1e-10, atol=1e-12)
+"""
+
+
+def test_scipy_blas_on_request() -> None:
+    """``RNNKIT_ENGINE_BLAS=scipy`` (also the fallback where torch exports no BLAS) binds the
+    loops to SciPy's BLAS, which gives the reference path's numbers; any other value is refused
+    by name."""
+    if fused._gemm is None:
+        pytest.skip("numba is not installed")
+    environment = {**os.environ, "RNNKIT_ENGINE_BLAS": "scipy"}
+    done = subprocess.run([sys.executable, "-c", SCIPY_ENGINE], env=environment,
+                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("SciPy's")
+    environment["RNNKIT_ENGINE_BLAS"] = "openblas"
+    done = subprocess.run([sys.executable, "-c", "import rnnkit.functional"], env=environment,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "RNNKIT_ENGINE_BLAS: expected 'torch' or 'scipy', got 'openblas'" in done.stderr
 
 
 def spy_on(monkeypatch, kernel: str) -> list[tuple]:
@@ -275,8 +319,10 @@ class RecordedLibrary:
 
 
 def spy_on_blas(monkeypatch) -> list[int]:
-    """The thread counts :func:`fused.single_threaded_blas` sets, library by library."""
-    libraries, calls = fused._blas(), []
+    """The thread counts :func:`fused.single_threaded_blas` sets, library by library, where
+    the loops call SciPy's BLAS (torch's needs no hold)."""
+    monkeypatch.setattr(fused._gemm, "SOURCE", "scipy")
+    libraries, calls = fused._blas.__wrapped__(), []
     if not libraries:
         pytest.skip("no BLAS library that threadpoolctl can see")
     recorded = [RecordedLibrary(lib, calls) for lib in libraries]

@@ -19,6 +19,7 @@ from rnnkit.functional.extended import (
     layer_norm_projection,
     peephole_lstm_recurrence,
 )
+from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
     linear_scan,
     linear_scan_log,
@@ -37,6 +38,7 @@ __all__ = [
     "Projection",
     "State",
     "Step",
+    "engine_blas",
     "gru_cell",
     "gru_recurrence",
     "in_chunks",

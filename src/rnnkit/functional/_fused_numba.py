@@ -9,13 +9,14 @@ norms' gains and shifts, whose gradients the loops add up as they go; the LSTM l
 also take the input layer norm and keep ``h W_hh^T`` for the backward; and the inference
 loops, which project each step's input themselves (:data:`PROJECT`). Absent options are passed
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
-BLAS's (``np.dot`` on contiguous blocks, see :func:`_dot`; the caller holds BLAS to one
-thread). Every function compiles with ``error_model="numpy"``: a float division that cannot
-raise lets LLVM vectorise the gate loops (about 6x on the point-wise work). Constants and
-scalars go through :func:`_like`, so float32 buffers get float32 arithmetic. Each loop's
-scratch buffers are made by a thin public function and passed in as arguments: allocated in
-the function of the loop itself, they made its point-wise work about twice as slow (why LLVM
-does worse beside a local array was not pinned down).
+:func:`_dot`: a loop of its own at one or two rows, else torch's BLAS
+(:mod:`rnnkit.functional._gemm`). Every function compiles with ``error_model="numpy"``: a
+float division that cannot raise lets LLVM vectorise the gate loops (about 6x on the
+point-wise work). Constants and scalars go through :func:`_like`, so float32 buffers get
+float32 arithmetic. Each loop's scratch buffers are made by a thin public function and
+passed in as arguments: allocated in the function of the loop itself, they made its
+point-wise work about twice as slow (why LLVM does worse beside a local array was not pinned
+down).
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
 ``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
@@ -32,7 +33,8 @@ from numba import njit, types
 from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
-from rnnkit.functional.tuning import MIN_BLOCK, MIN_COLUMNS, SMALL_GEMM
+from rnnkit.functional._gemm import gemm
+from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS
 
 
 def _like(x, value):
@@ -80,48 +82,23 @@ def _sigmoid(x: float, exact: bool) -> float:
     return half + half * _tanh_exact(half * x, exact)
 
 
-def column_block(rows: int, inner: int, columns: int) -> int:
-    """How many columns of a weight ``(inner, columns)`` each product of a step takes, for a
-    left operand of up to ``rows`` rows: all of them, or, where blocks of rows would be too
-    thin for the small-matrix kernels, a power of two that fits them (measurements in
-    benchmarks/README.md)."""
-    product = inner * columns
-    if SMALL_GEMM // max(1, product) >= MIN_BLOCK or rows * product <= SMALL_GEMM:
-        return columns
-    width = 1 << max(0, (SMALL_GEMM // max(1, rows * inner)).bit_length() - 1)
-    return width if MIN_COLUMNS <= width < columns else columns
-
-
 @njit(cache=True, error_model="numpy", inline="always")
-def _dot(x, w, out, spill):
-    """``out = x @ W``. ``w`` holds ``W`` ``(K, N)`` as ``(1, K, N)``, or its columns in
-    zero-padded blocks ``(nb, K, cb)`` (see :func:`column_block`), whose products go to
-    ``spill`` ``(nb, >= rows, cb)`` first. Unblocked, the product runs in blocks of rows
-    that OpenBLAS's small-matrix kernels take, all of about the same size (16 rows as 8 + 8,
-    not 15 + 1: the small kernels take time by the larger block)."""
-    rows = x.shape[0]
-    blocks, inner, width = w.shape
-    if blocks > 1:
-        for k in range(blocks):
-            np.dot(x, w[k], spill[k, :rows])
-        for n in range(rows):
-            for k in range(blocks):
-                row, start = spill[k, n], k * width
-                for j in range(min(width, out.shape[1] - start)):
-                    out[n, start + j] = row[j]
+def _dot(x, w, out):
+    """``out = x @ w`` for ``x`` ``(M, K)``, ``w`` ``(K, N)``: up to
+    ``tuning.LOOP_PRODUCT_ROWS`` rows a loop of this module (row by row, each an ``axpy`` over
+    ``w``'s contiguous rows, which the compiler vectorises for the host CPU), above it torch's
+    BLAS (:func:`rnnkit.functional._gemm.gemm`), whose call costs more than the loop's work
+    at one or two rows."""
+    if x.shape[0] > LOOP_PRODUCT_ROWS:
+        gemm(x, w, out)
         return
-    most = SMALL_GEMM // max(1, inner * width)
-    parts = 1 if most < MIN_BLOCK else -(-rows // most)
-    block = max(1, -(-rows // parts))
-    for start in range(0, rows, block):
-        stop = min(start + block, rows)
-        np.dot(x[start:stop], w[0], out[start:stop])
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _spill(w, rows):
-    """The scratch :func:`_dot` needs for ``w``: empty unless ``w`` is in column blocks."""
-    return np.empty((w.shape[0], rows if w.shape[0] > 1 else 0, w.shape[2]), w.dtype)
+    for n in range(x.shape[0]):
+        row = out[n]
+        row[:] = _like(out, 0.0)
+        for k in range(x.shape[1]):
+            scale, w_k = x[n, k], w[k]
+            for j in range(row.shape[0]):
+                row[j] += scale * w_k[j]
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -208,15 +185,15 @@ def lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep,
     _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
                   stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias, rate,
                   eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, source,
-                  exact, np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype),
-                  _spill(w, batch), _spill(w_ih, batch))  # fmt: skip
+                  exact, np.empty((batch, hidden), act.dtype),
+                  np.empty(hidden, act.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                   ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
                   rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
-                  source, exact, h_in, y, spill, spill_ih):  # fmt: skip
+                  source, exact, h_in, y):  # fmt: skip
     """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
     steps = hs.shape[0] - 1
     gates = act.shape[2]
@@ -231,10 +208,10 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
         _start(cs, c0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         gh = gh_all[t % gh_all.shape[0], :b]  # (b, 4H): h W_hh^T
-        _dot(h_in[:b], w, gh, spill)
+        _dot(h_in[:b], w, gh)
         s, c_prev, c_next = t % act.shape[0], prev % cs.shape[0], new % cs.shape[0]
         if source == PROJECT:
-            _dot(x[t, :b], w_ih, act[s, :b], spill_ih)
+            _dot(x[t, :b], w_ih, act[s, :b])
         for n in range(b):
             a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
             cn = c_new[t % c_new.shape[0], n] if zoned else cs[c_next, n]
@@ -292,13 +269,13 @@ def recurrent_products(hs, w, mask, rows, reverse, use_mask, out):
     """``out[t]`` = what entered the recurrent weights at step ``t`` times ``W``, by the same
     products as :func:`lstm_forward`'s (so bit for bit the ``gh`` it kept)."""
     steps, batch = hs.shape[0] - 1, hs.shape[1]
-    h_in, spill = np.empty((batch, hs.shape[2]), hs.dtype), _spill(w, batch)
+    h_in = np.empty((batch, hs.shape[2]), hs.dtype)
     for k in range(steps):
         t, prev, _ = _slots(k, steps, reverse)
         b = rows[t]
         if b > 0:
             _recurrent_input(hs, prev, mask, use_mask, b, h_in)
-            _dot(h_in[:b], w, out[t, :b], spill)
+            _dot(h_in[:b], w, out[t, :b])
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -339,8 +316,7 @@ def lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, s
                    np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
                    np.empty(hidden, act.dtype), np.empty((batch, hidden), act.dtype),
                    np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype),
-                   np.empty(gates, act.dtype), np.empty((batch, hidden), act.dtype),
-                   _spill(w_t, batch))  # fmt: skip
+                   np.empty(gates, act.dtype), np.empty((batch, hidden), act.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -348,7 +324,7 @@ def _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, 
                    d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih,
                    stats_ih, d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned,
                    use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, d, dhn, dcn, keep_h, keep_c, dt,
-                   dx, dh_all, spill):  # fmt: skip
+                   dx, dh_all):  # fmt: skip
     """The loop of :func:`lstm_backward`, its scratch buffers allocated by the caller."""
     steps, _, gates = act.shape
     rate, one = _like(act, rate), _like(act, 1.0)
@@ -400,7 +376,7 @@ def _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, 
                                d_ln_w_ih, d_ln_b_ih)  # fmt: skip
                 da[:] = dx
         dh_prev = dh_all[:b]  # (b, H)
-        _dot(d_gh[t, :b], w_t, dh_prev, spill)
+        _dot(d_gh[t, :b], w_t, dh_prev)
         for n in range(b):
             for j in range(hidden):
                 dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
@@ -505,13 +481,13 @@ def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, kee
                  bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
                  ln, project, ln_ih, exact,
                  np.empty((batch, hidden), act.dtype), np.empty((batch, gates), act.dtype),
-                 np.empty(hidden, act.dtype), _spill(w, batch), _spill(w_ih, batch))  # fmt: skip
+                 np.empty(hidden, act.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
                  bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                 ln, project, ln_ih, exact, h_in, g_all, h_t, spill, spill_ih):  # fmt: skip
+                 ln, project, ln_ih, exact, h_in, g_all, h_t):  # fmt: skip
     """The loop of :func:`gru_forward`, its scratch buffers allocated by the caller; ``h_t``: h'
     before zoneout."""
     steps = hs.shape[0] - 1
@@ -526,10 +502,10 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
         _start(hs, h0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         g = g_all[:b]  # (b, 3H)
-        _dot(h_in[:b], w, g, spill)
+        _dot(h_in[:b], w, g)
         s, s_in = t % act.shape[0], t % gi.shape[0]
         if project:
-            _dot(x[t, :b], w_ih, gi[s_in, :b], spill_ih)
+            _dot(x[t, :b], w_ih, gi[s_in, :b])
         for n in range(b):
             a, x_t = act[s, n], gi[s_in, n]
             if project:
@@ -569,13 +545,13 @@ def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w
                   mask, keep, rate, rows, reverse, zoned, use_mask, use_keep, ln,
                   np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
                   np.empty((batch, hidden), act.dtype),
-                  np.empty((batch, hidden), act.dtype), _spill(w_hh, batch))  # fmt: skip
+                  np.empty((batch, hidden), act.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh, hs,
                   mask, keep, rate, rows, reverse, zoned, use_mask, use_keep, ln, d, dhn, rest,
-                  dh_all, spill):  # fmt: skip
+                  dh_all):  # fmt: skip
     """The loop of :func:`gru_backward`, its scratch buffers allocated by the caller; ``rest``:
     the d h that skips W_hh: via z and zoneout."""
     steps, _, gates = act.shape
@@ -606,7 +582,7 @@ def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_
                 _norm_backward(dg, gh[t, n], stats[t, n, 0], stats[t, n, 1], ln_w, d_gh[t, n],
                                d_ln_w, d_ln_b)  # fmt: skip
         dh_prev = dh_all[:b]  # (b, H)
-        _dot(d_gh[t, :b], w_hh, dh_prev, spill)
+        _dot(d_gh[t, :b], w_hh, dh_prev)
         for n in range(b):
             for j in range(hidden):
                 dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
@@ -674,14 +650,12 @@ def jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, 
     batch, out_size = gi.shape[1], ys.shape[2]
     _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                     zoned, use_mask, use_keep, kind, out_kind, exact,
-                    np.empty((batch, out_size), gi.dtype), _spill(w_in, batch),
-                    _spill(w_out, batch))  # fmt: skip
+                    np.empty((batch, out_size), gi.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
-                    zoned, use_mask, use_keep, kind, out_kind, exact, y_in, spill_in,
-                    spill_out):  # fmt: skip
+                    zoned, use_mask, use_keep, kind, out_kind, exact, y_in):  # fmt: skip
     """The loop of :func:`jordan_forward`, its scratch buffers allocated by the caller."""
     steps, _, hidden = gi.shape
     rate = _like(gi, rate)
@@ -694,13 +668,13 @@ def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate,
         _start(ys, y0, rows, t, steps, reverse)
         _recurrent_input(ys, prev, mask, use_mask, b, y_in)
         h = hid[t, :b]  # (b, H)
-        _dot(y_in[:b], w_in, h, spill_in)
+        _dot(y_in[:b], w_in, h)
         for n in range(b):
             for j in range(hidden):
                 h[n, j] += gi[t, n, j]
             _activate_row(h[n], kind, exact)
         y_t = y_new[t, :b]  # (b, O)
-        _dot(h, w_out, y_t, spill_out)
+        _dot(h, w_out, y_t)
         for n in range(b):
             for j in range(out_size):
                 y_t[n, j] += bias[j]
@@ -721,14 +695,13 @@ def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, r
                      zoned, use_mask, use_keep, kind, out_kind, np.empty(out_size, hid.dtype),
                      np.empty(out_size, hid.dtype), np.empty((batch, out_size), hid.dtype),
                      np.empty((batch, hidden), hid.dtype),
-                     np.empty((batch, out_size), hid.dtype), _spill(w_hy, batch),
-                     _spill(w_yh, batch))  # fmt: skip
+                     np.empty((batch, out_size), hid.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
 def _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows, reverse,
                      zoned, use_mask, use_keep, kind, out_kind, d, dyn, rest, d_hid,
-                     dy_all, spill_hy, spill_yh):  # fmt: skip
+                     dy_all):  # fmt: skip
     """The loop of :func:`jordan_backward`, its scratch buffers allocated by the caller;
     ``rest``: through zoneout."""
     steps = hid.shape[0]
@@ -745,11 +718,11 @@ def _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, 
             keep_t = _keep_row(keep, t, 0, n, use_keep)
             _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dyn, rest[n])
             _activate_row_backward(dyn, y_new[t, n], out_kind, d_z[t, n])
-        _dot(d_z[t, :b], w_hy, d_hid[:b], spill_hy)
+        _dot(d_z[t, :b], w_hy, d_hid[:b])
         for n in range(b):
             _activate_row_backward(d_hid[n], hid[t, n], kind, d_act[t, n])
         dy_prev = dy_all[:b]  # (b, O)
-        _dot(d_act[t, :b], w_yh, dy_prev, spill_yh)
+        _dot(d_act[t, :b], w_yh, dy_prev)
         for n in range(b):
             for j in range(out_size):
                 dm = dy_prev[n, j] * mask[n, j] if use_mask else dy_prev[n, j]

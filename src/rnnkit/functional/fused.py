@@ -18,10 +18,11 @@ first rows (the sequences still running), as torch's packed kernels do.
 Up to ``tuning.NUMBA_MAX_BATCH`` every family runs the same loops compiled by numba
 (:mod:`rnnkit.functional._fused_numba`) when it is installed: at small batches a step is a
 few microseconds of arithmetic and the torch loop is interpreter time, and up to 128 rows the
-compiled loops still win (their GEMMs in blocks OpenBLAS's small-matrix kernels take). Larger
+compiled loops still win (their products on torch's own BLAS, see :mod:`._gemm`). Larger
 batches, and every batch without numba (logged once on the ``rnnkit`` logger), run the torch
-loop. Each numba loop runs with BLAS held to one thread; a caller running many of them (the
-layers do) holds it once around them all with :func:`single_threaded_blas`.
+loop. Where the loops fall back to SciPy's BLAS, each runs with it held to one thread; a caller
+running many of them (the layers do) holds it once around them all with
+:func:`single_threaded_blas`.
 
 Every function takes the regularisers of :class:`rnnkit.nn.RecurrentBase`: ``mask``
 ``(N, S_0)``, the variational recurrent-dropout mask on the state that enters the recurrent
@@ -53,9 +54,9 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 from rnnkit.functional import tuning
 
 try:
-    from rnnkit.functional import _fused_numba
+    from rnnkit.functional import _fused_numba, _gemm
 except ImportError:  # numba is optional: the torch loop runs every batch size
-    _fused_numba = None
+    _fused_numba = _gemm = None
 
 _log = logging.getLogger("rnnkit")
 _layer_norm = torch.native_layer_norm
@@ -287,10 +288,22 @@ def _warn_no_numba() -> None:
 
 @functools.cache
 def _blas() -> list[LibController]:
-    """The BLAS libraries of this process, the one numba's ``np.dot`` calls (SciPy's) included."""
+    """The BLAS libraries the numba loops call that the engine holds to one thread: none where
+    the loops call torch's own BLAS, whose threads follow ``torch.set_num_threads`` as in
+    ``torch.nn``; else SciPy's, which the loops call then (see :mod:`._gemm`)."""
+    if _fused_numba is None or _gemm.SOURCE == "torch":
+        return []
     import scipy.linalg.cython_blas  # noqa: F401  (loaded now so that the controller sees it)
 
     return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
+
+
+def engine_blas() -> str:
+    """The BLAS the numba loops' products call (see ``tuning.LOOP_PRODUCT_ROWS``), in words:
+    what a benchmark table names beside its numbers."""
+    if _gemm is None:
+        return "none: numba is not installed, every batch runs the torch loop"
+    return _gemm.describe()
 
 
 _held = threading.local()  # how deep this thread is in single_threaded_blas()
@@ -298,8 +311,9 @@ _held = threading.local()  # how deep this thread is in single_threaded_blas()
 
 @contextlib.contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Hold BLAS to one thread, as the numba loops want it: their matmuls are a step's, too
-    small to share, and OpenBLAS's threads woken at every step cost more than they save.
+    """Hold SciPy's BLAS to one thread where the numba loops call it: their matmuls are a
+    step's, too small to share, and OpenBLAS's threads woken at every step cost more than they
+    save (torch's BLAS, which the loops call where it exports one, decides for itself).
     Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once.
     The libraries' own setters are called directly: ``ThreadpoolController.limit`` costs
     about three times as much a call (benchmarks/README.md)."""
@@ -321,20 +335,6 @@ def _run(loop: Callable[..., None], *args: Any) -> None:
     """Run a numba loop with one BLAS thread."""
     with single_threaded_blas():
         loop(*args)
-
-
-def _blocked(w: Tensor, rows: int, dtype: np.dtype) -> np.ndarray:
-    """``w`` ``(K, N)`` as the numba loops' matmul takes it for a left operand of up to
-    ``rows`` rows: ``(1, K, N)``, or its columns in zero-padded blocks ``(nb, K, cb)``
-    (see :func:`rnnkit.functional._fused_numba.column_block`)."""
-    inner, columns = w.shape
-    width = _fused_numba.column_block(rows, inner, columns)
-    if width == columns:
-        return _np(w, 2, dtype)[None]
-    blocks = -(-columns // width)
-    padded = w.new_zeros(inner, blocks * width)
-    padded[:, :columns] = w.detach()
-    return padded.unflatten(1, (blocks, width)).transpose(0, 1).contiguous().numpy()
 
 
 def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
@@ -470,7 +470,7 @@ class _LSTM(torch.autograd.Function):
         gh = None if ln_w is None or numba else _Recomputed(h_in, w, plan.valid(act), 32)
         if ln_w is not None and numba and getattr(ctx, "gh_spent", False):
             _run(_fused_numba.recurrent_products, hs.numpy(),
-                 _blocked(w, act.shape[1], act.numpy().dtype), _np(mask, 2, act.numpy().dtype),
+                 _np(w, 2, act.numpy().dtype), _np(mask, 2, act.numpy().dtype),
                  plan.rows, plan.reverse, mask is not None, gh_kept.numpy())  # fmt: skip
         ctx.gh_spent = True
         d_ln_hh = None if ln_w is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
@@ -630,11 +630,7 @@ class _Input(NamedTuple):
     def arrays(self, rows: int, gates: int, dtype: np.dtype) -> tuple:
         """``x``, ``w_ih``, ``bias`` as the loops take them: stand-ins where absent, an absent
         bias as zeros."""
-        w_ih = (
-            np.zeros((1, 1, 1), dtype)
-            if self.w_ih is None
-            else _blocked(self.w_ih.t(), rows, dtype)
-        )
+        w_ih = _np(None if self.w_ih is None else self.w_ih.t(), 2, dtype)
         bias = np.zeros(gates, dtype) if self.bias is None else _np(self.bias, 1, dtype)
         return _np(self.x, 3, dtype), w_ih, bias
 
@@ -652,7 +648,7 @@ def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, 
     ln_b, ln_b_c, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_c, ln_b_c), _shift(ln_w_ih, ln_b_ih)
     _run(
         _fused_numba.lstm_forward,
-        act.numpy(), _blocked(w, batch, dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
+        act.numpy(), _np(w, 2, dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
         tanh_c.numpy(), gh.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
         _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
@@ -673,7 +669,7 @@ def _lstm_numba_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, ta
     _run(
         _fused_numba.lstm_backward,
         grads.numpy(), dh.numpy(), dc.numpy(), act.numpy(), d_act.numpy(), _np(gh, 3, dtype),
-        d_gh.numpy(), _blocked(w_t, act.shape[1], dtype), cs.numpy(), c_new.numpy(),
+        d_gh.numpy(), _np(w_t, 2, dtype), cs.numpy(), c_new.numpy(),
         tanh_c.numpy(), stats_h.numpy(), _np(ln_w, 1, dtype),
         *(_np(d, 1, dtype) for d in d_ln_hh), _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype),
         stats_c.numpy(), *(_np(d, 1, dtype) for d in d_ln_c), _np(gi, 3, dtype),
@@ -696,7 +692,7 @@ def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, ma
     ln_b, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_ih, ln_b_ih)
     _run(
         _fused_numba.gru_forward,
-        _np(gi, 3, dtype), _blocked(w, act.shape[1], dtype), _np(bias, 1, dtype), act.numpy(),
+        _np(gi, 3, dtype), _np(w, 2, dtype), _np(bias, 1, dtype), act.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype),
         stats.numpy(), hs.numpy(), _np(h0, 2, dtype), _np(mask, 2, dtype),
         _np(keep, 4, np.bool_), *given.arrays(act.shape[1], act.shape[2], dtype),
@@ -715,7 +711,7 @@ def _gru_numba_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w,
         _fused_numba.gru_backward,
         grads.numpy(), dh.numpy(), act.numpy(), d_act.numpy(), d_g.numpy(), d_gh.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), stats.numpy(), _np(ln_w, 1, dtype),
-        *(_np(d, 1, dtype) for d in d_ln), _blocked(w_hh, act.shape[1], dtype), hs.numpy(),
+        *(_np(d, 1, dtype) for d in d_ln), _np(w_hh, 2, dtype), hs.numpy(),
         _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
         ln_w is not None,
     )  # fmt: skip
@@ -749,7 +745,7 @@ def _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep,
     bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
     _run(
         _fused_numba.jordan_forward,
-        _np(gi, 3, dtype), _blocked(w_in, ys.shape[1], dtype), _blocked(w_out, ys.shape[1], dtype),
+        _np(gi, 3, dtype), _np(w_in, 2, dtype), _np(w_out, 2, dtype),
         _np(bias, 1, dtype), hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype),
         _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
         _activation(opt.nonlinearity), _activation(opt.output_nonlinearity), dtype == np.float64,
@@ -763,7 +759,7 @@ def _jordan_numba_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, 
     _run(
         _fused_numba.jordan_backward,
         grads.numpy(), dy.numpy(), d_act.numpy(), d_z.numpy(), hid.numpy(), y_new.numpy(),
-        _blocked(w_yh, hid.shape[1], dtype), _blocked(w_hy, hid.shape[1], dtype),
+        _np(w_yh, 2, dtype), _np(w_hy, 2, dtype),
         _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
         _activation(opt.nonlinearity), _activation(opt.output_nonlinearity),
     )  # fmt: skip

@@ -18,11 +18,6 @@ LOOP_PROJECTION_BATCH = 4
 #: faulted in page by page.
 CHUNK_BYTES = 2**21
 
-#: OpenBLAS's small-matrix kernels, which do not repack the operands, take products of up to
-#: about this many multiply-adds; a step's product is cut into blocks of rows that fit.
-SMALL_GEMM = 1_000_000
-
-#: Blocks thinner than this many rows lose more than they gain: the weights are cut into
-#: blocks of columns instead, of at least ``MIN_COLUMNS``.
-MIN_BLOCK = 4
-MIN_COLUMNS = 8
+#: Products of a step with up to this many rows run as a loop of the engine's own; larger
+#: ones call torch's BLAS, whose fixed cost per call is more than the loop's work below it.
+LOOP_PRODUCT_ROWS = 2
