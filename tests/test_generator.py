@@ -426,7 +426,7 @@ def test_predict_and_evaluate_refuse_what_they_cannot_read(tmp_path: Path) -> No
         (["--data", "electricity"], "data: 'electricity' is neither a bundled text"),
         (["--model", "nowhere"], "is not an rnnkit model"),
         (
-            ["--data", "shakespeare", "--final-learning-rate", "0.1"],
+            ["--data", "shakespeare", "--learning-rate", "0.002", "--final-learning-rate", "0.1"],
             "final_learning_rate: expected None or a value in [0, learning_rate] = [0, 0.002]",
         ),
     ],

@@ -1,10 +1,13 @@
-"""What every command shares: the consoles and the one-line error convention."""
+"""What every command shares: the consoles, the one-line error convention and the options'
+defaults that the task API defines."""
 
 from __future__ import annotations
 
 import csv
 import functools
-from collections.abc import Callable
+import importlib
+import inspect
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -44,6 +47,55 @@ Strategy = Annotated[
 ]
 
 
+class TaskDefault:
+    """An option's default that the task API defines, read from there: ``owner`` names a
+    dataclass or an instance of one (``name`` is a field), a dict (a key) or a function (a
+    parameter) as ``"module:attribute"``, e.g.
+    ``TaskDefault("rnnkit.tasks.generator:Generator.default_training", "max_epochs")``.
+
+    Click calls it for the option's value and ``--help`` prints it: it is read only then,
+    for the task modules import torch, which ``rnnkit stream`` and ``rnnkit --help`` do not.
+    :class:`TaskDefaults` writes them shorter.
+    """
+
+    def __init__(self, owner: str, name: str) -> None:
+        self.owner = owner
+        self.name = name
+
+    def __call__(self) -> Any:
+        module, _, path = self.owner.partition(":")
+        owner: Any = importlib.import_module(module)
+        for attribute in path.split("."):
+            owner = getattr(owner, attribute)
+        if isinstance(owner, Mapping):
+            return owner[self.name]
+        if inspect.isroutine(owner):
+            return inspect.signature(owner).parameters[self.name].default
+        return getattr(owner, self.name)
+
+    def __str__(self) -> str:  # what --help shows: nothing for None, as for a None default
+        value = self()
+        return "" if value is None else str(value)
+
+    def __bool__(self) -> bool:  # the help of a --x/--no-x flag names its default's side
+        return bool(self())
+
+    def __repr__(self) -> str:
+        return f"TaskDefault({self.owner!r}, {self.name!r})"
+
+
+class TaskDefaults:
+    """The defaults of one owner: ``TaskDefaults(owner).name`` is ``TaskDefault(owner, "name")``."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # not a field: copy, pickle and inspect look for these
+            raise AttributeError(name)
+        return TaskDefault(self.owner, name)
+
+
 def further_process() -> bool:
     """Whether this is a process of a distributed run other than global rank 0: after
     training, it leaves the evaluation, the figures and the model folder to rank 0."""
@@ -54,12 +106,21 @@ def further_process() -> bool:
 
 def user_errors(command: Command) -> Command:
     """Turn the library's input errors into one readable line on stderr and exit code 2,
-    and Ctrl-C into a hint to resume and exit code 130."""
+    and Ctrl-C into a hint to resume and exit code 130. Called from Python (``demo`` calls
+    ``forecast``), the options left out take their :class:`TaskDefault` values, as on the
+    command line."""
+    signature = inspect.signature(command)
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        given = {
+            name: value() if isinstance(value, TaskDefault) else value
+            for name, value in bound.arguments.items()
+        }
         try:
-            return command(*args, **kwargs)
+            return command(**given)
         except (ValueError, TypeError, OSError, RuntimeError, csv.Error) as error:
             # OSError: a file that cannot be read or written (permissions, a folder in its place)
             print_error(str(error))

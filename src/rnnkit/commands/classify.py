@@ -9,6 +9,7 @@ Register with::
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from rnnkit.commands._common import (
     NumNodes,
     Resume,
     Strategy,
+    TaskDefaults,
     console,
     evaluation_source,
     further_process,
@@ -28,6 +30,9 @@ from rnnkit.commands._common import (
 )
 
 Option = typer.Option
+PLANNED = "the classifier's for texts; from the data for sequences"
+MODEL = TaskDefaults("rnnkit.tasks.classifier:ClassifierConfig")
+TRAINING = TaskDefaults("rnnkit.tasks.classifier:SequenceClassifier.default_training")
 
 
 @user_errors
@@ -53,16 +58,20 @@ def command(
     time_column: Annotated[str, Option(help="Time column of a long-format CSV.")] = "time",
     text_column: Annotated[str, Option(help="Text column of a CSV.")] = "text",
     label_column: Annotated[str, Option(help="Label column of a CSV.")] = "label",
-    tokens: Annotated[str, Option(help="Text tokens: word or char.")] = "word",
-    min_count: Annotated[int, Option(min=1, help="Keep tokens seen this often.")] = 1,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "gru",
-    bidirectional: Annotated[bool, Option("--bidirectional/--unidirectional")] = True,
-    pooling: Annotated[str, Option(help="last, mean, max or e.g. mean+max.")] = "mean+max",
-    embedding_size: Annotated[int, Option(min=1)] = 64,
-    hidden_size: Annotated[int, Option(min=1)] = 64,
-    num_layers: Annotated[int, Option(min=1)] = 1,
-    dropout: Annotated[float, Option(help="On embeddings and before the head.")] = 0.5,
-    token_dropout: Annotated[float, Option(help="Share of training tokens read as <unk>.")] = 0.2,
+    tokens: Annotated[str, Option(help="Text tokens: word or char.")] = MODEL.tokens,
+    min_count: Annotated[int, Option(min=1, help="Keep tokens seen this often.")] = MODEL.min_count,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = MODEL.cell,
+    bidirectional: Annotated[
+        bool, Option("--bidirectional/--unidirectional")
+    ] = MODEL.bidirectional,
+    pooling: Annotated[str, Option(help="last, mean, max or e.g. mean+max.")] = MODEL.pooling,
+    embedding_size: Annotated[int, Option(min=1)] = MODEL.embedding_size,
+    hidden_size: Annotated[int, Option(min=1)] = MODEL.hidden_size,
+    num_layers: Annotated[int, Option(min=1)] = MODEL.num_layers,
+    dropout: Annotated[float, Option(help="On embeddings and before the head.")] = MODEL.dropout,
+    token_dropout: Annotated[
+        float, Option(help="Share of training tokens read as <unk>.")
+    ] = MODEL.token_dropout,
     front_end: Annotated[
         str | None, Option(help="Sequences: none or conv (default: conv).")
     ] = None,
@@ -85,16 +94,13 @@ def command(
     ] = True,
     epochs: Annotated[
         int | None,
-        Option(min=1, help="Maximum training epochs (default: 30; from the data for sequences)."),
+        Option(min=1, help=f"Maximum training epochs (default: {PLANNED})."),
     ] = None,
     patience: Annotated[
         int | None,
-        Option(
-            min=1,
-            help="Epochs without a better val loss (default: 5; from the data for sequences).",
-        ),
+        Option(min=1, help=f"Epochs without a better val loss (default: {PLANNED})."),
     ] = None,
-    batch_size: Annotated[int | None, Option(min=1, help="Default: 64; from the data.")] = None,
+    batch_size: Annotated[int | None, Option(min=1, help=f"Default: {PLANNED}.")] = None,
     test_fraction: Annotated[float, Option(help="Share of all examples for testing.")] = 0.1,
     val_fraction: Annotated[
         float | None,
@@ -102,13 +108,13 @@ def command(
             help="Share of all examples for validation (default: 0.1; from the data for sequences)."
         ),
     ] = None,
-    seed: Annotated[int, Option()] = 0,
+    seed: Annotated[int, Option()] = TRAINING.seed,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/classify"),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = TRAINING.devices,
+    num_nodes: NumNodes = TRAINING.num_nodes,
+    strategy: Strategy = TRAINING.strategy,
 ) -> None:
     """Train a sequence classifier; compare it with baselines on a held-out split.
 
@@ -118,7 +124,6 @@ def command(
     recall (also saved: OUT/confusion.png, OUT/report.json). For numeric sequences, the
     settings not given come from the training data (plan_for_sequences), and are printed."""
     from rnnkit.tasks.classifier import SequenceClassifier, plan_for_sequences
-    from rnnkit.train import TrainConfig
 
     if not (test_fraction > 0 and (val_fraction or 0.1) > 0
             and test_fraction + (val_fraction or 0.1) < 1):  # fmt: skip
@@ -148,9 +153,9 @@ def command(
             "Plan: " + ", ".join(f"{k} {v}" for k, v in options.items()) + ".", highlight=False
         )
     else:
-        training = TrainConfig(max_epochs=30, patience=5, batch_size=64)
-    training = TrainConfig(
-        max_epochs=epochs or training.max_epochs, patience=patience or training.patience,
+        training = SequenceClassifier.default_training
+    training = replace(
+        training, max_epochs=epochs or training.max_epochs, patience=patience or training.patience,
         batch_size=batch_size or training.batch_size, seed=seed, devices=devices,
         num_nodes=num_nodes, strategy=strategy,
     )  # fmt: skip

@@ -14,9 +14,11 @@ from typing import Annotated
 
 import typer
 
-from rnnkit.commands._common import console, user_errors
+from rnnkit.commands._common import TaskDefaults, console, user_errors
 
 Option = typer.Option
+GRADIENTS = TaskDefaults("rnnkit.viz.dynamics:gradient_norms")
+ADDING = TaskDefaults("rnnkit.experiments:run_adding_experiment")
 
 app = typer.Typer(
     help="Textbook claims about recurrent networks, measured and drawn.",
@@ -29,9 +31,9 @@ app = typer.Typer(
 @user_errors
 def vanishing_gradients(
     out: Annotated[Path, Option(help="Folder for the figure.")] = Path("runs/explain"),
-    length: Annotated[int, Option(min=2, help="Sequence length T.")] = 100,
-    hidden_size: Annotated[int, Option(min=1)] = 32,
-    seed: Annotated[int, Option()] = 0,
+    length: Annotated[int, Option(min=2, help="Sequence length T.")] = GRADIENTS.length,
+    hidden_size: Annotated[int, Option(min=1)] = GRADIENTS.hidden_size,
+    seed: Annotated[int, Option()] = GRADIENTS.seed,
 ) -> None:
     """Draw how much of a last-step gradient reaches each earlier step, per cell."""
     from rnnkit.viz.dynamics import decay_ratio, gradient_flow, gradient_norms
@@ -60,14 +62,14 @@ def vanishing_gradients(
 def adding_problem(
     quick: Annotated[bool, Option(help="T=20 and 50 with 400 steps (about a minute).")] = False,
     steps: Annotated[int | None, Option(min=1, help="Training steps per run.")] = None,
-    hidden_size: Annotated[int, Option(min=1)] = 32,
-    seed: Annotated[int, Option()] = 0,
+    hidden_size: Annotated[int, Option(min=1)] = ADDING.hidden_size,
+    seed: Annotated[int, Option()] = ADDING.seed,
 ) -> None:
     """Train RNN, LSTM and GRU on the adding problem; print the test MSE per length."""
     from rnnkit.experiments import BASELINE_MSE, run_adding_experiment
 
-    lengths = (20, 50) if quick else (50, 100, 200)
-    budget = steps or (400 if quick else 1000)
+    lengths = (20, 50) if quick else ADDING.lengths()
+    budget = steps or (400 if quick else ADDING.steps())
     console.print(
         f"Adding problem: {budget} Adam steps of 32 fresh sequences per cell and length; "
         f"memory-gate bias 3; predicting the mean scores MSE {BASELINE_MSE:.3f}.",

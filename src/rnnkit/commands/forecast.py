@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +20,7 @@ from rnnkit.commands._common import (
     NumNodes,
     Resume,
     Strategy,
+    TaskDefaults,
     console,
     evaluation_source,
     further_process,
@@ -27,17 +28,19 @@ from rnnkit.commands._common import (
 )
 
 Option = typer.Option
+MODEL = TaskDefaults("rnnkit.tasks.forecaster:ForecasterConfig")
+TRAINING = TaskDefaults("rnnkit.tasks.forecaster:Forecaster.default_training")
 
 
 @user_errors
 def demo(
     out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path("runs/demo"),
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = TRAINING.max_epochs,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = MODEL.cell,
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = TRAINING.devices,
+    num_nodes: NumNodes = TRAINING.num_nodes,
+    strategy: Strategy = TRAINING.strategy,
 ) -> None:
     """Forecast the bundled electricity demand a day ahead on each of its last 14 days
     (validated on the 14 before); compare with the baselines."""
@@ -71,28 +74,27 @@ def command(
     val_size: Annotated[
         int | None, Option(min=1, help="Validation steps before the test part.")
     ] = None,
-    stride: Annotated[int, Option(min=1, help="Steps between training windows.")] = 1,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
-    hidden_size: Annotated[int, Option(min=1)] = 64,
-    num_layers: Annotated[int, Option(min=1)] = 1,
+    stride: Annotated[int, Option(min=1, help="Steps between training windows.")] = MODEL.stride,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = MODEL.cell,
+    hidden_size: Annotated[int, Option(min=1)] = MODEL.hidden_size,
+    num_layers: Annotated[int, Option(min=1)] = MODEL.num_layers,
     blend: Annotated[
         bool, Option(help="Blend with AutoETS where validation says it helps.")
-    ] = True,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 30,
-    seed: Annotated[int, Option()] = 0,
+    ] = MODEL.blend,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = TRAINING.max_epochs,
+    seed: Annotated[int, Option()] = TRAINING.seed,
     out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path(
         "runs/forecast"
     ),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = TRAINING.devices,
+    num_nodes: NumNodes = TRAINING.num_nodes,
+    strategy: Strategy = TRAINING.strategy,
 ) -> None:
     """Train a forecaster, evaluate it on the held-out end of the series against naive,
     seasonal-naive, AutoETS and AutoARIMA forecasts, plot and save it. Every size not
     given is chosen from the data, and the choice is printed."""
     from rnnkit.tasks import Forecaster
-    from rnnkit.train import TrainConfig
     from rnnkit.viz import plot_training
 
     if out.exists() and not out.is_dir():
@@ -105,8 +107,8 @@ def command(
     model = Forecaster(
         lookback=plan.lookback, horizon=plan.horizon, stride=stride, cell=cell,
         hidden_size=hidden_size, num_layers=num_layers, season=plan.season, blend=blend,
-        training=TrainConfig(max_epochs=epochs, seed=seed, devices=devices, num_nodes=num_nodes,
-                             strategy=strategy),
+        training=replace(Forecaster.default_training, max_epochs=epochs, seed=seed,
+                         devices=devices, num_nodes=num_nodes, strategy=strategy),
     )  # fmt: skip
     what = f"{len(panel)} series" if id_column else f"{len(panel[0])} steps"
     console.print(f"Training a {cell} forecaster on {Path(data).name} ({what}) ...")

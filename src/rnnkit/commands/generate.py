@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,12 +13,18 @@ from rnnkit.commands._common import (
     NumNodes,
     Resume,
     Strategy,
+    TaskDefaults,
     bundled,
     console,
     evaluation_source,
     further_process,
     user_errors,
 )
+
+MODEL = TaskDefaults("rnnkit.tasks.generator:GeneratorConfig")
+TRAINING = TaskDefaults("rnnkit.tasks.generator:Generator.default_training")
+FIT = TaskDefaults("rnnkit.tasks.generator:Generator.fit")
+SAMPLE = TaskDefaults("rnnkit.tasks.generator:Generator.sample")
 
 
 @user_errors
@@ -33,42 +40,48 @@ def command(
     ] = None,
     length: Annotated[int, Option(min=1, help="Characters to generate.")] = 300,
     temperature: Annotated[float, Option(help="Sampling temperature (> 0).")] = 0.8,
-    top_k: Annotated[int | None, Option(min=1, help="Sample among the k likeliest.")] = None,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
-    hidden_size: Annotated[int, Option(min=1)] = 256,
-    num_layers: Annotated[int, Option(min=1)] = 1,
-    sequence_length: Annotated[int, Option(min=1, help="Characters per training chunk.")] = 100,
+    top_k: Annotated[
+        int | None, Option(min=1, help="Sample among the k likeliest.")
+    ] = SAMPLE.top_k,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = MODEL.cell,
+    hidden_size: Annotated[int, Option(min=1)] = MODEL.hidden_size,
+    num_layers: Annotated[int, Option(min=1)] = MODEL.num_layers,
+    sequence_length: Annotated[
+        int, Option(min=1, help="Characters per training chunk.")
+    ] = MODEL.sequence_length,
     carry_state: Annotated[
         bool, Option(help="Train on streams read in order, carrying the state (TBPTT).")
-    ] = False,
-    dropout: Annotated[float, Option(min=0.0, max=0.99)] = 0.0,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 10,
-    batch_size: Annotated[int, Option(min=1)] = 64,
-    learning_rate: Annotated[float, Option(min=0.0)] = 2e-3,
+    ] = MODEL.carry_state,
+    dropout: Annotated[float, Option(min=0.0, max=0.99)] = MODEL.dropout,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = TRAINING.max_epochs,
+    batch_size: Annotated[int, Option(min=1)] = TRAINING.batch_size,
+    learning_rate: Annotated[float, Option(min=0.0)] = TRAINING.learning_rate,
     final_learning_rate: Annotated[
         float | None,
         Option(min=0.0, help="Decay the learning rate to this on a cosine over the epochs."),
-    ] = None,
+    ] = TRAINING.final_learning_rate,
     warmup_steps: Annotated[
         int, Option(min=0, help="Raise the learning rate linearly over the first steps.")
-    ] = 0,
+    ] = TRAINING.warmup_steps,
     weight_decay: Annotated[
         float, Option(min=0.0, help="Decoupled weight decay (AdamW), e.g. 0.1.")
-    ] = 0.0,
+    ] = TRAINING.weight_decay,
     precision: Annotated[
         str, Option(help="32, or bf16-mixed: bfloat16 autocast, faster on AVX-512 BF16 CPUs.")
-    ] = "32",
+    ] = TRAINING.precision,
     ema_decay: Annotated[
         float | None,
         Option(help="Keep the moving average of the weights over steps, e.g. 0.99 (0 < d < 1)."),
-    ] = None,
-    val_fraction: Annotated[float, Option(help="Last part of the text held out.")] = 0.1,
-    seed: Annotated[int, Option(help="Seeds training and sampling.")] = 0,
+    ] = TRAINING.ema_decay,
+    val_fraction: Annotated[
+        float, Option(help="Last part of the text held out.")
+    ] = FIT.val_fraction,
+    seed: Annotated[int, Option(help="Seeds training and sampling.")] = TRAINING.seed,
     out: Annotated[Path, Option(help="Folder for the log and the model.")] = Path("runs/generate"),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = TRAINING.devices,
+    num_nodes: NumNodes = TRAINING.num_nodes,
+    strategy: Strategy = TRAINING.strategy,
 ) -> None:
     """Train a character-level language model (or load one) and sample from it.
 
@@ -76,7 +89,6 @@ def command(
     baseline."""
     from rnnkit.data import read_text
     from rnnkit.tasks.generator import Generator, split_text
-    from rnnkit.train import TrainConfig
 
     if model is not None:
         generator = Generator.load(model)
@@ -92,12 +104,12 @@ def command(
         generator = Generator(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
             sequence_length=sequence_length, dropout=dropout, carry_state=carry_state,
-            training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate,
-                                 final_learning_rate=final_learning_rate,
-                                 warmup_steps=warmup_steps, weight_decay=weight_decay, seed=seed,
-                                 precision=precision, ema_decay=ema_decay, devices=devices,
-                                 num_nodes=num_nodes, strategy=strategy),
+            training=replace(Generator.default_training, max_epochs=epochs,
+                             batch_size=batch_size, learning_rate=learning_rate,
+                             final_learning_rate=final_learning_rate,
+                             warmup_steps=warmup_steps, weight_decay=weight_decay, seed=seed,
+                             precision=precision, ema_decay=ema_decay, devices=devices,
+                             num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         split_text(text, val_fraction)  # check the split before announcing the training
         console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")

@@ -10,6 +10,7 @@ Register with::
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,11 +22,17 @@ from rnnkit.commands._common import (
     NumNodes,
     Resume,
     Strategy,
+    TaskDefaults,
     console,
     evaluation_source,
     further_process,
     user_errors,
 )
+
+MODEL = TaskDefaults("rnnkit.tasks.seq2seq:Seq2SeqConfig")
+TRAINING = TaskDefaults("rnnkit.tasks.seq2seq:Seq2Seq.default_training")
+DECODING = TaskDefaults("rnnkit.tasks.seq2seq:Seq2Seq.translate")
+DATES = TaskDefaults("rnnkit.data.dates:date_pairs")
 
 
 @user_errors
@@ -39,35 +46,45 @@ def command(
     translate: Annotated[
         str | None, Option(help="Text to translate (and draw the attention map of).")
     ] = None,
-    attention: Annotated[str, Option(help="bahdanau, luong-dot or luong-general.")] = "bahdanau",
+    attention: Annotated[
+        str, Option(help="bahdanau, luong-dot or luong-general.")
+    ] = MODEL.attention,
     beam: Annotated[int, Option(min=1, help="Beam size compared with greedy decoding.")] = 4,
-    length_penalty: Annotated[float, Option(min=0.0, help="GNMT length penalty alpha.")] = 0.6,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
-    tokens: Annotated[str, Option(help="char or word.")] = "char",
-    embedding_size: Annotated[int, Option(min=1)] = 32,
-    hidden_size: Annotated[int, Option(min=1)] = 64,
-    num_layers: Annotated[int, Option(min=1, help="Encoder layers.")] = 1,
-    decoder_layers: Annotated[int, Option(min=1)] = 1,
-    residual: Annotated[bool, Option(help="Residual connections between decoder layers.")] = False,
-    scheduled_sampling: Annotated[float, Option(help="Final own-prediction rate.")] = 0.0,
-    dropout: Annotated[float, Option(min=0.0, max=0.99)] = 0.0,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 6,
-    batch_size: Annotated[int, Option(min=1)] = 32,
-    learning_rate: Annotated[float, Option(min=0.0)] = 1e-2,
-    train_size: Annotated[int, Option(min=1, help="Generated training pairs (dates).")] = 10000,
+    length_penalty: Annotated[
+        float, Option(min=0.0, help="GNMT length penalty alpha.")
+    ] = DECODING.length_penalty,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = MODEL.cell,
+    tokens: Annotated[str, Option(help="char or word.")] = MODEL.tokens,
+    embedding_size: Annotated[int, Option(min=1)] = MODEL.embedding_size,
+    hidden_size: Annotated[int, Option(min=1)] = MODEL.hidden_size,
+    num_layers: Annotated[int, Option(min=1, help="Encoder layers.")] = MODEL.num_layers,
+    decoder_layers: Annotated[int, Option(min=1)] = MODEL.decoder_layers,
+    residual: Annotated[
+        bool, Option(help="Residual connections between decoder layers.")
+    ] = MODEL.residual,
+    scheduled_sampling: Annotated[
+        float, Option(help="Final own-prediction rate.")
+    ] = MODEL.scheduled_sampling,
+    dropout: Annotated[float, Option(min=0.0, max=0.99)] = MODEL.dropout,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = TRAINING.max_epochs,
+    batch_size: Annotated[int, Option(min=1)] = TRAINING.batch_size,
+    learning_rate: Annotated[float, Option(min=0.0)] = TRAINING.learning_rate,
+    train_size: Annotated[
+        int, Option(min=1, help="Generated training pairs (dates).")
+    ] = DATES.train,
     test_size: Annotated[
         int, Option(min=1, help="Held-out test pairs (dates: unseen days).")
-    ] = 2000,
+    ] = DATES.test,
     test_fraction: Annotated[float, Option(help="Share of a file's pairs for testing.")] = 0.1,
-    seed: Annotated[int, Option()] = 0,
+    seed: Annotated[int, Option()] = TRAINING.seed,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model, log and figure.")] = Path(
         "runs/seq2seq"
     ),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = TRAINING.devices,
+    num_nodes: NumNodes = TRAINING.num_nodes,
+    strategy: Strategy = TRAINING.strategy,
 ) -> None:
     """Train an encoder-decoder with attention (or load one); score greedy and beam search.
 
@@ -75,7 +92,6 @@ def command(
     beam decoding on its test part, and draws an attention map (of --translate, or of the
     first test source) to OUT/attention.png."""
     from rnnkit.tasks.seq2seq import Seq2Seq
-    from rnnkit.train import TrainConfig
     from rnnkit.viz import plot_attention
 
     if model is None and data is None:
@@ -92,9 +108,9 @@ def command(
             cell=cell, tokens=tokens, attention=attention, embedding_size=embedding_size,
             hidden_size=hidden_size, num_layers=num_layers, decoder_layers=decoder_layers,
             residual=residual, scheduled_sampling=scheduled_sampling, dropout=dropout,
-            training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                                 learning_rate=learning_rate, seed=seed, devices=devices,
-                                 num_nodes=num_nodes, strategy=strategy),
+            training=replace(Seq2Seq.default_training, max_epochs=epochs,
+                             batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                             devices=devices, num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         console.print(
             f"Training a {cell} encoder-decoder ({attention} attention) on {data}: "
@@ -129,7 +145,8 @@ def evaluate(model_dir: Path, data: str | None) -> None:
 
     seq2seq = Seq2Seq.load(model_dir)
     source = evaluation_source(model_dir, seq2seq.metadata.get("source"), data)
-    _report(seq2seq, _load(source)[1], source["data"], beam=4, length_penalty=0.6)
+    penalty = DECODING.length_penalty()
+    _report(seq2seq, _load(source)[1], source["data"], beam=4, length_penalty=penalty)
 
 
 def predict(model_dir: Path, input: str) -> None:

@@ -6,6 +6,7 @@ Register with ``app.command("tag")(tag.command)``.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from rnnkit.commands._common import (
     NumNodes,
     Resume,
     Strategy,
+    TaskDefaults,
     console,
     evaluation_source,
     further_process,
@@ -24,6 +26,11 @@ from rnnkit.commands._common import (
 )
 
 Option = typer.Option
+TAGGER = TaskDefaults("rnnkit.tasks.tagger:TaggerConfig")
+# SpaceRestorer's own sizes and training, over TaggerConfig's and TrainConfig's
+RESTORER = TaskDefaults("rnnkit.tasks.tagger:RESTORER_OPTIONS")
+TRAINING = TaskDefaults("rnnkit.tasks.tagger:RESTORER_TRAINING")
+SPLIT = TaskDefaults("rnnkit.tasks.tagger:split_lines")
 
 
 @user_errors
@@ -35,36 +42,47 @@ def command(
         str | None, Option(help="Restore the spaces of this text (with --model).")
     ] = None,
     model: Annotated[Path | None, Option(help="A model folder written by `rnnkit tag`.")] = None,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
-    hidden_size: Annotated[int, Option(min=1, help="Hidden units per direction.")] = 128,
-    num_layers: Annotated[int, Option(min=1)] = 2,
-    embedding_size: Annotated[int, Option(min=1, help="Features per character.")] = 32,
-    dropout: Annotated[float, Option(min=0.0, max=0.99)] = 0.1,
-    bidirectional: Annotated[bool, Option("--bidirectional/--unidirectional")] = True,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 8,
-    batch_size: Annotated[int, Option(min=1, help="Lines per training batch.")] = 128,
-    learning_rate: Annotated[float, Option(min=0.0)] = 5e-3,
-    val_fraction: Annotated[float, Option(help="Validation block, after the training one.")] = 0.1,
-    test_fraction: Annotated[float, Option(help="Held-out final block of lines.")] = 0.1,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = TAGGER.cell,
+    hidden_size: Annotated[
+        int, Option(min=1, help="Hidden units per direction.")
+    ] = RESTORER.hidden_size,
+    num_layers: Annotated[int, Option(min=1)] = RESTORER.num_layers,
+    embedding_size: Annotated[
+        int, Option(min=1, help="Features per character.")
+    ] = TAGGER.embedding_size,
+    dropout: Annotated[float, Option(min=0.0, max=0.99)] = RESTORER.dropout,
+    bidirectional: Annotated[
+        bool, Option("--bidirectional/--unidirectional")
+    ] = TAGGER.bidirectional,
+    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = TRAINING.max_epochs,
+    batch_size: Annotated[
+        int, Option(min=1, help="Lines per training batch.")
+    ] = TRAINING.batch_size,
+    learning_rate: Annotated[float, Option(min=0.0)] = TRAINING.learning_rate,
+    val_fraction: Annotated[
+        float, Option(help="Validation block, after the training one.")
+    ] = SPLIT.val_fraction,
+    test_fraction: Annotated[
+        float, Option(help="Held-out final block of lines.")
+    ] = SPLIT.test_fraction,
     max_lines: Annotated[int | None, Option(min=3, help="Use only the first N lines.")] = None,
     show: Annotated[int, Option(min=0, help="Restored test lines to show.")] = 5,
-    seed: Annotated[int, Option()] = 0,
+    seed: Annotated[int, Option()] = TRAINING.seed,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the training log.")] = Path(
         "runs/tag"
     ),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = TRAINING.devices,
+    num_nodes: NumNodes = TRAINING.num_nodes,
+    strategy: Strategy = TRAINING.strategy,
 ) -> None:
     """Train a tagger that puts the spaces back into text; compare it with a bigram rule.
 
     Lines are split chronologically into train/validation/test; per-character boundary
     precision/recall/F1 on the test lines are printed next to a character-bigram rule. With
     --text and --model, print TEXT with its spaces restored instead."""
-    from rnnkit.tasks.tagger import SpaceRestorer
-    from rnnkit.train import TrainConfig
+    from rnnkit.tasks.tagger import RESTORER_TRAINING, SpaceRestorer
 
     if text is not None:
         if model is None:
@@ -81,9 +99,9 @@ def command(
     restorer = SpaceRestorer(
         cell=cell, hidden_size=hidden_size, num_layers=num_layers,
         embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional,
-        training=TrainConfig(max_epochs=epochs, batch_size=batch_size,
-                             learning_rate=learning_rate, seed=seed, devices=devices,
-                             num_nodes=num_nodes, strategy=strategy),
+        training=replace(RESTORER_TRAINING, max_epochs=epochs, batch_size=batch_size,
+                         learning_rate=learning_rate, seed=seed, devices=devices,
+                         num_nodes=num_nodes, strategy=strategy),
     )  # fmt: skip
     started = time.perf_counter()
     history = restorer.fit(

@@ -13,6 +13,7 @@ Register with::
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,12 +25,19 @@ from rnnkit.commands._common import (
     NumNodes,
     Resume,
     Strategy,
+    TaskDefaults,
     console,
     further_process,
     user_errors,
 )
 
 Option = typer.Option
+CAPTIONER = TaskDefaults("rnnkit.tasks.captioner:CaptionerConfig")
+CAPTION_TRAINING = TaskDefaults("rnnkit.tasks.captioner:Captioner.default_training")
+CTC = TaskDefaults("rnnkit.tasks.ctc:CTCConfig")
+CTC_TRAINING = TaskDefaults("rnnkit.tasks.ctc:CTCRecognizer.default_training")
+STRIPS = TaskDefaults("rnnkit.data.digits:digit_strips")
+PREFIX_BEAM = TaskDefaults("rnnkit.tasks.ctc:ctc_prefix_beam_search")
 
 
 @user_errors
@@ -39,21 +47,27 @@ def caption(
     ] = None,
     train_images: Annotated[int, Option(min=2, help="Training grids composed.")] = 10_000,
     test_images: Annotated[int, Option(min=1, help="Test grids composed.")] = 1000,
-    cell: Annotated[str, Option(help="Decoder layer: rnn, lstm, gru, ...")] = "lstm",
-    hidden_size: Annotated[int, Option(min=1, help="Decoder hidden units.")] = 128,
-    num_layers: Annotated[int, Option(min=1)] = 1,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 15,
-    patience: Annotated[int, Option(min=1, help="Epochs without a better val loss.")] = 3,
-    learning_rate: Annotated[float, Option(min=0.0)] = 5e-3,
+    cell: Annotated[str, Option(help="Decoder layer: rnn, lstm, gru, ...")] = CAPTIONER.cell,
+    hidden_size: Annotated[
+        int, Option(min=1, help="Decoder hidden units.")
+    ] = CAPTIONER.hidden_size,
+    num_layers: Annotated[int, Option(min=1)] = CAPTIONER.num_layers,
+    epochs: Annotated[
+        int, Option(min=1, help="Maximum training epochs.")
+    ] = CAPTION_TRAINING.max_epochs,
+    patience: Annotated[
+        int, Option(min=1, help="Epochs without a better val loss.")
+    ] = CAPTION_TRAINING.patience,
+    learning_rate: Annotated[float, Option(min=0.0)] = CAPTION_TRAINING.learning_rate,
     beam_size: Annotated[int, Option(min=1, help="Beam search width (1: greedy).")] = 4,
     show: Annotated[int, Option(min=0, help="Test captions to show.")] = 5,
-    seed: Annotated[int, Option()] = 0,
+    seed: Annotated[int, Option()] = CAPTION_TRAINING.seed,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/caption"),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = CAPTION_TRAINING.devices,
+    num_nodes: NumNodes = CAPTION_TRAINING.num_nodes,
+    strategy: Strategy = CAPTION_TRAINING.strategy,
 ) -> None:
     """Caption grids of handwritten digits ("three digits: seven two nine"); vs a baseline.
 
@@ -62,7 +76,6 @@ def caption(
     grid cell."""
     from rnnkit.data.digits import caption_grids, fit_digit_classifier, read_grids
     from rnnkit.tasks.captioner import Captioner
-    from rnnkit.train import TrainConfig
 
     if model is not None:
         captioner = Captioner.load(model)
@@ -72,9 +85,9 @@ def caption(
     if model is None:
         captioner = Captioner(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            training=TrainConfig(max_epochs=epochs, patience=patience,
-                                 learning_rate=learning_rate, seed=seed, devices=devices,
-                                 num_nodes=num_nodes, strategy=strategy),
+            training=replace(Captioner.default_training, max_epochs=epochs,
+                             patience=patience, learning_rate=learning_rate, seed=seed,
+                             devices=devices, num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         console.print(f"Training a captioner ({cell} decoder) on {train_images} grids ...")
         _fit(captioner, caption_grids(train_digits, train_images, seed + 1), out, progress, resume)
@@ -111,24 +124,36 @@ def ctc(
     ] = None,
     train_strips: Annotated[int, Option(min=2, help="Training strips composed.")] = 8000,
     test_strips: Annotated[int, Option(min=1, help="Test strips composed.")] = 1000,
-    min_digits: Annotated[int, Option(min=1, help="Fewest digits per strip.")] = 3,
-    max_digits: Annotated[int, Option(min=1, help="Most digits per strip.")] = 8,
-    max_gap: Annotated[int, Option(min=0, help="Most blank columns between digits.")] = 3,
-    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = "lstm",
-    hidden_size: Annotated[int, Option(min=1, help="Hidden units per direction.")] = 96,
-    num_layers: Annotated[int, Option(min=1)] = 1,
-    epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = 12,
-    patience: Annotated[int, Option(min=1, help="Epochs without a better val loss.")] = 3,
-    batch_size: Annotated[int, Option(min=1, help="Strips per training batch.")] = 32,
-    beam_size: Annotated[int, Option(min=1, help="Prefix beam search width (1: greedy).")] = 8,
+    min_digits: Annotated[int, Option(min=1, help="Fewest digits per strip.")] = STRIPS.min_digits,
+    max_digits: Annotated[int, Option(min=1, help="Most digits per strip.")] = STRIPS.max_digits,
+    max_gap: Annotated[
+        int, Option(min=0, help="Most blank columns between digits.")
+    ] = STRIPS.max_gap,
+    cell: Annotated[str, Option(help="Recurrent layer: rnn, lstm, gru, ...")] = CTC.cell,
+    hidden_size: Annotated[
+        int, Option(min=1, help="Hidden units per direction.")
+    ] = CTC.hidden_size,
+    num_layers: Annotated[int, Option(min=1)] = CTC.num_layers,
+    epochs: Annotated[
+        int, Option(min=1, help="Maximum training epochs.")
+    ] = CTC_TRAINING.max_epochs,
+    patience: Annotated[
+        int, Option(min=1, help="Epochs without a better val loss.")
+    ] = CTC_TRAINING.patience,
+    batch_size: Annotated[
+        int, Option(min=1, help="Strips per training batch.")
+    ] = CTC_TRAINING.batch_size,
+    beam_size: Annotated[
+        int, Option(min=1, help="Prefix beam search width (1: greedy).")
+    ] = PREFIX_BEAM.beam_size,
     show: Annotated[int, Option(min=0, help="Test strips to show.")] = 5,
-    seed: Annotated[int, Option()] = 0,
+    seed: Annotated[int, Option()] = CTC_TRAINING.seed,
     progress: Annotated[bool, Option("--progress/--no-progress")] = True,
     out: Annotated[Path, Option(help="Folder for the model and the log.")] = Path("runs/ctc"),
     resume: Resume = False,
-    devices: Devices = 1,
-    num_nodes: NumNodes = 1,
-    strategy: Strategy = "auto",
+    devices: Devices = CTC_TRAINING.devices,
+    num_nodes: NumNodes = CTC_TRAINING.num_nodes,
+    strategy: Strategy = CTC_TRAINING.strategy,
 ) -> None:
     """Read strips of handwritten digits with CTC; compare with segmentation + a classifier.
 
@@ -137,7 +162,6 @@ def ctc(
     + logistic regression."""
     from rnnkit.data.digits import digit_strips, fit_digit_classifier, read_strips
     from rnnkit.tasks.ctc import CTCRecognizer, character_error_rate
-    from rnnkit.train import TrainConfig
 
     layout = {"min_digits": min_digits, "max_digits": max_digits, "max_gap": max_gap}
     if model is not None:
@@ -151,9 +175,9 @@ def ctc(
         images, labels = digit_strips(train_digits, train_strips, seed + 1, **layout)
         recogniser = CTCRecognizer(
             cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            training=TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch_size,
-                                 seed=seed, devices=devices, num_nodes=num_nodes,
-                                 strategy=strategy),
+            training=replace(CTCRecognizer.default_training, max_epochs=epochs,
+                             patience=patience, batch_size=batch_size, seed=seed,
+                             devices=devices, num_nodes=num_nodes, strategy=strategy),
         )  # fmt: skip
         console.print(f"Training a {cell} CTC recogniser on {train_strips} strips ...")
         _fit(recogniser, (images, labels), out, progress, resume)
@@ -187,7 +211,7 @@ def ctc(
 def _digit_split(seed: int) -> tuple[Any, Any]:
     from rnnkit.data.digits import load_digit_split
 
-    return load_digit_split(0.25, seed)
+    return load_digit_split(seed=seed)
 
 
 def _word_error_rate(truth: list[str], predicted: list[str]) -> float:
