@@ -17,7 +17,7 @@ first rows (the sequences still running), as torch's packed kernels do.
 
 Up to ``tuning.NUMBA_MAX_BATCH`` every family runs the same loops compiled by numba
 (:mod:`rnnkit.functional._fused_numba`) when it is installed: at small batches a step is a
-few microseconds of arithmetic and the torch loop is interpreter time, and up to 128 rows the
+few microseconds of arithmetic and the torch loop is interpreter time, and up to 512 rows the
 compiled loops still win (their products on torch's own BLAS, see :mod:`._gemm`). Larger
 batches, and every batch without numba (logged once on the ``rnnkit`` logger), run the torch
 loop. Where the loops fall back to SciPy's BLAS, each runs with it held to one thread; a caller

@@ -6,8 +6,8 @@ The measurements behind each value, and how they were taken, are in benchmarks/R
 """
 
 #: Batches up to this size run the fused loops in numba; larger ones the torch loop, whose
-#: step GEMM can use torch's threads and catches up with numba's one-thread loop there.
-NUMBA_MAX_BATCH = 128
+#: point-wise ops use torch's threads and catch up with numba's one-thread loops there.
+NUMBA_MAX_BATCH = 512
 
 #: Below this batch, inference projects the inputs of all steps first (a step's own product
 #: is mostly call overhead); from it up, the loop projects each step's input as it goes.
