@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from bench_layers import make_runner, time_round_robin  # the same timing for every table
+from bench_layers import Config, make_runner, time_round_robin  # the same timing everywhere
 from rich.console import Console
 from rich.table import Table
 
@@ -55,17 +55,6 @@ CONTENDERS: dict[str, Callable[[int, int], torch.nn.Module]] = {
     "LayerNormGRU": rnn.LayerNormGRU,
     "IndRNN": rnn.IndRNN,
 }
-
-
-@dataclass(frozen=True)
-class Config:
-    batch: int
-    steps: int
-    inputs: int
-    hidden: int
-
-    def __str__(self) -> str:
-        return f"B={self.batch} T={self.steps} I={self.inputs} H={self.hidden}"
 
 
 DEFAULT_CONFIG = Config(16, 256, 32, 128)

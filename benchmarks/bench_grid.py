@@ -33,12 +33,12 @@ import os
 import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from bench_engine import LAYERS, MODES, runner
+from bench_layers import Config as Point  # one shape of the grid: B, T, I, H
 from bench_layers import time_ms
 from bench_minimal import environment
 from rich.console import Console
@@ -56,19 +56,6 @@ GRID_LAYERS = ("LayerNormLSTM", "PeepholeLSTM", "LSTM rec-dropout", "LSTM zoneou
 BAR = 1.5  # the issue's bar: a layer at most 1.5x torch.nn.LSTM's time
 OPENBLAS_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 RESULTS = Path(__file__).parent / "results"
-
-
-@dataclass(frozen=True)
-class Point:
-    """One shape of the grid: batch, steps, input and hidden size."""
-
-    batch: int
-    steps: int
-    inputs: int
-    hidden: int
-
-    def __str__(self) -> str:
-        return f"B={self.batch} T={self.steps} I={self.inputs} H={self.hidden}"
 
 
 def build_grid(
