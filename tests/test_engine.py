@@ -381,10 +381,9 @@ def test_inference_in_one_loop_equals_reference(
     monkeypatch,
 ) -> None:
     """LSTM- and GRU-family inference (:func:`fused.lstm_inference`,
-    :func:`fused.gru_inference`) projects each step's input in its numba loop (at batch 2,
-    all steps before it when they fit a chunk): one loop per recurrence whatever the chunk
-    size, equal to the reference path. At 320 features and hidden both products of a step go
-    in blocks of columns."""
+    :func:`fused.gru_inference`) projects each step's input in its numba loop (below
+    ``tuning.LOOP_PROJECTION_BATCH``, all steps before it when they fit a chunk): one loop per
+    recurrence whatever the chunk size, equal to the reference path."""
     dtype, tolerance = PRECISIONS[precision]
     monkeypatch.setattr(tuning, "CHUNK_BYTES", chunk_bytes)
     loops = spy_on(monkeypatch, "gru_forward" if "GRU" in name else "lstm_forward")

@@ -9,9 +9,10 @@ The measurements behind each value, and how they were taken, are in benchmarks/R
 #: point-wise ops use torch's threads and catch up with numba's one-thread loops there.
 NUMBA_MAX_BATCH = 512
 
-#: Below this batch, inference projects the inputs of all steps first (a step's own product
-#: is mostly call overhead); from it up, the loop projects each step's input as it goes.
-LOOP_PROJECTION_BATCH = 4
+#: Below this batch, inference projects the inputs of all steps first (one BLAS call, where a
+#: step's own product is mostly call overhead); from it up, the loop projects each step's
+#: input as it goes.
+LOOP_PROJECTION_BATCH = 16
 
 #: Loops run in chunks of steps whose input projections take about this many bytes: a buffer
 #: freed and taken again stays in the heap, where one for the whole sequence is fresh memory
