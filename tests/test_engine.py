@@ -404,6 +404,35 @@ def test_inference_in_one_loop_equals_reference(
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
 
 
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "GRU", "LayerNormGRU"])
+@pytest.mark.parametrize("batch", [5, 40])
+def test_inference_with_lengths_in_one_loop_equals_reference(
+    name: str, loop: str, batch: int, monkeypatch
+) -> None:
+    """Inference with ``lengths`` runs the one-loop inference too (each sequence's state
+    carried in the loops' slots to its last step, both directions, 2 layers): outputs zero
+    past each length and final states equal the reference path's, at a batch that projects
+    every step first and one that projects in the loop."""
+    loops = spy_on(monkeypatch, "gru_forward" if "GRU" in name else "lstm_forward")
+    layer = make(name, 3, 8, "eval-zoneout", torch.float64)
+    x = torch.randn(7, batch, 3, dtype=torch.float64)
+    lengths = torch.tensor([7, 2, 1, 5, 7, 3, 4, 6][:batch] * (batch // 5))[:batch]
+    hx = initial_state(layer, batch, torch.float64)
+    with torch.no_grad():
+        fast = layer(x, hx, lengths=lengths)
+        with reference(layer):
+            slow = layer(x, hx, lengths=lengths)
+    # the inference loops' state buffers: c in two slots (LSTM), gh_n in one (GRU)
+    carried, slots = (4, 1) if "GRU" in name else (3, 2)
+    assert len(loops) == 4 and all(call[carried].shape[0] == slots for call in loops)
+    for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
+                    strict=True):  # fmt: skip
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    past = torch.arange(7).unsqueeze(1) >= lengths  # (L, N): steps past each length
+    assert fast[0][past].abs().max() == 0
+
+
 @pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
 def test_a_second_backward_gives_the_same_gradients(name: str, loop: str) -> None:
     """``backward(retain_graph=True)`` twice adds the same gradients twice (the numba
@@ -445,8 +474,9 @@ def test_without_numba_the_torch_loop_runs(name: str, monkeypatch, caplog) -> No
 
 def test_inference_declines_and_rejects(monkeypatch) -> None:
     """``lstm_inference`` and ``gru_inference`` return None where their loops do not run
-    (gradients on, lengths, a batch above ``NUMBA_MAX_BATCH``), so the caller takes the
-    general path; an LSTM layer norm over ``gi`` with a ``b_hh`` is an error naming both."""
+    (gradients on, a batch above ``NUMBA_MAX_BATCH``), so the caller takes the general path;
+    with lengths they run; an LSTM layer norm over ``gi`` with a ``b_hh`` is an error naming
+    both."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
     x, h = torch.randn(3, 2, 4), torch.zeros(2, 5)
@@ -457,7 +487,8 @@ def test_inference_declines_and_rejects(monkeypatch) -> None:
     with torch.no_grad():
         assert fused.lstm_inference(*args) is not None
         ragged = fused.Options(fused.Plan(3, 2, [3, 1], False))
-        assert fused.lstm_inference(*args, options=ragged) is None
+        out, _ = fused.lstm_inference(*args, options=ragged)
+        assert out[1:, 1].abs().max() == 0 < out[1:, 0].abs().max()  # zero past length 1
         monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 1)
         assert fused.lstm_inference(*args) is None
         monkeypatch.undo()

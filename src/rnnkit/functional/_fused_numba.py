@@ -146,10 +146,11 @@ def _slots(k, steps, reverse):
 @njit(cache=True, error_model="numpy", inline="always")
 def _start(states, initial, rows, t, steps, reverse):
     """Run backwards, the sequences that end (so start) at step ``t`` take their initial
-    state: rows ``rows[t + 1]`` to ``rows[t]``."""
+    state: rows ``rows[t + 1]`` to ``rows[t]`` (into slot ``(t + 1) % len`` of a buffer with
+    fewer slots than steps)."""
     if reverse and t < steps - 1:
         for n in range(rows[t + 1], rows[t]):
-            states[t + 1, n] = initial[n]
+            states[(t + 1) % states.shape[0], n] = initial[n]
 
 
 @njit(cache=True, error_model="numpy", inline="always")

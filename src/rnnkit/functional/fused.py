@@ -128,12 +128,14 @@ class Plan:
         return out.masked_fill(~valid, 0.0)
 
     def final(self, states: Tensor) -> Tensor:
-        """``(N, S)``: each sequence's last state."""
+        """``(N, S)``: each sequence's last state, from ``(L+1, N, S)`` states or from fewer
+        slots used in turn (step ``t``'s state in slot ``t % len``)."""
+        slots = states.shape[0]
         if self.lengths is None:
-            return states[0 if self.reverse else -1].clone()
+            return states[(0 if self.reverse else self.steps) % slots].clone()
         lengths = torch.tensor(self.lengths, device=states.device)
         last = torch.where(lengths > 0, 0, self.steps) if self.reverse else lengths
-        return states[last, torch.arange(self.batch, device=states.device)]
+        return states[last % slots, torch.arange(self.batch, device=states.device)]
 
     def grads(self, grad_out: Tensor) -> Tensor:
         """``grad_out`` ``(L, N, S)``, zero past each length."""
@@ -854,11 +856,12 @@ def lstm_inference(
         ln_ih: the layer norm over ``gi`` (``b_hh`` must then be None, as in a
             layer-normalised LSTM).
         state, w_hh, b_hh, ln_hh, peepholes, ln_c: as in :func:`fused_lstm`.
-        options: direction, eval zoneout rate, LN epsilon; no lengths.
+        options: direction, eval zoneout rate, LN epsilon, lengths (sorted, as
+            :class:`Plan` takes them).
 
     Returns:
-        ``(output, (h_n, c_n))`` as :func:`fused_lstm`; None where it does not run: with
-        gradients enabled, with lengths, or where the numba loops do not (see
+        ``(output, (h_n, c_n))`` as :func:`fused_lstm` (zero past each length); None where it
+        does not run: with gradients enabled, or where the numba loops do not (see
         ``tuning.NUMBA_MAX_BATCH``).
     """
     opt = options or Options(Plan(x.shape[0], x.shape[1], None, False))
@@ -882,13 +885,12 @@ def lstm_inference(
     _lstm_numba_forward(act, w_hh.t(), hs, cs, slot(hidden), slot(hidden), None, ln_w_hh,
                         ln_b_hh, slot(2), w_peep, ln_w_c, ln_b_c, slot(2), *state, None, None,
                         ln_ih, opt, given)  # fmt: skip
-    last = 0 if plan.reverse else steps
-    return plan.written(hs), (hs[last].clone(), cs[last % 2].clone())
+    return plan.outputs(hs, copy=False), (plan.final(hs), plan.final(cs))
 
 
 def _inference_runs(x: Tensor, opt: Options) -> bool:
-    """Whether an ``*_inference`` function runs: no gradients, no lengths, numba's batch."""
-    return not torch.is_grad_enabled() and opt.plan.lengths is None and _use_numba(x)
+    """Whether an ``*_inference`` function runs: no gradients, numba's batch."""
+    return not torch.is_grad_enabled() and _use_numba(x)
 
 
 def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, _Input]:
@@ -1093,7 +1095,8 @@ def gru_inference(
         w_ih: ``(3H, I)``; b_ih: ``(3H,)`` or None.
         ln_ih: ``(gain, shift)`` ``(3H,)`` of the layer norm over ``gi``, or None.
         h0, w_hh, b_hh, ln_hh: as in :func:`fused_gru`.
-        options: direction, eval zoneout rate, LN epsilon; no lengths.
+        options: direction, eval zoneout rate, LN epsilon, lengths (sorted, as
+            :class:`Plan` takes them).
 
     Returns:
         ``(output, h_n)`` as :func:`fused_gru`; None where it does not run (as
@@ -1111,7 +1114,7 @@ def gru_inference(
     gh = None if ln_w is None else slot(3 * hidden)
     _gru_numba_forward(gi, w_hh.t(), b_hh, slot(3 * hidden), slot(hidden), gh, ln_w, ln_b,
                        slot(2), hs, h0, None, None, opt, given, ln_ih)  # fmt: skip
-    return plan.written(hs), hs[0 if plan.reverse else steps].clone()
+    return plan.outputs(hs, copy=False), plan.final(hs)
 
 
 # ----------------------------------------------------------------------------- IndRNN

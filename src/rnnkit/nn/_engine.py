@@ -131,28 +131,31 @@ def computes(cell: object) -> bool:
 
 
 def _inference(
-    fused: Fused, x: Tensor, state: State, reverse: bool, rate: float
-) -> tuple[Tensor, State]:
+    fused: Fused, x: Tensor, state: State, plan: Plan, rate: float
+) -> tuple[Tensor, State] | None:
     """Inference: the recurrence over ``x`` ``(L, N, H_in)`` from ``state``, by ``fused.infer``
-    where it runs, else in chunks of steps (:func:`rnnkit.functional.in_chunks`). No
-    gradient, no lengths, no random regularisers; ``rate``: eval zoneout.
+    where it runs, else (without lengths) in chunks of steps
+    (:func:`rnnkit.functional.in_chunks`). No gradient, no random regularisers; ``rate``:
+    eval zoneout.
 
     Returns:
-        The output ``(L, N, H_out)`` and the final state.
+        The output ``(L, N, H_out)`` and the final state; None with lengths where
+        ``fused.infer`` does not run (the caller's general path takes them).
     """
     if fused.infer is not None:
-        options = Options(Plan(x.shape[0], x.shape[1], None, reverse), rate=rate, **fused.fields)
-        result = fused.infer(x, state, options=options)
+        result = fused.infer(x, state, options=Options(plan, rate=rate, **fused.fields))
         if result is not None:
             return result
+    if plan.lengths is not None:
+        return None
 
     def run(gi: Tensor, state: State, lengths: None) -> tuple[Tensor, State]:
-        plan = Plan(gi.shape[0], gi.shape[1], None, reverse)
+        chunk = Plan(gi.shape[0], gi.shape[1], None, plan.reverse)
         return fused.kernel(
-            gi, state, None, None, Options(plan, rate=rate, scratch=True, **fused.fields)
+            gi, state, None, None, Options(chunk, rate=rate, scratch=True, **fused.fields)
         )
 
-    return in_chunks(run, fused.project, x, state, None, reverse)
+    return in_chunks(run, fused.project, x, state, None, plan.reverse)
 
 
 @single_threaded_blas()  # once for all the loops of the stack
@@ -195,8 +198,10 @@ def run(
             shape = (steps, len(initial), batch, initial[0].shape[-1])
             keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
             keep = keep.flip(0) if direction == 1 else keep
-        if scratch and order is None and mask is None and keep is None:
-            return _inference(fused, inputs, initial, direction == 1, zoneout_rate)
+        if scratch and mask is None and keep is None:
+            result = _inference(fused, inputs, initial, plans[direction], zoneout_rate)
+            if result is not None:
+                return result
         options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fused.fields)
         return fused.kernel(fused.project(inputs), initial, mask, keep, options)
 
