@@ -631,7 +631,7 @@ print(hashlib.sha256(weights).hexdigest())
 """
 
 
-@pytest.mark.parametrize("batch", [16, 200], ids=["numba loop", "torch loop"])
+@pytest.mark.parametrize("batch", [16, tuning.NUMBA_MAX_BATCH + 1], ids=["numba", "torch loop"])
 def test_training_does_not_depend_on_the_thread_count(batch: int) -> None:
     """LayerNormGRU's layer-norm gain and shift gradients once came from torch's layer-norm
     backward, which sums them in one buffer per thread."""
