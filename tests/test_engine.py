@@ -247,6 +247,9 @@ def test_step_product_equals_numpy(dtype: type) -> None:
         expected = x.astype(np.float64) @ w.astype(np.float64)
         np.testing.assert_allclose(out[:rows, 1 : 1 + cols], expected, rtol=rtol, atol=rtol * 10)
         assert np.isnan(out[rows:]).all() and np.isnan(out[:, [0, -1]]).all()
+    empty, out = np.empty((3, 0), dtype), np.full((3, 4), np.nan, dtype)  # rows of stride 0
+    fused._fused_numba._dot(empty, np.empty((0, 4), dtype), out)
+    assert (out == 0).all()
 
 
 def test_the_loops_call_torchs_own_blas() -> None:

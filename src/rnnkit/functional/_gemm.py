@@ -151,6 +151,9 @@ def gemm(x, w, out):
     columns = w.shape[1]
     if rows == 0 or columns == 0:
         return
+    if inner == 0:  # an empty sum; MKL returns without writing ``out``
+        out[:] = 0
+        return
     size = out.itemsize
     _fortran_gemm(columns, rows, inner, w.ctypes.data, max(columns, w.strides[0] // size),
                   x.ctypes.data, max(inner, x.strides[0] // size), out.ctypes.data,
