@@ -291,3 +291,23 @@ def test_ema_keeps_the_moving_average_of_the_trained_weights() -> None:
         assert not torch.allclose(value, trained[last - 1][name]), name
     with pytest.raises(ValueError, match=r"ema_decay: expected None or a value in \(0, 1\)"):
         TrainConfig(ema_decay=1.0)
+
+
+@pytest.mark.filterwarnings("ignore:.*exists and is not empty")  # train() filters it too
+def test_resume_keeps_a_log_killed_before_its_first_train_row(tmp_path: Path) -> None:
+    """A kill between epoch 0's checkpoint and the train row Lightning logs after it leaves a
+    metrics.csv whose header has no train_loss column (only validation was logged): resuming
+    keeps its validation row and writes the train row from the checkpoint's curves."""
+    (tmp_path / "metrics.csv").write_text("epoch,step,val_loss\n0,9,2.5\n", encoding="utf-8")
+    history = {"train_loss": [1.75], "val_loss": [2.5], "best_epoch": 0}
+    callbacks = {training_loop._BestWeights.__qualname__: {"history": history}}
+    resumed = {"epoch": 0, "global_step": 10, "callbacks": callbacks}
+    training_loop._csv_logger(tmp_path, resumed)
+    rows = (tmp_path / "metrics.csv").read_text(encoding="utf-8").splitlines()
+    header = rows[0].split(",")
+    assert sorted(header) == ["epoch", "step", "train_loss", "val_loss"]
+    values = [dict(zip(header, row.split(","), strict=True)) for row in rows[1:]]
+    assert values == [
+        {"epoch": "0", "step": "9", "train_loss": "", "val_loss": "2.5"},
+        {"epoch": "0", "step": "9", "train_loss": "1.75", "val_loss": ""},
+    ]

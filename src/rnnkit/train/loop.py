@@ -460,10 +460,12 @@ def _csv_logger(log_dir: str | Path, resumed: dict[str, Any] | None) -> CSVLogge
 
 
 def _before_train_row(row: dict[str, str | None], epoch: int) -> bool:
-    """Whether a whole row of ``metrics.csv`` precedes the train row of ``epoch``."""
+    """Whether a whole row of ``metrics.csv`` precedes the train row of ``epoch``. A file
+    killed before its first train row has no ``train_loss`` column at all."""
     if None in row.values():  # a row cut short
         return False
-    return int(row["epoch"]) < epoch or (int(row["epoch"]) == epoch and not row["train_loss"])
+    trained = row.get("train_loss")
+    return int(row["epoch"]) < epoch or (int(row["epoch"]) == epoch and not trained)
 
 
 @contextmanager
