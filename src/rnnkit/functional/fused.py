@@ -629,7 +629,7 @@ class _Input(NamedTuple):
     w_ih: Tensor | None = None
     bias: Tensor | None = None
 
-    def arrays(self, rows: int, gates: int, dtype: np.dtype) -> tuple:
+    def arrays(self, gates: int, dtype: np.dtype) -> tuple:
         """``x``, ``w_ih``, ``bias`` as the loops take them: stand-ins where absent, an absent
         bias as zeros."""
         w_ih = _np(None if self.w_ih is None else self.w_ih.t(), 2, dtype)
@@ -655,7 +655,7 @@ def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, 
         _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
         _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
         _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), _np(stats_ih, 3, dtype),
-        *given.arrays(batch, gates, dtype), opt.rate, opt.eps, *_flags(opt, mask, keep),
+        *given.arrays(gates, dtype), opt.rate, opt.eps, *_flags(opt, mask, keep),
         w_peep is not None, ln_w is not None, ln_w_c is not None, ln_w_ih is not None,
         given.source, dtype == np.float64,
     )  # fmt: skip
@@ -697,7 +697,7 @@ def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, ma
         _np(gi, 3, dtype), _np(w, 2, dtype), _np(bias, 1, dtype), act.numpy(),
         gh_n.numpy(), _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype),
         stats.numpy(), hs.numpy(), _np(h0, 2, dtype), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), *given.arrays(act.shape[1], act.shape[2], dtype),
+        _np(keep, 4, np.bool_), *given.arrays(act.shape[2], dtype),
         _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), opt.rate, opt.eps,
         *_flags(opt, mask, keep), ln_w is not None, given.source == _fused_numba.PROJECT,
         ln_w_ih is not None, dtype == np.float64,
