@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import json
 import os
 import subprocess
 import sys
@@ -644,6 +645,39 @@ def test_training_does_not_depend_on_the_thread_count(batch: int) -> None:
         return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
     assert digest(1) == digest(2)
+
+
+_OUTPUT_AND_GRADIENTS = """
+import json, sys, torch
+from rnnkit.nn import LAYERS
+torch.set_num_threads(int(sys.argv[1]))
+values = {}
+for name, layer_class in sorted(LAYERS.items()):
+    torch.manual_seed(0)
+    layer, x = layer_class(8, 16), torch.randn(12, 7, 8)
+    output = layer(x)[0]
+    output.square().mean().backward()
+    parts = [output.detach().flatten()] + [p.grad.flatten() for p in layer.parameters()]
+    values[name] = torch.cat(parts).tolist()
+print(json.dumps(values))
+"""
+
+
+def test_every_layer_is_reproducible_and_differs_by_rounding_across_thread_counts() -> None:
+    """Two processes at one thread count agree bit for bit. Across thread counts torch's own
+    kernels (MKL's products of 5 to 9 rows, oneDNN's LSTM) sum in another order, so results
+    may differ, but only by float32 rounding (docs/training.md, Reproducibility)."""
+
+    def values(threads: int) -> dict[str, np.ndarray]:
+        command = [sys.executable, "-c", _OUTPUT_AND_GRADIENTS, str(threads)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        return {name: np.array(v) for name, v in json.loads(done.stdout).items()}
+
+    one, two, again = values(1), values(2), values(2)
+    assert sorted(one) == sorted(nn.LAYERS)
+    for name in one:
+        assert np.array_equal(two[name], again[name]), name
+        assert np.abs(one[name] - two[name]).max() <= 1e-5 * np.abs(one[name]).max(), name
 
 
 def test_backend_reference_skips_every_fast_path(monkeypatch) -> None:
