@@ -10,6 +10,7 @@ import io
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from rnnkit.train import TrainConfig, train
-from rnnkit.train.distributed import is_global_zero
+from rnnkit.train.distributed import ProcessTimeoutError, is_global_zero
 
 LOOKBACK, FEATURES, HIDDEN = 5, 2, 6
 TRAIN_SIZE, VAL_SIZE, BATCH = 48, 37, 8  # 37: the processes' parts of the last batch differ
@@ -230,6 +231,37 @@ def ondisk_loss(network: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
     return nn.functional.mse_loss(network(batch[0]), batch[1][:, 0, 0])
 
 
+STALL_TIMEOUT = 3.0  # seconds: the stalled job's ddp_timeout
+
+
+def stalled_job(out: Path, how: str) -> None:
+    """Two "machines" of one process each, started by the test as torchrun would start
+    them, whose second process fails before training (``before``: the first waits for it
+    to join) or stops answering in its second step (``hang``: the first waits at the
+    gradients' all-reduce). The first reports its error and how long ``train`` took."""
+    rank = int(os.environ["NODE_RANK"])
+    if how == "before" and rank == 1:
+        raise SystemExit("the second process fails before training")
+
+    def stalling(network: nn.Module, batch: tuple[Tensor, ...]) -> Tensor:
+        stalling.steps += network.training  # type: ignore[attr-defined]
+        if how == "hang" and rank == 1 and stalling.steps == 2:  # type: ignore[attr-defined]
+            time.sleep(600)  # the test kills this process
+        return mse(network, batch)
+
+    stalling.steps = 0  # type: ignore[attr-defined]
+    config = TrainConfig(max_epochs=2, batch_size=BATCH, devices=1, num_nodes=2,
+                         ddp_timeout=STALL_TIMEOUT)  # fmt: skip
+    start = time.monotonic()
+    try:
+        train(Net(), stalling, *data(), config, progress=False)
+        error = None
+    except ProcessTimeoutError as caught:
+        error = str(caught)
+    report = {"seconds": time.monotonic() - start, "error": error}
+    (out / f"stalled-{how}-rank{rank}.json").write_text(json.dumps(report))
+
+
 if __name__ == "__main__":
     # killed: a run killed in epoch 2; main: its resumption, an uninterrupted run, the tasks
     # (one launch for all three: each launch starts two Pythons that import torch)
@@ -239,6 +271,8 @@ if __name__ == "__main__":
         np.save(where / "series.npy", ondisk_series().astype(np.float32))
     if job in ("killed", "nodes"):
         train_job(where, job)
+    elif job.startswith("stalled-"):
+        stalled_job(where, job.removeprefix("stalled-"))
     else:
         train_job(where, "resume")
         train_job(where, "full")

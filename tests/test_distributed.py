@@ -258,6 +258,7 @@ def test_a_padding_batch_counts_for_nothing_in_the_validation_loss(tmp_path: Pat
 @pytest.mark.parametrize(
     ("options", "message"),
     [
+        ({"ddp_timeout": 0}, "^ddp_timeout: expected a finite float > 0, got 0$"),
         ({"devices": 0}, "^devices: expected an int >= 1, got 0$"),
         ({"devices": 1.5}, "^devices: expected an int"),
         ({"num_nodes": 0}, "^num_nodes: expected an int >= 1, got 0$"),
@@ -275,6 +276,7 @@ def test_one_process_stays_the_default() -> None:
     assert (config.devices, config.num_nodes, config.strategy) == (1, 1, "auto")
     assert make_strategy(1, 1, "auto") == "auto"
     assert make_strategy(2, 1, "auto").process_group_backend == "gloo"
+    assert make_strategy(2, 1, "auto")._timeout.total_seconds() == config.ddp_timeout == 300
 
 
 def test_is_global_zero_reads_the_launchers_rank(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -329,6 +331,34 @@ def test_two_machines_of_one_process_equal_two_processes_on_one(runs: Path) -> N
     assert nodes["best_epoch"] == full["best_epoch"]
     for curve in ("train_loss", "val_loss"):
         assert nodes[curve] == pytest.approx(full[curve], rel=1e-6)
+
+
+# ---------------------------------------------------------------- a process that fails
+
+
+@pytest.mark.parametrize("how", ["before", pytest.param("hang", marks=pytest.mark.slow)])
+def test_a_failed_process_stops_the_others_within_ddp_timeout(tmp_path: Path, how: str) -> None:
+    """Two "machines" of one process, started as torchrun would (each with its node rank):
+    the second dies before joining or hangs in a training step; the first must give up
+    after ddp_timeout with ProcessTimeoutError, not wait out gloo's 30 minutes."""
+    env = clean_environment() | {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(free_port()),
+                                 "LOCAL_RANK": "0", "WORLD_SIZE": "2"}  # fmt: skip
+    command = [sys.executable, str(HERE / "_ddp_jobs.py"), str(tmp_path), f"stalled-{how}"]
+    nodes = [subprocess.Popen(command, cwd=tmp_path, env=env | {"NODE_RANK": str(rank)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for rank in (0, 1)]  # fmt: skip
+    try:
+        output = nodes[0].communicate(timeout=60)[0]  # far below the default ddp_timeout
+    finally:
+        for node in nodes:
+            node.kill()
+            node.communicate()
+    assert nodes[0].returncode == 0, output[-3000:]
+    first = report(tmp_path, f"stalled-{how}", 0)
+    assert first["error"] is not None and first["error"].startswith(
+        f"training: process 0 (global rank) waited ddp_timeout = {jobs.STALL_TIMEOUT:g} s "
+    )
+    assert jobs.STALL_TIMEOUT <= first["seconds"] < jobs.STALL_TIMEOUT + 20
 
 
 # ---------------------------------------------------------------- the command line

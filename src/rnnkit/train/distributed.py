@@ -15,12 +15,17 @@ tells the rest of rnnkit which process is rank 0 (the one that writes files).
   (a stream keeps its place in every batch) and nothing is counted twice. With the
   losses reduced as means weighted by batch size, the validation loss is the one a
   single process computes on the same weights.
+
+A process that waits longer than the strategy's timeout (:data:`DDP_TIMEOUT` seconds by
+default, ``TrainConfig.ddp_timeout``) for the others, to join the run or in a collective,
+gives up with :class:`ProcessTimeoutError`, instead of gloo's default 30 minutes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import lightning as L
@@ -32,6 +37,15 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, d
 from rnnkit._ranks import launched_as_zero
 
 STRATEGIES = ("auto", "ddp")
+# Seconds a process waits for the others (to join the run, or in a collective) before it
+# gives up: long enough for processes that start at different times under torchrun or
+# SLURM, short enough that a crashed or stuck process does not hold the others for gloo's
+# default 30 minutes.
+DDP_TIMEOUT = 300.0
+
+
+class ProcessTimeoutError(RuntimeError):
+    """A process of a distributed run waited longer than ``ddp_timeout`` for the others."""
 
 
 def is_global_zero() -> bool:
@@ -50,15 +64,21 @@ def is_global_zero() -> bool:
     return launched_as_zero()
 
 
-def make_strategy(devices: int, num_nodes: int, strategy: str) -> str | Strategy:
+def make_strategy(
+    devices: int, num_nodes: int, strategy: str, timeout: float = DDP_TIMEOUT
+) -> str | Strategy:
     """Lightning's strategy for ``devices`` processes on each of ``num_nodes`` machines:
-    one process as before, else DDP on the gloo backend (rnnkit trains on CPUs)."""
+    one process as before, else DDP on the gloo backend (rnnkit trains on CPUs), whose
+    processes wait at most ``timeout`` seconds for each other."""
     if devices * num_nodes == 1 and strategy == "auto":
         return "auto"
     # static_graph: a network's training loss uses the same parameters at every step, but
     # not always all of them (the forecaster's quantile head trains afterwards), which DDP
     # then learns once in the first step instead of searching the graph at every step.
-    return DDPStrategy(process_group_backend="gloo", start_method="popen", static_graph=True)
+    return DDPStrategy(
+        process_group_backend="gloo", start_method="popen", static_graph=True,
+        timeout=timedelta(seconds=timeout),
+    )  # fmt: skip
 
 
 PADDING = -1  # a SplitBatches index: this process has no item left in this step

@@ -38,8 +38,10 @@ from torch.utils.data import Dataset
 from rnnkit.checks import check_choice, check_int, check_positive_float
 from rnnkit.train.checkpoint import SafetensorsCheckpointIO, load_checkpoint, weight_shapes
 from rnnkit.train.distributed import (
+    DDP_TIMEOUT,
     STRATEGIES,
     PaddingBatch,
+    ProcessTimeoutError,
     ShardedData,
     is_global_zero,
     make_strategy,
@@ -88,6 +90,11 @@ class TrainConfig:
     # other processes by running the script's command line again; torchrun or SLURM may
     # start them instead).
     strategy: str = "auto"
+    # Seconds a process of a distributed run waits for the others (to join, or at a
+    # gradient all-reduce) before it fails with ProcessTimeoutError: a process that crashed
+    # before training, or hangs, stops the run within this bound. Raise it where processes
+    # legitimately start far apart (a long data preparation under torchrun or SLURM).
+    ddp_timeout: float = DDP_TIMEOUT
 
     def __post_init__(self) -> None:
         check_choice("precision", self.precision, PRECISIONS)
@@ -99,6 +106,7 @@ class TrainConfig:
                 "curves and the best weights); use 'ddp', which runs the script again"
             )
         check_choice("strategy", self.strategy, STRATEGIES)
+        check_positive_float("ddp_timeout", self.ddp_timeout)
         check_int("warmup_steps", self.warmup_steps, minimum=0)
         check_positive_float("learning_rate", self.learning_rate)
         if not self.weight_decay >= 0:
@@ -348,6 +356,8 @@ def train(
     Raises:
         KeyboardInterrupt: training was interrupted (Ctrl-C); the checkpoint of the last
             finished epoch is intact.
+        ProcessTimeoutError: under DDP, this process waited ``config.ddp_timeout`` seconds
+            for the others (one crashed before joining, or hangs).
     """
     checkpoint = Path(log_dir) / CHECKPOINT if log_dir is not None else None
     if resume and (checkpoint is None or not checkpoint.is_file()):
@@ -385,7 +395,9 @@ def train(
                 accelerator="cpu",
                 devices=config.devices,
                 num_nodes=config.num_nodes,
-                strategy=make_strategy(config.devices, config.num_nodes, config.strategy),
+                strategy=make_strategy(
+                    config.devices, config.num_nodes, config.strategy, config.ddp_timeout
+                ),
                 use_distributed_sampler=False,  # ShardedData gives each process its part
                 deterministic=True,
                 gradient_clip_val=config.gradient_clip,
@@ -412,6 +424,16 @@ def train(
         except SystemExit:
             if trainer.interrupted:  # Lightning exits the process on Ctrl-C; a library must not
                 raise KeyboardInterrupt from None
+            raise
+        except RuntimeError as error:  # gloo's and the rendezvous store's "Timed out ..."
+            if trainer.world_size > 1 and "timed out" in str(error).lower():
+                raise ProcessTimeoutError(
+                    f"training: process {trainer.global_rank} (global rank) waited "
+                    f"ddp_timeout = {config.ddp_timeout:g} s for the other processes and gave "
+                    "up: one of them failed (its error is in its own output), hangs, or was "
+                    "never started; if they only start late (a long preparation under torchrun "
+                    "or SLURM), raise ddp_timeout in TrainConfig"
+                ) from error
             raise
     return history
 
