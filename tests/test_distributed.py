@@ -174,6 +174,18 @@ def test_tasks_train_on_two_processes(runs: Path, task: str) -> None:
     assert model.history.val_loss == pytest.approx(first["history"]["val_loss"])
 
 
+def test_the_forecasters_baselines_are_computed_once_and_shared(runs: Path) -> None:
+    """Global rank 0 runs the statsforecast fits before training and writes them to the
+    run folder; the other process reads them there, runs none, and reaches the same choices
+    (transform, base, blend, calibration and forms)."""
+    first, second = (report(runs, "tasks", rank) for rank in (0, 1))
+    assert first["baseline_calls"] > 0
+    assert second["baseline_calls"] == 0
+    assert first["forecaster choices"] == second["forecaster choices"]
+    shared = list((runs / "runs" / "forecaster-logs" / "shared").glob("baselines-*"))
+    assert len(shared) == 1 and shared[0].suffix == ".safetensors"
+
+
 def test_generator_streams_split_across_processes_keep_their_validation_loss(
     runs: Path,
 ) -> None:

@@ -28,10 +28,16 @@ Four choices are made from the training data at fit time, each recorded in the m
 
 A list of series (a panel) trains one global model: each series is scaled by its own
 training part and keeps its own baseline forms.
+
+Under DDP with a ``log_dir``, the statsforecast fits of these choices (the slow part before
+training) are computed by global rank 0 alone, which writes them to
+``log_dir/shared/baselines-<digest>.safetensors``; the other processes read them there.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -41,10 +47,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from safetensors import safe_open
+from safetensors.numpy import save_file
 from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from rnnkit import metrics
+from rnnkit._atomic import atomic_file
 from rnnkit.baselines import BaselineForecast, BaselineWarning, rolling_baselines
 from rnnkit.checks import check_choice, check_int, check_rate
 from rnnkit.data.frequency import best_season, choose_season, default_sizes, infer_frequency
@@ -55,6 +64,7 @@ from rnnkit.preprocess import calendar_features
 from rnnkit.runtime._file import MAX_STEPS
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, ModelFileError, train
+from rnnkit.train.distributed import is_global_zero, written_by_rank_zero
 
 TASK = "forecaster"
 TRANSFORMS = ("none", "log")
@@ -304,6 +314,26 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         """
         panel = _panel(series)
         check_int("val_size", val_size)
+        shared = self._shared_file(panel, val_size, log_dir)
+        read = shared is not None and written_by_rank_zero(shared, self.training.ddp_timeout)
+        self._memo = _read_baselines(shared) if read else {}
+        try:
+            return self._fit(panel, val_size, log_dir, progress, trainer, resume, shared)
+        finally:
+            self._memo = None
+
+    def _fit(
+        self,
+        panel: list[TimeSeries],
+        val_size: int,
+        log_dir: str | Path | None,
+        progress: bool,
+        trainer: Any,
+        resume: bool,
+        shared: Path | None,
+    ) -> History:
+        """:meth:`fit` with the baselines computed so far in ``self._memo``; global rank 0
+        writes them to ``shared`` before training."""
         longest = max(panel, key=len)
         train_end = len(longest) - val_size
         season = self.config.season or _detect_season(
@@ -368,6 +398,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         for part in parts:
             inputs, targets = (np.concatenate(arrays) for arrays in zip(*part, strict=True))
             datasets.append(TensorDataset(_float_tensor(inputs), _float_tensor(targets)))
+        if shared is not None and is_global_zero():
+            _write_baselines(shared, self._memo)
         torch.manual_seed(self.training.seed)
         self.network = ForecastNetwork(inputs.shape[-1], longest.num_targets, config)
         history = train(
@@ -384,6 +416,46 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             self._fit_interval_head(*datasets[0].tensors)
         self._tune_on_validation(windows, panel, fit_lengths)
         return history
+
+    _memo: dict[str, dict[str, BaselineForecast]] | None = None  # during fit, by call
+
+    def _shared_file(
+        self, panel: list[TimeSeries], val_size: int, log_dir: str | Path | None
+    ) -> Path | None:
+        """Where global rank 0 of a distributed fit writes the baselines it computed before
+        training, named by a digest of everything they depend on; None in one process or
+        without a ``log_dir``."""
+        if log_dir is None or self.training.devices * self.training.num_nodes == 1:
+            return None
+        digest = hashlib.sha256(repr((self.config, val_size)).encode())
+        for one in panel:
+            digest.update(repr((one.name, one.columns, one.values.shape)).encode())
+            digest.update(one.values.tobytes())
+            if one.timestamps is not None:
+                digest.update(np.asarray(one.timestamps).astype("datetime64[ns]").tobytes())
+        return Path(log_dir) / "shared" / f"baselines-{digest.hexdigest()[:32]}.safetensors"
+
+    def _baselines(
+        self,
+        values: np.ndarray,
+        origins: Sequence[int],
+        horizon: int,
+        season: int,
+        arima: bool | None = None,
+        fit_length: int | None = None,
+        forms: dict[str, str] | None = None,
+    ) -> dict[str, BaselineForecast]:
+        """:func:`_baselines`, kept during :meth:`fit` by a digest of its arguments (or read
+        from what global rank 0 computed)."""
+        if self._memo is None:
+            return _baselines(values, origins, horizon, season, arima, fit_length, forms)
+        call = (list(map(int, origins)), horizon, season, arima, fit_length, forms, values.shape)
+        digest = hashlib.sha256(repr(call).encode())
+        digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+        key = digest.hexdigest()[:32]
+        if key not in self._memo:
+            self._memo[key] = _baselines(values, origins, horizon, season, arima, fit_length, forms)
+        return self._memo[key]
 
     def _fit_interval_head(self, inputs: Tensor, targets: Tensor, steps: int = 300) -> None:
         """Fit the quantile head by the pinball loss on the training windows, the trained
@@ -403,7 +475,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
     def _choose_transform(self, targets: np.ndarray, season: int) -> str:
         """``"log"`` where AutoETS (AICc) selects multiplicative errors or seasonality on the
         positive ``targets`` ``(T, K)``, else ``"none"``."""
-        chosen = _baselines(targets[:, 0], [len(targets)], self.config.horizon, season, False)
+        chosen = self._baselines(targets[:, 0], [len(targets)], self.config.horizon, season, False)
         chosen = chosen["AutoETS"].model
         components = chosen.partition("(")[2].rstrip(")").split(",")  # "ETS(M,Ad,M)"
         return "log" if "M" in (components[0], components[-1]) else "none"
@@ -466,7 +538,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         first ``fit_length`` scaled steps of each target: ``{name: [form per target]}``."""
         horizon, season = self.config.horizon, self._require_fitted().season
         scaled = self._features(series)[1][:fit_length]
-        columns = [_baselines(column, [fit_length], horizon, season) for column in scaled.T]
+        columns = [self._baselines(column, [fit_length], horizon, season) for column in scaled.T]
         return {
             name: [column[name].form for column in columns]
             for name in PARTNERS
@@ -485,7 +557,9 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         for name in (name for name in names if name in forms):
             arima = name == "AutoARIMA"
             columns = [
-                _baselines(column, origins, horizon, fitted.season, arima, fit_length, {name: form})
+                self._baselines(
+                    column, origins, horizon, fitted.season, arima, fit_length, {name: form}
+                )
                 for column, form in zip(scaled.T, forms[name], strict=True)
             ]
             if all(name in column for column in columns):
@@ -842,6 +916,31 @@ def _baselines(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", BaselineWarning)
         return rolling_baselines(values, origins, horizon, seasons, (), arima, fit_length, forms)
+
+
+def _write_baselines(path: Path, memo: dict[str, dict[str, BaselineForecast]]) -> None:
+    """Write the baselines of ``memo`` (by call, then by name) to ``path``, atomically: each
+    forecast's mean ``(M, horizon)`` as a tensor ``"<call>/<name>"``, models and forms as
+    JSON metadata."""
+    arrays = {f"{call}/{name}": found.mean for call, by_name in memo.items()
+              for name, found in by_name.items()}  # fmt: skip
+    labels = {call: {name: [found.model, found.form] for name, found in by_name.items()}
+              for call, by_name in memo.items()}  # fmt: skip
+    with atomic_file(path) as staging:
+        save_file(arrays, staging, metadata={"baselines": json.dumps(labels)})
+
+
+def _read_baselines(path: Path) -> dict[str, dict[str, BaselineForecast]]:
+    """What :func:`_write_baselines` wrote to ``path``."""
+    with safe_open(path, framework="np") as file:
+        labels = json.loads(file.metadata()["baselines"])
+        return {
+            call: {
+                name: BaselineForecast(file.get_tensor(f"{call}/{name}"), {}, model, form)
+                for name, (model, form) in by_name.items()
+            }
+            for call, by_name in labels.items()
+        }
 
 
 def _detect_season(series: TimeSeries, horizon: int) -> int:

@@ -23,9 +23,11 @@ gives up with :class:`ProcessTimeoutError`, instead of gloo's default 30 minutes
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -34,7 +36,7 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
-from rnnkit._ranks import launched_as_zero
+from rnnkit._ranks import launched_as_zero, on_first_machine
 
 STRATEGIES = ("auto", "ddp")
 # Seconds a process waits for the others (to join the run, or in a collective) before it
@@ -62,6 +64,33 @@ def is_global_zero() -> bool:
     if torch.distributed.is_available() and torch.distributed.is_initialized():
         return torch.distributed.get_rank() == 0
     return launched_as_zero()
+
+
+def written_by_rank_zero(path: Path, timeout: float = DDP_TIMEOUT) -> bool:
+    """Whether this process should read ``path``, a file that global rank 0 writes (with
+    :func:`rnnkit._atomic.atomic_file`, under a name that fixes its content) instead of
+    every process making it: False in rank 0, which makes it; in the other processes on
+    rank 0's machine, True once it is there (polling for at most ``timeout`` seconds); on
+    the other machines, whether it is there already (their storage may not be rank 0's,
+    so they make their own rather than wait for it).
+
+    Raises:
+        ProcessTimeoutError: ``path`` did not appear within ``timeout`` seconds.
+    """
+    if is_global_zero():
+        return False
+    if not on_first_machine():
+        return path.is_file()
+    deadline = time.monotonic() + timeout
+    while not path.is_file():
+        if time.monotonic() > deadline:
+            raise ProcessTimeoutError(
+                f"training: waited ddp_timeout = {timeout:g} s for global rank 0 to write "
+                f"{str(path)!r}: it failed (its error is in its own output) or is slow; if it "
+                "is only slow, raise ddp_timeout in TrainConfig"
+            )
+        time.sleep(0.1)
+    return True
 
 
 def make_strategy(
