@@ -27,17 +27,20 @@ from rnnkit.data.windows import Scaler
 _CHUNK_ROWS = 1 << 16
 
 
-def _header(path: Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """The array's shape, dtype and data offset in a ``.npy`` file, from its header only."""
+def _header(path: Path, kind: str = "f") -> tuple[tuple[int, ...], np.dtype, int]:
+    """The array's shape, dtype and data offset in a ``.npy`` file, from its header only;
+    the array must be ``(T, C)``, C-ordered, of dtype kind ``kind`` (``"f"`` float, ``"u"``
+    unsigned int)."""
     with path.open("rb") as file:
         version = np.lib.format.read_magic(file)
         read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                 else np.lib.format.read_array_header_2_0)  # fmt: skip
         shape, fortran, dtype = read(file)
         offset = file.tell()
-    if fortran or len(shape) != 2 or dtype.kind != "f":
+    if fortran or len(shape) != 2 or dtype.kind != kind:
+        expected = {"f": "float", "u": "unsigned int"}[kind]
         raise ValueError(
-            f"path: expected a C-ordered (T, C) float array in {str(path)!r}, got shape "
+            f"path: expected a C-ordered (T, C) {expected} array in {str(path)!r}, got shape "
             f"{shape}, dtype {dtype}{', Fortran order' if fortran else ''}"
         )
     return shape, dtype, offset
@@ -47,9 +50,9 @@ class _Rows:
     """Positioned reads of rows of a ``(T, C)`` ``.npy`` file (opened for each read, so a
     dataset pickles to DataLoader workers and DDP processes without an open file)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, kind: str = "f") -> None:
         self.path = Path(path)
-        (self.count, self.columns), self.dtype, self.offset = _header(self.path)
+        (self.count, self.columns), self.dtype, self.offset = _header(self.path, kind)
 
     def read(self, first: int, count: int) -> np.ndarray:
         """Rows ``[first, first + count)``, ``(count, C)``."""

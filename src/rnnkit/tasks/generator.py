@@ -12,7 +12,9 @@ characters costs ``n`` steps, never a re-run of the growing prefix.
 
 from __future__ import annotations
 
+import hashlib
 import math
+import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +24,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, TensorDataset
 
 from rnnkit.checks import (
     check_bool,
@@ -31,11 +33,13 @@ from rnnkit.checks import (
     check_positive_float,
     check_rate,
 )
+from rnnkit.data.corpus import DiskChunks, encode_corpus, read_vocabulary
 from rnnkit.data.text import Vocabulary
 from rnnkit.nn import LAYERS, detach_state, make_layer
 from rnnkit.preprocess import char_tokens
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, train
+from rnnkit.train.distributed import written_by_rank_zero
 
 TASK = "generator"
 # evaluate(): at most 16 parallel streams of at least 4096 characters, 512 steps per forward
@@ -152,14 +156,74 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
                 f"({len(train_text)}) and the validation part ({len(val_text)}, val_fraction "
                 f"{val_fraction}) each need at least sequence_length + 1 = {length + 1}"
             )
-        vocabulary = Vocabulary.build([char_tokens(text)])
-        self._fitted = _Fitted(vocabulary)
-        torch.manual_seed(self.training.seed)
-        self.network = GeneratorNetwork(len(vocabulary), self.config)
+        self._fitted = _Fitted(Vocabulary.build([char_tokens(text)]))
         batch, carry = self.training.batch_size, self.config.carry_state
         train_ids = self._encode("text", train_text)
         train_set = _streams(train_ids, length, batch) if carry else _chunks(train_ids, length)
         val_set = _streams(self._encode("text", val_text), length, batch)
+        return self._train(train_set, val_set, log_dir, progress, trainer, resume)
+
+    def fit_file(
+        self,
+        path: str | Path,
+        val_fraction: float = 0.1,
+        log_dir: str | Path | None = None,
+        progress: bool = True,
+        trainer: Any = None,
+        resume: bool = False,
+    ) -> History:
+        """:meth:`fit` on the UTF-8 text file ``path`` without reading it into memory: the
+        same vocabulary, split, chunks and streams, read from disk a batch at a time.
+
+        The characters are encoded once into ``corpus-<digest>.npy`` (and its vocabulary
+        ``.json``; :func:`rnnkit.data.corpus.encode_corpus`) in ``log_dir``, or in a
+        temporary folder removed after training without one; the digest names the file's
+        path, size and modification time, so a changed file is encoded again. Under DDP
+        with a ``log_dir``, global rank 0 encodes it and the other processes read its file.
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"path: {str(path)!r} is not a file")
+        if log_dir is None:
+            with tempfile.TemporaryDirectory(prefix="rnnkit-corpus-") as folder:
+                return self.fit_file(path, val_fraction, folder, progress, trainer, resume)
+        stat = path.stat()
+        digest = hashlib.sha256(
+            repr((str(path.resolve()), stat.st_size, stat.st_mtime_ns)).encode()
+        )
+        encoded = Path(log_dir) / f"corpus-{digest.hexdigest()[:32]}.npy"
+        if written_by_rank_zero(encoded, self.training.ddp_timeout) or encoded.is_file():
+            vocabulary = read_vocabulary(encoded)
+        else:
+            vocabulary, _ = encode_corpus(path, encoded)
+        count = DiskChunks(encoded, 1).rows.count  # characters
+        if check_rate("val_fraction", val_fraction) == 0:
+            raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction}")
+        start, length = count - round(count * val_fraction), self.config.sequence_length
+        if min(start, count - start) <= length:
+            raise ValueError(
+                f"path: {count} characters are too few: the training part ({start}) and the "
+                f"validation part ({count - start}, val_fraction {val_fraction}) each need "
+                f"at least sequence_length + 1 = {length + 1}"
+            )
+        self._fitted = _Fitted(vocabulary)
+        batch, carry = self.training.batch_size, self.config.carry_state
+        train_set = DiskChunks(encoded, length, stop=start, streams=batch if carry else None)
+        val_set = DiskChunks(encoded, length, start=start, streams=batch)
+        return self._train(train_set, val_set, log_dir, progress, trainer, resume)
+
+    def _train(
+        self,
+        train_set: Dataset,
+        val_set: Dataset,
+        log_dir: str | Path | None,
+        progress: bool,
+        trainer: Any,
+        resume: bool,
+    ) -> History:
+        """Build the network for the fitted vocabulary and train it on the chunks."""
+        torch.manual_seed(self.training.seed)
+        self.network = GeneratorNetwork(len(self.vocabulary), self.config)
         history = train(
             self.network,
             _NextCharLoss(),
@@ -170,7 +234,7 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
             progress,
             trainer,
             resume=resume,
-            shuffle=not carry,
+            shuffle=not self.config.carry_state,
         )
         self._fitted.history = history
         return history
