@@ -55,8 +55,8 @@ def test_plan_for_fifty_examples_of_two_classes() -> None:
     steps = int(np.ceil(40 / 8))
     assert plan.training.max_epochs == int(np.clip(np.ceil(500 / steps), 30, 150)) == 100
     assert plan.training.patience == 33
-    assert plan.options == {"front_end": "conv", "stride": 3,
-                            "augment": "jitter+scaling+slicing", "members": 3}  # fmt: skip
+    assert plan.options == {"front_end": "conv", "stride": 3, "augment": "jitter+scaling+slicing",
+                            "members": 3, "blend": "rocket"}  # fmt: skip
     assert plan.class_weights is False
 
 
@@ -234,7 +234,8 @@ def test_cli_trains_on_a_ts_file_with_a_test_file(tmp_path: Path) -> None:
                  "30 for testing", "B_TEST.ts: 30 test examples"):  # fmt: skip
         assert text in output
     report = json.loads((out / "report.json").read_text())
-    assert set(report["methods"]) == {"rnnkit gru", "majority class", "1-NN DTW", "ROCKET"}
+    assert set(report["methods"]) == {"rnnkit gru", "rnnkit gru, network only",
+                                      "majority class", "1-NN DTW", "ROCKET"}  # fmt: skip
     assert report["methods"]["majority class"]["accuracy"] == 0.5
     model = SequenceClassifier.load(out / "model")
     from rnnkit.data.sequences import read_sequences
@@ -242,6 +243,10 @@ def test_cli_trains_on_a_ts_file_with_a_test_file(tmp_path: Path) -> None:
     held = read_sequences(test)
     evaluation = model.evaluate(held.sequences, held.labels)
     assert report["methods"]["rnnkit gru"]["accuracy"] == evaluation["accuracy"]
+    network = model.evaluate(held.sequences, held.labels, blend=False)["accuracy"]
+    assert report["methods"]["rnnkit gru, network only"]["accuracy"] == network
+    assert report["blend"] == model.blend and model.config.blend == "rocket"
+    assert f"Blend: ROCKET's share {model.blend['weight']:.1f}, chosen on 8 validation" in output
     assert report["confusion_matrix"] == evaluation["confusion_matrix"].tolist()
     assert (out / "confusion.png").read_bytes().startswith(b"\x89PNG")
     assert model.config.members == 1 and model.config.front_end == "conv"
@@ -254,6 +259,22 @@ def test_cli_trains_on_a_ts_file_with_a_test_file(tmp_path: Path) -> None:
     again = CliRunner().invoke(app, ["evaluate", str(out / "model"), "--data", str(test)])
     assert again.exit_code == 0, again.output
     assert f"{evaluation['accuracy']:.3f}" in again.output
+
+
+def test_cli_blend_none_reports_the_network_alone(tmp_path: Path) -> None:
+    train = write_ts(tmp_path / "B_TRAIN.ts", *bumps(24, seed=7))
+    out = tmp_path / "run"
+    args = ["classify", "--data", str(train), "--epochs", "2", "--hidden-size", "4",
+            "--members", "1", "--blend", "none", "--no-baselines", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["methods"]) == {"rnnkit gru", "majority class"}
+    assert report["blend"] is None
+    bad = CliRunner().invoke(app, [*args[:-3], "--blend", "ridge", "--no-progress"])
+    assert bad.exit_code == 2
+    assert bad.output.strip() == "error: blend: expected one of 'none', 'rocket', got 'ridge'"
 
 
 def test_cli_bad_sequence_file_is_one_line(tmp_path: Path) -> None:

@@ -267,6 +267,24 @@ def _rocket_features(
     return out
 
 
+def rocket_features(sequences: list[np.ndarray], kernels: dict[str, np.ndarray]) -> np.ndarray:
+    """PPV and max of each of ``K`` kernels (:func:`rocket_kernels`) on each of ``N`` float64
+    sequences ``(L_i, F)``: ``(N, 2K)``."""
+    return _rocket_features(*_flat(sequences), *(kernels[key] for key in KERNEL_FIELDS))
+
+
+def rocket_ridge(features: np.ndarray, labels: Sequence[Label]) -> Any:
+    """ROCKET's classifier, fitted on ``features`` ``(N, 2K)`` and ``labels`` ``(N,)``: a
+    scikit-learn pipeline of ``StandardScaler`` and ``RidgeClassifierCV`` (alphas
+    ``logspace(-3, 3, 10)``, the penalty chosen by leave-one-out)."""
+    from sklearn.linear_model import RidgeClassifierCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    model = make_pipeline(StandardScaler(), RidgeClassifierCV(alphas=np.logspace(-3, 3, 10)))
+    return model.fit(features, np.asarray(list(labels)))
+
+
 class RocketClassifier:
     """ROCKET features + ``RidgeClassifierCV`` (alphas ``logspace(-3, 3, 10)``) on
     standardised features, as in Dempster et al. (2020).
@@ -295,24 +313,16 @@ class RocketClassifier:
             raise RuntimeError("RocketClassifier: call fit before transform")
         sequences = as_sequences(inputs)
         _check_channels(sequences, len(self._scaler.mean))
-        values = _flat([self._scaler.transform(s) for s in sequences])
-        return _rocket_features(*values, *(self._kernels[key] for key in KERNEL_FIELDS))
+        return rocket_features([self._scaler.transform(s) for s in sequences], self._kernels)
 
     def fit(self, inputs: Any, labels: Sequence[Label]) -> RocketClassifier:
         """Draw the kernels for the training lengths and fit the ridge classifier."""
-        from sklearn.linear_model import RidgeClassifierCV
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
         sequences = as_sequences(inputs)
         self._scaler = Scaler.fit(np.concatenate(sequences))
         length = int(np.median([len(s) for s in sequences]))
         channels = sequences[0].shape[1]
         self._kernels = rocket_kernels(self.num_kernels, length, channels, self.seed)
-        self._model = make_pipeline(
-            StandardScaler(), RidgeClassifierCV(alphas=np.logspace(-3, 3, 10))
-        )
-        self._model.fit(self.transform(sequences), np.asarray(list(labels)))
+        self._model = rocket_ridge(self.transform(sequences), list(labels))
         return self
 
     def predict(self, inputs: Any) -> np.ndarray:

@@ -82,6 +82,13 @@ def command(
         str | None,
         Option(help="Sequences: none or e.g. jitter+scaling+slicing (default: from N)."),
     ] = None,
+    blend: Annotated[
+        str | None,
+        Option(
+            help="Sequences: rocket (mix in ROCKET, weighed on validation) or none "
+            "(default: rocket unless ROCKET would take minutes)."
+        ),
+    ] = None,
     members: Annotated[
         int | None, Option(min=1, help="Networks averaged (default: 3 under 500 examples).")
     ] = None,
@@ -122,9 +129,14 @@ def command(
     to the majority class and, for texts, TF-IDF + logistic regression, for numeric
     sequences 1-NN DTW and ROCKET, with the confusion matrix and per-class precision and
     recall (also saved: OUT/confusion.png, OUT/report.json). For numeric sequences, the
-    settings not given come from the training data (plan_for_sequences), and are printed."""
+    settings not given come from the training data (plan_for_sequences), and are printed;
+    the planned ROCKET blend is reported beside the network alone."""
+    from rnnkit.checks import check_choice
     from rnnkit.tasks.classifier import SequenceClassifier, plan_for_sequences
+    from rnnkit.tasks.classifier_blend import BLENDS
 
+    if blend is not None:  # before the data are read and the plan printed
+        check_choice("blend", blend, BLENDS)
     if not (test_fraction > 0 and (val_fraction or 0.1) > 0
             and test_fraction + (val_fraction or 0.1) < 1):  # fmt: skip
         raise ValueError(
@@ -138,7 +150,8 @@ def command(
         source["test"] = "given"
     (train_inputs, train_labels), test_split = _split(source, test)
     numeric = not isinstance(train_inputs, list) or not isinstance(train_inputs[0], str)
-    given = {"front_end": front_end, "stride": stride, "augment": augment, "members": members}
+    given = {"front_end": front_end, "stride": stride, "augment": augment, "members": members,
+             "blend": blend}  # fmt: skip
     options = {k: v for k, v in given.items() if v is not None}
     fit_options: dict[str, Any] = {}
     if numeric:
@@ -258,6 +271,13 @@ def _report(
 
     name = f"rnnkit {model.config.cell}"
     results = {name: model.evaluate(*test)}
+    if model.blend is not None:  # the blend is the model's answer; the network's beside it
+        results[f"{name}, network only"] = model.evaluate(*test, blend=False)
+        console.print(
+            f"Blend: ROCKET's share {model.blend['weight']:.1f}, chosen on "
+            f"{model.blend['validation_examples']} validation examples.",
+            highlight=False,
+        )
     majority = max(model.classes, key=training[1].count)
     results["majority class"] = classification_metrics(
         test[1], [majority] * len(test[1]), model.classes
@@ -302,7 +322,8 @@ def _sequence_baselines(
 
 def _save_report(out: Path, model: Any, results: dict[str, dict[str, Any]]) -> None:
     """OUT/confusion.png and OUT/report.json (accuracy and macro-F1 per method, the
-    model's per-class precision and recall), each written atomically."""
+    model's per-class precision and recall, the blend's weight and its validation accuracies
+    or null), each written atomically."""
     from rnnkit._atomic import atomic_file
     from rnnkit.viz import plot_confusion
 
@@ -315,6 +336,7 @@ def _save_report(out: Path, model: Any, results: dict[str, dict[str, Any]]) -> N
         "classes": list(model.classes),
         "confusion_matrix": matrix.tolist(),
         "per_class": per_class(matrix, model.classes),
+        "blend": model.blend,
     }  # fmt: skip
     with atomic_file(out / "report.json") as staging:
         staging.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")

@@ -41,6 +41,7 @@ from rnnkit.data.windows import Scaler
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.preprocess import TOKENIZERS
 from rnnkit.tasks._base import Task, build_network
+from rnnkit.tasks.classifier_blend import BLENDS, Fold, RocketBlend, fit_blend
 from rnnkit.train import History, TrainConfig, train
 
 TASK = "classifier"
@@ -81,6 +82,10 @@ class ClassifierConfig:
         members: train this many networks, each with its own seed and validation split,
             and average their probabilities (for small data, where one split and one seed
             decide too much).
+        blend: ``"none"`` or ``"rocket"``: mix the network's probabilities with those of
+            ROCKET's ridge classifier, the weight chosen on the validation examples
+            (:mod:`rnnkit.tasks.classifier_blend`; numeric sequences only).
+        rocket_kernels: ROCKET's random kernels for the blend.
     """
 
     tokens: str = "word"
@@ -100,14 +105,17 @@ class ClassifierConfig:
     stride: int = 1
     augment: str = "none"
     members: int = 1
+    blend: str = "none"
+    rocket_kernels: int = 10_000
 
     def __post_init__(self) -> None:
         check_choice("tokens", self.tokens, tuple(TOKENIZERS))
         check_choice("cell", self.cell, tuple(sorted(LAYERS)))
         for name in ("min_count", "embedding_size", "hidden_size", "num_layers",
-                     "conv_channels", "stride", "members"):  # fmt: skip
+                     "conv_channels", "stride", "members", "rocket_kernels"):  # fmt: skip
             check_int(name, getattr(self, name))
         check_choice("front_end", self.front_end, FRONT_ENDS)
+        check_choice("blend", self.blend, BLENDS)
         chosen = self.augment.split("+") if isinstance(self.augment, str) else []
         if self.augment != "none" and (
             not chosen or not set(chosen) <= set(AUGMENTATIONS) or len(set(chosen)) != len(chosen)
@@ -270,6 +278,7 @@ class _Fitted:
     num_features: int
     vocabulary: Vocabulary | None = None
     scaler: Scaler | None = None
+    blend: dict[str, Any] | None = None  # what fit_blend chose, with blend="rocket"
     history: History = field(default_factory=History)
     metadata: dict[str, Any] = field(default_factory=dict)
 
@@ -320,8 +329,14 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
 
         With ``members > 1`` in the config, member ``i`` trains with seed ``seed + i`` on its
         own split (the same ``validation`` when given) and the probabilities are averaged.
+        With ``blend="rocket"``, ROCKET's probabilities are then mixed in with the weight
+        that does best on the members' validation examples (:attr:`blend`).
         """
         kind, examples = _examples(inputs)
+        if kind == "text" and self.config.blend != "none":
+            raise ValueError(
+                f"blend: {self.config.blend!r} needs numeric sequences; use blend='none' for texts"
+            )
         values = _labels(labels, len(examples))
         classes = _classes(values)
         parts = self._parts(kind, examples, None)
@@ -360,7 +375,7 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
                 len(train_rows) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32
             )
             loss = functools.partial(_cross_entropy, weight=weight)
-        networks, histories = [], []
+        networks, histories, folds = [], [], []
         for member, (rows, held) in enumerate(splits):
             training = replace(self.training, seed=self.training.seed + member)
             train_set = [(encoded[i], targets[i]) for i in rows]
@@ -380,7 +395,16 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             )  # fmt: skip
             histories.append(history)
             networks.append(network)
+            if held is not None or extra is not None:  # examples this member has not seen
+                seen = [e for e, _ in val_set]
+                folds.append(Fold(rows, seen, np.array([t for _, t in val_set]),
+                                  _probabilities(network, seen)))  # fmt: skip
         self.network = networks[0] if members == 1 else ClassifierEnsemble(networks)
+        if self.config.blend == "rocket":
+            self.network = RocketBlend(self.network, *self._rocket_sizes())
+            self._fitted.blend = fit_blend(
+                self.network, encoded, np.array(targets), folds, self.training.seed
+            )
         self._fitted.history = histories[0]
         return histories[0]
 
@@ -410,11 +434,17 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
         vocab_size = len(fitted.vocabulary) if fitted.vocabulary is not None else 0
         return fitted.num_features, len(fitted.classes), self.config, vocab_size
 
-    def _build_network(self) -> ClassifierNetwork | ClassifierEnsemble:
+    def _rocket_sizes(self) -> tuple[int, int, int]:
+        fitted = self._require_fitted()
+        return self.config.rocket_kernels, fitted.num_features, len(fitted.classes)
+
+    def _build_network(self) -> nn.Module:
         sizes = self._network_sizes()
-        if self.config.members == 1:
-            return ClassifierNetwork(*sizes)
-        return ClassifierEnsemble([ClassifierNetwork(*sizes) for _ in range(self.config.members)])
+        members = [ClassifierNetwork(*sizes) for _ in range(self.config.members)]
+        network = members[0] if len(members) == 1 else ClassifierEnsemble(members)
+        if self.config.blend == "rocket":
+            return RocketBlend(network, *self._rocket_sizes())
+        return network
 
     def _tokens(self, text: str, position: int) -> list[str]:
         tokens = TOKENIZERS[self.config.tokens](text)[: self.config.max_length]
@@ -452,28 +482,28 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
 
     # ------------------------------------------------------------------ inference
 
-    def predict_proba(self, inputs: Inputs) -> np.ndarray:
-        """Class probabilities ``(N, C)``, columns in the order of :attr:`classes`."""
+    def predict_proba(self, inputs: Inputs, blend: bool = True) -> np.ndarray:
+        """Class probabilities ``(N, C)``, columns in the order of :attr:`classes`;
+        ``blend=False``: the network's alone, without a ROCKET blend."""
         network = self._require_network()
-        encoded = self._encode(inputs)
-        network.eval()
-        chunks = []
-        with torch.no_grad():
-            for start in range(0, len(encoded), 256):
-                x, lengths, _ = _collate([(e, 0) for e in encoded[start : start + 256]])
-                chunks.append(torch.softmax(network(x, lengths), dim=-1).double().numpy())
-        return np.concatenate(chunks)
+        check_bool("blend", blend)
+        if isinstance(network, RocketBlend) and not blend:
+            network = network.network
+        return _probabilities(network, self._encode(inputs))
 
-    def predict(self, inputs: Inputs) -> np.ndarray:
+    def predict(self, inputs: Inputs, blend: bool = True) -> np.ndarray:
         """The most probable label of each input: ``(N,)``, of the training labels' type."""
-        return np.array(self.classes)[self.predict_proba(inputs).argmax(axis=1)]
+        return np.array(self.classes)[self.predict_proba(inputs, blend).argmax(axis=1)]
 
-    def evaluate(self, inputs: Inputs, labels: Iterable[Label]) -> dict[str, Any]:
+    def evaluate(
+        self, inputs: Inputs, labels: Iterable[Label], blend: bool = True
+    ) -> dict[str, Any]:
         """``{"accuracy", "macro_f1", "confusion_matrix"}``; the matrix is ``(C, C)`` with
-        true classes as rows and predictions as columns, both in :attr:`classes` order."""
+        true classes as rows and predictions as columns, both in :attr:`classes` order
+        (``blend=False``: of the network alone)."""
         values = _labels(labels, None)
         _check_known(values, self.classes)
-        predictions = self.predict(inputs)
+        predictions = self.predict(inputs, blend)
         if len(predictions) != len(values):
             raise ValueError(
                 f"labels: expected one label per input (N = {len(predictions)}), got {len(values)}"
@@ -495,6 +525,7 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             "scaler": (
                 {"mean": scaler.mean.tolist(), "std": scaler.std.tolist()} if scaler else None
             ),
+            "blend": fitted.blend,
         }
         return self._save(directory, fitted_state, metadata)
 
@@ -509,6 +540,7 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             state["num_features"],
             Vocabulary(tuple(state["vocabulary"])) if state["vocabulary"] else None,
             Scaler(np.array(scaler["mean"]), np.array(scaler["std"])) if scaler else None,
+            state.get("blend"),  # absent from folders written before the blend
             History(**state["history"]),
             state["metadata"],
         )
@@ -519,6 +551,13 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
     def classes(self) -> tuple[Label, ...]:
         """The labels seen in training, sorted: the order of probability columns."""
         return self._require_fitted().classes
+
+    @property
+    def blend(self) -> dict[str, Any] | None:
+        """With ``blend="rocket"``: the chosen ``weight`` (ROCKET's share) and
+        ``temperature``, and the validation accuracy of the network, ROCKET and the blend
+        that chose them; else None."""
+        return self._require_fitted().blend
 
     @property
     def vocabulary(self) -> Vocabulary | None:
@@ -617,6 +656,17 @@ def _collate(items: list[tuple[Tensor, int]]) -> tuple[Tensor, Tensor, Tensor]:
     return x, lengths, torch.tensor(targets, dtype=torch.int64)
 
 
+def _probabilities(network: nn.Module, encoded: list[Tensor]) -> np.ndarray:
+    """``network``'s class probabilities ``(N, C)`` for ``N`` model inputs, in eval mode."""
+    network.eval()
+    chunks = []
+    with torch.no_grad():
+        for start in range(0, len(encoded), 256):
+            x, lengths, _ = _collate([(e, 0) for e in encoded[start : start + 256]])
+            chunks.append(torch.softmax(network(x, lengths), dim=-1).double().numpy())
+    return np.concatenate(chunks)
+
+
 def _cross_entropy(
     network: nn.Module, batch: tuple[Tensor, Tensor, Tensor], weight: Tensor | None = None
 ) -> Tensor:
@@ -625,6 +675,11 @@ def _cross_entropy(
 
 
 # ---------------------------------------------------------------------- defaults from the data
+
+
+#: The most multiply-adds of ROCKET's features that the planned blend spends (about a
+#: minute on one core); larger training sets get the network alone.
+ROCKET_BUDGET = 2e11
 
 
 @dataclass(frozen=True)
@@ -666,7 +721,11 @@ def plan_for_sequences(
     * under 500 examples, 3 members with their own seeds and splits, averaged;
     * the convolutional front end, and a stride that leaves the encoder about 64 steps
       of the median length; jitter, scaling and slicing under 1,000 examples;
-    * class weights when the largest class is over 1.5 times the smallest.
+    * class weights when the largest class is over 1.5 times the smallest;
+    * ``blend="rocket"`` (ROCKET's probabilities mixed in with a weight chosen on the
+      validation examples, :mod:`rnnkit.tasks.classifier_blend`) while ROCKET's features
+      cost at most :data:`ROCKET_BUDGET` multiply-adds; ``model(blend="none")`` or
+      ``predict(..., blend=False)`` give the network alone.
     """
     values = _labels(labels, None)
     classes = _classes(values)
@@ -698,7 +757,16 @@ def plan_for_sequences(
     weights = max(counts) > 1.5 * min(counts)
     if weights:
         notes.append(f"class weights: classes of {min(counts)} to {max(counts)} examples")
-    options = {"front_end": "conv", "stride": stride, "augment": augment, "members": members}
+    cost = float(np.sum(lengths)) * 10_000 * 9  # 10,000 kernels of about 9 weights
+    blend = "rocket" if cost <= ROCKET_BUDGET else "none"
+    if blend == "none":
+        notes.append(f"blend: none (ROCKET's features would take about {cost:.0e} operations)")
+    elif val_fraction is None:
+        notes.append("blend: ROCKET, but no validation examples to weigh it: the network alone")
+    else:
+        notes.append("blend: ROCKET's probabilities mixed in, the weight chosen on validation")
+    options = {"front_end": "conv", "stride": stride, "augment": augment, "members": members,
+               "blend": blend}  # fmt: skip
     training = TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch, seed=seed)
     return ClassifierPlan(options, training, val_fraction, weights, tuple(notes))
 
