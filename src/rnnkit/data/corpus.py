@@ -24,7 +24,7 @@ from rnnkit._atomic import atomic_file
 from rnnkit.data.ondisk import _Rows
 from rnnkit.data.text import PAD, UNK, Vocabulary
 
-_BLOCK_CHARACTERS = 1 << 22
+_BLOCK_CHARACTERS = 1 << 20  # 4 MB of code points: a block costs tens of MB at most
 
 
 def _blocks(path: Path) -> Iterator[np.ndarray]:
