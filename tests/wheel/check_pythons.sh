@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# What can be checked on Python 3.10, 3.12 and 3.13 on these machines. torch's CPU wheel is
-# on disk for Python 3.11 only, and PyPI's torch for the others is the multi-GB CUDA build,
-# so on those versions this installs rnnkit's wheel without its dependencies (--no-deps),
-# plus what the runtime and the command line need without torch (numpy, safetensors, typer,
-# rich), and checks that:
-#   - every module of the package compiles on that version (syntax, f-strings, match...);
-#   - rnnkit.runtime imports without torch, loads a runtime file exported on 3.11 with torch
-#     and streams it to within 1e-5 of torch's own outputs (NumPy kernels);
-#   - `rnnkit stream` runs that file from stdin, and `rnnkit --version` works.
+# rnnkit on Python 3.10, 3.12 and 3.13, in two stages per interpreter.
+# 1. Without torch: rnnkit's wheel installed with --no-deps, plus what the runtime and the
+#    command line need without torch (numpy, safetensors, typer, rich), checks that
+#    - every module of the package compiles on that version (syntax, f-strings, match...);
+#    - rnnkit.runtime imports without torch, loads a runtime file exported on 3.11 with torch
+#      and streams it to within 1e-5 of torch's own outputs (NumPy kernels);
+#    - `rnnkit stream` runs that file from stdin, and `rnnkit --version` works.
+# 2. With torch: PyPI's torch 2.13.0 for that interpreter (the CUDA build, about 4.7 GB with
+#    its libraries, which runs on the CPU; torch's CPU wheel lies on this machine's disk for
+#    3.11 only) and the wheel with all its dependencies, then the wheel check's smoke test
+#    (every public module imports, every layer trains on the fast path with warnings as
+#    errors, runtime parity) and `rnnkit demo --epochs 1` (trains, compares, saves a model).
+#    TORCH_STAGE=0 skips this stage (downloads of several GB, a few minutes each).
 # Interpreters are taken from pyenv (PYTHONS overrides: a list of executables); a version
 # that is not installed is reported and skipped. Run by `make pythons` and CI.
 set -euo pipefail
@@ -87,6 +91,22 @@ PYEOF
         < "$WORK/inputs.csv" | wc -l)
     test "$lines" -eq 20
     echo "rnnkit stream: 20 lines in, 20 out"
+    if [ "${TORCH_STAGE:-1}" != 0 ]; then
+        # torch first, pinned, so the wheel's torch>=2.4 takes this one; no constraints file:
+        # its pins are 3.11's (NumPy 2.4 has no wheel for 3.10).
+        "$VPY" -m pip install "${quiet[@]}" torch==2.13.0 2> "$WORK/pip.log" \
+            || { cat "$WORK/pip.log"; exit 1; }
+        "$VPY" -m pip install "${quiet[@]}" "$WHEEL" 2> "$WORK/pip.log" \
+            || { cat "$WORK/pip.log"; exit 1; }
+        mkdir "$WORK/smoke$version"
+        (cd "$WORK" && "$VPY" -W error "$ROOT/tests/wheel/smoke.py" "$WORK/smoke$version")
+        "$WORK/venv$version/bin/rnnkit" demo --epochs 1 --out "$WORK/demo$version" \
+            > "$WORK/demo.log" 2>&1 || { cat "$WORK/demo.log"; exit 1; }
+        grep -q "MASE" "$WORK/demo.log" || { cat "$WORK/demo.log"; exit 1; }
+        test -f "$WORK/demo$version/model/config.json"
+        echo "rnnkit demo --epochs 1: $(grep -o 'Trained in [0-9]* s' "$WORK/demo.log")"
+    fi
+    rm -rf "$WORK/venv$version" "$WORK/demo$version" "$WORK/smoke$version"
     checked=$((checked + 1))
 done
 echo "checked $checked interpreter(s)"
