@@ -2,7 +2,7 @@
 
 Contenders per configuration (input size 4, one layer, one thread each):
 
-* ``onnxruntime``: :func:`rnnkit.onnx.export_onnx` of ``rnnkit.nn.LSTM``/``GRU``, run one
+* ``onnxruntime``: :func:`rnnkit.export.onnx.export_onnx` of ``rnnkit.nn.LSTM``/``GRU``, run one
   step per ``session.run`` with the state fed back (:func:`onnx_stepper`);
 * ``torch.nn.LSTMCell`` / ``GRUCell`` with the same weights, under ``torch.no_grad()``;
 * ``torch.nn.LSTM`` / ``GRU`` called with one step (``L = 1``), with the same weights.
@@ -35,7 +35,7 @@ from rich.table import Table
 from torch import nn
 
 import rnnkit.nn as rnn
-from rnnkit.onnx import export_onnx
+from rnnkit.export.onnx import export_onnx
 
 INPUT_SIZE = 4
 CONFIGS = (("LSTM", 32), ("LSTM", 64), ("LSTM", 256), ("GRU", 32), ("GRU", 64), ("GRU", 256))

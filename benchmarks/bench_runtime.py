@@ -7,9 +7,9 @@ step per call with their state kept between calls:
 * ``runtime numba`` / ``runtime numpy``: ``rnnkit.runtime.load(...).step`` with each backend;
 * ``nn cell``: ``torch.nn.LSTMCell`` / ``GRUCell`` (``rnnkit.nn.MinGRUCell`` for MinGRU,
   which torch.nn lacks) under ``torch.no_grad()``;
-* ``onnxruntime``: the layer exported by :func:`rnnkit.onnx.export_onnx`, one
+* ``onnxruntime``: the layer exported by :func:`rnnkit.export.onnx.export_onnx`, one
   ``session.run`` per step (``benchmarks/bench_onnx.py``'s stepper; not for MinGRU; the
-  column is skipped, with a note, when ``rnnkit.onnx`` or onnxruntime is missing).
+  column is skipped, with a note, when ``rnnkit.export.onnx`` or onnxruntime is missing).
 
 Method: every contender is first checked against the nn cell over 50 steps (1e-5), then
 timed in ``--repeats`` rounds of ``--steps`` steps, each round running every contender once
@@ -55,7 +55,7 @@ import rnnkit.runtime as rt
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 try:
     from bench_onnx import onnx_stepper
-except ImportError as error:  # no onnxruntime, or no rnnkit.onnx
+except ImportError as error:  # no onnxruntime, or no rnnkit.export.onnx
     ONNX_MISSING: str | None = str(error)
 else:
     ONNX_MISSING = None

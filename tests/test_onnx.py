@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 import rnnkit.nn as rnn
 from rnnkit.data.series import TimeSeries
-from rnnkit.onnx import export_onnx
+from rnnkit.export.onnx import export_onnx
 from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger
 from rnnkit.train import TrainConfig
 from rnnkit.train.io import ModelFileError

@@ -1,4 +1,4 @@
-"""ONNX export through Scan loops (rnnkit._onnx_scan): every layer without an ONNX operator,
+"""ONNX export through Scan loops (rnnkit.export._onnx_scan): every layer without an ONNX operator,
 run by onnxruntime at several sizes from one export, matches the torch layer."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 import rnnkit.nn as rnn
 from rnnkit.data.series import TimeSeries
-from rnnkit.onnx import export_onnx
+from rnnkit.export.onnx import export_onnx
 from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger
 from rnnkit.train import TrainConfig
 

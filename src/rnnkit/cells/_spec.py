@@ -16,7 +16,7 @@ against an *ops* namespace instead of a library:
 name, ``input_size`` and ``hidden_size``. The same two functions run as the reference path of
 the torch layer (:mod:`rnnkit.nn`: ops on tensors, with autograd), in the torch-free
 streaming runtime (:mod:`rnnkit.runtime`: ops on NumPy arrays) and as the body of an ONNX
-``Scan`` (:func:`rnnkit.onnx.export_onnx`: ops that write graph nodes). Every backend's
+``Scan`` (:func:`rnnkit.export.onnx.export_onnx`: ops that write graph nodes). Every backend's
 values take ``+``, ``-`` and ``*`` (with each other and with Python numbers); the rest is
 ``ops``:
 

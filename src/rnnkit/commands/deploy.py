@@ -29,7 +29,7 @@ def export(
     if format not in FORMATS:
         raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
     if format == "onnx":
-        from rnnkit.onnx import export_onnx
+        from rnnkit.export.onnx import export_onnx
 
         try:
             written = export_onnx(model_dir, out)

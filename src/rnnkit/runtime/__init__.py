@@ -25,7 +25,7 @@ from rnnkit.runtime._kernels import NUMBA
 from rnnkit.runtime._layers import BACKENDS, CELLS, DTYPES, StreamingRNN, kernels
 
 if TYPE_CHECKING:
-    from rnnkit.runtime._export import export
+    from rnnkit.export.runtime import export
 
 #: True when numba is installed, so ``backend="auto"`` runs compiled kernels.
 ACCELERATED = NUMBA is not None
@@ -116,7 +116,7 @@ class _Read(dict):
 def __getattr__(name: str) -> Any:
     # export needs torch: import it only when asked for, so the runtime stays torch-free.
     if name == "export":
-        from rnnkit.runtime._export import export
+        from rnnkit.export.runtime import export
 
         return export
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,6 @@
 """Recurrent layers that ONNX has no operator for, exported as ``Scan`` loops.
 
-:func:`rnnkit.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
+:func:`rnnkit.export.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
 ``LSTM`` and ``GRU`` operators cannot express: the extended layers (Jordan, peephole and
 layer-normalised LSTM/GRU, IndRNN, MinGRU, MinLSTM) and RNN/LSTM/GRU with ``zoneout``,
 ``fused=False`` or ``proj_size``.

@@ -6,7 +6,7 @@ layers become ONNX's own ``RNN``, ``LSTM`` and ``GRU`` operators; every other rn
 (the extended layers of :data:`rnnkit.nn.LAYERS`: Jordan, peephole and layer-normalised
 LSTM/GRU, IndRNN, MinGRU, MinLSTM; and RNN/LSTM/GRU with ``zoneout``, ``fused=False`` or
 ``proj_size``) becomes ONNX ``Scan`` loops whose body is one step of its cell, written from
-the equations of :mod:`rnnkit.functional` (how and why: :mod:`rnnkit._onnx_scan`).
+the equations of :mod:`rnnkit.functional` (how and why: :mod:`rnnkit.export._onnx_scan`).
 
 What exports, and the graph it gets:
 
@@ -63,8 +63,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rnnkit import _onnx_scan
 from rnnkit._atomic import atomic_file
+from rnnkit.export import _onnx_scan
 from rnnkit.nn import RecurrentBase
 from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger
 from rnnkit.tasks._base import Task
@@ -78,7 +78,7 @@ TASKS: dict[str, type[Task]] = {
     "generator": Generator,
 }
 _LAYERS = (RecurrentBase, nn.RNNBase)
-_OWN_CODE = (str(Path(__file__).parent), str(Path(torch.__file__).parent))
+_OWN_CODE = (str(Path(__file__).parents[1]), str(Path(torch.__file__).parent))
 
 # (module, example inputs, input names, output names, dynamic axes) for torch.onnx.export
 Graph = tuple[nn.Module, tuple[Tensor, ...], list[str], list[str], dict[str, dict[int, str]]]

@@ -1,4 +1,5 @@
-"""Write runtime files from torch models (this module imports torch; the runtime does not)."""
+"""Write runtime files from torch models: the torch side of :mod:`rnnkit.runtime`, which
+never imports torch and offers :func:`export` lazily as ``rnnkit.runtime.export``."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def export(model: nn.Module | str | Path | Any, path: str | Path) -> Path:
     elif isinstance(model, SequenceClassifier):
         header, tensors = _classifier(model)
     elif isinstance(model, nn.Module):
-        spec, tensors = layer_section(model)
+        spec, tensors = _layer_section(model)
         header = {"architecture": "layer", "layer": spec}
     else:
         raise TypeError(
@@ -66,7 +67,7 @@ def export(model: nn.Module | str | Path | Any, path: str | Path) -> Path:
     return write_file(path, header, tensors)
 
 
-def layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The header's ``layer`` section and the tensors ``layer.{layer}.{direction}.{name}``."""
     torch_cell = next((c for t, c in _TORCH_LAYERS.items() if type(layer) is t), None)
     rnnkit_cell = next((c for c, t in LAYERS.items() if type(layer) is t), None)
@@ -161,7 +162,7 @@ def _forecaster(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             "Forecaster(transform='none', base='seasonal naive', blend=False) on one series to "
             "deploy it"
         )
-    spec, tensors = layer_section(network.encoder)
+    spec, tensors = _layer_section(network.encoder)
     columns, targets = len(fitted.columns), fitted.num_targets
     calendar = network.encoder.input_size - columns - targets * config.seasonal_base == 4
     tensors["head.weight"] = _array(network.head.weight)
@@ -185,7 +186,7 @@ def _forecaster(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _generator(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     network = model._require_network()
-    spec, tensors = layer_section(network.layer)
+    spec, tensors = _layer_section(network.layer)
     tensors["embedding.weight"] = _array(network.embedding.weight)
     tensors["head.weight"] = _array(network.head.weight)
     tensors["head.bias"] = _array(network.head.bias)
@@ -199,7 +200,7 @@ def _generator(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _classifier(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     network, fitted = model._require_network(), model._require_fitted()
-    spec, tensors = layer_section(network.encoder)
+    spec, tensors = _layer_section(network.encoder)
     tensors["head.weight"] = _array(network.head.weight)
     tensors["head.bias"] = _array(network.head.bias)
     section: dict[str, Any] = {
