@@ -51,6 +51,7 @@ from torch import nn
 
 import rnnkit.nn as rnn
 import rnnkit.runtime as rt
+from rnnkit.export import export_runtime
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 try:
@@ -70,7 +71,7 @@ Step = Callable[[np.ndarray], np.ndarray]
 
 
 def runtime_steppers(layer: nn.Module, path: Path) -> dict[str, Step]:
-    rt.export(layer, path)
+    export_runtime(layer, path)
     backends = ("numba", "numpy") if rt.ACCELERATED else ("numpy",)
     return {f"runtime {b}": rt.load(path, backend=b).step for b in backends}
 
@@ -143,6 +144,7 @@ print(json.dumps({{"peak_rss_mb": peak_kb / 1024, "seconds": time.perf_counter()
 """
 _RUNTIME = """
 import rnnkit.runtime as rt
+from rnnkit.export import export_runtime
 model = rt.load({file!r})
 start = time.perf_counter()
 for value, stamp in zip(values, stamps):
@@ -175,7 +177,7 @@ def demo_forecaster(directory: Path, steps: int) -> tuple[Path, Path, Path]:
     model = Forecaster(training=TrainConfig(max_epochs=1, seed=0))
     model.fit(series, val_size=672, progress=False)
     saved = model.save(directory / "demo")
-    file = rt.export(saved, directory / "demo.rnnkit")
+    file = export_runtime(saved, directory / "demo.rnnkit")
     repeats = -(-steps // len(series))
     values = np.tile(series.values, (repeats, 1))[:steps]
     stamps = series.timestamps[0] + np.arange(steps) * np.timedelta64(30, "m")

@@ -482,10 +482,11 @@ def runtime(probe: Probe, work: Path) -> None:
     from safetensors.numpy import save_file
 
     import rnnkit.runtime as rt
+    from rnnkit.export import export_runtime
     from rnnkit.runtime._file import HEADER_KEY, read_file
 
     folder, series, _ = _trained_folder(work)
-    good = rt.export(folder, work / "good.rnnkit")
+    good = export_runtime(folder, work / "good.rnnkit")
     reference = rt.load(good)
     expected = [
         reference.step(v, t)
@@ -644,9 +645,10 @@ def stream(probe: Probe, work: Path) -> None:
     import numpy as np
 
     import rnnkit.runtime as rt
+    from rnnkit.export import export_runtime
 
     folder, series, _ = _trained_folder(work)
-    path = rt.export(folder, work / "f.rnnkit")
+    path = export_runtime(folder, work / "f.rnnkit")
     start = np.datetime64("2024-03-01T00:00")
     good = [
         f"{start + k * np.timedelta64(30, 'm')},{v!r}"
@@ -701,11 +703,11 @@ def _layer_stream(probe: Probe, work: Path) -> None:
     of the valid line after them must be torch's on that line alone."""
     import torch
 
-    import rnnkit.runtime as rt
+    from rnnkit.export import export_runtime
 
     torch.manual_seed(0)
     layer = torch.nn.LSTM(3, 5).eval()
-    path = rt.export(layer, work / "lstm.rnnkit")
+    path = export_runtime(layer, work / "lstm.rnnkit")
     with torch.no_grad():
         want = layer(torch.tensor([[[0.5, 1.0, 2.0]]]))[0][0, 0].tolist()
 

@@ -56,8 +56,8 @@ def small_forecaster(tmp_path_factory: pytest.TempPathFactory):
     folder, its runtime file and the series it was trained on (200 half-hour steps)."""
     import numpy as np
 
-    import rnnkit.runtime as rt
     from rnnkit.data import TimeSeries
+    from rnnkit.export import export_runtime
     from rnnkit.tasks import Forecaster
     from rnnkit.train import TrainConfig
 
@@ -73,4 +73,4 @@ def small_forecaster(tmp_path_factory: pytest.TempPathFactory):
     )  # fmt: skip
     model.fit(series.slice(stop=-40), val_size=40, progress=False)
     folder = model.save(tmp_path_factory.mktemp("small_forecaster") / "model")
-    return folder, rt.export(folder, folder.parent / "model.rnnkit"), series
+    return folder, export_runtime(folder, folder.parent / "model.rnnkit"), series

@@ -22,6 +22,7 @@ import rnnkit.runtime as rt
 from rnnkit import cells, nn
 from rnnkit.cells import CELLS
 from rnnkit.cli import app
+from rnnkit.export import export_runtime
 from rnnkit.runtime._file import write_file
 from rnnkit.tasks import ForecasterConfig, Generator
 
@@ -149,7 +150,7 @@ def test_a_bad_option_value_is_named():
 
 
 def test_a_runtime_file_with_a_bad_option_is_refused(tmp_path):
-    path = rt.export(make("ligru").float().eval(), tmp_path / "ligru.rnnkit")
+    path = export_runtime(make("ligru").float().eval(), tmp_path / "ligru.rnnkit")
     header, tensors = rt.read_file(path)
     header["layer"]["options"]["normalization"] = "batchnorm"
     bad = write_file(tmp_path / "bad.rnnkit", header, tensors)
@@ -169,7 +170,7 @@ def test_the_command_line_trains_saves_reloads_and_streams_each_cell(name, tmp_p
     assert result.exit_code == 0, result.output
     model = Generator.load(out / "model")
     assert isinstance(model.network.layer, getattr(nn, CELLS[name].layer))
-    runtime = rt.load(rt.export(model, tmp_path / "model.rnnkit"))
+    runtime = rt.load(export_runtime(model, tmp_path / "model.rnnkit"))
     greedy = {"length": 30, "top_k": 1}
     assert runtime.sample("the ", **greedy) == model.sample("the ", **greedy)
 

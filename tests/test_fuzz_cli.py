@@ -30,6 +30,7 @@ from typer.testing import CliRunner
 
 import rnnkit.runtime as rt
 from rnnkit.cli import app
+from rnnkit.export import export_runtime
 from rnnkit.preprocess import utc_minutes
 
 runner = CliRunner()
@@ -135,7 +136,7 @@ def lstm_runtime(tmp_path_factory) -> tuple[torch.nn.LSTM, Path]:
     """A torch.nn.LSTM (3 inputs) and its runtime file."""
     torch.manual_seed(0)
     layer = torch.nn.LSTM(3, 5, num_layers=2).eval()
-    return layer, rt.export(layer, tmp_path_factory.mktemp("lstm") / "lstm.rnnkit")
+    return layer, export_runtime(layer, tmp_path_factory.mktemp("lstm") / "lstm.rnnkit")
 
 
 LAYER_LINES = st.one_of(
@@ -368,7 +369,7 @@ def test_a_numeric_classifier_stream_refuses_what_overflows(tmp_path) -> None:
         cell="gru", hidden_size=4, bidirectional=False, training=TrainConfig(max_epochs=1)
     )
     model.fit(sequences, labels, val_fraction=0.25, progress=False)
-    path = rt.export(model, tmp_path / "numeric.rnnkit")
+    path = export_runtime(model, tmp_path / "numeric.rnnkit")
     result = runner.invoke(
         app, ["stream", str(path), "--on-error", "skip"], input="1e39,0,0\nnan,0,0\n0.5,1,2\n"
     )

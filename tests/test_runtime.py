@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import rnnkit.runtime as rt
 from rnnkit.cli import app
 from rnnkit.data import TimeSeries
+from rnnkit.export import export_runtime
 from rnnkit.nn import LAYERS
 from rnnkit.runtime._file import HEADER_KEY, read_file, write_file
 from rnnkit.tasks import Forecaster, Generator, SequenceClassifier
@@ -50,7 +51,7 @@ def _case_id(case: tuple[type, dict]) -> str:
 
 
 def _export(layer: torch.nn.Module, path: Path) -> Path:
-    return rt.export(layer.eval(), path)
+    return export_runtime(layer.eval(), path)
 
 
 def _torch_output(layer: torch.nn.Module, x: np.ndarray) -> np.ndarray:
@@ -336,11 +337,11 @@ def test_bad_files_raise_clear_errors(lstm_file, tmp_path: Path) -> None:
 
 def test_export_rejects_what_the_runtime_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"model: the runtime runs torch\.nn\.RNN/LSTM/GRU"):
-        rt.export(torch.nn.Linear(2, 3), tmp_path / "x.rnnkit")
+        export_runtime(torch.nn.Linear(2, 3), tmp_path / "x.rnnkit")
     with pytest.raises(ValueError, match="zoneout"):
-        rt.export(LAYERS["gru"](2, 3, zoneout=0.1), tmp_path / "x.rnnkit")
+        export_runtime(LAYERS["gru"](2, 3, zoneout=0.1), tmp_path / "x.rnnkit")
     with pytest.raises(TypeError, match="model: expected a recurrent layer"):
-        rt.export(42, tmp_path / "x.rnnkit")
+        export_runtime(42, tmp_path / "x.rnnkit")
     assert not (tmp_path / "x.rnnkit").exists()
 
 
@@ -381,7 +382,7 @@ def forecaster(tmp_path_factory) -> tuple[Path, TimeSeries, Forecaster]:
 
 def test_streamed_forecasts_equal_forecaster_predict(forecaster, tmp_path: Path) -> None:
     directory, series, model = forecaster
-    runtime = rt.load(rt.export(directory, tmp_path / "forecaster.rnnkit"))
+    runtime = rt.load(export_runtime(directory, tmp_path / "forecaster.rnnkit"))
     assert isinstance(runtime, rt.StreamingForecaster) and runtime.calendar
     assert runtime.warmup == 16 + SEASON
     streamed = [runtime.step(v, t) for v, t in zip(series.values, series.timestamps, strict=True)]
@@ -412,7 +413,7 @@ def test_many_series_stream_together_as_each_alone(forecaster, tmp_path: Path) -
     """N meters in one batch: each forecast equals that meter streamed alone and
     Forecaster.predict on its own series; state round-trips and shapes are checked."""
     directory, series, model = forecaster
-    path = rt.export(directory, tmp_path / "forecaster.rnnkit")
+    path = export_runtime(directory, tmp_path / "forecaster.rnnkit")
     together, alone = rt.load(path), rt.load(path)
     rng = np.random.default_rng(3)
     meters = series.values[None] * rng.uniform(0.8, 1.2, (3, 1, 2))  # (N, T, C)
@@ -546,7 +547,7 @@ def generator(tmp_path_factory) -> tuple[Path, Generator]:
 
 def test_generator_streams_the_distributions_and_greedy_text(generator, tmp_path) -> None:
     directory, model = generator
-    runtime = rt.load(rt.export(directory, tmp_path / "generator.rnnkit"))
+    runtime = rt.load(export_runtime(directory, tmp_path / "generator.rnnkit"))
     assert isinstance(runtime, rt.StreamingGenerator)
     prompt = "the lazy "
     for end, character in enumerate(prompt, start=1):
@@ -602,7 +603,7 @@ def test_text_classifier_matches_predict_proba(tmp_path: Path) -> None:
     )  # fmt: skip
     model.fit(texts, labels, val_fraction=0.25, progress=False)
     model.save(tmp_path / "model")
-    runtime = rt.load(rt.export(tmp_path / "model", tmp_path / "classifier.rnnkit"))
+    runtime = rt.load(export_runtime(tmp_path / "model", tmp_path / "classifier.rnnkit"))
     assert isinstance(runtime, rt.StreamingClassifier) and runtime.classes == model.classes
     probe = [*texts[:20], "an unseen word GOOD", "BAD!!"]
     np.testing.assert_allclose(runtime.predict_proba(probe), model.predict_proba(probe), atol=1e-5)
@@ -625,7 +626,7 @@ def test_numeric_classifier_streams_each_prefix(tmp_path: Path) -> None:
         training=TrainConfig(max_epochs=2),
     )  # fmt: skip
     model.fit(sequences, labels, val_fraction=0.25, progress=False)
-    runtime = rt.load(rt.export(model, tmp_path / "numeric.rnnkit"))
+    runtime = rt.load(export_runtime(model, tmp_path / "numeric.rnnkit"))
     sequence = sequences[0]
     for end in range(1, len(sequence) + 1):
         streamed = runtime.step(sequence[end - 1])
@@ -640,7 +641,7 @@ def test_numeric_classifier_streams_each_prefix(tmp_path: Path) -> None:
 
 def test_generator_steps_a_batch_of_texts_like_each_alone(generator, tmp_path) -> None:
     directory, _ = generator
-    path = rt.export(directory, tmp_path / "generator.rnnkit")
+    path = export_runtime(directory, tmp_path / "generator.rnnkit")
     texts = ["the lazy ", "quick bro", "fox jumps"]
     batched = rt.load(path)
     together = np.stack([batched.step(list(column)) for column in zip(*texts, strict=True)])
@@ -668,7 +669,7 @@ def test_generator_steps_a_batch_of_texts_like_each_alone(generator, tmp_path) -
 
 def test_generator_batch_errors(generator, tmp_path) -> None:
     directory, _ = generator
-    runtime = rt.load(rt.export(directory, tmp_path / "generator.rnnkit"))
+    runtime = rt.load(export_runtime(directory, tmp_path / "generator.rnnkit"))
     with pytest.raises(TypeError, match=r"character: expected a str or a list of str .* got int"):
         runtime.step(5)
     with pytest.raises(ValueError, match=r"character: expected a non-empty batch"):
@@ -698,7 +699,7 @@ def test_classifier_steps_a_batch_of_sequences_like_each_alone(tmp_path: Path) -
         training=TrainConfig(max_epochs=1),
     )  # fmt: skip
     numeric.fit(sequences, labels, val_fraction=0.25, progress=False)
-    runtime = rt.load(rt.export(numeric, tmp_path / "numeric.rnnkit"))
+    runtime = rt.load(export_runtime(numeric, tmp_path / "numeric.rnnkit"))
     x = rng.normal(size=(7, 4, 3))  # (L, N, F)
     together = _stream_one_by_one(runtime, x)  # (L, N, C)
     assert together.shape == (7, 4, 2)
@@ -735,7 +736,7 @@ def test_classifier_steps_a_batch_of_sequences_like_each_alone(tmp_path: Path) -
         training=TrainConfig(max_epochs=1, batch_size=16),
     )  # fmt: skip
     words.fit(texts, labels, val_fraction=0.25, progress=False)
-    runtime = rt.load(rt.export(words, tmp_path / "words.rnnkit"))
+    runtime = rt.load(export_runtime(words, tmp_path / "words.rnnkit"))
     columns = [("the", "BAD", "phone"), ("GOOD", "unseen", "!"), ("a", "a", "GOOD")]
     together = _stream_one_by_one(runtime, [list(c) for c in columns])  # (L, N, C)
     for n in range(3):

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 import rnnkit.runtime as rt
+from rnnkit.export import export_runtime
 from rnnkit.nn import LSTM, LayerNormGRU
 
 work = Path(sys.argv[1])
@@ -47,7 +48,7 @@ inputs = np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32)
 np.save(work / "inputs.npy", inputs)
 np.savetxt(work / "inputs.csv", inputs, delimiter=",")
 for name, layer in {"lstm": LSTM(3, 8, num_layers=2), "lngru": LayerNormGRU(3, 8)}.items():
-    rt.export(layer.eval(), work / f"{name}.rnnkit")
+    export_runtime(layer.eval(), work / f"{name}.rnnkit")
     with torch.no_grad():
         np.save(work / f"{name}.npy", layer(torch.from_numpy(inputs))[0].numpy())
 PYEOF

@@ -52,6 +52,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import rnnkit.runtime as rt  # noqa: E402
+from rnnkit.export import export_runtime  # noqa: E402
 from rnnkit.nn import LAYERS, make_layer  # noqa: E402
 
 torch.manual_seed(0)
@@ -75,7 +76,7 @@ for name in sorted(LAYERS):
         regularised(torch.randn(12, 4, 3))[0].sum().backward()
     # streamed by the runtime as torch runs it
     single = make_layer(name, 3, 8).eval()
-    path = rt.export(single, work / f"{name}.rnnkit")
+    path = export_runtime(single, work / f"{name}.rnnkit")
     stream = rt.load(path)
     steps = torch.randn(5, 3)
     with torch.no_grad():

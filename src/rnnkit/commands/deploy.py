@@ -29,14 +29,14 @@ def export(
     if format not in FORMATS:
         raise ValueError(f"format: expected one of {', '.join(FORMATS)}, got {format!r}")
     if format == "onnx":
-        from rnnkit.export.onnx import export_onnx
+        from rnnkit.export import export_onnx
 
         try:
             written = export_onnx(model_dir, out)
         except ImportError as error:
             raise ValueError(f"format: onnx: {error}") from None  # its message names the fix
     else:
-        from rnnkit.runtime import export as export_runtime
+        from rnnkit.export import export_runtime
 
         written = export_runtime(model_dir, out)
     console.print(f"Wrote {written}")

@@ -1,5 +1,5 @@
-"""Write runtime files from torch models: the torch side of :mod:`rnnkit.runtime`, which
-never imports torch and offers :func:`export` lazily as ``rnnkit.runtime.export``."""
+"""Write runtime files from torch models: the torch side of :mod:`rnnkit.runtime`, which never
+imports torch (nor this module)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ _TORCH_LAYERS = {
 _RUNTIME_TASKS = ("forecaster", "generator", "classifier")
 
 
-def export(model: nn.Module | str | Path | Any, path: str | Path) -> Path:
+def export_runtime(model: nn.Module | str | Path | Any, path: str | Path) -> Path:
     """Write ``model`` to ``path`` as one runtime file for :func:`rnnkit.runtime.load`.
 
     Args:

@@ -1,10 +1,10 @@
 """A torch-free streaming runtime: NumPy (and numba when installed) inference of rnnkit models.
 
-``export`` (which needs torch) writes one portable file: safetensors tensors and a JSON
-header. ``load`` reads it with NumPy alone and returns a model that runs one step at a time,
-keeping its own state, for one stream or many::
+:func:`rnnkit.export.export_runtime` (on the torch side, above this package) writes one
+portable file: safetensors tensors and a JSON header. ``load`` reads it with NumPy alone and
+returns a model that runs one step at a time, keeping its own state, for one stream or many::
 
-    rnnkit.runtime.export(model, "sensor.rnnkit")          # torch side
+    rnnkit.export.export_runtime(model, "sensor.rnnkit")    # torch side
     model = rnnkit.runtime.load("sensor.rnnkit")            # device side: numpy (+ numba)
     for reading in sensor:
         y = model.step(reading)
@@ -15,7 +15,7 @@ Importing this package never imports torch.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rnnkit.runtime._classifier import StreamingClassifier
 from rnnkit.runtime._file import FORMAT, VERSION, RuntimeFileError, read_file
@@ -23,9 +23,6 @@ from rnnkit.runtime._forecaster import StreamingForecaster
 from rnnkit.runtime._generator import StreamingGenerator
 from rnnkit.runtime._kernels import NUMBA
 from rnnkit.runtime._layers import BACKENDS, CELLS, DTYPES, StreamingRNN, kernels
-
-if TYPE_CHECKING:
-    from rnnkit.export.runtime import export
 
 #: True when numba is installed, so ``backend="auto"`` runs compiled kernels.
 ACCELERATED = NUMBA is not None
@@ -42,7 +39,6 @@ __all__ = [
     "StreamingForecaster",
     "StreamingGenerator",
     "StreamingRNN",
-    "export",
     "load",
 ]
 
@@ -53,7 +49,7 @@ def load(
     """Read and check a runtime file; never runs code from it.
 
     Args:
-        path: a file written by :func:`export` (or ``rnnkit export --format runtime``).
+        path: a file written by :func:`rnnkit.export.export_runtime` (or ``rnnkit export``).
         backend: ``"auto"`` (numba when installed, else NumPy), ``"numba"`` or ``"numpy"``.
         dtype: ``"float32"`` (the weights' own), or ``"float64"`` for the recurrent state
             and arithmetic: on the NumPy kernels, several times slower, for long streams of
@@ -111,12 +107,3 @@ class _Read(dict):
     def __getitem__(self, name: str) -> Any:
         self.names.add(name)
         return super().__getitem__(name)
-
-
-def __getattr__(name: str) -> Any:
-    # export needs torch: import it only when asked for, so the runtime stays torch-free.
-    if name == "export":
-        from rnnkit.export.runtime import export
-
-        return export
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -64,7 +64,7 @@ def read_file(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     if HEADER_KEY not in metadata:
         raise RuntimeFileError(
             f"runtime file {name}: a safetensors file without an rnnkit header; write one "
-            "with `rnnkit export` or rnnkit.runtime.export"
+            "with `rnnkit export` or rnnkit.export.export_runtime"
         )
     try:
         header = json.loads(metadata[HEADER_KEY])
