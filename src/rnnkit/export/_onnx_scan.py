@@ -60,8 +60,8 @@ from rnnkit.nn import (
     PeepholeLSTMCell,
     RecurrentBase,
     RNNCell,
+    SpecCell,
 )
-from rnnkit.nn._from_spec import SpecCell
 
 DOMAIN = "rnnkit"  # the placeholders' private ONNX domain
 LAYER_NORM_OPSET = 17  # the first opset with LayerNormalization

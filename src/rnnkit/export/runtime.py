@@ -11,11 +11,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.nn import GRU, LAYERS, LSTM, RNN, Recurrent
-from rnnkit.nn._base import RecurrentBase
-from rnnkit.nn._from_spec import SpecCell
-from rnnkit.runtime._file import write_file
-from rnnkit.runtime._layers import cell_tensors, state_sizes
+from rnnkit.nn import GRU, LAYERS, LSTM, RNN, Recurrent, RecurrentBase, SpecCell
+from rnnkit.runtime import cell_tensors, state_sizes, write_file
 from rnnkit.train.io import CONFIG
 
 _TORCH_LAYERS = {

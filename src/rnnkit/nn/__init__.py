@@ -19,7 +19,7 @@ from rnnkit.nn._extended import (
     PeepholeLSTM,
     PeepholeLSTMCell,
 )
-from rnnkit.nn._from_spec import CLASSES
+from rnnkit.nn._from_spec import CLASSES, SpecCell
 from rnnkit.nn._interop import quantize_dynamic, to_torch
 from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
@@ -58,6 +58,7 @@ __all__ = [
     "Recurrent",
     "RecurrentBase",
     "RecurrentCell",
+    "SpecCell",
     "detach_state",
     "make_layer",
     "quantize_dynamic",

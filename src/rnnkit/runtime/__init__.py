@@ -18,11 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from rnnkit.runtime._classifier import StreamingClassifier
-from rnnkit.runtime._file import FORMAT, VERSION, RuntimeFileError, read_file
+from rnnkit.runtime._file import FORMAT, MAX_STEPS, VERSION, RuntimeFileError, read_file, write_file
 from rnnkit.runtime._forecaster import StreamingForecaster
 from rnnkit.runtime._generator import StreamingGenerator
 from rnnkit.runtime._kernels import NUMBA
-from rnnkit.runtime._layers import BACKENDS, CELLS, DTYPES, StreamingRNN, kernels
+from rnnkit.runtime._layers import (
+    BACKENDS,
+    CELLS,
+    DTYPES,
+    StreamingRNN,
+    cell_tensors,
+    kernels,
+    state_sizes,
+)
 
 #: True when numba is installed, so ``backend="auto"`` runs compiled kernels.
 ACCELERATED = NUMBA is not None
@@ -33,13 +41,18 @@ __all__ = [
     "CELLS",
     "DTYPES",
     "FORMAT",
+    "MAX_STEPS",
     "VERSION",
     "RuntimeFileError",
     "StreamingClassifier",
     "StreamingForecaster",
     "StreamingGenerator",
     "StreamingRNN",
+    "cell_tensors",
     "load",
+    "read_file",
+    "state_sizes",
+    "write_file",
 ]
 
 

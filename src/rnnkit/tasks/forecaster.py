@@ -61,7 +61,7 @@ from rnnkit.data.series import TimeSeries
 from rnnkit.data.windows import Scaler, make_windows, window_origins
 from rnnkit.nn import LAYERS, make_layer
 from rnnkit.preprocess import calendar_features
-from rnnkit.runtime._file import MAX_STEPS
+from rnnkit.runtime import MAX_STEPS
 from rnnkit.tasks._base import Task, build_network
 from rnnkit.train import History, ModelFileError, train
 from rnnkit.train.distributed import is_global_zero, written_by_rank_zero
