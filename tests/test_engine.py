@@ -700,3 +700,43 @@ def test_backend_reference_skips_every_fast_path(monkeypatch) -> None:
     with pytest.raises(ValueError, match=r"^backend: expected one of \('auto', 'reference'\)"):
         layers[0].backend = "fast"
     assert nn.Recurrent(nn.LSTMCell, 4, 5, backend="reference").backend == "reference"
+
+
+@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+def test_a_call_after_an_in_place_weight_change_reads_the_new_weights(name: str, loop: str) -> None:
+    """Whatever the engine keeps between calls, an optimiser step, ``load_state_dict`` or
+    any in-place change, through ``.data`` too (which moves no version counter, so a cache
+    keyed on it would miss the change), gives the next call the new weights, in inference
+    and in training alike."""
+    layer = make(name, 5, 8, "eval", torch.float64)
+    x = torch.randn(6, 3, 5, dtype=torch.float64, requires_grad=True)
+    other = make(name, 5, 8, "eval", torch.float64)
+    with torch.no_grad():
+        for p in other.parameters():
+            p.mul_(0.5)
+    for change in ("in place", "through .data", "load_state_dict", "optimiser step"):
+        with torch.no_grad():
+            before = layer(x)[0]
+            if change == "in place":
+                for p in layer.parameters():
+                    p.add_(0.25)
+            elif change == "through .data":  # moves no version counter
+                for p in layer.parameters():
+                    p.data.mul_(0.75)
+            elif change == "load_state_dict":
+                layer.load_state_dict(other.state_dict())
+        if change == "optimiser step":
+            optimiser = torch.optim.SGD(layer.parameters(), 0.5)
+            layer(x)[0].square().sum().backward()
+            optimiser.step()
+        hx = tuple(s.requires_grad_() for s in initial_state(layer, 3, torch.float64))
+        with torch.no_grad():
+            inferred = layer(x, hx)[0]
+            with reference(layer):
+                expected = layer(x, hx)[0]
+        torch.testing.assert_close(inferred, expected, msg=change)
+        assert not torch.equal(inferred, before), change
+        fast = leaves(run(layer, x, hx, None, True))
+        slow = leaves(run(layer, x, hx, None, False))
+        for a, b in zip(fast, slow, strict=True):
+            torch.testing.assert_close(a, b, msg=change)
