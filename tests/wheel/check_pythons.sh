@@ -25,7 +25,9 @@ PYENV=${PYENV_ROOT:-$HOME/.pyenv}/versions
 PYTHONS=${PYTHONS:-$(ls -d "$PYENV"/3.10.* "$PYENV"/3.12.* "$PYENV"/3.13.* 2> /dev/null \
     | sed 's|$|/bin/python|' || true)}
 
-"$PY" -m build --wheel --outdir "$WORK/dist" . > "$WORK/build.log" 2>&1 \
+# From the sdist (no --wheel): a wheel built in the source tree would take stale files from
+# its build/ folder.
+"$PY" -m build --outdir "$WORK/dist" . > "$WORK/build.log" 2>&1 \
     || { cat "$WORK/build.log"; exit 1; }
 WHEEL=$(ls "$WORK"/dist/rnnkit-*.whl)
 
