@@ -162,3 +162,17 @@ def test_blend_flag_must_be_a_bool() -> None:
     model.fit(x, y, val_fraction=None, progress=False)
     with pytest.raises(TypeError, match=r"^blend: expected a bool"):
         model.predict(x, blend="no")  # type: ignore[arg-type]
+
+
+def test_a_blended_classifier_does_not_export_silently(tmp_path: Path) -> None:
+    """ROCKET's features run in NumPy: neither exporter can carry them, so both refuse."""
+    from rnnkit.export import export_onnx, export_runtime
+
+    x, y = bumps(12, seed=6)
+    model = SequenceClassifier(hidden_size=4, blend="rocket", rocket_kernels=KERNELS,
+                               training=TrainConfig(max_epochs=1, batch_size=8))  # fmt: skip
+    model.fit(x, y, val_fraction=None, progress=False)
+    with pytest.raises(ValueError, match=r"^source: a classifier blended with ROCKET"):
+        export_onnx(model, tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match=r"^model: the runtime runs one classifier network"):
+        export_runtime(model, tmp_path / "m.rnnkit")

@@ -313,6 +313,11 @@ def _forecaster_graph(model: Forecaster) -> Graph:
 
 def _lengths_graph(model: SequenceClassifier | SequenceTagger) -> Graph:
     network = model._require_network()
+    if getattr(model.config, "blend", "none") != "none":  # ROCKET's features run in NumPy
+        raise ValueError(
+            "source: a classifier blended with ROCKET does not export to ONNX (ROCKET's "
+            "features run in NumPy); train it with --blend none (blend='none') to export it"
+        )
     # Distinct lengths below L, none 0: the trace then takes the masked path, which is
     # right for every batch (full-length batches included); a length of 0 is not supported.
     lengths = torch.tensor([4, 2, 3])

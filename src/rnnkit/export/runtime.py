@@ -197,6 +197,19 @@ def _generator(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
 
 def _classifier(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     network, fitted = model._require_network(), model._require_fitted()
+    config = model.config
+    if (
+        config.members > 1
+        or config.blend != "none"
+        or config.front_end != "none"
+        or (fitted.kind == "sequence" and config.stride > 1)
+    ):
+        raise ValueError(
+            "model: the runtime runs one classifier network without a front end, stride or "
+            f"blend; this one has members={config.members}, blend={config.blend!r}, "
+            f"front_end={config.front_end!r}, stride={config.stride} (train with --members 1 "
+            "--blend none --front-end none --stride 1 to export it)"
+        )
     spec, tensors = _layer_section(network.encoder)
     tensors["head.weight"] = _array(network.head.weight)
     tensors["head.bias"] = _array(network.head.bias)
