@@ -194,3 +194,8 @@ def test_the_numpy_ops_compute_what_the_torch_ops_compute():
     for expected, got in pairs:
         got = torch.from_numpy(np.asarray(got))
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_base_of_the_written_once_cells_is_not_a_cell() -> None:
+    with pytest.raises(TypeError, match=r"^SpecCell is the base of the cells of rnnkit\.cells"):
+        nn.SpecCell(3, 4)

@@ -63,6 +63,11 @@ class SpecCell(_ExtendedCell):
         dtype: torch.dtype | None = None,
         **options: Any,
     ) -> None:
+        if not hasattr(type(self), "spec"):
+            raise TypeError(
+                "SpecCell is the base of the cells of rnnkit.cells: use one of them (e.g. "
+                "rnnkit.nn.SRUCell), or add a module with a CellSpec to rnnkit.cells"
+            )
         checked = self.spec.check_options(options)
         super().__init__(
             input_size, hidden_size, self.spec.state_sizes(hidden_size), bias, device, dtype
