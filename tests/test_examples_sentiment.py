@@ -4,9 +4,12 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 EXAMPLE = Path(__file__).parents[1] / "examples" / "sentiment.py"
 
 
+@pytest.mark.slow  # about 40 s of training: a quality run (make quality)
 def test_sentiment_example_learns(tmp_path: Path) -> None:
     spec = importlib.util.spec_from_file_location("sentiment", EXAMPLE)
     module = importlib.util.module_from_spec(spec)
