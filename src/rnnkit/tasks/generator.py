@@ -150,12 +150,7 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         """
         length = self.config.sequence_length
         train_text, val_text = split_text(text, val_fraction)
-        if min(len(train_text), len(val_text)) <= length:
-            raise ValueError(
-                f"text: {len(text)} characters are too few: the training part "
-                f"({len(train_text)}) and the validation part ({len(val_text)}, val_fraction "
-                f"{val_fraction}) each need at least sequence_length + 1 = {length + 1}"
-            )
+        self._check_parts("text", len(text), len(train_text), val_fraction)
         self._fitted = _Fitted(Vocabulary.build([char_tokens(text)]))
         batch, carry = self.training.batch_size, self.config.carry_state
         train_ids = self._encode("text", train_text)
@@ -184,6 +179,7 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"path: {str(path)!r} is not a file")
+        _split_point(1, val_fraction)  # a bad val_fraction fails before the file is encoded
         if log_dir is None:
             with tempfile.TemporaryDirectory(prefix="rnnkit-corpus-") as folder:
                 return self.fit_file(path, val_fraction, folder, progress, trainer, resume)
@@ -197,20 +193,24 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
         else:
             vocabulary, _ = encode_corpus(path, encoded)
         count = DiskChunks(encoded, 1).rows.count  # characters
-        if check_rate("val_fraction", val_fraction) == 0:
-            raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction}")
-        start, length = count - round(count * val_fraction), self.config.sequence_length
-        if min(start, count - start) <= length:
-            raise ValueError(
-                f"path: {count} characters are too few: the training part ({start}) and the "
-                f"validation part ({count - start}, val_fraction {val_fraction}) each need "
-                f"at least sequence_length + 1 = {length + 1}"
-            )
+        start, length = _split_point(count, val_fraction), self.config.sequence_length
+        self._check_parts("path", count, start, val_fraction)
         self._fitted = _Fitted(vocabulary)
         batch, carry = self.training.batch_size, self.config.carry_state
         train_set = DiskChunks(encoded, length, stop=start, streams=batch if carry else None)
         val_set = DiskChunks(encoded, length, start=start, streams=batch)
         return self._train(train_set, val_set, log_dir, progress, trainer, resume)
+
+    def _check_parts(self, name: str, count: int, start: int, val_fraction: float) -> None:
+        """A one-line error naming ``name`` unless the training part (``start`` of the
+        ``count`` characters) and the validation part each exceed ``sequence_length``."""
+        length = self.config.sequence_length
+        if min(start, count - start) <= length:
+            raise ValueError(
+                f"{name}: {count} characters are too few: the training part ({start}) and the "
+                f"validation part ({count - start}, val_fraction {val_fraction}) each need "
+                f"at least sequence_length + 1 = {length + 1}"
+            )
 
     def _train(
         self,
@@ -403,10 +403,16 @@ def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
         raise TypeError(f"text: expected a str, got {type(text).__name__}")
     if not text:
         raise ValueError("text: expected at least 1 character, got ''")
+    start = _split_point(len(text), val_fraction)
+    return text[:start], text[start:]
+
+
+def _split_point(count: int, val_fraction: float) -> int:
+    """Where the last ``val_fraction`` of ``count`` characters begins; a one-line error for a
+    ``val_fraction`` outside (0, 1)."""
     if check_rate("val_fraction", val_fraction) == 0:
         raise ValueError(f"val_fraction: expected a float in (0, 1), got {val_fraction}")
-    start = len(text) - round(len(text) * val_fraction)
-    return text[:start], text[start:]
+    return count - round(count * val_fraction)
 
 
 def unigram_loss(train_text: str, text: str) -> float:
