@@ -757,7 +757,8 @@ def plan_for_sequences(
     weights = max(counts) > 1.5 * min(counts)
     if weights:
         notes.append(f"class weights: classes of {min(counts)} to {max(counts)} examples")
-    cost = float(np.sum(lengths)) * 10_000 * 9  # 10,000 kernels of about 9 weights
+    # the default number of kernels, of about 9 weights each
+    cost = float(np.sum(lengths)) * ClassifierConfig.rocket_kernels * 9
     blend = "rocket" if cost <= ROCKET_BUDGET else "none"
     if blend == "none":
         notes.append(f"blend: none (ROCKET's features would take about {cost:.0e} operations)")
