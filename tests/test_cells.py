@@ -10,6 +10,7 @@ each cell's equations against an independent reference are in tests/test_cell_<n
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from rnnkit import cells, nn
 from rnnkit.cells import CELLS
 from rnnkit.cli import app
 from rnnkit.export import export_runtime
+from rnnkit.runtime import _kernels
 from rnnkit.runtime._file import write_file
 from rnnkit.tasks import ForecasterConfig, Generator
 
@@ -199,3 +201,108 @@ def test_the_numpy_ops_compute_what_the_torch_ops_compute():
 def test_the_base_of_the_written_once_cells_is_not_a_cell() -> None:
     with pytest.raises(TypeError, match=r"^SpecCell is the base of the cells of rnnkit\.cells"):
         nn.SpecCell(3, 4)
+
+
+# ----------------------------------------------------------------------------- the spec's parts
+
+
+def test_option_kinds_check_type_and_value():
+    width = cells.Option(None, integer=True, none_is_hidden_size=True)
+    assert (width.check("o", None, 7), width.check("o", 3, 7)) == (7, 3)
+    bound = cells.Option(None, positive=True, optional=True)
+    assert (bound.check("m", None, 7), bound.check("m", 2, 7)) == (None, 2.0)
+    for option, value, error, message in [
+        (width, 0, ValueError, "o: expected an int >= 1, got 0"),
+        (width, 2.5, TypeError, "o: expected an int, got float 2.5"),
+        (width, True, TypeError, "o: expected an int, got bool True"),
+        (bound, 0, ValueError, "m: expected a finite number > 0, got 0"),
+        (bound, float("inf"), ValueError, "m: expected a finite number > 0, got inf"),
+        (bound, "1", TypeError, "m: expected a positive number, got str '1'"),
+    ]:
+        with pytest.raises(error, match=f"^{message}$"):
+            option.check(message[0], value, 7)
+
+
+def _toy(**fields: object) -> type[nn.SpecCell]:
+    """A one-weight cell ``h' = tanh(x_t + u * h)`` whose spec has ``fields``."""
+
+    def parameters(input_size, hidden_size, bias, options):
+        return {
+            "weight_ih": cells.Param((hidden_size, input_size), bound=0.5),
+            "weight_hh": cells.Param((hidden_size,), bound=0.75, low=0.25),
+        }
+
+    spec = cells.CellSpec(
+        name="toy",
+        layer="Toy",
+        doc="A toy.",
+        parameters=parameters,
+        project=lambda ops, p, x: ops.linear(x, p.weight_ih),
+        step=lambda ops, p, x_t, state, mask: (ops.tanh(x_t + p.weight_hh * state[0]),),
+        **({"state": ("h",)} | fields),
+    )
+    return type("ToyCell", (nn.SpecCell,), {"spec": spec})
+
+
+def test_param_low_draws_from_low_to_bound_in_the_specs_order():
+    torch.manual_seed(0)
+    cell = _toy()(3, 2000, dtype=F64)
+    torch.manual_seed(0)
+    first = torch.empty(2000, 3, dtype=F64).uniform_(-0.5, 0.5)
+    expected = torch.empty(2000, dtype=F64).uniform_(0.25, 0.75)
+    assert torch.equal(cell.weight_ih, first) and torch.equal(cell.weight_hh, expected)
+
+
+def test_positional_arguments_are_the_specs_in_its_order():
+    options = {"gain": cells.Option(1.0, positive=True), "mode": cells.Option("a", ("a", "b"))}
+    cell = _toy(options=options, positional=("gain", "bias", "mode"))
+    made = cell(3, 4, 2, False, "b")
+    assert (made.gain, made.bias, made.mode) == (2.0, False, "b")
+    assert str(inspect.signature(cell)) == (
+        "(input_size, hidden_size, gain=1.0, bias=True, mode='a', *, device=None, dtype=None)"
+    )
+    with pytest.raises(TypeError, match=r"^ToyCell\(\) takes at most 5 positional arguments"):
+        cell(3, 4, 2, False, "b", 1)
+    with pytest.raises(TypeError, match=r"^ToyCell\(\) got multiple values for argument 'gain'"):
+        cell(3, 4, 2, gain=3)
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'colour'"):
+        cell(3, 4, colour="red")
+
+
+def test_state_widths_may_follow_the_options():
+    options = {"width": cells.Option(None, integer=True, none_is_hidden_size=True)}
+    cell = _toy(options=options, widths=lambda hidden, o: (hidden, o["width"]), state=("h", "s"))
+    assert cell(3, 4).state_sizes == (4, 4) and cell(3, 4, width=6).state_sizes == (4, 6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_cell_with_an_engine_hook_runs_it_as_its_reference(name):
+    layer = make(name, num_layers=2, bidirectional=True)
+    fused = [layer.engine_kernel(i, d) for i in range(2) for d in range(2)]
+    if CELLS[name].engine_kernel is None:
+        assert fused == [None] * 4
+        return
+    assert all(f is not None for f in fused)
+    x = torch.randn(6, 3, 4, dtype=F64, requires_grad=True)
+    results = []
+    for backend in ("auto", "reference"):
+        layer.backend = backend
+        out, final = layer(x, lengths=torch.tensor([6, 2, 4]))
+        grads = torch.autograd.grad(out.sum() + final[0].sum(), (x, *layer.parameters()))
+        results.append((out, *final, *grads))
+    for fast, reference in zip(*results, strict=True):
+        torch.testing.assert_close(fast, reference, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.skipif(not rt.ACCELERATED, reason="numba is not installed")
+@pytest.mark.parametrize("name", NAMES)
+def test_a_cell_with_a_runtime_hook_streams_on_its_kernel(name, tmp_path):
+    path = export_runtime(make(name).float().eval(), tmp_path / "model.rnnkit")
+    fast, plain = rt.load(path, backend="numba"), rt.load(path, backend="numpy")
+    kernel = fast._recurrences[0][0][0]
+    hook = CELLS[name].runtime_kernel
+    assert (kernel in _kernels.NUMBA.values()) == (hook is not None)
+    assert plain._recurrences[0][0][0] not in _kernels.NUMBA.values()
+    x = np.random.default_rng(0).standard_normal((50, 2, 4)).astype(np.float32)
+    for x_t in x:
+        np.testing.assert_allclose(fast.step(x_t), plain.step(x_t), rtol=1e-4, atol=1e-5)

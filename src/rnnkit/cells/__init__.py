@@ -14,9 +14,9 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from rnnkit.cells._spec import ACTIVATIONS, CellSpec, Option, Param
+from rnnkit.cells._spec import ACTIVATIONS, CellSpec, Option, OptionError, Param
 
-__all__ = ["ACTIVATIONS", "CELLS", "CellSpec", "Option", "Param"]
+__all__ = ["ACTIVATIONS", "CELLS", "CellSpec", "Option", "OptionError", "Param"]
 
 
 def _discover() -> dict[str, CellSpec]:

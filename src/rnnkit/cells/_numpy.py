@@ -31,6 +31,11 @@ def _layer_norm(v: Array, weight: Array, bias: Array | None, eps: float) -> Arra
     return out if bias is None else out + bias
 
 
+def _softmax(v: Array) -> Array:
+    e = np.exp(v - v.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda v: np.maximum(v, 0), "sigmoid": _sigmoid}
 
 NUMPY = SimpleNamespace(
@@ -42,6 +47,8 @@ NUMPY = SimpleNamespace(
     split=lambda v, parts: np.split(v, parts, axis=-1),
     concat=lambda *values: np.concatenate(values, axis=-1),
     layer_norm=_layer_norm,
+    softmax=_softmax,
+    clamp=np.clip,
 )
 
 

@@ -25,7 +25,25 @@ values take ``+``, ``-`` and ``*`` (with each other and with Python numbers); th
   :data:`ACTIVATIONS`);
 * ``ops.split(v, parts)``: ``parts`` equal blocks of the last dimension;
   ``ops.concat(*values)``: the values side by side along the last dimension;
-* ``ops.layer_norm(v, weight, bias, eps)``: over the last dimension (``bias`` may be None).
+* ``ops.layer_norm(v, weight, bias, eps)``: over the last dimension (``bias`` may be None);
+* ``ops.softmax(v)``: over the last dimension; ``ops.clamp(v, low, high)``: ``v`` limited to
+  ``[low, high]`` (no gradient outside it).
+
+A cell may also hand its values to compiled kernels (the equations stay the reference):
+
+* ``engine_kernel(engine, p)``: the training engine's fused recurrence, what
+  :func:`rnnkit.nn._engine.run` takes (an ``engine.Fused``). ``engine`` holds the kernel
+  builders (``lstm_kernel``, ``gru_kernel``, ``one_state_kernel``, ``Fused``) and the fused
+  recurrences they take (``fused_indrnn``, ``fused_jordan``); ``p`` is the torch cell, whose
+  ``project`` is the spec's.
+* ``runtime_kernel(kernels, p)``: ``(kernel, arguments)`` for the streaming runtime's
+  compiled kernels, ``kernel(x, *state, *arguments)`` updating the state in place.
+  ``kernels`` holds the numba kernels of :mod:`rnnkit.runtime._kernels` by name and the
+  helpers ``T(a)`` (``a`` transposed, contiguous) and ``zeros(size)``; ``p``'s parameters
+  are float32 NumPy arrays. Where numba is missing or the runtime computes in float64, the
+  spec's own step runs on NumPy.
+
+A cell without these runs its reference loop in training and its NumPy step in the runtime.
 
 This package imports neither torch nor anything of rnnkit's above it, so the runtime can
 read it.
@@ -44,31 +62,62 @@ ACTIVATIONS = ("tanh", "relu", "sigmoid")
 
 @dataclass(frozen=True)
 class Param:
-    """One parameter: its shape, and its initial values, ``U(-bound, bound)`` or ``fill``."""
+    """One parameter: its shape, and its initial values: ``U(-bound, bound)``, ``U(low,
+    bound)`` where ``low`` is given, or ``fill`` without a ``bound``."""
 
     shape: tuple[int, ...]
     bound: float | None = None
     fill: float = 0.0
+    low: float | None = None
+
+
+class OptionError(ValueError, TypeError):
+    """An argument the cell does not take: a ``ValueError`` like a bad option value, and the
+    ``TypeError`` Python raises for an unexpected keyword argument."""
 
 
 @dataclass(frozen=True)
 class Option:
-    """A cell option: its default, and the values it may take (``choices``, or any positive
-    number with ``positive``)."""
+    """A cell option: its default, and the values it may take.
+
+    Attributes:
+        default: the value when the option is not given.
+        choices: the values it may take, or None for any the flags below allow.
+        positive: a finite number > 0 (kept as a float).
+        integer: an ``int >= 1``.
+        optional: None is valid too (the cell says what it means, e.g. "no bound").
+        none_is_hidden_size: None stands for ``hidden_size``, which the checked options
+            hold instead.
+    """
 
     default: Any
     choices: tuple[Any, ...] | None = None
     positive: bool = False
+    integer: bool = False
+    optional: bool = False
+    none_is_hidden_size: bool = False
 
-    def check(self, name: str, value: Any) -> Any:
-        """``value`` if it is valid, else a one-line ``ValueError`` naming ``name``."""
+    def check(self, name: str, value: Any, hidden_size: int) -> Any:
+        """``value`` if it is valid (None resolved where it stands for ``hidden_size``), else a
+        one-line ``ValueError`` (a bad value) or ``TypeError`` (a bad type) naming ``name``."""
+        if value is None and self.none_is_hidden_size:
+            return hidden_size
+        if value is None and self.optional:
+            return None
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{name}: expected one of {self.choices}, got {value!r}")
+        kind = type(value).__name__
         if self.positive:
-            number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not value > 0 or value == float("inf"):
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise TypeError(f"{name}: expected a positive number, got {kind} {value!r}")
+            if not value > 0 or value == float("inf"):
                 raise ValueError(f"{name}: expected a finite number > 0, got {value!r}")
             value = float(value)
+        if self.integer:
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise TypeError(f"{name}: expected an int, got {kind} {value!r}")
+            if value < 1:
+                raise ValueError(f"{name}: expected an int >= 1, got {value}")
         return value
 
 
@@ -83,13 +132,20 @@ class CellSpec:
         name: the registry key, the ``cell=`` of the tasks and ``--cell`` of the CLI.
         layer: the layer's class name in :mod:`rnnkit.nn` (the cell's is ``layer + "Cell"``).
         doc: the cell's docstring: its equations, reference, parameters and shapes.
-        state: the names of the state tensors, each ``(N, H)``; the first is the output.
+        state: the names of the state tensors; the first is the output.
         parameters: ``(input_size, hidden_size, bias, options) -> {name: Param or None}``
-            (None: absent, e.g. a bias without ``bias``).
+            (None: absent, e.g. a bias without ``bias``), in the order they are registered
+            and initialised.
         project, step: the equations (see the module docstring).
         options: the cell's options beyond ``bias``, by name.
+        positional: the cell's arguments after ``hidden_size`` that may be given by
+            position, in order (``bias`` and options); the others are keyword-only.
+        widths: ``(hidden_size, options) -> (S_0, ...)``, the state widths; None: each
+            ``hidden_size``.
         layer_norm: ``options -> bool``: whether the steps use ``ops.layer_norm`` (an ONNX
             export then needs opset 17).
+        engine_kernel, runtime_kernel: hooks for compiled kernels, or None (see the module
+            docstring).
     """
 
     name: str
@@ -100,19 +156,24 @@ class CellSpec:
     project: Callable[..., Any]
     step: Callable[..., tuple[Any, ...]]
     options: dict[str, Option] = field(default_factory=dict)
+    positional: tuple[str, ...] = ("bias",)
+    widths: Callable[[int, dict[str, Any]], tuple[int, ...]] | None = None
     layer_norm: Callable[[dict[str, Any]], bool] = lambda options: False
+    engine_kernel: Callable[[Any, Any], Any] | None = None
+    runtime_kernel: Callable[[Any, Any], tuple[Callable[..., None], tuple]] | None = None
 
-    def check_options(self, given: dict[str, Any]) -> dict[str, Any]:
-        """Every option, its default where not given; a one-line ``ValueError`` for an unknown
-        name or a bad value."""
+    def check_options(self, given: dict[str, Any], hidden_size: int) -> dict[str, Any]:
+        """Every option, its default where not given; a one-line :class:`OptionError` for an
+        unknown name, a ``ValueError`` or ``TypeError`` for a bad value."""
         unknown = sorted(set(given) - set(self.options))
         if unknown:
-            raise ValueError(
+            raise OptionError(
                 f"{unknown[0]}: not an option of the {self.name} cell; its options are "
-                f"bias{''.join(', ' + name for name in self.options)}"
+                f"bias{''.join(', ' + name for name in self.options)} (unexpected keyword "
+                f"argument {unknown[0]!r})"
             )
         return {
-            name: option.check(name, given.get(name, option.default))
+            name: option.check(name, given.get(name, option.default), hidden_size)
             for name, option in self.options.items()
         }
 
@@ -134,6 +195,8 @@ class CellSpec:
             hidden_size=hidden_size,
         )
 
-    def state_sizes(self, hidden_size: int) -> tuple[int, ...]:
-        """``(S_0, ...)``: the widths of the state tensors."""
+    def state_sizes(self, hidden_size: int, options: dict[str, Any]) -> tuple[int, ...]:
+        """``(S_0, ...)``: the widths of the state tensors, given the checked options."""
+        if self.widths is not None:
+            return self.widths(hidden_size, options)
         return (hidden_size,) * len(self.state)

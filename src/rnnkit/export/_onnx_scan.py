@@ -1,9 +1,9 @@
 """Recurrent layers that ONNX has no operator for, exported as ``Scan`` loops.
 
 :func:`rnnkit.export.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
-``LSTM`` and ``GRU`` operators cannot express: the extended layers (Jordan, peephole and
-layer-normalised LSTM/GRU, IndRNN, MinGRU, MinLSTM) and RNN/LSTM/GRU with ``zoneout``,
-``fused=False`` or ``proj_size``.
+``LSTM`` and ``GRU`` operators cannot express: the extended layers (Jordan, layer-normalised
+LSTM/GRU, IndRNN, MinGRU, MinLSTM, the cells of :mod:`rnnkit.cells`) and RNN/LSTM/GRU with
+``zoneout``, ``fused=False`` or ``proj_size``.
 
 How, in two passes:
 
@@ -57,7 +57,6 @@ from rnnkit.nn import (
     LSTMCell,
     MinGRUCell,
     MinLSTMCell,
-    PeepholeLSTMCell,
     RecurrentBase,
     RNNCell,
     SpecCell,
@@ -72,7 +71,6 @@ _CELL_KINDS: dict[type, str] = {
     LSTMCell: "lstm",
     GRUCell: "gru",
     JordanCell: "jordan",
-    PeepholeLSTMCell: "peephole_lstm",
     LayerNormLSTMCell: "layernorm_lstm",
     LayerNormGRUCell: "layernorm_gru",
     IndRNNCell: "indrnn",
@@ -479,6 +477,13 @@ class _Ops:
         tensor = None if bias is None else bias.tensor
         return _Value(self.b, self.b.layer_norm(v.name, weight.tensor, tensor, eps), v.width)
 
+    def softmax(self, v: _Value) -> _Value:
+        return self._unary(v, "softmax")
+
+    def clamp(self, v: _Value, low: float, high: float) -> _Value:
+        bounds = self.b.const(low), self.b.const(high)
+        return _Value(self.b, self.b.op("Clip", v.name, *bounds), v.width)
+
 
 # ----------------------------------------------------------------------------- steps
 # step(body, parts, x_t, state) -> new state: x_t is the step's projected input (N, G).
@@ -516,17 +521,6 @@ def _gru_update(b: _Builder, gi: str, gh: str, h: str, width: int) -> str:
 def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     gh = b.linear(state[0], p.weight_hh, p.bias_hh)
     return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
-
-
-def _peephole_lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    h, c = state
-    a = b.op("Add", x_t, b.linear(h, p.weight_hh, p.bias_hh))
-    a_i, a_f, a_g, a_o = b.split(a, 4, p.weight_hh.shape[1])
-    i = b.act(b.op("Add", a_i, b.op("Mul", b.weight(p.weight_ci), c)), "sigmoid")
-    f = b.act(b.op("Add", a_f, b.op("Mul", b.weight(p.weight_cf), c)), "sigmoid")
-    c = b.op("Add", b.op("Mul", f, c), b.op("Mul", i, b.act(a_g, "tanh")))
-    o = b.act(b.op("Add", a_o, b.op("Mul", b.weight(p.weight_co), c)), "sigmoid")
-    return [b.op("Mul", o, b.act(c, "tanh")), c]
 
 
 def _layernorm_lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
@@ -586,7 +580,6 @@ _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
-    "peephole_lstm": _peephole_lstm,
     "layernorm_lstm": _layernorm_lstm,
     "layernorm_gru": _layernorm_gru,
     "indrnn": _indrnn,

@@ -17,7 +17,6 @@ from rnnkit.functional.extended import (
     layer_norm_gru_recurrence,
     layer_norm_lstm_recurrence,
     layer_norm_projection,
-    peephole_lstm_recurrence,
 )
 from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
@@ -57,7 +56,6 @@ __all__ = [
     "min_lstm_gates",
     "min_lstm_scan",
     "minimal_recurrence",
-    "peephole_lstm_recurrence",
     "positive_g",
     "rnn_cell",
     "rnn_recurrence",

@@ -1,5 +1,5 @@
-"""The equations of the extended cells (Jordan, peephole LSTM, layer-normalised LSTM/GRU,
-IndRNN), written once.
+"""The equations of the extended cells (Jordan, layer-normalised LSTM/GRU, IndRNN), written
+once.
 
 As in :mod:`rnnkit.functional.cells`, each cell is split into a state-independent *input
 projection*, computed for all ``L`` steps in one matrix product, and a *recurrence* that
@@ -76,43 +76,6 @@ def jordan_recurrence(
     """
     h = NONLINEARITIES[nonlinearity](gi + F.linear(_masked(y, dropout_mask), w_yh))  # (N, H)
     return OUTPUT_NONLINEARITIES[output_nonlinearity](F.linear(h, w_hy, b_hy))  # (N, O)
-
-
-def peephole_lstm_recurrence(
-    gi: Tensor,
-    h: Tensor,
-    c: Tensor,
-    w_hh: Tensor,
-    b_hh: Tensor | None,
-    w_ci: Tensor,
-    w_cf: Tensor,
-    w_co: Tensor,
-    dropout_mask: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """LSTM step with diagonal peephole connections (Gers & Schmidhuber 2000).
-
-    With ``a = gi + h @ W_hh.T + b_hh`` split into ``(a_i, a_f, a_g, a_o)``:
-    ``i = sigmoid(a_i + w_ci * c)``, ``f = sigmoid(a_f + w_cf * c)``,
-    ``c' = f * c + i * tanh(a_g)``, ``o = sigmoid(a_o + w_co * c')``, ``h' = o * tanh(c')``.
-    The input and forget gates peek at the old cell state, the output gate at the new one.
-
-    Args:
-        gi: input projection ``(N, 4H)``.
-        h: previous hidden state ``(N, H)``; c: previous cell state ``(N, H)``.
-        w_hh: ``(4H, H)``; b_hh: ``(4H,)`` or None; w_ci, w_cf, w_co: ``(H,)``.
-        dropout_mask: ``(N, H)`` mask on the ``h`` that enters ``W_hh``, or None (the
-            peepholes read the unmasked ``c``).
-
-    Returns:
-        ``(h', c')``, each ``(N, H)``.
-    """
-    a = gi + F.linear(_masked(h, dropout_mask), w_hh, b_hh)  # (N, 4H)
-    a_i, a_f, a_g, a_o = a.chunk(4, dim=-1)  # 4 x (N, H)
-    i = torch.sigmoid(a_i + w_ci * c)
-    f = torch.sigmoid(a_f + w_cf * c)
-    c = f * c + i * torch.tanh(a_g)
-    o = torch.sigmoid(a_o + w_co * c)
-    return o * torch.tanh(c), c
 
 
 def layer_norm_projection(

@@ -16,8 +16,6 @@ from rnnkit.nn._extended import (
     LayerNormGRUCell,
     LayerNormLSTM,
     LayerNormLSTMCell,
-    PeepholeLSTM,
-    PeepholeLSTMCell,
 )
 from rnnkit.nn._from_spec import CLASSES, SpecCell
 from rnnkit.nn._interop import quantize_dynamic, to_torch
@@ -51,8 +49,6 @@ __all__ = [
     "MinGRUCell",
     "MinLSTM",
     "MinLSTMCell",
-    "PeepholeLSTM",
-    "PeepholeLSTMCell",
     "RNNCell",
     "Recurrence",
     "Recurrent",

@@ -1,4 +1,4 @@
-"""Extended cells: Jordan, peephole LSTM, layer-normalised LSTM and GRU, IndRNN.
+"""Extended cells: Jordan, layer-normalised LSTM and GRU, IndRNN.
 
 Each cell is a :class:`rnnkit.nn.RecurrentCell` (``project`` all steps, then ``step`` one at a
 time) whose maths is in :mod:`rnnkit.functional.extended`; each layer is
@@ -35,7 +35,6 @@ from rnnkit.functional.extended import (
     layer_norm_gru_recurrence,
     layer_norm_lstm_recurrence,
     layer_norm_projection,
-    peephole_lstm_recurrence,
 )
 from rnnkit.functional.fused import fused_indrnn, fused_jordan
 from rnnkit.nn import _engine
@@ -199,90 +198,6 @@ class JordanCell(_ExtendedCell):
         if self.output_nonlinearity != "identity":
             text += f", output_nonlinearity={self.output_nonlinearity!r}"
         return text
-
-
-# ----------------------------------------------------------------------------- peephole LSTM
-
-
-class PeepholeLSTMCell(_ExtendedCell):
-    r"""LSTM cell with diagonal peephole connections (Gers & Schmidhuber 2000).
-
-    .. math::
-        a_t = W_{ih} x_t + b_{ih} + W_{hh} h_{t-1} + b_{hh}, \quad
-        (a_i, a_f, a_g, a_o) = \mathrm{split}_4(a_t)
-
-        i_t = \sigma(a_i + w_{ci} \odot c_{t-1}), \quad f_t = \sigma(a_f + w_{cf} \odot c_{t-1})
-
-        c_t = f_t \odot c_{t-1} + i_t \odot \tanh(a_g), \quad
-        o_t = \sigma(a_o + w_{co} \odot c_t), \quad h_t = o_t \odot \tanh(c_t)
-
-    The input and forget gates peek at the previous cell state, the output gate at the new
-    one. With zero peephole weights this is :class:`rnnkit.nn.LSTM`.
-
-    Reference: F. A. Gers and J. Schmidhuber, "Recurrent nets that time and count", IJCNN
-    2000; F. A. Gers, N. N. Schraudolph and J. Schmidhuber, "Learning precise timing with
-    LSTM recurrent networks", JMLR 3, 2002.
-
-    Args:
-        input_size: ``H_in``; hidden_size: ``H``; bias: use ``b_ih`` and ``b_hh``;
-        device, dtype: of the parameters.
-
-    Parameters: torch.nn.LSTMCell's ``weight_ih`` ``(4H, H_in)``, ``weight_hh`` ``(4H, H)``,
-    ``bias_ih`` and ``bias_hh`` ``(4H,)`` (gate order ``(i, f, g, o)``; None without
-    ``bias``), plus the peepholes ``weight_ci``, ``weight_cf``, ``weight_co`` ``(H,)``.
-    Initialisation: every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))``, torch.nn.LSTM's rule,
-    peepholes included: they are per-unit gains as small as the biases, so training starts
-    near a plain LSTM without the peepholes being exactly zero.
-
-    Shapes (one step): input ``(N, H_in)``; state ``(h, c)``, each ``(N, H)``.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        *,
-        device: Device = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, (hidden_size,) * 2, bias, device, dtype)
-        self._parameter("weight_ih", 4 * hidden_size, input_size)
-        self._parameter("weight_hh", 4 * hidden_size, hidden_size)
-        self._parameter("bias_ih", 4 * hidden_size, enabled=bias)
-        self._parameter("bias_hh", 4 * hidden_size, enabled=bias)
-        for name in ("weight_ci", "weight_cf", "weight_co"):
-            self._parameter(name, hidden_size)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """Every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))`` (see the class docstring)."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for weight in self.parameters():
-            nn.init.uniform_(weight, -bound, bound)
-
-    def project(self, x: Tensor) -> Tensor:
-        """``(L, N, H_in) -> (L, N, 4H)``: ``x W_ih^T + b_ih`` for all steps."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        return peephole_lstm_recurrence(
-            x_t,
-            state[0],
-            state[1],
-            self.weight_hh,
-            self.bias_hh,
-            self.weight_ci,
-            self.weight_cf,
-            self.weight_co,
-            dropout_mask,
-        )
-
-    def engine_kernel(self) -> _engine.Fused:
-        peepholes = (self.weight_ci, self.weight_cf, self.weight_co)
-        return _engine.lstm_kernel(
-            self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh, peepholes=peepholes
-        )
 
 
 # ----------------------------------------------------------------------------- layer norm
@@ -592,16 +507,6 @@ class JordanRNN(CellLayer):
     """
 
     cell = JordanCell
-
-
-class PeepholeLSTM(CellLayer):
-    """Peephole LSTM layer: :class:`Recurrent` with :class:`PeepholeLSTMCell`.
-
-    Options as :class:`Recurrent` (layer) and :class:`PeepholeLSTMCell` (``bias``). Output
-    ``(L, N, D * H)``, state ``(h_n, c_n)``, each ``(D * num_layers, N, H)``.
-    """
-
-    cell = PeepholeLSTMCell
 
 
 class LayerNormLSTM(CellLayer):

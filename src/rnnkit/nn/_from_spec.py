@@ -9,6 +9,7 @@ regularisers come from the layer, as for the other extended cells.
 
 from __future__ import annotations
 
+import inspect
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
@@ -18,6 +19,8 @@ from torch import Tensor, nn
 
 from rnnkit.cells import CELLS, CellSpec, Param
 from rnnkit.functional import State
+from rnnkit.functional.fused import fused_indrnn, fused_jordan
+from rnnkit.nn import _engine
 from rnnkit.nn._extended import Device, _ExtendedCell
 from rnnkit.nn._recurrent import CellLayer
 
@@ -41,6 +44,19 @@ TORCH = SimpleNamespace(
     split=lambda v, parts: v.chunk(parts, dim=-1),
     concat=lambda *values: torch.cat(values, dim=-1),
     layer_norm=_layer_norm,
+    softmax=lambda v: torch.softmax(v, dim=-1),
+    clamp=torch.clamp,
+)
+
+
+#: What the spec's ``engine_kernel`` hook builds from (see :mod:`rnnkit.cells._spec`).
+ENGINE = SimpleNamespace(
+    Fused=_engine.Fused,
+    lstm_kernel=_engine.lstm_kernel,
+    gru_kernel=_engine.gru_kernel,
+    one_state_kernel=_engine.one_state_kernel,
+    fused_indrnn=fused_indrnn,
+    fused_jordan=fused_jordan,
 )
 
 
@@ -53,12 +69,16 @@ class SpecCell(_ExtendedCell):
 
     spec: ClassVar[CellSpec]
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "spec" in vars(cls):  # the constructor as the spec defines it, for inspect and help
+            cls.__signature__ = _signature(cls.spec)  # type: ignore[attr-defined]
+
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
-        bias: bool = True,
-        *,
+        *arguments: Any,
         device: Device = None,
         dtype: torch.dtype | None = None,
         **options: Any,
@@ -68,19 +88,41 @@ class SpecCell(_ExtendedCell):
                 "SpecCell is the base of the cells of rnnkit.cells: use one of them (e.g. "
                 "rnnkit.nn.SRUCell), or add a module with a CellSpec to rnnkit.cells"
             )
-        checked = self.spec.check_options(options)
-        super().__init__(
-            input_size, hidden_size, self.spec.state_sizes(hidden_size), bias, device, dtype
-        )
+        options = self._by_name(arguments, options)
+        bias = options.pop("bias", True)
+        checked = self.spec.check_options(options, hidden_size)
+        sizes = self.spec.state_sizes(hidden_size, checked)
+        super().__init__(input_size, hidden_size, sizes, bias, device, dtype)
         for name, value in checked.items():
-            setattr(self, name, value)
+            # an option that is also a cell property (Jordan's output_size, the state's
+            # width) is read from it
+            if not isinstance(getattr(type(self), name, None), property):
+                setattr(self, name, value)
         for name, param in self._initials().items():
             shape = () if param is None else param.shape
             self._parameter(name, *shape, enabled=param is not None)
         self.reset_parameters()
 
+    def _by_name(self, arguments: tuple, options: dict[str, Any]) -> dict[str, Any]:
+        """The positional ``arguments`` after ``hidden_size`` named as ``spec.positional``,
+        merged into ``options``; Python's ``TypeError`` for too many or a repeated one."""
+        names = self.spec.positional
+        if len(arguments) > len(names):
+            raise TypeError(
+                f"{type(self).__name__}() takes at most {len(names) + 2} positional arguments "
+                f"({len(arguments) + 2} were given)"
+            )
+        named = dict(zip(names, arguments, strict=False))
+        repeated = sorted(named.keys() & options.keys())
+        if repeated:
+            raise TypeError(
+                f"{type(self).__name__}() got multiple values for argument {repeated[0]!r}"
+            )
+        return named | options
+
     def reset_parameters(self) -> None:
-        """Each parameter as the spec says: ``U(-bound, bound)`` or filled with a constant."""
+        """Each parameter as the spec says: ``U(-bound, bound)``, ``U(low, bound)`` or filled
+        with a constant, in the spec's order (so a seed gives the same values)."""
         for name, param in self._initials().items():
             if param is None:
                 continue
@@ -88,7 +130,8 @@ class SpecCell(_ExtendedCell):
             if param.bound is None:
                 nn.init.constant_(weight, param.fill)
             else:
-                nn.init.uniform_(weight, -param.bound, param.bound)
+                low = -param.bound if param.low is None else param.low
+                nn.init.uniform_(weight, low, param.bound)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -105,6 +148,12 @@ class SpecCell(_ExtendedCell):
     def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
         return tuple(self.spec.step(TORCH, self, x_t, state, dropout_mask))
 
+    def engine_kernel(self) -> _engine.Fused | None:
+        """The spec's fused recurrence for :mod:`rnnkit.nn._engine`, or None (the reference
+        loop) where it has none."""
+        hook = self.spec.engine_kernel
+        return None if hook is None else hook(ENGINE, self)
+
     def extra_repr(self) -> str:
         text = super().extra_repr()
         changed = {
@@ -113,6 +162,20 @@ class SpecCell(_ExtendedCell):
             if value != self.spec.options[name].default
         }
         return text + "".join(f", {name}={value!r}" for name, value in changed.items())
+
+
+def _signature(spec: CellSpec) -> inspect.Signature:
+    """The cell's constructor as its spec defines it, for ``help()`` and ``inspect``."""
+    kinds = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
+    defaults = {"bias": True} | {name: option.default for name, option in spec.options.items()}
+    given = ["input_size", "hidden_size", *spec.positional]
+    keywords = [name for name in defaults if name not in spec.positional]
+    return inspect.Signature(
+        [inspect.Parameter(name, kinds[0]) for name in given[:2]]
+        + [inspect.Parameter(name, kinds[0], default=defaults[name]) for name in given[2:]]
+        + [inspect.Parameter(name, kinds[1], default=defaults[name]) for name in keywords]
+        + [inspect.Parameter(name, kinds[1], default=None) for name in ("device", "dtype")]
+    )
 
 
 def _classes(spec: CellSpec) -> tuple[type[SpecCell], type[CellLayer]]:
@@ -126,8 +189,9 @@ def _classes(spec: CellSpec) -> tuple[type[SpecCell], type[CellLayer]]:
         f"Layer options (``num_layers``, ``bidirectional``, ``lengths=``, ...) are "
         f":class:`Recurrent`'s; the cell options (``bias``"
         f"{''.join(f', ``{name}``' for name in spec.options)}) are the cell's. Output "
-        f"``(L, N, D * H)``; state {', '.join(f'``{s}_n``' for s in spec.state)}, each "
-        f"``(D * num_layers, N, H)``.\n\n{spec.doc}"
+        f"``(L, N, D * S_0)``; state {', '.join(f'``{s}_n``' for s in spec.state)}, each "
+        f"``(D * num_layers, N, S_k)`` (``S_k = H`` unless the cell says otherwise).\n\n"
+        f"{spec.doc}"
     )
     layer = type(spec.layer, (CellLayer,), {"cell": cell, "__doc__": layer_doc})
     layer.__module__ = "rnnkit.nn"

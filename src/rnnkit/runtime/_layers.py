@@ -8,6 +8,7 @@ of one direction), ``D`` directions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,6 @@ GATES = {
     "lstm": 4,
     "gru": 3,
     "jordan": 1,
-    "peephole_lstm": 4,
     "layernorm_lstm": 4,
     "layernorm_gru": 3,
     "indrnn": 1,
@@ -41,10 +41,10 @@ DTYPES = ("float32", "float64")
 def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, ...]:
     """``(S_0, ...)``: the widths of a cell's state tensors."""
     if cell in WRITTEN_ONCE:
-        return WRITTEN_ONCE[cell].state_sizes(hidden)
+        return WRITTEN_ONCE[cell].state_sizes(hidden, options)
     if cell == "lstm":
         return (options.get("proj_size") or hidden, hidden)
-    if cell in ("peephole_lstm", "layernorm_lstm"):
+    if cell == "layernorm_lstm":
         return (hidden, hidden)
     if cell == "jordan":
         return (options["output_size"],)
@@ -83,8 +83,6 @@ def cell_tensors(
         shapes |= {"bias_ih": (gates,), "bias_hh": (gates,)}
     if cell == "lstm" and options.get("proj_size"):
         shapes["weight_hr"] = (out, hidden)
-    if cell == "peephole_lstm":
-        shapes |= {name: (hidden,) for name in ("weight_ci", "weight_cf", "weight_co")}
     return shapes
 
 
@@ -109,10 +107,6 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    if cell == "peephole_lstm":
-        summed = bias("bias_ih", gates) + bias("bias_hh", gates)
-        peepholes = (w["weight_ci"], w["weight_cf"], w["weight_co"])
-        return t("weight_ih"), t("weight_hh"), summed, *peepholes
     if cell in ("layernorm_lstm", "layernorm_gru"):
         norms = [w["ln_weight_ih"], bias("ln_bias_ih", gates)]
         norms += [w["ln_weight_hh"], bias("ln_bias_hh", gates)]
@@ -140,13 +134,22 @@ _KERNEL_NAMES = {
     "lstm": "lstm_step",
     "gru": "gru_step",
     "jordan": "jordan_step",
-    "peephole_lstm": "peephole_lstm_step",
     "layernorm_lstm": "layer_norm_lstm_step",
     "layernorm_gru": "layer_norm_gru_step",
     "indrnn": "indrnn_step",
     "mingru": "min_gru_step",
     "minlstm": "min_gru_step",
 }
+
+
+#: What the cells' ``runtime_kernel`` hooks build from (see :mod:`rnnkit.cells._spec`).
+_COMPILED = None
+if _kernels.NUMBA is not None:
+    _COMPILED = SimpleNamespace(
+        **_kernels.NUMBA,
+        T=lambda a: np.ascontiguousarray(a.T),
+        zeros=lambda size: np.zeros(size, np.float32),
+    )
 
 
 def kernels(backend: str, dtype: str = "float32") -> dict[str, Callable[..., None]]:
@@ -212,13 +215,14 @@ class StreamingRNN:
         self.batch_first = field(spec, "batch_first", bool, where)
         bias = field(spec, "bias", bool, where)
         options = field(spec, "options", dict, where)
+        written = WRITTEN_ONCE.get(self.cell)
+        if written is not None:
+            options = written.check_options(options, self.hidden_size)
         self.state_sizes = state_sizes(self.cell, self.hidden_size, options)
         directions = 2 if self.bidirectional else 1
         self.output_size = directions * self.state_sizes[0]
-        written = WRITTEN_ONCE.get(self.cell)
-        if written is not None:
-            options = written.check_options(options)
         table = kernels(backend, dtype)
+        compiled = _COMPILED if table is _kernels.NUMBA else None
         self.dtype = np.dtype(dtype)
         self._recurrences: list[list[tuple[Callable[..., None], tuple]]] = []
         for layer in range(self.num_layers):
@@ -230,7 +234,10 @@ class StreamingRNN:
                 weights = {
                     n: _tensor(tensors, prefix + n, s).astype(dtype) for n, s in shapes.items()
                 }
-                if written is not None:  # its NumPy step, whatever the backend
+                if written is not None and written.runtime_kernel and compiled is not None:
+                    p = written.namespace(weights, inputs, self.hidden_size, bias, options)
+                    row.append(written.runtime_kernel(compiled, p))
+                elif written is not None:  # its NumPy step
                     step = step_kernel(written, weights, inputs, self.hidden_size, bias, options)
                     row.append((step, ()))
                 else:
