@@ -53,7 +53,6 @@ from rnnkit.nn import (
     IndRNNCell,
     JordanCell,
     LayerNormGRUCell,
-    LayerNormLSTMCell,
     LSTMCell,
     MinGRUCell,
     MinLSTMCell,
@@ -71,7 +70,6 @@ _CELL_KINDS: dict[type, str] = {
     LSTMCell: "lstm",
     GRUCell: "gru",
     JordanCell: "jordan",
-    LayerNormLSTMCell: "layernorm_lstm",
     LayerNormGRUCell: "layernorm_gru",
     IndRNNCell: "indrnn",
     MinGRUCell: "mingru",
@@ -106,7 +104,7 @@ def needs_layer_norm(layer: RecurrentBase) -> bool:
     kind, cell = _parts(layer, 0, 0)
     if isinstance(cell, SpecCell):
         return cell.spec.layer_norm(cell.options)
-    return kind.startswith("layernorm")
+    return kind == "layernorm_gru"
 
 
 # ----------------------------------------------------------------------------- trace
@@ -330,7 +328,7 @@ def _scan(
         ops = _Ops(b)
         value = written.project(ops, ops.parameters(parts), _Value(b, x, parts.input_size))
         projected, width = value.name, value.width
-    elif kind.startswith("layernorm"):
+    elif kind == "layernorm_gru":
         projected = b.layer_norm(
             b.op("MatMul", x, b.weight(parts.weight_ih, transpose=True)),
             parts.ln_weight_ih,
@@ -523,19 +521,6 @@ def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
 
 
-def _layernorm_lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    h, c = state
-    gh = b.layer_norm(b.linear(h, p.weight_hh), p.ln_weight_hh, p.ln_bias_hh, p.eps)
-    a_i, a_f, a_g, a_o = b.split(b.op("Add", x_t, gh), 4, p.hidden_size)
-    c = b.op(
-        "Add",
-        b.op("Mul", b.act(a_f, "sigmoid"), c),
-        b.op("Mul", b.act(a_i, "sigmoid"), b.act(a_g, "tanh")),
-    )
-    c_norm = b.layer_norm(c, p.ln_weight_c, p.ln_bias_c, p.eps)
-    return [b.op("Mul", b.act(a_o, "sigmoid"), b.act(c_norm, "tanh")), c]
-
-
 def _layernorm_gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     gh = b.layer_norm(b.linear(state[0], p.weight_hh), p.ln_weight_hh, p.ln_bias_hh, p.eps)
     return [_gru_update(b, x_t, gh, state[0], p.hidden_size)]
@@ -580,7 +565,6 @@ _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
-    "layernorm_lstm": _layernorm_lstm,
     "layernorm_gru": _layernorm_gru,
     "indrnn": _indrnn,
     "mingru": _mingru,

@@ -15,7 +15,6 @@ from rnnkit.functional.extended import (
     indrnn_recurrence,
     jordan_recurrence,
     layer_norm_gru_recurrence,
-    layer_norm_lstm_recurrence,
     layer_norm_projection,
 )
 from rnnkit.functional.fused import engine_blas
@@ -44,7 +43,6 @@ __all__ = [
     "indrnn_recurrence",
     "jordan_recurrence",
     "layer_norm_gru_recurrence",
-    "layer_norm_lstm_recurrence",
     "layer_norm_projection",
     "linear_scan",
     "linear_scan_log",

@@ -1,4 +1,4 @@
-"""The equations of the extended cells (Jordan, layer-normalised LSTM/GRU, IndRNN), written
+"""The equations of the extended cells (Jordan, layer-normalised GRU, IndRNN), written
 once.
 
 As in :mod:`rnnkit.functional.cells`, each cell is split into a state-independent *input
@@ -99,42 +99,6 @@ def layer_norm_projection(
     # buffer per thread, so they would change with the thread count; these sums do not.
     normalised = F.layer_norm(a, a.shape[-1:], None, None, eps) * ln_weight
     return normalised if ln_bias is None else normalised + ln_bias
-
-
-def layer_norm_lstm_recurrence(
-    gi: Tensor,
-    h: Tensor,
-    c: Tensor,
-    w_hh: Tensor,
-    ln_weight_hh: Tensor,
-    ln_bias_hh: Tensor | None,
-    ln_weight_c: Tensor,
-    ln_bias_c: Tensor | None,
-    eps: float,
-    dropout_mask: Tensor | None = None,
-) -> tuple[Tensor, Tensor]:
-    """Layer-normalised LSTM step (Ba, Kiros & Hinton 2016, "Layer Normalization").
-
-    ``(a_i, a_f, a_g, a_o) = gi + LN_hh(h @ W_hh.T)`` with ``gi = LN_ih(x @ W_ih.T)`` from
-    :func:`layer_norm_projection`; ``c' = sigmoid(a_f) * c + sigmoid(a_i) * tanh(a_g)``;
-    ``h' = sigmoid(a_o) * tanh(LN_c(c'))``. The state keeps the un-normalised ``c'``.
-
-    Args:
-        gi: normalised input projection ``(N, 4H)``.
-        h: previous hidden state ``(N, H)``; c: previous cell state ``(N, H)``.
-        w_hh: ``(4H, H)``; ln_weight_hh: ``(4H,)``; ln_bias_hh: ``(4H,)`` or None;
-        ln_weight_c: ``(H,)``; ln_bias_c: ``(H,)`` or None; eps: the LN epsilon.
-        dropout_mask: ``(N, H)`` mask on the ``h`` that enters ``W_hh`` (before LN), or None.
-
-    Returns:
-        ``(h', c')``, each ``(N, H)``.
-    """
-    gh = F.linear(_masked(h, dropout_mask), w_hh)  # (N, 4H)
-    gh = F.layer_norm(gh, gh.shape[-1:], ln_weight_hh, ln_bias_hh, eps)
-    a_i, a_f, a_g, a_o = (gi + gh).chunk(4, dim=-1)  # 4 x (N, H)
-    c = torch.sigmoid(a_f) * c + torch.sigmoid(a_i) * torch.tanh(a_g)
-    c_norm = F.layer_norm(c, c.shape[-1:], ln_weight_c, ln_bias_c, eps)
-    return torch.sigmoid(a_o) * torch.tanh(c_norm), c
 
 
 def layer_norm_gru_recurrence(

@@ -14,8 +14,6 @@ from rnnkit.nn._extended import (
     JordanRNN,
     LayerNormGRU,
     LayerNormGRUCell,
-    LayerNormLSTM,
-    LayerNormLSTMCell,
 )
 from rnnkit.nn._from_spec import CLASSES, SpecCell
 from rnnkit.nn._interop import quantize_dynamic, to_torch
@@ -43,8 +41,6 @@ __all__ = [
     "LSTMCell",
     "LayerNormGRU",
     "LayerNormGRUCell",
-    "LayerNormLSTM",
-    "LayerNormLSTMCell",
     "MinGRU",
     "MinGRUCell",
     "MinLSTM",

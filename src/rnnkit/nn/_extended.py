@@ -1,4 +1,4 @@
-"""Extended cells: Jordan, layer-normalised LSTM and GRU, IndRNN.
+"""Extended cells: Jordan, layer-normalised GRU, IndRNN.
 
 Each cell is a :class:`rnnkit.nn.RecurrentCell` (``project`` all steps, then ``step`` one at a
 time) whose maths is in :mod:`rnnkit.functional.extended`; each layer is
@@ -33,7 +33,6 @@ from rnnkit.functional.extended import (
     indrnn_recurrence,
     jordan_recurrence,
     layer_norm_gru_recurrence,
-    layer_norm_lstm_recurrence,
     layer_norm_projection,
 )
 from rnnkit.functional.fused import fused_indrnn, fused_jordan
@@ -249,88 +248,6 @@ class _LayerNormCell(_ExtendedCell):
         return text if self.eps == 1e-5 else text + f", eps={self.eps}"
 
 
-class LayerNormLSTMCell(_LayerNormCell):
-    r"""LSTM cell with layer normalisation (Ba, Kiros & Hinton 2016).
-
-    .. math::
-        (a_i, a_f, a_g, a_o) = \mathrm{LN}_{ih}(W_{ih} x_t) + \mathrm{LN}_{hh}(W_{hh} h_{t-1})
-
-        c_t = \sigma(a_f) \odot c_{t-1} + \sigma(a_i) \odot \tanh(a_g), \quad
-        h_t = \sigma(a_o) \odot \tanh(\mathrm{LN}_c(c_t))
-
-    with ``LN(a) = gain * (a - mean(a)) / sqrt(var(a) + eps) + shift``. Where LN is applied,
-    exactly: (1) to the input pre-activations ``W_ih x_t``, all ``4H`` of one step and one
-    sequence together, in :meth:`project` (for all steps at once); (2) to the recurrent
-    pre-activations ``W_hh h_{t-1}``, all ``4H`` together, separately from (1), as in the
-    paper's ``LN(W_h h; alpha_1, beta_1) + LN(W_x x; alpha_2, beta_2) + b``; (3) to the new
-    cell state ``c_t`` (``H`` values) before the output ``tanh``. The state keeps the un-normalised
-    ``c_t``. The paper's separate bias ``b`` is left out: it would only add to the two LN
-    shifts, which are the gate biases here. The output is therefore unchanged when
-    ``W_ih`` or ``W_hh`` is multiplied by a positive constant, or an input ``x_t`` is.
-
-    Reference: J. L. Ba, J. R. Kiros and G. E. Hinton, "Layer Normalization",
-    arXiv:1607.06450, 2016.
-
-    Args:
-        input_size: ``H_in``; hidden_size: ``H``.
-        bias: learn the LN shifts (without, every LN has a gain only).
-        eps: added to the variance in every LN (torch.nn.LayerNorm's default ``1e-5``).
-        device, dtype: of the parameters.
-
-    Parameters: ``weight_ih`` ``(4H, H_in)`` and ``weight_hh`` ``(4H, H)`` (gate order
-    ``(i, f, g, o)``, no bias), and the LN gains and shifts ``ln_weight_ih``,
-    ``ln_bias_ih``, ``ln_weight_hh``, ``ln_bias_hh`` ``(4H,)``, ``ln_weight_c``,
-    ``ln_bias_c`` ``(H,)`` (shifts None without ``bias``). Initialisation: ``weight_*`` ~
-    ``U(-1/sqrt(H), 1/sqrt(H))``, torch.nn.LSTM's rule (their scale cancels in LN but for
-    ``eps``, so any scale well above ``sqrt(eps)`` works); LN gains 1 and shifts 0, so each
-    LN starts as a plain standardisation, as in the paper.
-
-    Shapes (one step): input ``(N, H_in)``; state ``(h, c)``, each ``(N, H)``.
-    """
-
-    gates = 4
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        eps: float = 1e-5,
-        *,
-        device: Device = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, (hidden_size,) * 2, bias, eps, device, dtype)
-        self._parameter("ln_weight_c", hidden_size)
-        self._parameter("ln_bias_c", hidden_size, enabled=bias)
-        self.reset_parameters()
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        return layer_norm_lstm_recurrence(
-            x_t,
-            state[0],
-            state[1],
-            self.weight_hh,
-            self.ln_weight_hh,
-            self.ln_bias_hh,
-            self.ln_weight_c,
-            self.ln_bias_c,
-            self.eps,
-            dropout_mask,
-        )
-
-    def engine_kernel(self) -> _engine.Fused:
-        # the kernel normalises the projection (self.project's layer norm)
-        norms = {
-            "ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
-            "ln_c": (self.ln_weight_c, self.ln_bias_c),
-            "ln_ih": (self.ln_weight_ih, self.ln_bias_ih),
-        }
-        return _engine.lstm_kernel(
-            self.weight_ih, None, self.weight_hh, None, {"eps": self.eps}, **norms
-        )
-
-
 class LayerNormGRUCell(_LayerNormCell):
     r"""GRU cell with layer normalisation (Ba, Kiros & Hinton 2016), torch.nn's GRU otherwise.
 
@@ -507,16 +424,6 @@ class JordanRNN(CellLayer):
     """
 
     cell = JordanCell
-
-
-class LayerNormLSTM(CellLayer):
-    """Layer-normalised LSTM layer: :class:`Recurrent` with :class:`LayerNormLSTMCell`.
-
-    Options as :class:`Recurrent` (layer) and :class:`LayerNormLSTMCell` (``bias``,
-    ``eps``). Output ``(L, N, D * H)``, state ``(h_n, c_n)``, each ``(D * num_layers, N, H)``.
-    """
-
-    cell = LayerNormLSTMCell
 
 
 class LayerNormGRU(CellLayer):

@@ -27,7 +27,6 @@ GATES = {
     "lstm": 4,
     "gru": 3,
     "jordan": 1,
-    "layernorm_lstm": 4,
     "layernorm_gru": 3,
     "indrnn": 1,
     "mingru": 2,
@@ -44,8 +43,6 @@ def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, .
         return WRITTEN_ONCE[cell].state_sizes(hidden, options)
     if cell == "lstm":
         return (options.get("proj_size") or hidden, hidden)
-    if cell == "layernorm_lstm":
-        return (hidden, hidden)
     if cell == "jordan":
         return (options["output_size"],)
     return (hidden,)
@@ -64,13 +61,11 @@ def cell_tensors(
         shapes = {"weight_ih": (hidden, inputs), "weight_yh": (hidden, out)}
         shapes["weight_hy"] = (out, hidden)
         return shapes | ({"bias_ih": (hidden,), "bias_hy": (out,)} if bias else {})
-    if cell in ("layernorm_lstm", "layernorm_gru"):
+    if cell == "layernorm_gru":
         shapes = {"weight_ih": (gates, inputs), "weight_hh": (gates, hidden)}
         shapes |= {"ln_weight_ih": (gates,), "ln_weight_hh": (gates,)}
         if bias:
             shapes |= {"ln_bias_ih": (gates,), "ln_bias_hh": (gates,)}
-        if cell == "layernorm_lstm":
-            shapes |= {"ln_weight_c": (hidden,)} | ({"ln_bias_c": (hidden,)} if bias else {})
         return shapes
     shapes = {"weight_ih": (gates, inputs)}
     if cell in ("indrnn", "mingru", "minlstm"):
@@ -107,11 +102,9 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    if cell in ("layernorm_lstm", "layernorm_gru"):
+    if cell == "layernorm_gru":
         norms = [w["ln_weight_ih"], bias("ln_bias_ih", gates)]
         norms += [w["ln_weight_hh"], bias("ln_bias_hh", gates)]
-        if cell == "layernorm_lstm":
-            norms += [w["ln_weight_c"], bias("ln_bias_c", hidden)]
         zeros = np.zeros(gates, dtype)
         return t("weight_ih"), t("weight_hh"), zeros, *norms, float(options["eps"])
     if cell == "indrnn":
@@ -134,7 +127,6 @@ _KERNEL_NAMES = {
     "lstm": "lstm_step",
     "gru": "gru_step",
     "jordan": "jordan_step",
-    "layernorm_lstm": "layer_norm_lstm_step",
     "layernorm_gru": "layer_norm_gru_step",
     "indrnn": "indrnn_step",
     "mingru": "min_gru_step",
@@ -149,6 +141,7 @@ if _kernels.NUMBA is not None:
         **_kernels.NUMBA,
         T=lambda a: np.ascontiguousarray(a.T),
         zeros=lambda size: np.zeros(size, np.float32),
+        or_zeros=lambda a, size: np.zeros(size, np.float32) if a is None else a,
     )
 
 
