@@ -14,9 +14,10 @@ Array = np.ndarray
 
 
 def _sigmoid(v: Array) -> Array:
-    # exp of a negative argument only: no overflow warning for large |v|
-    e = np.exp(-np.abs(v))
-    return np.where(v >= 0, 1 / (1 + e), e / (1 + e))
+    # 1 / (1 + exp(-v)), the compiled kernels' form, so that a float32 stream rounds as theirs
+    # do; exp overflows to inf for v << 0, which gives the right 0
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-v))
 
 
 def _linear(v: Array, w: Array, b: Array | None = None) -> Array:
@@ -25,10 +26,12 @@ def _linear(v: Array, w: Array, b: Array | None = None) -> Array:
 
 
 def _layer_norm(v: Array, weight: Array, bias: Array | None, eps: float) -> Array:
-    mean = v.mean(axis=-1, keepdims=True)
-    var = v.var(axis=-1, keepdims=True)
-    out = (v - mean) / np.sqrt(var + v.dtype.type(eps)) * weight
-    return out if bias is None else out + bias
+    # In float64, then back to v's dtype, as the compiled kernels sum: a float32 stream of a
+    # scale-free LN step would drift from theirs by the rounding of float32 statistics.
+    wide = v.astype(np.float64)
+    mean = wide.mean(axis=-1, keepdims=True)
+    out = (wide - mean) / np.sqrt(wide.var(axis=-1, keepdims=True) + eps) * weight
+    return (out if bias is None else out + bias).astype(v.dtype)
 
 
 def _softmax(v: Array) -> Array:

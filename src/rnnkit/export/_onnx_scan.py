@@ -52,7 +52,6 @@ from rnnkit.nn import (
     GRUCell,
     IndRNNCell,
     JordanCell,
-    LayerNormGRUCell,
     LSTMCell,
     MinGRUCell,
     MinLSTMCell,
@@ -70,7 +69,6 @@ _CELL_KINDS: dict[type, str] = {
     LSTMCell: "lstm",
     GRUCell: "gru",
     JordanCell: "jordan",
-    LayerNormGRUCell: "layernorm_gru",
     IndRNNCell: "indrnn",
     MinGRUCell: "mingru",
     MinLSTMCell: "minlstm",
@@ -101,10 +99,8 @@ def needs_layer_norm(layer: RecurrentBase) -> bool:
     """Whether the Scan of ``layer`` uses ``LayerNormalization`` (opset >= 17)."""
     if not needs_scan(layer):
         return False
-    kind, cell = _parts(layer, 0, 0)
-    if isinstance(cell, SpecCell):
-        return cell.spec.layer_norm(cell.options)
-    return kind == "layernorm_gru"
+    _, cell = _parts(layer, 0, 0)
+    return isinstance(cell, SpecCell) and cell.spec.layer_norm(cell.options)
 
 
 # ----------------------------------------------------------------------------- trace
@@ -328,13 +324,6 @@ def _scan(
         ops = _Ops(b)
         value = written.project(ops, ops.parameters(parts), _Value(b, x, parts.input_size))
         projected, width = value.name, value.width
-    elif kind == "layernorm_gru":
-        projected = b.layer_norm(
-            b.op("MatMul", x, b.weight(parts.weight_ih, transpose=True)),
-            parts.ln_weight_ih,
-            parts.ln_bias_ih,
-            parts.eps,
-        )
     else:
         projected = b.linear(x, parts.weight_ih, parts.bias_ih)  # (L, N, G)
 
@@ -521,11 +510,6 @@ def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
 
 
-def _layernorm_gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    gh = b.layer_norm(b.linear(state[0], p.weight_hh), p.ln_weight_hh, p.ln_bias_hh, p.eps)
-    return [_gru_update(b, x_t, gh, state[0], p.hidden_size)]
-
-
 def _indrnn(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     u = p.weight_hh
     if p.recurrent_max_abs is not None:
@@ -565,7 +549,6 @@ _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
-    "layernorm_gru": _layernorm_gru,
     "indrnn": _indrnn,
     "mingru": _mingru,
     "minlstm": _minlstm,

@@ -14,8 +14,6 @@ from rnnkit.functional.extended import (
     OUTPUT_NONLINEARITIES,
     indrnn_recurrence,
     jordan_recurrence,
-    layer_norm_gru_recurrence,
-    layer_norm_projection,
 )
 from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
@@ -42,8 +40,6 @@ __all__ = [
     "in_chunks",
     "indrnn_recurrence",
     "jordan_recurrence",
-    "layer_norm_gru_recurrence",
-    "layer_norm_projection",
     "linear_scan",
     "linear_scan_log",
     "lstm_cell",

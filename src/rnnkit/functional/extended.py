@@ -1,4 +1,4 @@
-"""The equations of the extended cells (Jordan, layer-normalised GRU, IndRNN), written
+"""The equations of the extended cells (Jordan, IndRNN), written
 once.
 
 As in :mod:`rnnkit.functional.cells`, each cell is split into a state-independent *input
@@ -76,66 +76,6 @@ def jordan_recurrence(
     """
     h = NONLINEARITIES[nonlinearity](gi + F.linear(_masked(y, dropout_mask), w_yh))  # (N, H)
     return OUTPUT_NONLINEARITIES[output_nonlinearity](F.linear(h, w_hy, b_hy))  # (N, O)
-
-
-def layer_norm_projection(
-    x: Tensor, w_ih: Tensor, ln_weight: Tensor, ln_bias: Tensor | None, eps: float
-) -> Tensor:
-    """The input side of a layer-normalised cell: ``LN(x @ W_ih.T)`` over its last dimension.
-
-    ``LN(a) = ln_weight * (a - mean(a)) / sqrt(var(a) + eps) + ln_bias``, with the mean and
-    the (biased) variance taken over all ``G*H`` gate pre-activations of one step and one
-    sequence (Ba, Kiros & Hinton 2016). ``W_ih`` has no bias of its own: ``ln_bias`` is it.
-
-    Args:
-        x: ``(..., H_in)``, usually all steps ``(L, N, H_in)``.
-        w_ih: ``(G*H, H_in)``; ln_weight: ``(G*H,)``; ln_bias: ``(G*H,)`` or None.
-
-    Returns:
-        ``(..., G*H)``.
-    """
-    a = F.linear(x, w_ih)  # (..., G*H)
-    # The gain and shift apart from layer_norm: its backward sums their gradients in one
-    # buffer per thread, so they would change with the thread count; these sums do not.
-    normalised = F.layer_norm(a, a.shape[-1:], None, None, eps) * ln_weight
-    return normalised if ln_bias is None else normalised + ln_bias
-
-
-def layer_norm_gru_recurrence(
-    gi: Tensor,
-    h: Tensor,
-    w_hh: Tensor,
-    ln_weight_hh: Tensor,
-    ln_bias_hh: Tensor | None,
-    eps: float,
-    dropout_mask: Tensor | None = None,
-) -> Tensor:
-    """Layer-normalised GRU step, torch.nn's GRU with each side normalised.
-
-    ``gh = LN_hh(h @ W_hh.T)`` and ``gi = LN_ih(x @ W_ih.T)``, each over all ``3H`` values,
-    split into ``(r, z, n)`` parts; ``r = sigmoid(gi_r + gh_r)``, ``z = sigmoid(gi_z + gh_z)``,
-    ``n = tanh(gi_n + r * gh_n)``, ``h' = (1 - z) * n + z * h``. As torch.nn keeps ``b_hn``
-    inside the reset product, ``r`` multiplies the whole normalised ``gh_n``, its LN shift
-    included.
-
-    Args:
-        gi: normalised input projection ``(N, 3H)``.
-        h: previous hidden state ``(N, H)``.
-        w_hh: ``(3H, H)``; ln_weight_hh: ``(3H,)``; ln_bias_hh: ``(3H,)`` or None.
-        dropout_mask: ``(N, H)`` mask on the ``h`` that enters ``W_hh`` (before LN), or None;
-            the ``h`` carried through ``z`` is not masked.
-
-    Returns:
-        The new hidden state ``(N, H)``.
-    """
-    gh = F.linear(_masked(h, dropout_mask), w_hh)  # (N, 3H)
-    gh = F.layer_norm(gh, gh.shape[-1:], ln_weight_hh, ln_bias_hh, eps)
-    gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
-    gh_r, gh_z, gh_n = gh.chunk(3, dim=-1)
-    r = torch.sigmoid(gi_r + gh_r)
-    z = torch.sigmoid(gi_z + gh_z)
-    n = torch.tanh(gi_n + r * gh_n)
-    return n + z * (h - n)
 
 
 def indrnn_recurrence(

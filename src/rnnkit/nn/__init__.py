@@ -12,8 +12,6 @@ from rnnkit.nn._extended import (
     IndRNNCell,
     JordanCell,
     JordanRNN,
-    LayerNormGRU,
-    LayerNormGRUCell,
 )
 from rnnkit.nn._from_spec import CLASSES, SpecCell
 from rnnkit.nn._interop import quantize_dynamic, to_torch
@@ -39,8 +37,6 @@ __all__ = [
     "JordanCell",
     "JordanRNN",
     "LSTMCell",
-    "LayerNormGRU",
-    "LayerNormGRUCell",
     "MinGRU",
     "MinGRUCell",
     "MinLSTM",

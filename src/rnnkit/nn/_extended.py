@@ -1,4 +1,4 @@
-"""Extended cells: Jordan, layer-normalised GRU, IndRNN.
+"""Extended cells: Jordan, IndRNN.
 
 Each cell is a :class:`rnnkit.nn.RecurrentCell` (``project`` all steps, then ``step`` one at a
 time) whose maths is in :mod:`rnnkit.functional.extended`; each layer is
@@ -32,8 +32,6 @@ from rnnkit.functional.extended import (
     OUTPUT_NONLINEARITIES,
     indrnn_recurrence,
     jordan_recurrence,
-    layer_norm_gru_recurrence,
-    layer_norm_projection,
 )
 from rnnkit.functional.fused import fused_indrnn, fused_jordan
 from rnnkit.nn import _engine
@@ -199,119 +197,6 @@ class JordanCell(_ExtendedCell):
         return text
 
 
-# ----------------------------------------------------------------------------- layer norm
-
-
-class _LayerNormCell(_ExtendedCell):
-    """Parameters shared by the layer-normalised cells (``gates`` blocks of ``H``)."""
-
-    gates: int
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        state_sizes: tuple[int, ...],
-        bias: bool,
-        eps: float,
-        device: Device,
-        dtype: torch.dtype | None,
-    ) -> None:
-        self.eps = check_positive_float("eps", eps)
-        super().__init__(input_size, hidden_size, state_sizes, bias, device, dtype)
-        gate_size = self.gates * hidden_size
-        self._parameter("weight_ih", gate_size, input_size)
-        self._parameter("weight_hh", gate_size, hidden_size)
-        for side in ("ih", "hh"):
-            self._parameter(f"ln_weight_{side}", gate_size)
-            self._parameter(f"ln_bias_{side}", gate_size, enabled=bias)
-
-    def reset_parameters(self) -> None:
-        """``weight_ih``, ``weight_hh`` ~ ``U(-1/sqrt(H), 1/sqrt(H))``; LN gains 1, shifts 0."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for name, weight in self.named_parameters():
-            if name.startswith("ln_weight"):
-                nn.init.ones_(weight)
-            elif name.startswith("ln_bias"):
-                nn.init.zeros_(weight)
-            else:
-                nn.init.uniform_(weight, -bound, bound)
-
-    def project(self, x: Tensor) -> Tensor:
-        """``(L, N, H_in) -> (L, N, G*H)``: ``LN_ih(x W_ih^T)`` for all steps."""
-        return layer_norm_projection(
-            x, self.weight_ih, self.ln_weight_ih, self.ln_bias_ih, self.eps
-        )
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        return text if self.eps == 1e-5 else text + f", eps={self.eps}"
-
-
-class LayerNormGRUCell(_LayerNormCell):
-    r"""GRU cell with layer normalisation (Ba, Kiros & Hinton 2016), torch.nn's GRU otherwise.
-
-    .. math::
-        g^x = \mathrm{LN}_{ih}(W_{ih} x_t), \quad g^h = \mathrm{LN}_{hh}(W_{hh} h_{t-1})
-        \quad \text{(each split into } r, z, n \text{ parts)}
-
-        r = \sigma(g^x_r + g^h_r), \quad z = \sigma(g^x_z + g^h_z), \quad
-        n = \tanh(g^x_n + r \odot g^h_n), \quad h_t = (1 - z) \odot n + z \odot h_{t-1}
-
-    Where LN is applied, exactly: (1) to the input pre-activations ``W_ih x_t``, all ``3H``
-    together, in :meth:`project`; (2) to the recurrent pre-activations ``W_hh h_{t-1}``,
-    all ``3H`` together, separately. As in torch.nn.GRU (where ``b_hn`` sits inside the
-    reset product), ``r`` multiplies the whole normalised recurrent ``n`` part, its LN
-    shift included; the LN shifts take the place of torch.nn's ``b_ih`` and ``b_hh``. The
-    state is not normalised (it is a convex mix of ``tanh`` values already).
-
-    Reference: J. L. Ba, J. R. Kiros and G. E. Hinton, "Layer Normalization",
-    arXiv:1607.06450, 2016; K. Cho et al., "Learning phrase representations using RNN
-    encoder-decoder for statistical machine translation", EMNLP 2014.
-
-    Args:
-        input_size: ``H_in``; hidden_size: ``H``.
-        bias: learn the LN shifts (without, every LN has a gain only).
-        eps: added to the variance in every LN (default ``1e-5``).
-        device, dtype: of the parameters.
-
-    Parameters: ``weight_ih`` ``(3H, H_in)``, ``weight_hh`` ``(3H, H)`` (gate order
-    ``(r, z, n)``, no bias), ``ln_weight_ih``, ``ln_bias_ih``, ``ln_weight_hh``,
-    ``ln_bias_hh`` ``(3H,)``. Initialisation as :class:`LayerNormLSTMCell`.
-
-    Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)``.
-    """
-
-    gates = 3
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        eps: float = 1e-5,
-        *,
-        device: Device = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        super().__init__(input_size, hidden_size, (hidden_size,), bias, eps, device, dtype)
-        self.reset_parameters()
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        weights = (self.weight_hh, self.ln_weight_hh, self.ln_bias_hh)
-        h = layer_norm_gru_recurrence(x_t, state[0], *weights, self.eps, dropout_mask)
-        return (h,)
-
-    def engine_kernel(self) -> _engine.Fused:
-        norms = {
-            "ln_hh": (self.ln_weight_hh, self.ln_bias_hh),
-            "ln_ih": (self.ln_weight_ih, self.ln_bias_ih),
-        }
-        return _engine.gru_kernel(
-            self.project, self.weight_ih, None, self.weight_hh, None, {"eps": self.eps}, **norms
-        )
-
-
 # ----------------------------------------------------------------------------- IndRNN
 
 
@@ -424,16 +309,6 @@ class JordanRNN(CellLayer):
     """
 
     cell = JordanCell
-
-
-class LayerNormGRU(CellLayer):
-    """Layer-normalised GRU layer: :class:`Recurrent` with :class:`LayerNormGRUCell`.
-
-    Options as :class:`Recurrent` (layer) and :class:`LayerNormGRUCell` (``bias``, ``eps``).
-    Output ``(L, N, D * H)``, state ``(h_n,)`` with ``h_n`` ``(D * num_layers, N, H)``.
-    """
-
-    cell = LayerNormGRUCell
 
 
 class IndRNN(CellLayer):

@@ -27,7 +27,6 @@ GATES = {
     "lstm": 4,
     "gru": 3,
     "jordan": 1,
-    "layernorm_gru": 3,
     "indrnn": 1,
     "mingru": 2,
     "minlstm": 3,
@@ -61,12 +60,6 @@ def cell_tensors(
         shapes = {"weight_ih": (hidden, inputs), "weight_yh": (hidden, out)}
         shapes["weight_hy"] = (out, hidden)
         return shapes | ({"bias_ih": (hidden,), "bias_hy": (out,)} if bias else {})
-    if cell == "layernorm_gru":
-        shapes = {"weight_ih": (gates, inputs), "weight_hh": (gates, hidden)}
-        shapes |= {"ln_weight_ih": (gates,), "ln_weight_hh": (gates,)}
-        if bias:
-            shapes |= {"ln_bias_ih": (gates,), "ln_bias_hh": (gates,)}
-        return shapes
     shapes = {"weight_ih": (gates, inputs)}
     if cell in ("indrnn", "mingru", "minlstm"):
         if cell == "indrnn":
@@ -102,11 +95,6 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    if cell == "layernorm_gru":
-        norms = [w["ln_weight_ih"], bias("ln_bias_ih", gates)]
-        norms += [w["ln_weight_hh"], bias("ln_bias_hh", gates)]
-        zeros = np.zeros(gates, dtype)
-        return t("weight_ih"), t("weight_hh"), zeros, *norms, float(options["eps"])
     if cell == "indrnn":
         bound = options.get("recurrent_max_abs")
         u = w["weight_hh"] if bound is None else np.clip(w["weight_hh"], -bound, bound)
@@ -127,7 +115,6 @@ _KERNEL_NAMES = {
     "lstm": "lstm_step",
     "gru": "gru_step",
     "jordan": "jordan_step",
-    "layernorm_gru": "layer_norm_gru_step",
     "indrnn": "indrnn_step",
     "mingru": "min_gru_step",
     "minlstm": "min_gru_step",
