@@ -50,7 +50,6 @@ from rnnkit.nn import (
     LSTM,
     RNN,
     GRUCell,
-    IndRNNCell,
     JordanCell,
     LSTMCell,
     MinGRUCell,
@@ -69,7 +68,6 @@ _CELL_KINDS: dict[type, str] = {
     LSTMCell: "lstm",
     GRUCell: "gru",
     JordanCell: "jordan",
-    IndRNNCell: "indrnn",
     MinGRUCell: "mingru",
     MinLSTMCell: "minlstm",
 }
@@ -510,13 +508,6 @@ def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
 
 
-def _indrnn(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    u = p.weight_hh
-    if p.recurrent_max_abs is not None:
-        u = u.clamp(-p.recurrent_max_abs, p.recurrent_max_abs)
-    return [b.act(b.op("Add", x_t, b.op("Mul", b.weight(u), state[0])), p.nonlinearity)]
-
-
 def _candidate(b: _Builder, k_h: str, positive: bool) -> str:
     """minGRU/minLSTM's candidate: ``k_h``, or the paper's ``g(k_h)`` with ``positive``."""
     if not positive:
@@ -549,7 +540,6 @@ _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
-    "indrnn": _indrnn,
     "mingru": _mingru,
     "minlstm": _minlstm,
     "jordan": _jordan,

@@ -134,8 +134,6 @@ def _cell_options(cell: str, first: nn.Module) -> dict[str, Any]:
             "nonlinearity": first.nonlinearity,
             "output_nonlinearity": first.output_nonlinearity,
         }
-    if cell == "indrnn":
-        return {"nonlinearity": first.nonlinearity, "recurrent_max_abs": first.recurrent_max_abs}
     if cell in ("mingru", "minlstm"):
         return {"positive": first.positive}
     return {}

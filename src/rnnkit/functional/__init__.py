@@ -12,7 +12,6 @@ from rnnkit.functional.cells import (
 )
 from rnnkit.functional.extended import (
     OUTPUT_NONLINEARITIES,
-    indrnn_recurrence,
     jordan_recurrence,
 )
 from rnnkit.functional.fused import engine_blas
@@ -38,7 +37,6 @@ __all__ = [
     "gru_cell",
     "gru_recurrence",
     "in_chunks",
-    "indrnn_recurrence",
     "jordan_recurrence",
     "linear_scan",
     "linear_scan_log",

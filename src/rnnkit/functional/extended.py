@@ -1,4 +1,4 @@
-"""The equations of the extended cells (Jordan, IndRNN), written
+"""The equations of the extended cells (Jordan), written
 once.
 
 As in :mod:`rnnkit.functional.cells`, each cell is split into a state-independent *input
@@ -76,34 +76,3 @@ def jordan_recurrence(
     """
     h = NONLINEARITIES[nonlinearity](gi + F.linear(_masked(y, dropout_mask), w_yh))  # (N, H)
     return OUTPUT_NONLINEARITIES[output_nonlinearity](F.linear(h, w_hy, b_hy))  # (N, O)
-
-
-def indrnn_recurrence(
-    gi: Tensor,
-    h: Tensor,
-    w_hh: Tensor,
-    nonlinearity: str = "relu",
-    recurrent_max_abs: float | None = None,
-    dropout_mask: Tensor | None = None,
-) -> Tensor:
-    """IndRNN step (Li et al. 2018): ``h' = act(gi + u * h)``, ``gi = x @ W_ih.T + b``.
-
-    Each unit sees only its own past through one recurrent weight ``u`` (``w_hh``). With
-    ``recurrent_max_abs = m`` the step uses ``clamp(u, -m, m)``: ``|u| <= m`` bounds how fast
-    a unit's memory can grow (``m**T`` over ``T`` steps), the paper's constraint against
-    exploding gradients.
-
-    Args:
-        gi: input projection ``(N, H)``.
-        h: previous hidden state ``(N, H)``.
-        w_hh: the recurrent weights ``u`` ``(H,)``.
-        nonlinearity: ``"relu"`` or ``"tanh"``.
-        recurrent_max_abs: the bound ``m > 0``, or None for no bound.
-        dropout_mask: ``(N, H)`` mask on the ``h`` that ``u`` multiplies, or None.
-
-    Returns:
-        The new hidden state ``(N, H)``.
-    """
-    if recurrent_max_abs is not None:
-        w_hh = w_hh.clamp(-recurrent_max_abs, recurrent_max_abs)
-    return NONLINEARITIES[nonlinearity](gi + w_hh * _masked(h, dropout_mask))

@@ -8,8 +8,6 @@ from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn._extended import (
     ElmanRNN,
-    IndRNN,
-    IndRNNCell,
     JordanCell,
     JordanRNN,
 )
@@ -30,8 +28,6 @@ __all__ = [
     "ConvEncoder",
     "ElmanRNN",
     "GRUCell",
-    "IndRNN",
-    "IndRNNCell",
     "InputDtypeError",
     "InputError",
     "JordanCell",

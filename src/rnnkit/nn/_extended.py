@@ -1,4 +1,4 @@
-"""Extended cells: Jordan, IndRNN.
+"""Extended cells: Jordan.
 
 Each cell is a :class:`rnnkit.nn.RecurrentCell` (``project`` all steps, then ``step`` one at a
 time) whose maths is in :mod:`rnnkit.functional.extended`; each layer is
@@ -25,15 +25,13 @@ from rnnkit.checks import (
     check_choice,
     check_dtype,
     check_int,
-    check_positive_float,
 )
 from rnnkit.functional import State
 from rnnkit.functional.extended import (
     OUTPUT_NONLINEARITIES,
-    indrnn_recurrence,
     jordan_recurrence,
 )
-from rnnkit.functional.fused import fused_indrnn, fused_jordan
+from rnnkit.functional.fused import fused_jordan
 from rnnkit.nn import _engine
 from rnnkit.nn._cell import RecurrentCell
 from rnnkit.nn._recurrent import CellLayer
@@ -197,99 +195,6 @@ class JordanCell(_ExtendedCell):
         return text
 
 
-# ----------------------------------------------------------------------------- IndRNN
-
-
-class IndRNNCell(_ExtendedCell):
-    r"""Independently recurrent cell (Li et al. 2018): one recurrent weight per unit.
-
-    .. math::
-        h_t = \mathrm{act}(W_{ih} x_t + b_{ih} + u \odot h_{t-1})
-
-    Units interact only through the next layer, so deep stacks (this is what the paper
-    builds) carry the mixing. ``recurrent_max_abs = m`` constrains ``|u| <= m``: every
-    step uses ``clamp(u, -m, m)``, as the paper's reference implementation clips the
-    recurrent weight where it is used. The stored ``weight_hh`` is left as it is (it is not
-    clamped in place), and entries beyond the bound get no gradient while they are there.
-    The paper's guide for ReLU: ``m = 2 ** (1 / T)`` for sequences of ``T`` steps keeps a
-    unit's growth over the sequence within a factor 2.
-
-    Reference: S. Li, W. Li, C. Cook, C. Zhu and Y. Gao, "Independently recurrent neural
-    network (IndRNN): building a longer and deeper RNN", CVPR 2018.
-
-    Args:
-        input_size: ``H_in``; hidden_size: ``H``; bias: use ``b_ih``.
-        nonlinearity: ``act``, ``"relu"`` (the paper's) or ``"tanh"``.
-        recurrent_max_abs: the bound ``m > 0`` on ``|u|``, or None for none.
-        device, dtype: of the parameters.
-
-    Parameters: ``weight_ih`` ``(H, H_in)``, ``bias_ih`` ``(H,)`` (None without ``bias``)
-    and ``weight_hh`` ``(H,)`` (``u``). Initialisation: ``weight_ih`` ~
-    ``U(-1/sqrt(H_in), 1/sqrt(H_in))`` (nn.Linear's fan-in rule: with no recurrent matrix,
-    the input weights set each layer's scale in a deep stack); ``bias_ih`` = 0 (the paper's
-    and reference code's: no ReLU unit starts switched off); ``u`` ~ ``U(0, min(1, m))``
-    (the paper's ``[0, 1]``: every unit starts with a non-growing, non-oscillating memory,
-    inside the bound).
-
-    Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)``.
-    """
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        bias: bool = True,
-        nonlinearity: str = "relu",
-        recurrent_max_abs: float | None = None,
-        *,
-        device: Device = None,
-        dtype: torch.dtype | None = None,
-    ) -> None:
-        self.nonlinearity = check_choice("nonlinearity", nonlinearity, ("relu", "tanh"))
-        self.recurrent_max_abs = (
-            None
-            if recurrent_max_abs is None
-            else check_positive_float("recurrent_max_abs", recurrent_max_abs)
-        )
-        super().__init__(input_size, hidden_size, (hidden_size,), bias, device, dtype)
-        self._parameter("weight_ih", hidden_size, input_size)
-        self._parameter("bias_ih", hidden_size, enabled=bias)
-        self._parameter("weight_hh", hidden_size)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        """See the class docstring."""
-        bound = 1.0 / math.sqrt(self.input_size)
-        nn.init.uniform_(self.weight_ih, -bound, bound)
-        if self.bias_ih is not None:
-            nn.init.zeros_(self.bias_ih)
-        high = 1.0 if self.recurrent_max_abs is None else min(1.0, self.recurrent_max_abs)
-        nn.init.uniform_(self.weight_hh, 0.0, high)
-
-    def project(self, x: Tensor) -> Tensor:
-        """``(L, N, H_in) -> (L, N, H)``: ``x W_ih^T + b_ih`` for all steps."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        options = (self.nonlinearity, self.recurrent_max_abs)
-        h = indrnn_recurrence(x_t, state[0], self.weight_hh, *options, dropout_mask)
-        return (h,)
-
-    def engine_kernel(self) -> _engine.Fused:
-        u, bound = self.weight_hh, self.recurrent_max_abs
-        u = u if bound is None else u.clamp(-bound, bound)
-        kernel = _engine.one_state_kernel(fused_indrnn, u)
-        return _engine.Fused(kernel, {"nonlinearity": self.nonlinearity}, self.project)
-
-    def extra_repr(self) -> str:
-        text = super().extra_repr()
-        if self.nonlinearity != "relu":
-            text += f", nonlinearity={self.nonlinearity!r}"
-        if self.recurrent_max_abs is not None:
-            text += f", recurrent_max_abs={self.recurrent_max_abs}"
-        return text
-
-
 # ----------------------------------------------------------------------------- layers
 
 
@@ -309,20 +214,3 @@ class JordanRNN(CellLayer):
     """
 
     cell = JordanCell
-
-
-class IndRNN(CellLayer):
-    """IndRNN layer: :class:`Recurrent` with :class:`IndRNNCell`.
-
-    Options as :class:`Recurrent` (layer) and :class:`IndRNNCell` (``bias``,
-    ``nonlinearity``, ``recurrent_max_abs``). Output ``(L, N, D * H)``, state ``(h_n,)``
-    with ``h_n`` ``(D * num_layers, N, H)``.
-
-    Example:
-        >>> layer = IndRNN(3, 16, num_layers=4, recurrent_max_abs=2 ** (1 / 100))
-        >>> output, (h_n,) = layer(torch.randn(100, 2, 3))
-        >>> output.shape
-        torch.Size([100, 2, 16])
-    """
-
-    cell = IndRNNCell

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit.nn._base import RecurrentBase
-from rnnkit.nn._extended import IndRNN, JordanRNN
+from rnnkit.nn._extended import JordanRNN
 from rnnkit.nn._from_spec import CLASSES
 from rnnkit.nn._minimal import MinGRU, MinLSTM
 from rnnkit.nn._rnn import GRU, LSTM, RNN
@@ -15,7 +15,6 @@ LAYERS: dict[str, type[RecurrentBase]] = {
     "lstm": LSTM,
     "gru": GRU,
     "jordan": JordanRNN,
-    "indrnn": IndRNN,
     "mingru": MinGRU,
     "minlstm": MinLSTM,
     **{name: layer for name, (_, layer) in CLASSES.items()},  # the cells of rnnkit.cells

@@ -27,7 +27,6 @@ GATES = {
     "lstm": 4,
     "gru": 3,
     "jordan": 1,
-    "indrnn": 1,
     "mingru": 2,
     "minlstm": 3,
 }
@@ -61,9 +60,7 @@ def cell_tensors(
         shapes["weight_hy"] = (out, hidden)
         return shapes | ({"bias_ih": (hidden,), "bias_hy": (out,)} if bias else {})
     shapes = {"weight_ih": (gates, inputs)}
-    if cell in ("indrnn", "mingru", "minlstm"):
-        if cell == "indrnn":
-            shapes["weight_hh"] = (hidden,)
+    if cell in ("mingru", "minlstm"):
         return shapes | ({"bias_ih": (gates,)} if bias else {})
     out = state_sizes(cell, hidden, options)[0]
     shapes["weight_hh"] = (gates, out)
@@ -95,10 +92,6 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    if cell == "indrnn":
-        bound = options.get("recurrent_max_abs")
-        u = w["weight_hh"] if bound is None else np.clip(w["weight_hh"], -bound, bound)
-        return t("weight_ih"), bias("bias_ih", gates), np.ascontiguousarray(u), relu
     if cell in ("mingru", "minlstm"):
         positive = bool(options.get("positive", False))
         return t("weight_ih"), bias("bias_ih", gates), positive, cell == "minlstm"
@@ -115,7 +108,6 @@ _KERNEL_NAMES = {
     "lstm": "lstm_step",
     "gru": "gru_step",
     "jordan": "jordan_step",
-    "indrnn": "indrnn_step",
     "mingru": "min_gru_step",
     "minlstm": "min_gru_step",
 }
@@ -129,6 +121,7 @@ if _kernels.NUMBA is not None:
         T=lambda a: np.ascontiguousarray(a.T),
         zeros=lambda size: np.zeros(size, np.float32),
         or_zeros=lambda a, size: np.zeros(size, np.float32) if a is None else a,
+        clip=np.clip,
     )
 
 
