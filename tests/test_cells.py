@@ -47,9 +47,9 @@ def test_the_registry_reads_the_package():
 @pytest.mark.parametrize("name", NAMES)
 def test_each_cell_is_a_layer_a_cell_a_task_choice_and_a_runtime_cell(name):
     spec = CELLS[name]
-    layer, cell = getattr(nn, spec.layer), getattr(nn, spec.layer + "Cell")
+    layer, cell = getattr(nn, spec.layer), getattr(nn, spec.cell_name)
     assert nn.LAYERS[name] is layer and layer.cell is cell
-    assert {spec.layer, spec.layer + "Cell"} <= set(nn.__all__)
+    assert {spec.layer, spec.cell_name} <= set(nn.__all__)
     assert name in rt.CELLS
     assert ForecasterConfig(cell=name).cell == name
     assert cell.__doc__ == spec.doc

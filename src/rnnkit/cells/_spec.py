@@ -130,7 +130,9 @@ class CellSpec:
 
     Attributes:
         name: the registry key, the ``cell=`` of the tasks and ``--cell`` of the CLI.
-        layer: the layer's class name in :mod:`rnnkit.nn` (the cell's is ``layer + "Cell"``).
+        layer: the layer's class name in :mod:`rnnkit.nn`.
+        cell_class: the cell's class name there, when it is not ``layer + "Cell"`` (see
+            :attr:`cell_name`).
         doc: the cell's docstring: its equations, reference, parameters and shapes.
         state: the names of the state tensors; the first is the output.
         parameters: ``(input_size, hidden_size, bias, options) -> {name: Param or None}``
@@ -161,6 +163,12 @@ class CellSpec:
     layer_norm: Callable[[dict[str, Any]], bool] = lambda options: False
     engine_kernel: Callable[[Any, Any], Any] | None = None
     runtime_kernel: Callable[[Any, Any], tuple[Callable[..., None], tuple]] | None = None
+    cell_class: str | None = None
+
+    @property
+    def cell_name(self) -> str:
+        """The cell's class name in :mod:`rnnkit.nn` (e.g. ``SRUCell``)."""
+        return self.cell_class or self.layer + "Cell"
 
     def check_options(self, given: dict[str, Any], hidden_size: int) -> dict[str, Any]:
         """Every option, its default where not given; a one-line :class:`OptionError` for an

@@ -50,7 +50,6 @@ from rnnkit.nn import (
     LSTM,
     RNN,
     GRUCell,
-    JordanCell,
     LSTMCell,
     MinGRUCell,
     MinLSTMCell,
@@ -67,7 +66,6 @@ _CELL_KINDS: dict[type, str] = {
     RNNCell: "rnn",
     LSTMCell: "lstm",
     GRUCell: "gru",
-    JordanCell: "jordan",
     MinGRUCell: "mingru",
     MinLSTMCell: "minlstm",
 }
@@ -531,16 +529,10 @@ def _minlstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     return [b.lerp(state[0], _candidate(b, k_h, p.positive), z)]
 
 
-def _jordan(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    hidden = b.act(b.op("Add", x_t, b.linear(state[0], p.weight_yh)), p.nonlinearity)
-    return [b.act(b.linear(hidden, p.weight_hy, p.bias_hy), p.output_nonlinearity)]
-
-
 _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
     "mingru": _mingru,
     "minlstm": _minlstm,
-    "jordan": _jordan,
 }

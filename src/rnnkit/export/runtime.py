@@ -128,12 +128,6 @@ def _layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarr
 def _cell_options(cell: str, first: nn.Module) -> dict[str, Any]:
     if isinstance(first, SpecCell):
         return dict(first.options)
-    if cell == "jordan":
-        return {
-            "output_size": first.state_sizes[0],
-            "nonlinearity": first.nonlinearity,
-            "output_nonlinearity": first.output_nonlinearity,
-        }
     if cell in ("mingru", "minlstm"):
         return {"positive": first.positive}
     return {}

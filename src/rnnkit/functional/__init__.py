@@ -10,10 +10,6 @@ from rnnkit.functional.cells import (
     rnn_cell,
     rnn_recurrence,
 )
-from rnnkit.functional.extended import (
-    OUTPUT_NONLINEARITIES,
-    jordan_recurrence,
-)
 from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
     linear_scan,
@@ -29,7 +25,6 @@ from rnnkit.functional.scan import Projection, State, Step, in_chunks, scan
 
 __all__ = [
     "NONLINEARITIES",
-    "OUTPUT_NONLINEARITIES",
     "Projection",
     "State",
     "Step",
@@ -37,7 +32,6 @@ __all__ = [
     "gru_cell",
     "gru_recurrence",
     "in_chunks",
-    "jordan_recurrence",
     "linear_scan",
     "linear_scan_log",
     "lstm_cell",

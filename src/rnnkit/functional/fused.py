@@ -795,7 +795,8 @@ def fused_lstm(
     ``a = gi + LN_hh(h W_hh^T)`` (or ``gi + h W_hh^T + b_hh``); with peepholes
     ``i = sigmoid(a_i + w_ci c)``, ``f = sigmoid(a_f + w_cf c)``, ``o = sigmoid(a_o + w_co c')``;
     ``c' = f c + i tanh(a_g)``; ``h' = o tanh(LN_c(c'))`` (or ``o tanh(c')``), as in
-    :mod:`rnnkit.functional.cells` and :mod:`rnnkit.functional.extended`.
+    :mod:`rnnkit.functional.cells` and the steps of :mod:`rnnkit.cells`' ``peephole_lstm``
+    and ``layernorm_lstm``.
 
     Args:
         gi: input projections of all steps ``(L, N, 4H)``.
@@ -1059,7 +1060,7 @@ def fused_gru(
     ``g = LN_hh(h W_hh^T)`` (or ``h W_hh^T + b_hh``) split into ``(r, z, n)`` parts;
     ``r = sigmoid(gi_r + g_r)``, ``z = sigmoid(gi_z + g_z)``, ``n = tanh(gi_n + r g_n)``,
     ``h' = n + z (h - n)``, as in :func:`rnnkit.functional.gru_recurrence` and
-    :func:`rnnkit.functional.layer_norm_gru_recurrence`.
+    the step of :mod:`rnnkit.cells`' ``layernorm_gru``.
 
     Args:
         gi: input projections of all steps ``(L, N, 3H)``.
@@ -1198,8 +1199,8 @@ def fused_indrnn(
     keep: Tensor | None = None,
     options: Options | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """A whole IndRNN recurrence, ``h' = act(gi + u h)``, as
-    :func:`rnnkit.functional.indrnn_recurrence`.
+    """A whole IndRNN recurrence, ``h' = act(gi + u h)``, as the
+    step of :mod:`rnnkit.cells`' ``indrnn``.
 
     Args:
         gi: input projections of all steps ``(L, N, H)``.
@@ -1313,7 +1314,7 @@ def fused_jordan(
     keep: Tensor | None = None,
     options: Options | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """A whole Jordan recurrence (:func:`rnnkit.functional.jordan_recurrence`):
+    """A whole Jordan recurrence (the step of :mod:`rnnkit.cells`' ``jordan``):
     ``h = act(gi + y W_yh^T)``, ``y' = out_act(h W_hy^T + b_hy)``.
 
     Args:

@@ -6,11 +6,7 @@ from rnnkit.checks import InputDtypeError, InputError
 from rnnkit.nn._base import BACKENDS, RecurrentBase
 from rnnkit.nn._cell import Recurrence, RecurrentCell
 from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.nn._extended import (
-    ElmanRNN,
-    JordanCell,
-    JordanRNN,
-)
+from rnnkit.nn._extended import ElmanRNN
 from rnnkit.nn._from_spec import CLASSES, SpecCell
 from rnnkit.nn._interop import quantize_dynamic, to_torch
 from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
@@ -30,8 +26,6 @@ __all__ = [
     "GRUCell",
     "InputDtypeError",
     "InputError",
-    "JordanCell",
-    "JordanRNN",
     "LSTMCell",
     "MinGRU",
     "MinGRUCell",
@@ -49,7 +43,7 @@ __all__ = [
     "to_torch",
 ]
 
-# The cells written once in rnnkit.cells: SRU and SRUCell, LiGRU and LiGRUCell, ...
+# The cells written once in rnnkit.cells: PeepholeLSTM and PeepholeLSTMCell, SRU and SRUCell, ...
 for _cell, _layer in CLASSES.values():
     globals().update({_cell.__name__: _cell, _layer.__name__: _layer})
     __all__ += [_cell.__name__, _layer.__name__]

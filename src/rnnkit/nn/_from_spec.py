@@ -180,12 +180,12 @@ def _signature(spec: CellSpec) -> inspect.Signature:
 
 def _classes(spec: CellSpec) -> tuple[type[SpecCell], type[CellLayer]]:
     cell = type(
-        f"{spec.layer}Cell",
+        spec.cell_name,
         (SpecCell,),
         {"spec": spec, "__doc__": spec.doc, "__module__": "rnnkit.nn"},
     )
     layer_doc = (
-        f"{spec.layer} layer: :class:`Recurrent` with :class:`{spec.layer}Cell`.\n\n"
+        f"{spec.layer} layer: :class:`Recurrent` with :class:`{spec.cell_name}`.\n\n"
         f"Layer options (``num_layers``, ``bidirectional``, ``lengths=``, ...) are "
         f":class:`Recurrent`'s; the cell options (``bias``"
         f"{''.join(f', ``{name}``' for name in spec.options)}) are the cell's. Output "

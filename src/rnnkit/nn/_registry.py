@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from rnnkit.nn._base import RecurrentBase
-from rnnkit.nn._extended import JordanRNN
 from rnnkit.nn._from_spec import CLASSES
 from rnnkit.nn._minimal import MinGRU, MinLSTM
 from rnnkit.nn._rnn import GRU, LSTM, RNN
@@ -14,7 +13,6 @@ LAYERS: dict[str, type[RecurrentBase]] = {
     "rnn": RNN,
     "lstm": LSTM,
     "gru": GRU,
-    "jordan": JordanRNN,
     "mingru": MinGRU,
     "minlstm": MinLSTM,
     **{name: layer for name, (_, layer) in CLASSES.items()},  # the cells of rnnkit.cells

@@ -28,8 +28,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-# Output non-linearities of the Jordan cell, by code (a kernel argument must be a number).
-OUTPUT_ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "softmax")
 _F32 = np.float32
 
 # ------------------------------------------------------------------- NumPy primitives

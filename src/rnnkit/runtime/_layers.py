@@ -26,7 +26,6 @@ GATES = {
     "rnn": 1,
     "lstm": 4,
     "gru": 3,
-    "jordan": 1,
     "mingru": 2,
     "minlstm": 3,
 }
@@ -38,11 +37,10 @@ DTYPES = ("float32", "float64")
 def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, ...]:
     """``(S_0, ...)``: the widths of a cell's state tensors."""
     if cell in WRITTEN_ONCE:
-        return WRITTEN_ONCE[cell].state_sizes(hidden, options)
+        spec = WRITTEN_ONCE[cell]
+        return spec.state_sizes(hidden, spec.check_options(options, hidden))
     if cell == "lstm":
         return (options.get("proj_size") or hidden, hidden)
-    if cell == "jordan":
-        return (options["output_size"],)
     return (hidden,)
 
 
@@ -51,14 +49,10 @@ def cell_tensors(
 ) -> dict[str, tuple[int, ...]]:
     """Names and shapes of one recurrence's tensors (torch's parameter names and layouts)."""
     if cell in WRITTEN_ONCE:
-        params = WRITTEN_ONCE[cell].parameters(inputs, hidden, bias, options)
+        spec = WRITTEN_ONCE[cell]
+        params = spec.parameters(inputs, hidden, bias, spec.check_options(options, hidden))
         return {name: param.shape for name, param in params.items() if param is not None}
     gates = GATES[cell] * hidden
-    if cell == "jordan":
-        out = options["output_size"]
-        shapes = {"weight_ih": (hidden, inputs), "weight_yh": (hidden, out)}
-        shapes["weight_hy"] = (out, hidden)
-        return shapes | ({"bias_ih": (hidden,), "bias_hy": (out,)} if bias else {})
     shapes = {"weight_ih": (gates, inputs)}
     if cell in ("mingru", "minlstm"):
         return shapes | ({"bias_ih": (gates,)} if bias else {})
@@ -92,22 +86,14 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    if cell in ("mingru", "minlstm"):
-        positive = bool(options.get("positive", False))
-        return t("weight_ih"), bias("bias_ih", gates), positive, cell == "minlstm"
-    out = options["output_size"]
-    code = _kernels.OUTPUT_ACTIVATIONS.index(options["output_nonlinearity"])
-    return (
-        t("weight_ih"), bias("bias_ih", hidden), t("weight_yh"), t("weight_hy"),
-        bias("bias_hy", out), relu, code,
-    )  # fmt: skip
+    positive = bool(options.get("positive", False))  # minGRU, minLSTM
+    return t("weight_ih"), bias("bias_ih", gates), positive, cell == "minlstm"
 
 
 _KERNEL_NAMES = {
     "rnn": "rnn_step",
     "lstm": "lstm_step",
     "gru": "gru_step",
-    "jordan": "jordan_step",
     "mingru": "min_gru_step",
     "minlstm": "min_gru_step",
 }
