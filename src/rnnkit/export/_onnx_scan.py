@@ -1,8 +1,8 @@
 """Recurrent layers that ONNX has no operator for, exported as ``Scan`` loops.
 
 :func:`rnnkit.export.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
-``LSTM`` and ``GRU`` operators cannot express: the extended layers (Jordan, layer-normalised
-LSTM/GRU, IndRNN, MinGRU, MinLSTM, the cells of :mod:`rnnkit.cells`) and RNN/LSTM/GRU with
+``LSTM`` and ``GRU`` operators cannot express: the cells of :mod:`rnnkit.cells` (their
+bodies written by their own steps, on :class:`_Ops`), MinGRU, MinLSTM, and RNN/LSTM/GRU with
 ``zoneout``, ``fused=False`` or ``proj_size``.
 
 How, in two passes:

@@ -43,7 +43,7 @@ __all__ = [
     "to_torch",
 ]
 
-# The cells written once in rnnkit.cells: PeepholeLSTM and PeepholeLSTMCell, SRU and SRUCell, ...
+# The cells written once in rnnkit.cells: SRU and SRUCell, LiGRU and LiGRUCell, ...
 for _cell, _layer in CLASSES.values():
     globals().update({_cell.__name__: _cell, _layer.__name__: _layer})
     __all__ += [_cell.__name__, _layer.__name__]

@@ -1,9 +1,8 @@
 """The base of the cells of :mod:`rnnkit.cells` in torch, and the Elman network's name.
 
-The extended cells (Jordan, peephole and layer-normalised LSTM/GRU, IndRNN) are written once
-in :mod:`rnnkit.cells`, each in its own module; :mod:`rnnkit.nn._from_spec` makes their
-classes on :class:`_ExtendedCell`. :data:`ElmanRNN` is :class:`rnnkit.nn.RNN`, the Elman
-network (Elman 1990).
+The extended cells are written once in :mod:`rnnkit.cells`, each in its own module;
+:mod:`rnnkit.nn._from_spec` makes their classes on :class:`_ExtendedCell`. :data:`ElmanRNN`
+is :class:`rnnkit.nn.RNN`, the Elman network (Elman 1990).
 
 Shape letters: ``N`` batch, ``H_in`` input features, ``S_k`` the width of state tensor ``k``.
 """
