@@ -30,6 +30,7 @@ log = logging.getLogger("mkdocs.plugins.rnnkit")
 # Pages being written in other branches of work: in the nav once the file exists, left out
 # (silently) before, so the nav can hold their place.
 OPTIONAL_PAGES = {"cells.md", "classifying.md"}
+CELLS_MARKER = "<!-- cells written once -->"
 
 
 def included_files(docs: Path = DOCS) -> dict[str, str]:
@@ -107,5 +108,29 @@ def on_config(config):
     return config
 
 
+def written_once(markdown: str) -> str:
+    """``markdown`` with the line ``<!-- cells written once -->`` replaced by an entry for each
+    cell class :mod:`rnnkit.nn` makes from a module of :mod:`rnnkit.cells` at import: its
+    signature, its layer and its docstring. Only an import finds these classes; griffe,
+    which reads the source, does not."""
+    if CELLS_MARKER not in markdown:
+        return markdown
+    import inspect
+
+    import rnnkit.nn
+    from rnnkit.cells import CELLS
+
+    entries = []
+    for spec in CELLS.values():
+        cell = getattr(rnnkit.nn, spec.cell_name)
+        entries.append(
+            f"### `rnnkit.nn.{spec.cell_name}`\n\n"
+            f"`{spec.cell_name}{inspect.signature(cell)}`; its layer is "
+            f"`rnnkit.nn.{spec.layer}` (`Recurrent` with this cell, the cell's options "
+            f"passed on), its name `{spec.name}`.\n\n```text\n{inspect.cleandoc(spec.doc)}\n```\n"
+        )
+    return markdown.replace(CELLS_MARKER, "\n".join(entries))
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    return expand(page.file.src_uri, markdown)
+    return written_once(expand(page.file.src_uri, markdown))
