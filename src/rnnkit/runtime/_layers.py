@@ -100,7 +100,7 @@ _KERNEL_NAMES = {
 
 
 #: What the cells' ``runtime_kernel`` hooks build from (see :mod:`rnnkit.cells._spec`).
-_COMPILED = None
+_COMPILED: SimpleNamespace | None = None
 if _kernels.NUMBA is not None:
     _COMPILED = SimpleNamespace(
         **_kernels.NUMBA,
