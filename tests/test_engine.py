@@ -231,25 +231,64 @@ def test_numba_products_of_both_kinds_equal_reference(name: str, loop: str) -> N
         assert float(torch.linalg.norm(a - b)) <= 1e-10 * float(torch.linalg.norm(b))
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["x @ w", "x @ w^T"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_step_product_equals_numpy(dtype: type) -> None:
-    """``_dot`` against NumPy in float64, on both sides of ``tuning.LOOP_PRODUCT_ROWS``, for
-    operands whose rows lie apart in a larger array (a batch's first rows, a step's slice) and
-    for an empty inner size (a product of zeros)."""
+def test_step_product_equals_numpy(dtype: type, transposed: bool) -> None:
+    """``_dot`` and ``_dot_t`` (``w`` ``(N, K)`` read as it lies, as the loops read ``W_hh``)
+    against NumPy in float64, on both sides of ``tuning.LOOP_PRODUCT_ROWS``, for operands whose
+    rows lie apart in a larger array (a batch's first rows, a step's slice, a weight's block)
+    and for an empty inner size (a product of zeros)."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
     rng, rtol = np.random.default_rng(0), 1e-12 if dtype == np.float64 else 1e-5
+    product = fused._fused_numba._dot_t if transposed else fused._fused_numba._dot
     for rows, inner, cols in ((1, 7, 5), (2, 64, 256), (3, 4, 5), (40, 300, 1000), (5, 0, 3)):
         x = rng.standard_normal((rows + 2, inner + 3)).astype(dtype)[1:-1, 2 : 2 + inner]
         w = rng.standard_normal((inner, cols)).astype(dtype)
+        given = w.T.copy() if transposed else w  # (N, K) or (K, N)
+        laid_out = np.zeros((given.shape[0], given.shape[1] + 3), dtype)  # rows apart
+        laid_out[:, 1 : 1 + given.shape[1]] = given
         out = np.full((rows + 1, cols + 2), np.nan, dtype)
-        fused._fused_numba._dot(x, w, out[:rows, 1 : 1 + cols])
+        product(x, laid_out[:, 1 : 1 + given.shape[1]], out[:rows, 1 : 1 + cols])
         expected = x.astype(np.float64) @ w.astype(np.float64)
         np.testing.assert_allclose(out[:rows, 1 : 1 + cols], expected, rtol=rtol, atol=rtol * 10)
         assert np.isnan(out[rows:]).all() and np.isnan(out[:, [0, -1]]).all()
     empty, out = np.empty((3, 0), dtype), np.full((3, 4), np.nan, dtype)  # rows of stride 0
-    fused._fused_numba._dot(empty, np.empty((0, 4), dtype), out)
+    product(empty, np.empty((4, 0) if transposed else (0, 4), dtype), out)
     assert (out == 0).all()
+
+
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "GRU", "LayerNormGRU",
+                                  "Jordan-softmax"])  # fmt: skip
+@pytest.mark.parametrize(
+    "batch",
+    [1, tuning.LOOP_PRODUCT_ROWS, tuning.LOOP_PRODUCT_ROWS + 1, tuning.LOOP_PROJECTION_BATCH + 1],
+)
+def test_the_loops_read_the_weights_as_the_layer_holds_them(
+    name: str, loop: str, batch: int
+) -> None:
+    """The loops take ``W_hh`` ``(G, H)``, ``W_ih`` ``(G, H_in)`` (inference) and Jordan's
+    ``W_yh``, ``W_hy`` as the layer holds them, multiplying by their transposes in the
+    engine's own loop up to ``tuning.LOOP_PRODUCT_ROWS`` rows and in BLAS above (inference
+    projects in the loop from ``tuning.LOOP_PROJECTION_BATCH`` rows). Every size differs from
+    every other (``H_in`` 3, ``H`` 7, ``G`` 28 or 21, Jordan's output 3 against 7, a second
+    layer's input 14), so a weight read in the wrong layout breaks the match with the reference
+    path in float64: outputs, final states and every gradient in training, outputs and states
+    in inference."""
+    assert tuning.LOOP_PRODUCT_ROWS + 1 < tuning.LOOP_PROJECTION_BATCH
+    layer = make(name, 3, 7, "train-regularised", torch.float64)
+    x = torch.randn(5, batch, 3, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))
+    fast = leaves(run(layer, x, hx, None, True))
+    slow = leaves(run(layer, x, hx, None, False))
+    layer.eval()
+    with torch.no_grad():
+        fast += torch.utils._pytree.tree_leaves(layer(x, hx))
+        with reference(layer):
+            slow += torch.utils._pytree.tree_leaves(layer(x, hx))
+    for a, b in zip(fast, slow, strict=True):
+        assert norm(a - b) <= 1e-10 * norm(b)
 
 
 def test_the_loops_call_torchs_own_blas() -> None:
