@@ -15,6 +15,7 @@ import ctypes
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -256,6 +257,57 @@ def test_step_product_equals_numpy(dtype: type, transposed: bool) -> None:
     empty, out = np.empty((3, 0), dtype), np.full((3, 4), np.nan, dtype)  # rows of stride 0
     product(empty, np.empty((4, 0) if transposed else (0, 4), dtype), out)
     assert (out == 0).all()
+
+
+def mkl_threads() -> int:
+    """The threads torch's MKL would start for a call from this thread."""
+    library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    return library.MKL_Get_Max_Threads()
+
+
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LayerNormLSTM", "PeepholeLSTM", "GRU", "LayerNormGRU",
+                                  "IndRNN-relu", "Jordan-softmax"])  # fmt: skip
+@pytest.mark.parametrize("mode", ["eval-zoneout", "train-regularised"])
+def test_the_two_directions_side_by_side_equal_reference(
+    name: str, loop: str, mode: str, monkeypatch
+) -> None:
+    """With two torch threads a bidirectional layer runs its two directions at once, the
+    backward one in the engine's worker thread, each with torch's MKL held to one thread while
+    its loop runs, and the caller's thread gets its MKL setting back. Outputs, final states and
+    every gradient still equal the reference path's in float64, with lengths and the random
+    regularisers drawn in the reference path's order, and a second run gives the same bits."""
+    if not fused._gemm.LOCAL_THREADS:
+        pytest.skip("torch's BLAS is not MKL: the directions run one after the other")
+    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_WORK", 0)
+    seen: list[tuple[str, int]] = []
+    for kernel in [k for k in dir(fused._fused_numba) if k.endswith(("_forward", "_backward"))]:
+        if not kernel.startswith("_"):
+            loop_function = getattr(fused._fused_numba, kernel)
+
+            def spy(*args, loop_function=loop_function) -> None:
+                seen.append((threading.current_thread().name, mkl_threads()))
+                loop_function(*args)
+
+            monkeypatch.setattr(fused._fused_numba, kernel, spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer = make(name, 3, 7, mode, torch.float64)
+        x = torch.randn(6, 4, 3, dtype=torch.float64, requires_grad=True)
+        hx = tuple(s.requires_grad_() for s in initial_state(layer, 4, torch.float64))
+        lengths = torch.tensor([6, 2, 0, 5])
+        fast, again = (leaves(run(layer, x, hx, lengths, True)) for _ in range(2))
+        assert mkl_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    slow = leaves(run(layer, x, hx, lengths, False))
+    forward_loops = [entry for entry in seen if entry[0] != threading.current_thread().name]
+    assert forward_loops and all(threads == 1 for _, threads in forward_loops)
+    assert all(thread.startswith("rnnkit-engine") for thread, _ in forward_loops)
+    for a, b, c in zip(fast, slow, again, strict=True):
+        assert norm(a - b) <= 1e-10 * norm(b)
+        assert torch.equal(a, c)
 
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)

@@ -192,7 +192,7 @@ def _recurrent_input(states, prev, mask, use_mask, b, out):
 IN_ACT, COPY, PROJECT = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                  ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
                  rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
@@ -291,7 +291,7 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
                              cs[c_next, n])  # fmt: skip
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def recurrent_products(hs, w, mask, rows, reverse, use_mask, out):
     """``out[t]`` = what entered the recurrent weights at step ``t`` times ``W^T`` (``w``
     ``(G, H)``), by the same products as :func:`lstm_forward`'s (so bit for bit the ``gh``
@@ -325,7 +325,7 @@ def _norm_backward(dy, x, mean, rstd, weight, out, d_weight, d_bias):
         out[j] = rstd * (dy[j] * weight[j] - m1 - (x[j] - mean) * rstd * m2)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
                   d_ln_w_hh,
                   d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih, stats_ih,
@@ -492,7 +492,7 @@ def _zoneout_row_backward(grad, keep, rate, zoned, use_keep, d_new, d_old):
             d_new[j], d_old[j] = grad[j] * (one - rate), grad[j] * rate
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
                 bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
                 ln, project, ln_ih, exact):  # fmt: skip
@@ -561,7 +561,7 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
             _zoneout_row(hs[prev, n], h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh,
                  hs, mask, keep, rate, rows, reverse, zoned, use_mask, use_keep,
                  ln):  # fmt: skip
@@ -618,7 +618,7 @@ def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_
                 dh[n, j] = dm + rest[n, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_mask, use_keep,
                    kind, exact):  # fmt: skip
     """Fill ``h_new`` (``act(gi + u h)`` before zoneout) and the states; ``um`` ``(N, H)``
@@ -640,7 +640,7 @@ def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_
             _zoneout_row(h, h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zoned, use_mask,
                     use_keep, kind):  # fmt: skip
     """Fill ``d_act`` (d pre-activations = d gi); ``dh`` ends as d h0."""
@@ -670,7 +670,7 @@ def _indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zon
                 dh[n, j] = da[j] * u[j] + rest[j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                    zoned, use_mask, use_keep, kind, out_kind, exact):  # fmt: skip
     """Fill ``hid`` (the hidden layer), ``y_new`` (the output before zoneout) and the states;
@@ -712,7 +712,7 @@ def _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, 
             _zoneout_row(ys[prev, n], y_t[n], keep_t, rate, zoned, use_keep, ys[new, n])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows,
                     reverse, zoned, use_mask, use_keep, kind, out_kind):  # fmt: skip
     """Fill ``d_act`` (d hidden pre-activations = d gi) and ``d_z`` (d output

@@ -18,10 +18,12 @@ an address that changes from process to process). numba's cache does not notice 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -85,6 +87,36 @@ def _bind() -> str:
 #: The library whose BLAS the compiled loops call: ``"torch"`` (its threads follow
 #: ``torch.set_num_threads``) or ``"scipy"`` (the caller holds it to one thread).
 SOURCE = _bind()
+
+
+def _local_thread_setter() -> Callable[[int], int] | None:
+    """MKL's ``MKL_Set_Num_Threads_Local`` from torch's library, where the loops call torch's
+    BLAS and it is MKL: the calling thread's own cap on MKL's threads (0: the global setting),
+    returning the cap it replaces. (The lower-case ``mkl_set_num_threads_local`` is the Fortran
+    interface, which takes the number by address.)"""
+    library = _torch_library() if SOURCE == "torch" else None
+    setter = getattr(library, "MKL_Set_Num_Threads_Local", None)
+    if setter is not None:
+        setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+    return setter
+
+
+_SET_LOCAL_THREADS = _local_thread_setter()
+
+#: Whether :func:`one_thread_here` can hold the loops' BLAS to one thread in one thread only.
+LOCAL_THREADS = _SET_LOCAL_THREADS is not None
+
+
+@contextlib.contextmanager
+def one_thread_here() -> Iterator[None]:
+    """Inside, torch's MKL runs one thread when called from this thread (other threads keep
+    their setting): loops that run side by side, each on a core of its own, must not each
+    start ``torch.get_num_threads()`` more. Requires :data:`LOCAL_THREADS`."""
+    previous = _SET_LOCAL_THREADS(1)
+    try:
+        yield
+    finally:
+        _SET_LOCAL_THREADS(previous)
 
 
 def describe() -> str:

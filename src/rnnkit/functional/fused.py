@@ -41,6 +41,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -337,6 +338,43 @@ def _run(loop: Callable[..., None], *args: Any) -> None:
     """Run a numba loop with one BLAS thread."""
     with single_threaded_blas():
         loop(*args)
+
+
+def side_by_side(x: Tensor, width: int) -> bool:
+    """Whether the two directions of a bidirectional layer over ``x`` ``(L, N, H_in)`` with
+    states ``width`` wide run at once, one in a worker thread (:func:`side_by_side_run`):
+    where torch has two threads or more, the numba loops run (they release the GIL), torch's
+    MKL can be held to one thread per loop, and ``L N width^2`` reaches
+    ``tuning.SIDE_BY_SIDE_WORK``."""
+    return (
+        torch.get_num_threads() >= 2
+        and x.shape[0] * x.shape[1] * width * width >= tuning.SIDE_BY_SIDE_WORK
+        and _use_numba(x)
+        and _gemm.LOCAL_THREADS
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    """The one thread that runs a recurrence beside the caller's (see :func:`side_by_side`)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-engine")
+
+
+def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple[Any, Future]:
+    """Run ``there()`` in the engine's worker thread, under the caller's grad and inference
+    modes (torch keeps both per thread), while ``here()`` runs in the calling thread, each with
+    torch's MKL held to one thread (:func:`side_by_side`). Returns ``here()``'s result and the
+    future of ``there()``'s."""
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def call() -> Any:
+        with torch.set_grad_enabled(grad), torch.inference_mode(inference), _gemm.one_thread_here():
+            return there()
+
+    future = _worker().submit(call)
+    with _gemm.one_thread_here():
+        return here(), future
 
 
 def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:

@@ -22,3 +22,8 @@ CHUNK_BYTES = 2**21
 #: Products of a step with up to this many rows run as a loop of the engine's own; larger
 #: ones call torch's BLAS, whose fixed cost per call is more than the loop's work below it.
 LOOP_PRODUCT_ROWS = 2
+
+#: With two torch threads or more, the two directions of a bidirectional layer run at once,
+#: each on a thread of its own, where steps x batch x state width^2 reaches this: below it a
+#: direction's loop is shorter than the handing over (the threads take turns on the GIL).
+SIDE_BY_SIDE_WORK = 10**6
