@@ -279,7 +279,7 @@ def test_the_two_directions_side_by_side_equal_reference(
     regularisers drawn in the reference path's order, and a second run gives the same bits."""
     if not fused._gemm.LOCAL_THREADS:
         pytest.skip("torch's BLAS is not MKL: the directions run one after the other")
-    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_WORK", 0)
+    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
     seen: list[tuple[str, int]] = []
     for kernel in [k for k in dir(fused._fused_numba) if k.endswith(("_forward", "_backward"))]:
         if not kernel.startswith("_"):

@@ -340,15 +340,14 @@ def _run(loop: Callable[..., None], *args: Any) -> None:
         loop(*args)
 
 
-def side_by_side(x: Tensor, width: int) -> bool:
-    """Whether the two directions of a bidirectional layer over ``x`` ``(L, N, H_in)`` with
-    states ``width`` wide run at once, one in a worker thread (:func:`side_by_side_run`):
-    where torch has two threads or more, the numba loops run (they release the GIL), torch's
-    MKL can be held to one thread per loop, and ``L N width^2`` reaches
-    ``tuning.SIDE_BY_SIDE_WORK``."""
+def side_by_side(x: Tensor) -> bool:
+    """Whether the two directions of a bidirectional layer over ``x`` ``(L, N, H_in)`` run at
+    once, one in a worker thread (:func:`side_by_side_run`): where torch has two threads or
+    more, ``N`` reaches ``tuning.SIDE_BY_SIDE_BATCH``, the numba loops run (they release the
+    GIL) and torch's MKL can be held to one thread per loop."""
     return (
         torch.get_num_threads() >= 2
-        and x.shape[0] * x.shape[1] * width * width >= tuning.SIDE_BY_SIDE_WORK
+        and x.shape[1] >= tuning.SIDE_BY_SIDE_BATCH
         and _use_numba(x)
         and _gemm.LOCAL_THREADS
         and not torch.is_autocast_enabled("cpu")

@@ -24,6 +24,6 @@ CHUNK_BYTES = 2**21
 LOOP_PRODUCT_ROWS = 2
 
 #: With two torch threads or more, the two directions of a bidirectional layer run at once,
-#: each on a thread of its own, where steps x batch x state width^2 reaches this: below it a
-#: direction's loop is shorter than the handing over (the threads take turns on the GIL).
-SIDE_BY_SIDE_WORK = 10**6
+#: each on a thread of its own, from this batch up: there they took 0.25-0.8x the time of one
+#: after the other; at one or two rows the loops are too light to gain on a loaded machine.
+SIDE_BY_SIDE_BATCH = 4

@@ -219,7 +219,7 @@ def run(
     # while this thread runs the forward one: both start at the forward direction's turn
     # (draws in the reference path's order first), the backward one's turn collects it.
     pending: dict[int, Future[RunResult]] = {}
-    both = layer.num_directions == 2 and side_by_side(x, max(layer.state_sizes))
+    both = layer.num_directions == 2 and side_by_side(x)
 
     def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
         if not both:
