@@ -8,7 +8,9 @@ through its ``engine_kernel()`` (built with :func:`lstm_kernel`, :func:`gru_kern
 recurrence has none (or a subclass changed the maths it was written for, see
 :func:`computes`), :func:`run` returns None and the layer takes the reference path.
 Inference (no gradient, no lengths) runs the LSTM and GRU families from the raw inputs
-(:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps.
+(:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps. With two
+torch threads or more a bidirectional layer runs its two directions at once
+(:func:`rnnkit.functional.fused.side_by_side`).
 """
 
 from __future__ import annotations
