@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import multiprocessing
 import os
 import subprocess
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -308,6 +310,40 @@ def test_the_two_directions_side_by_side_equal_reference(
     for a, b, c in zip(fast, slow, again, strict=True):
         assert norm(a - b) <= 1e-10 * norm(b)
         assert torch.equal(a, c)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
+    """A process forked after the engine's worker thread started (a ``DataLoader`` worker, a
+    fork-based pool) has no such thread: it starts its own and gets the parent's result,
+    instead of waiting for the parent's thread forever."""
+    if fused._gemm is None or not fused._gemm.LOCAL_THREADS:
+        pytest.skip("the directions run side by side only with numba and torch's MKL")
+    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
+    context = multiprocessing.get_context("fork")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer, x = nn.LayerNormLSTM(3, 5, bidirectional=True), torch.randn(4, 6, 3)
+        with torch.no_grad():
+            expected = layer(x)[0]
+        answers = context.Queue()
+
+        def child() -> None:
+            with torch.no_grad():
+                answers.put(torch.equal(layer(x)[0], expected))
+
+        with warnings.catch_warnings():  # Python 3.12+ warns of fork in a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            process = context.Process(target=child)
+            process.start()
+        try:
+            assert answers.get(timeout=120) is True
+        finally:
+            process.join(10)
+            process.kill()
+    finally:
+        torch.set_num_threads(previous)
 
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)

@@ -39,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -358,6 +359,10 @@ def side_by_side(x: Tensor) -> bool:
 def _worker() -> ThreadPoolExecutor:
     """The one thread that runs a recurrence beside the caller's (see :func:`side_by_side`)."""
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-engine")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has no such thread
+    os.register_at_fork(after_in_child=_worker.cache_clear)
 
 
 def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple[Any, Future]:
