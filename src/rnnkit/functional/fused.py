@@ -351,7 +351,6 @@ def side_by_side(x: Tensor) -> bool:
         and x.shape[1] >= tuning.SIDE_BY_SIDE_BATCH
         and _use_numba(x)
         and _gemm.LOCAL_THREADS
-        and not torch.is_autocast_enabled("cpu")
     )
 
 
