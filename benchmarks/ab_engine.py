@@ -8,7 +8,7 @@ Usage (the old tree from git, e.g. the commit before a change)::
 
     git worktree add /tmp/old <rev>
     python benchmarks/ab_engine.py /tmp/old/src src [--rounds 5] [--threads 1] \\
-        [--shapes 'B,T,I,H;...']
+        [--shapes 'B,T,I,H;...'] [--bidirectional]
 """
 
 from __future__ import annotations
@@ -25,18 +25,19 @@ sys.path.insert(0, sys.argv[1])
 import torch
 import rnnkit.nn as nn
 torch.set_num_threads(int(sys.argv[3]))
+both = sys.argv[4] == "bidirectional"
 torch.manual_seed(0)
 layers = {
     "LayerNormLSTM": nn.LayerNormLSTM, "PeepholeLSTM": nn.PeepholeLSTM,
     "LayerNormGRU": nn.LayerNormGRU, "IndRNN": nn.IndRNN, "JordanRNN": nn.JordanRNN,
-    "LSTM zoneout": lambda i, h: nn.LSTM(i, h, zoneout=0.1),
+    "LSTM zoneout": lambda i, h, **o: nn.LSTM(i, h, zoneout=0.1, **o),
 }
 results = {}
 for batch, steps, inputs, hidden in json.loads(sys.argv[2]):
     x = torch.randn(steps, batch, inputs)
-    lstm = torch.nn.LSTM(inputs, hidden)
+    lstm = torch.nn.LSTM(inputs, hidden, bidirectional=both)
     for name, make in layers.items():
-        layer = make(inputs, hidden)
+        layer = make(inputs, hidden, bidirectional=both)
         for mode in ("forward", "forward+backward"):
             def run(module):
                 start = time.perf_counter()
@@ -61,6 +62,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--bidirectional", action="store_true", help="bidirectional layers and nn.LSTM"
+    )
+    parser.add_argument(
         "--shapes",
         default="1,256,32,64;16,256,32,128",
         help="B,T,I,H points separated by ';' (default: %(default)s)",
@@ -70,7 +74,8 @@ def main() -> None:
     ratios: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     for _ in range(args.rounds):
         for label, tree in (("old", args.old), ("new", args.new)):
-            command = [sys.executable, "-c", CHILD, tree, shapes, str(args.threads)]
+            both = "bidirectional" if args.bidirectional else "one direction"
+            command = [sys.executable, "-c", CHILD, tree, shapes, str(args.threads), both]
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             for key, value in json.loads(out).items():
                 ratios[label].setdefault(key, []).append(value)

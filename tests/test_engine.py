@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import copy
 import ctypes
+import multiprocessing
 import os
 import subprocess
 import sys
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -231,25 +234,149 @@ def test_numba_products_of_both_kinds_equal_reference(name: str, loop: str) -> N
         assert float(torch.linalg.norm(a - b)) <= 1e-10 * float(torch.linalg.norm(b))
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["x @ w", "x @ w^T"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_step_product_equals_numpy(dtype: type) -> None:
-    """``_dot`` against NumPy in float64, on both sides of ``tuning.LOOP_PRODUCT_ROWS``, for
-    operands whose rows lie apart in a larger array (a batch's first rows, a step's slice) and
-    for an empty inner size (a product of zeros)."""
+def test_step_product_equals_numpy(dtype: type, transposed: bool) -> None:
+    """``_dot`` and ``_dot_t`` (``w`` ``(N, K)`` read as it lies, as the loops read ``W_hh``)
+    against NumPy in float64, on both sides of ``tuning.LOOP_PRODUCT_ROWS``, for operands whose
+    rows lie apart in a larger array (a batch's first rows, a step's slice, a weight's block)
+    and for an empty inner size (a product of zeros)."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
     rng, rtol = np.random.default_rng(0), 1e-12 if dtype == np.float64 else 1e-5
+    product = fused._fused_numba._dot_t if transposed else fused._fused_numba._dot
     for rows, inner, cols in ((1, 7, 5), (2, 64, 256), (3, 4, 5), (40, 300, 1000), (5, 0, 3)):
         x = rng.standard_normal((rows + 2, inner + 3)).astype(dtype)[1:-1, 2 : 2 + inner]
         w = rng.standard_normal((inner, cols)).astype(dtype)
+        given = w.T.copy() if transposed else w  # (N, K) or (K, N)
+        laid_out = np.zeros((given.shape[0], given.shape[1] + 3), dtype)  # rows apart
+        laid_out[:, 1 : 1 + given.shape[1]] = given
         out = np.full((rows + 1, cols + 2), np.nan, dtype)
-        fused._fused_numba._dot(x, w, out[:rows, 1 : 1 + cols])
+        product(x, laid_out[:, 1 : 1 + given.shape[1]], out[:rows, 1 : 1 + cols])
         expected = x.astype(np.float64) @ w.astype(np.float64)
         np.testing.assert_allclose(out[:rows, 1 : 1 + cols], expected, rtol=rtol, atol=rtol * 10)
         assert np.isnan(out[rows:]).all() and np.isnan(out[:, [0, -1]]).all()
     empty, out = np.empty((3, 0), dtype), np.full((3, 4), np.nan, dtype)  # rows of stride 0
-    fused._fused_numba._dot(empty, np.empty((0, 4), dtype), out)
+    product(empty, np.empty((4, 0) if transposed else (0, 4), dtype), out)
     assert (out == 0).all()
+
+
+def mkl_threads() -> int:
+    """The threads torch's MKL would start for a call from this thread."""
+    library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
+    return library.MKL_Get_Max_Threads()
+
+
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LayerNormLSTM", "PeepholeLSTM", "GRU", "LayerNormGRU",
+                                  "IndRNN-relu", "Jordan-softmax"])  # fmt: skip
+@pytest.mark.parametrize("mode", ["eval-zoneout", "train-regularised"])
+def test_the_two_directions_side_by_side_equal_reference(
+    name: str, loop: str, mode: str, monkeypatch
+) -> None:
+    """With two torch threads a bidirectional layer runs its two directions at once, the
+    backward one in the engine's worker thread, each with torch's MKL held to one thread while
+    its loop runs, and the caller's thread gets its MKL setting back. Outputs, final states and
+    every gradient still equal the reference path's in float64, with lengths and the random
+    regularisers drawn in the reference path's order, and a second run gives the same bits."""
+    if not fused._gemm.LOCAL_THREADS:
+        pytest.skip("torch's BLAS is not MKL: the directions run one after the other")
+    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
+    seen: list[tuple[str, int]] = []
+    for kernel in [k for k in dir(fused._fused_numba) if k.endswith(("_forward", "_backward"))]:
+        if not kernel.startswith("_"):
+            loop_function = getattr(fused._fused_numba, kernel)
+
+            def spy(*args, loop_function=loop_function) -> None:
+                seen.append((threading.current_thread().name, mkl_threads()))
+                loop_function(*args)
+
+            monkeypatch.setattr(fused._fused_numba, kernel, spy)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer = make(name, 3, 7, mode, torch.float64)
+        x = torch.randn(6, 4, 3, dtype=torch.float64, requires_grad=True)
+        hx = tuple(s.requires_grad_() for s in initial_state(layer, 4, torch.float64))
+        lengths = torch.tensor([6, 2, 0, 5])
+        fast, again = (leaves(run(layer, x, hx, lengths, True)) for _ in range(2))
+        assert mkl_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+    slow = leaves(run(layer, x, hx, lengths, False))
+    forward_loops = [entry for entry in seen if entry[0] != threading.current_thread().name]
+    assert forward_loops and all(threads == 1 for _, threads in forward_loops)
+    assert all(thread.startswith("rnnkit-engine") for thread, _ in forward_loops)
+    for a, b, c in zip(fast, slow, again, strict=True):
+        assert norm(a - b) <= 1e-10 * norm(b)
+        assert torch.equal(a, c)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
+    """A process forked after the engine's worker thread started (a ``DataLoader`` worker, a
+    fork-based pool) has no such thread: it starts its own and gets the parent's result,
+    instead of waiting for the parent's thread forever."""
+    if fused._gemm is None or not fused._gemm.LOCAL_THREADS:
+        pytest.skip("the directions run side by side only with numba and torch's MKL")
+    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
+    context = multiprocessing.get_context("fork")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        layer, x = nn.LayerNormLSTM(3, 5, bidirectional=True), torch.randn(4, 6, 3)
+        with torch.no_grad():
+            expected = layer(x)[0]
+        answers = context.Queue()
+
+        def child() -> None:
+            with torch.no_grad():
+                answers.put(torch.equal(layer(x)[0], expected))
+
+        with warnings.catch_warnings():  # Python 3.12+ warns of fork in a threaded process
+            warnings.simplefilter("ignore", DeprecationWarning)
+            process = context.Process(target=child)
+            process.start()
+        try:
+            assert answers.get(timeout=120) is True
+        finally:
+            process.join(10)
+            process.kill()
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "GRU", "LayerNormGRU",
+                                  "Jordan-softmax"])  # fmt: skip
+@pytest.mark.parametrize(
+    "batch",
+    [1, tuning.LOOP_PRODUCT_ROWS, tuning.LOOP_PRODUCT_ROWS + 1, tuning.LOOP_PROJECTION_BATCH + 1],
+)
+def test_the_loops_read_the_weights_as_the_layer_holds_them(
+    name: str, loop: str, batch: int
+) -> None:
+    """The loops take ``W_hh`` ``(G, H)``, ``W_ih`` ``(G, H_in)`` (inference) and Jordan's
+    ``W_yh``, ``W_hy`` as the layer holds them, multiplying by their transposes in the
+    engine's own loop up to ``tuning.LOOP_PRODUCT_ROWS`` rows and in BLAS above (inference
+    projects in the loop from ``tuning.LOOP_PROJECTION_BATCH`` rows). Every size differs from
+    every other (``H_in`` 3, ``H`` 7, ``G`` 28 or 21, Jordan's output 3 against 7, a second
+    layer's input 14), so a weight read in the wrong layout breaks the match with the reference
+    path in float64: outputs, final states and every gradient in training, outputs and states
+    in inference."""
+    assert tuning.LOOP_PRODUCT_ROWS + 1 < tuning.LOOP_PROJECTION_BATCH
+    layer = make(name, 3, 7, "train-regularised", torch.float64)
+    x = torch.randn(5, batch, 3, dtype=torch.float64, requires_grad=True)
+    hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))
+    fast = leaves(run(layer, x, hx, None, True))
+    slow = leaves(run(layer, x, hx, None, False))
+    layer.eval()
+    with torch.no_grad():
+        fast += torch.utils._pytree.tree_leaves(layer(x, hx))
+        with reference(layer):
+            slow += torch.utils._pytree.tree_leaves(layer(x, hx))
+    for a, b in zip(fast, slow, strict=True):
+        assert norm(a - b) <= 1e-10 * norm(b)
 
 
 def test_the_loops_call_torchs_own_blas() -> None:

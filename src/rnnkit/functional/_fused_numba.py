@@ -9,14 +9,15 @@ norms' gains and shifts, whose gradients the loops add up as they go; the LSTM l
 also take the input layer norm and keep ``h W_hh^T`` for the backward; and the inference
 loops, which project each step's input themselves (:data:`PROJECT`). Absent options are passed
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
-:func:`_dot`: a loop of its own at one or two rows, else torch's BLAS
-(:mod:`rnnkit.functional._gemm`). Every function compiles with ``error_model="numpy"``: a
-float division that cannot raise lets LLVM vectorise the gate loops (about 6x on the
-point-wise work). Constants and scalars go through :func:`_like`, so float32 buffers get
-float32 arithmetic. Each loop's scratch buffers are made by a thin public function and
-passed in as arguments: allocated in the function of the loop itself, they made its
-point-wise work about twice as slow (why LLVM does worse beside a local array was not pinned
-down).
+:func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
+:func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own at one or
+two rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every function compiles with
+``error_model="numpy"``: a float division that cannot raise lets LLVM vectorise the gate
+loops (about 6x on the point-wise work). Constants and scalars go through :func:`_like`, so
+float32 buffers get float32 arithmetic. Each loop's scratch buffers are made by a thin public
+function and passed in as arguments: allocated in the function of the loop itself, they made
+its point-wise work about twice as slow (why LLVM does worse beside a local array was not
+pinned down).
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
 ``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
@@ -101,6 +102,31 @@ def _dot(x, w, out):
                 row[j] += scale * w_k[j]
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _dot_t(x, w, out):
+    """``out = x @ w^T`` for ``x`` ``(M, K)``, ``w`` ``(N, K)`` as it lies (a layer's
+    ``W_hh``, ``W_ih``): up to ``tuning.LOOP_PRODUCT_ROWS`` rows :func:`_row_dots`, above it
+    torch's BLAS told to transpose ``w``, so no call copies a weight transposed."""
+    if x.shape[0] > LOOP_PRODUCT_ROWS:
+        gemm(x, w, out, True)
+    else:
+        _row_dots(x, w, out)
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
+def _row_dots(x, w, out):
+    """``out = x @ w^T`` as one dot product per entry, each over a row of ``x`` and a row of
+    ``w``, both contiguous; ``reassoc`` lets the sums vectorise (see :func:`_mean_rstd`)."""
+    for n in range(x.shape[0]):
+        x_n, row = x[n], out[n]
+        for j in range(w.shape[0]):
+            w_j = w[j]
+            total = _like(out, 0.0)
+            for k in range(x_n.shape[0]):
+                total += x_n[k] * w_j[k]
+            row[j] = total
+
+
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _mean_rstd(x, eps):
     """The mean of the row ``x`` and ``1/sqrt(var + eps)``, as loops (no temporary array), in
@@ -166,17 +192,17 @@ def _recurrent_input(states, prev, mask, use_mask, b, out):
 IN_ACT, COPY, PROJECT = 0, 1, 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c,
                  ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
                  rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
                  source, exact):  # fmt: skip
     """Fill ``act`` (pre-activations, then activations), the states and the saved buffers,
     taking each step's ``gi`` as ``source`` says (:data:`IN_ACT`, :data:`COPY`,
-    :data:`PROJECT`; ``x`` ``(L, N, 4H)`` or ``(L, N, I)``, ``w_ih`` laid out as ``w``);
-    ``gh`` gets ``h W_hh^T``; ``ln_ih``: first normalise each row of ``gi`` (``ln_w_ih``,
-    ``ln_b_ih``, its mean and ``1/std`` to ``stats_ih``); ``exact``: the library's ``tanh``
-    (float64) instead of the rational one.
+    :data:`PROJECT`; ``x`` ``(L, N, 4H)`` or ``(L, N, I)``, ``w_ih`` ``(4H, I)``); ``w`` is
+    ``W_hh`` ``(4H, H)``, both as the layer holds them; ``gh`` gets ``h W_hh^T``; ``ln_ih``:
+    first normalise each row of ``gi`` (``ln_w_ih``, ``ln_b_ih``, its mean and ``1/std`` to
+    ``stats_ih``); ``exact``: the library's ``tanh`` (float64) instead of the rational one.
 
     A per-step buffer may have fewer slots than steps, reused in turn (index ``t % len``;
     without ``lengths``): ``act``, ``tanh_c``, ``c_new``, ``gh``, ``stats_*`` one slot where
@@ -209,10 +235,10 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
         _start(cs, c0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         gh = gh_all[t % gh_all.shape[0], :b]  # (b, 4H): h W_hh^T
-        _dot(h_in[:b], w, gh)
+        _dot_t(h_in[:b], w, gh)
         s, c_prev, c_next = t % act.shape[0], prev % cs.shape[0], new % cs.shape[0]
         if source == PROJECT:
-            _dot(x[t, :b], w_ih, act[s, :b])
+            _dot_t(x[t, :b], w_ih, act[s, :b])
         for n in range(b):
             a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
             cn = c_new[t % c_new.shape[0], n] if zoned else cs[c_next, n]
@@ -265,10 +291,11 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
                              cs[c_next, n])  # fmt: skip
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def recurrent_products(hs, w, mask, rows, reverse, use_mask, out):
-    """``out[t]`` = what entered the recurrent weights at step ``t`` times ``W``, by the same
-    products as :func:`lstm_forward`'s (so bit for bit the ``gh`` it kept)."""
+    """``out[t]`` = what entered the recurrent weights at step ``t`` times ``W^T`` (``w``
+    ``(G, H)``), by the same products as :func:`lstm_forward`'s (so bit for bit the ``gh``
+    it kept)."""
     steps, batch = hs.shape[0] - 1, hs.shape[1]
     h_in = np.empty((batch, hs.shape[2]), hs.dtype)
     for k in range(steps):
@@ -276,7 +303,7 @@ def recurrent_products(hs, w, mask, rows, reverse, use_mask, out):
         b = rows[t]
         if b > 0:
             _recurrent_input(hs, prev, mask, use_mask, b, h_in)
-            _dot(h_in[:b], w, out[t, :b])
+            _dot_t(h_in[:b], w, out[t, :b])
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
@@ -298,7 +325,7 @@ def _norm_backward(dy, x, mean, rstd, weight, out, d_weight, d_bias):
         out[j] = rstd * (dy[j] * weight[j] - m1 - (x[j] - mean) * rstd * m2)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
                   d_ln_w_hh,
                   d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih, stats_ih,
@@ -465,13 +492,14 @@ def _zoneout_row_backward(grad, keep, rate, zoned, use_keep, d_new, d_old):
             d_new[j], d_old[j] = grad[j] * (one - rate), grad[j] * rate
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
                 bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
                 ln, project, ln_ih, exact):  # fmt: skip
     """Fill ``act`` (``r, z, n``), ``gh_n`` (the recurrent ``n`` part ``r`` multiplies), the
-    states and, with ``ln``, ``gh`` (``h W_hh^T``) and ``stats``; ``bias`` is ``b_hh``
-    (zeros when absent), unused with ``ln``.
+    states and, with ``ln``, ``gh`` (``h W_hh^T``) and ``stats``; ``w`` is ``W_hh``
+    ``(3H, H)`` and ``w_ih`` ``(3H, I)``, as the layer holds them; ``bias`` is ``b_hh`` (zeros
+    when absent), unused with ``ln``.
 
     Inference, as :func:`lstm_forward`: ``project`` writes ``x[t] @ W_ih^T + bias_ih`` into
     ``gi`` first and ``ln_ih`` then normalises it (``ln_w_ih``, ``ln_b_ih``); the per-step
@@ -503,10 +531,10 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
         _start(hs, h0, rows, t, steps, reverse)
         _recurrent_input(hs, prev, mask, use_mask, b, h_in)
         g = g_all[:b]  # (b, 3H)
-        _dot(h_in[:b], w, g)
+        _dot_t(h_in[:b], w, g)
         s, s_in = t % act.shape[0], t % gi.shape[0]
         if project:
-            _dot(x[t, :b], w_ih, gi[s_in, :b])
+            _dot_t(x[t, :b], w_ih, gi[s_in, :b])
         for n in range(b):
             a, x_t = act[s, n], gi[s_in, n]
             if project:
@@ -533,7 +561,7 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
             _zoneout_row(hs[prev, n], h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh,
                  hs, mask, keep, rate, rows, reverse, zoned, use_mask, use_keep,
                  ln):  # fmt: skip
@@ -590,7 +618,7 @@ def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_
                 dh[n, j] = dm + rest[n, j]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_mask, use_keep,
                    kind, exact):  # fmt: skip
     """Fill ``h_new`` (``act(gi + u h)`` before zoneout) and the states; ``um`` ``(N, H)``
@@ -612,7 +640,7 @@ def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_
             _zoneout_row(h, h_t, keep_t, rate, zoned, use_keep, hs[new, n])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zoned, use_mask,
                     use_keep, kind):  # fmt: skip
     """Fill ``d_act`` (d pre-activations = d gi); ``dh`` ends as d h0."""
@@ -642,20 +670,20 @@ def _indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zon
                 dh[n, j] = da[j] * u[j] + rest[j]
 
 
-@njit(cache=True, error_model="numpy")
-def jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
+@njit(cache=True, error_model="numpy", nogil=True)
+def jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                    zoned, use_mask, use_keep, kind, out_kind, exact):  # fmt: skip
     """Fill ``hid`` (the hidden layer), ``y_new`` (the output before zoneout) and the states;
-    ``w_in`` ``(O, H)``, ``w_out`` ``(H, O)`` (as :func:`_dot` takes them), ``bias`` ``b_hy``
+    ``w_yh`` ``(H, O)``, ``w_hy`` ``(O, H)`` as the layer holds them, ``bias`` ``b_hy``
     (zeros when absent)."""
     batch, out_size = gi.shape[1], ys.shape[2]
-    _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
+    _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                     zoned, use_mask, use_keep, kind, out_kind, exact,
                     np.empty((batch, out_size), gi.dtype))  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
-def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
+def _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
                     zoned, use_mask, use_keep, kind, out_kind, exact, y_in):  # fmt: skip
     """The loop of :func:`jordan_forward`, its scratch buffers allocated by the caller."""
     steps, _, hidden = gi.shape
@@ -669,13 +697,13 @@ def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate,
         _start(ys, y0, rows, t, steps, reverse)
         _recurrent_input(ys, prev, mask, use_mask, b, y_in)
         h = hid[t, :b]  # (b, H)
-        _dot(y_in[:b], w_in, h)
+        _dot_t(y_in[:b], w_yh, h)
         for n in range(b):
             for j in range(hidden):
                 h[n, j] += gi[t, n, j]
             _activate_row(h[n], kind, exact)
         y_t = y_new[t, :b]  # (b, O)
-        _dot(h, w_out, y_t)
+        _dot_t(h, w_hy, y_t)
         for n in range(b):
             for j in range(out_size):
                 y_t[n, j] += bias[j]
@@ -684,7 +712,7 @@ def _jordan_forward(gi, w_in, w_out, bias, hid, ys, y_new, y0, mask, keep, rate,
             _zoneout_row(ys[prev, n], y_t[n], keep_t, rate, zoned, use_keep, ys[new, n])
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows,
                     reverse, zoned, use_mask, use_keep, kind, out_kind):  # fmt: skip
     """Fill ``d_act`` (d hidden pre-activations = d gi) and ``d_z`` (d output

@@ -18,10 +18,12 @@ an address that changes from process to process). numba's cache does not notice 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import re
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -87,6 +89,36 @@ def _bind() -> str:
 SOURCE = _bind()
 
 
+def _local_thread_setter() -> Callable[[int], int] | None:
+    """MKL's ``MKL_Set_Num_Threads_Local`` from torch's library, where the loops call torch's
+    BLAS and it is MKL: the calling thread's own cap on MKL's threads (0: the global setting),
+    returning the cap it replaces. (The lower-case ``mkl_set_num_threads_local`` is the Fortran
+    interface, which takes the number by address.)"""
+    library = _torch_library() if SOURCE == "torch" else None
+    setter = getattr(library, "MKL_Set_Num_Threads_Local", None)
+    if setter is not None:
+        setter.restype, setter.argtypes = ctypes.c_int, [ctypes.c_int]
+    return setter
+
+
+_SET_LOCAL_THREADS = _local_thread_setter()
+
+#: Whether :func:`one_thread_here` can hold the loops' BLAS to one thread in one thread only.
+LOCAL_THREADS = _SET_LOCAL_THREADS is not None
+
+
+@contextlib.contextmanager
+def one_thread_here() -> Iterator[None]:
+    """Inside, torch's MKL runs one thread when called from this thread (other threads keep
+    their setting): loops that run side by side, each on a core of its own, must not each
+    start ``torch.get_num_threads()`` more. Requires :data:`LOCAL_THREADS`."""
+    previous = _SET_LOCAL_THREADS(1)
+    try:
+        yield
+    finally:
+        _SET_LOCAL_THREADS(previous)
+
+
 def describe() -> str:
     """The BLAS the compiled loops call, in words, for benchmark reports: torch's build
     setting ``BLAS_INFO`` (threadpoolctl cannot see a BLAS linked into torch), or SciPy's
@@ -106,17 +138,18 @@ def describe() -> str:
 
 
 @intrinsic
-def _fortran_gemm(typingctx, m, n, k, a, lda, b, ldb, c, ldc, like):
-    """``C = A B`` in column-major Fortran terms (``'N', 'N'``, ``alpha = 1``, ``beta = 0``):
-    sizes and leading dimensions are integers, ``a``, ``b``, ``c`` addresses, and ``like`` an
-    array whose dtype, float32 or float64, picks ``sgemm`` or ``dgemm``. Every argument goes
-    by address, from a slot on the caller's stack."""
+def _fortran_gemm(typingctx, transa, m, n, k, a, lda, b, ldb, c, ldc, like):
+    """``C = op(A) B`` in column-major Fortran terms (``op`` as the character code
+    ``transa`` says, ``'N'`` or ``'T'``; ``alpha = 1``, ``beta = 0``): sizes and leading
+    dimensions are integers, ``a``, ``b``, ``c`` addresses, and ``like`` an array whose dtype,
+    float32 or float64, picks ``sgemm`` or ``dgemm``. Every argument goes by address, from a
+    slot on the caller's stack."""
     if not isinstance(like, types.Array) or like.dtype not in (types.float32, types.float64):
         return None
     symbol = _SYMBOLS["sgemm_" if like.dtype == types.float32 else "dgemm_"]
 
     def codegen(context, builder, signature, args):
-        m, n, k, a, lda, b, ldb, c, ldc, _ = args
+        transa, m, n, k, a, lda, b, ldb, c, ldc, _ = args
         byte = ir.IntType(8)
         address = ir.PointerType(byte)
         int32 = ir.IntType(32)
@@ -134,29 +167,34 @@ def _fortran_gemm(typingctx, m, n, k, a, lda, b, ldb, c, ldc, like):
         function = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [address] * 13), symbol
         )
-        arguments = [no_transpose, no_transpose, integer(m), integer(n), integer(k)]
+        arguments = [slot(byte, builder.trunc(transa, byte)), no_transpose]
+        arguments += [integer(m), integer(n), integer(k)]
         arguments += [slot(real, ir.Constant(real, 1.0)), builder.inttoptr(a, address)]
         arguments += [integer(lda), builder.inttoptr(b, address), integer(ldb)]
         arguments += [slot(real, ir.Constant(real, 0.0)), builder.inttoptr(c, address)]
         builder.call(function, [*arguments, integer(ldc)])
         return context.get_dummy_value()
 
-    return types.none(m, n, k, a, lda, b, ldb, c, ldc, like), codegen
+    return types.none(transa, m, n, k, a, lda, b, ldb, c, ldc, like), codegen
 
 
 @njit(cache=True, inline="always")
-def gemm(x, w, out):
-    """``out = x @ w`` for ``x`` ``(M, K)``, ``w`` ``(K, N)``, ``out`` ``(M, N)`` of one float
-    dtype, each with contiguous rows (any row stride). Row-major ``out`` is column-major
-    ``out^T = w^T x^T``: the operands swap places."""
+def gemm(x, w, out, transposed=False):
+    """``out = x @ w`` for ``x`` ``(M, K)``, ``w`` ``(K, N)`` (``transposed``: ``x @ w^T`` for
+    ``w`` ``(N, K)``, read as it lies), ``out`` ``(M, N)``, all of one float dtype, each with
+    contiguous rows (any row stride). Row-major ``out`` is column-major ``out^T = w^T x^T``:
+    the operands swap places, and a ``w`` to transpose is BLAS's ``'T'`` on its rows as they
+    lie."""
     rows, inner = x.shape
-    columns = w.shape[1]
+    columns = w.shape[0] if transposed else w.shape[1]
     if rows == 0 or columns == 0:
         return
     if inner == 0:  # an empty sum; MKL returns without writing ``out``
         out[:] = 0
         return
     size = out.itemsize
-    _fortran_gemm(columns, rows, inner, w.ctypes.data, max(columns, w.strides[0] // size),
-                  x.ctypes.data, max(inner, x.strides[0] // size), out.ctypes.data,
+    w_rows = inner if transposed else columns  # the length of a row of ``w``
+    _fortran_gemm(ord("T") if transposed else ord("N"), columns, rows, inner, w.ctypes.data,
+                  max(w_rows, w.strides[0] // size), x.ctypes.data,
+                  max(inner, x.strides[0] // size), out.ctypes.data,
                   max(columns, out.strides[0] // size), out)  # fmt: skip

@@ -39,8 +39,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -339,6 +341,45 @@ def _run(loop: Callable[..., None], *args: Any) -> None:
         loop(*args)
 
 
+def side_by_side(x: Tensor) -> bool:
+    """Whether the two directions of a bidirectional layer over ``x`` ``(L, N, H_in)`` run at
+    once, one in a worker thread (:func:`side_by_side_run`): where torch has two threads or
+    more, ``N`` reaches ``tuning.SIDE_BY_SIDE_BATCH``, the numba loops run (they release the
+    GIL) and torch's MKL can be held to one thread per loop."""
+    return (
+        torch.get_num_threads() >= 2
+        and x.shape[1] >= tuning.SIDE_BY_SIDE_BATCH
+        and _use_numba(x)
+        and _gemm.LOCAL_THREADS
+    )
+
+
+@functools.cache
+def _worker() -> ThreadPoolExecutor:
+    """The one thread that runs a recurrence beside the caller's (see :func:`side_by_side`)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-engine")
+
+
+if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has no such thread
+    os.register_at_fork(after_in_child=_worker.cache_clear)
+
+
+def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple[Any, Future]:
+    """Run ``there()`` in the engine's worker thread, under the caller's grad and inference
+    modes (torch keeps both per thread), while ``here()`` runs in the calling thread, each with
+    torch's MKL held to one thread (:func:`side_by_side`). Returns ``here()``'s result and the
+    future of ``there()``'s."""
+    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
+
+    def call() -> Any:
+        with torch.set_grad_enabled(grad), torch.inference_mode(inference), _gemm.one_thread_here():
+            return there()
+
+    future = _worker().submit(call)
+    with _gemm.one_thread_here():
+        return here(), future
+
+
 def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
     """``x`` as a contiguous NumPy array (a view when it is contiguous already), or a
     1-element stand-in with ``dims`` dimensions for an absent option."""
@@ -406,7 +447,7 @@ class _LSTM(torch.autograd.Function):
             given = (
                 _Input(_fused_numba.COPY, gi, None, b_hh) if copy else _Input(_fused_numba.IN_ACT)
             )
-            _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep,
+            _lstm_numba_forward(act, w_hh, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep,
                                 ln_w_c, ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
                                 given)  # fmt: skip
         if not numba:
@@ -472,7 +513,7 @@ class _LSTM(torch.autograd.Function):
         gh = None if ln_w is None or numba else _Recomputed(h_in, w, plan.valid(act), 32)
         if ln_w is not None and numba and getattr(ctx, "gh_spent", False):
             _run(_fused_numba.recurrent_products, hs.numpy(),
-                 _np(w, 2, act.numpy().dtype), _np(mask, 2, act.numpy().dtype),
+                 _np(w.t(), 2, act.numpy().dtype), _np(mask, 2, act.numpy().dtype),
                  plan.rows, plan.reverse, mask is not None, gh_kept.numpy())  # fmt: skip
         ctx.gh_spent = True
         d_ln_hh = None if ln_w is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
@@ -632,7 +673,7 @@ class _Input(NamedTuple):
     def arrays(self, gates: int, dtype: np.dtype) -> tuple:
         """``x``, ``w_ih``, ``bias`` as the loops take them: stand-ins where absent, an absent
         bias as zeros."""
-        w_ih = _np(None if self.w_ih is None else self.w_ih.t(), 2, dtype)
+        w_ih = _np(self.w_ih, 2, dtype)
         bias = np.zeros(gates, dtype) if self.bias is None else _np(self.bias, 1, dtype)
         return _np(self.x, 3, dtype), w_ih, bias
 
@@ -641,8 +682,8 @@ def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, 
                         ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
                         given: _Input) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the buffers;
-    ``gh``: ``(L, N, 4H)`` to keep ``h W_hh^T``, or None; ``ln_ih``: ``(gain, shift, stats)``
-    or None; ``given``: where the loop takes ``gi``."""
+    ``w``: ``W_hh`` ``(4H, H)``; ``gh``: ``(L, N, 4H)`` to keep ``h W_hh^T``, or None;
+    ``ln_ih``: ``(gain, shift, stats)`` or None; ``given``: where the loop takes ``gi``."""
     dtype = act.numpy().dtype
     batch, gates = act.shape[1:]
     gh = act.new_empty(1, batch, gates) if gh is None else gh
@@ -684,8 +725,8 @@ def _lstm_numba_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, ta
 def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, opt,
                        given=None, ln_ih=None) -> None:  # fmt: skip
     """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers;
-    ``given``: None (``gi`` holds the projections) or a ``PROJECT`` :class:`_Input`;
-    ``ln_ih`` as in :func:`gru_inference`."""
+    ``w``: ``W_hh`` ``(3H, H)``; ``given``: None (``gi`` holds the projections) or a
+    ``PROJECT`` :class:`_Input`; ``ln_ih`` as in :func:`gru_inference`."""
     dtype = act.numpy().dtype
     given = given or _Input(_fused_numba.IN_ACT)
     # An absent bias is a zero one (the loop reads every entry).
@@ -741,13 +782,13 @@ def _indrnn_numba_backward(grads, dh, d_act, h_new, um, mask, keep, opt) -> None
     )  # fmt: skip
 
 
-def _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep, opt) -> None:
+def _jordan_numba_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, opt) -> None:
     """:func:`rnnkit.functional._fused_numba.jordan_forward` on NumPy views of the buffers."""
     dtype = ys.numpy().dtype
     bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
     _run(
         _fused_numba.jordan_forward,
-        _np(gi, 3, dtype), _np(w_in, 2, dtype), _np(w_out, 2, dtype),
+        _np(gi, 3, dtype), _np(w_yh, 2, dtype), _np(w_hy, 2, dtype),
         _np(bias, 1, dtype), hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype),
         _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
         _activation(opt.nonlinearity), _activation(opt.output_nonlinearity), dtype == np.float64,
@@ -883,7 +924,7 @@ def lstm_inference(
     w_peep = None if peepholes is None else torch.stack(peepholes)
     slot = functools.partial(_slot, x)
     ln_ih = None if ln_ih is None else (*ln_ih, slot(2))
-    _lstm_numba_forward(act, w_hh.t(), hs, cs, slot(hidden), slot(hidden), None, ln_w_hh,
+    _lstm_numba_forward(act, w_hh, hs, cs, slot(hidden), slot(hidden), None, ln_w_hh,
                         ln_b_hh, slot(2), w_peep, ln_w_c, ln_b_c, slot(2), *state, None, None,
                         ln_ih, opt, given)  # fmt: skip
     return plan.outputs(hs, copy=False), (plan.final(hs), plan.final(cs))
@@ -948,7 +989,7 @@ class _GRU(torch.autograd.Function):
         numba = _use_numba(gi)
         if numba:
             stats = gi.new_zeros(steps, batch, 2)
-            _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep,
+            _gru_numba_forward(gi, w_hh, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep,
                                opt)  # fmt: skip
         else:
             h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
@@ -1113,7 +1154,7 @@ def gru_inference(
     ln_w, ln_b = ln_hh or (None, None)
     slot = functools.partial(_slot, x)
     gh = None if ln_w is None else slot(3 * hidden)
-    _gru_numba_forward(gi, w_hh.t(), b_hh, slot(3 * hidden), slot(hidden), gh, ln_w, ln_b,
+    _gru_numba_forward(gi, w_hh, b_hh, slot(3 * hidden), slot(hidden), gh, ln_w, ln_b,
                        slot(2), hs, h0, None, None, opt, given, ln_ih)  # fmt: skip
     return plan.outputs(hs, copy=False), plan.final(hs)
 
@@ -1244,7 +1285,7 @@ class _Jordan(torch.autograd.Function):
         y_new = plan.empty(steps, batch, out_size, like=gi) if zoned else plan.written(ys)
         numba = _use_numba(gi)
         if numba:
-            _jordan_numba_forward(gi, w_in, w_out, b_hy, hid, ys, y_new, y0, mask, keep, opt)
+            _jordan_numba_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, opt)
         else:
             per_step = _per_step(gi, hid, y_new)
             y_s = ys.unbind(0)

@@ -22,3 +22,8 @@ CHUNK_BYTES = 2**21
 #: Products of a step with up to this many rows run as a loop of the engine's own; larger
 #: ones call torch's BLAS, whose fixed cost per call is more than the loop's work below it.
 LOOP_PRODUCT_ROWS = 2
+
+#: With two torch threads or more, the two directions of a bidirectional layer run at once,
+#: each on a thread of its own, from this batch up: there they took 0.25-0.8x the time of one
+#: after the other; at one or two rows the loops are too light to gain on a loaded machine.
+SIDE_BY_SIDE_BATCH = 4

@@ -8,12 +8,15 @@ through its ``engine_kernel()`` (built with :func:`lstm_kernel`, :func:`gru_kern
 recurrence has none (or a subclass changed the maths it was written for, see
 :func:`computes`), :func:`run` returns None and the layer takes the reference path.
 Inference (no gradient, no lengths) runs the LSTM and GRU families from the raw inputs
-(:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps.
+(:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps. With two
+torch threads or more a bidirectional layer runs its two directions at once
+(:func:`rnnkit.functional.fused.side_by_side`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from functools import partial
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -29,6 +32,8 @@ from rnnkit.functional.fused import (
     fused_lstm,
     gru_inference,
     lstm_inference,
+    side_by_side,
+    side_by_side_run,
     single_threaded_blas,
 )
 from rnnkit.nn._cell import Projection
@@ -187,7 +192,10 @@ def run(
         """Random draws made in the caller's batch order, in the sorted one."""
         return noise if order is None else noise.index_select(dim, order)
 
-    def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
+    def prepare(
+        index: int, direction: int, inputs: Tensor, initial: State
+    ) -> Callable[[], RunResult]:
+        """Make the recurrence's random draws now and return what runs it."""
         fused = kernels[index * layer.num_directions + direction]
         # The reference path's draws, in its order: the dropout mask at the first step,
         # then at each step (in running order) one zoneout draw per state tensor.
@@ -198,12 +206,32 @@ def run(
             shape = (steps, len(initial), batch, initial[0].shape[-1])
             keep = rows(torch.rand(shape, dtype=x.dtype, device=x.device) < layer.zoneout, 2)
             keep = keep.flip(0) if direction == 1 else keep
-        if scratch and mask is None and keep is None:
-            result = _inference(fused, inputs, initial, plans[direction], zoneout_rate)
-            if result is not None:
-                return result
-        options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fused.fields)
-        return fused.kernel(fused.project(inputs), initial, mask, keep, options)
+
+        def compute() -> RunResult:
+            if scratch and mask is None and keep is None:
+                result = _inference(fused, inputs, initial, plans[direction], zoneout_rate)
+                if result is not None:
+                    return result
+            options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fused.fields)
+            return fused.kernel(fused.project(inputs), initial, mask, keep, options)
+
+        return compute
+
+    # With two directions side by side, the backward one runs in the engine's worker thread
+    # while this thread runs the forward one: both start at the forward direction's turn
+    # (draws in the reference path's order first), the backward one's turn collects it.
+    pending: dict[int, Future[RunResult]] = {}
+    both = layer.num_directions == 2 and side_by_side(x)
+
+    def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
+        if not both:
+            return prepare(index, direction, inputs, initial)()
+        if direction == 1:
+            return pending.pop(index).result()
+        here = prepare(index, 0, inputs, initial)
+        there = prepare(index, 1, inputs, tuple(s[2 * index + 1] for s in state))
+        result, pending[index] = side_by_side_run(here, there)
+        return result
 
     def dropout(output: Tensor) -> Tensor:
         noise = F.dropout(torch.ones_like(output), layer.dropout, training=True)
