@@ -94,6 +94,9 @@ def test_a_layer_is_its_cells_stepped(name):
         cell, state, outputs = layer.recurrence(index, 0), None, []
         for x_t in inputs:
             state = cell(x_t, state)
+            if len(cell.state_sizes) == 1:  # torch.nn's rule: a one-tensor state comes bare
+                assert isinstance(state, torch.Tensor)
+                state = (state,)
             outputs.append(state[0])
         inputs = torch.stack(outputs)
         for k, s in enumerate(state):
