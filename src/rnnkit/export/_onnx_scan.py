@@ -51,7 +51,6 @@ from rnnkit.nn import (
     RNN,
     GRUCell,
     LSTMCell,
-    MinGRUCell,
     MinLSTMCell,
     RecurrentBase,
     RNNCell,
@@ -66,7 +65,6 @@ _CELL_KINDS: dict[type, str] = {
     RNNCell: "rnn",
     LSTMCell: "lstm",
     GRUCell: "gru",
-    MinGRUCell: "mingru",
     MinLSTMCell: "minlstm",
 }
 
@@ -516,11 +514,6 @@ def _candidate(b: _Builder, k_h: str, positive: bool) -> str:
     )
 
 
-def _mingru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    k_z, k_h = b.split(x_t, 2, p.hidden_size)
-    return [b.lerp(state[0], _candidate(b, k_h, p.positive), b.act(k_z, "sigmoid"))]
-
-
 def _minlstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     k_f, k_i, k_h = b.split(x_t, 3, p.hidden_size)
     f, i = b.act(k_f, "sigmoid"), b.act(k_i, "sigmoid")
@@ -533,6 +526,5 @@ _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
-    "mingru": _mingru,
     "minlstm": _minlstm,
 }

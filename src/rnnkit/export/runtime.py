@@ -128,7 +128,7 @@ def _layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarr
 def _cell_options(cell: str, first: nn.Module) -> dict[str, Any]:
     if isinstance(first, SpecCell):
         return dict(first.options)
-    if cell in ("mingru", "minlstm"):
+    if cell == "minlstm":
         return {"positive": first.positive}
     return {}
 

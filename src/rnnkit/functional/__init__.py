@@ -14,7 +14,6 @@ from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
     linear_scan,
     linear_scan_log,
-    min_gru_gates,
     min_gru_scan,
     min_lstm_gates,
     min_lstm_scan,
@@ -37,7 +36,6 @@ __all__ = [
     "lstm_cell",
     "lstm_gates",
     "lstm_recurrence",
-    "min_gru_gates",
     "min_gru_scan",
     "min_lstm_gates",
     "min_lstm_scan",

@@ -13,8 +13,9 @@ normalised input gate ``i' = 1 - f'``.
 
 What is here:
 
-* the gates, :func:`min_gru_gates` and :func:`min_lstm_gates` -> ``(z, h~)``, and one step,
-  :func:`minimal_recurrence` (the sequential mode, also used for streaming);
+* minLSTM's gates, :func:`min_lstm_gates` -> ``(z, h~)``, and one step,
+  :func:`minimal_recurrence` (the sequential mode, also used for streaming; minGRU's step is
+  written once in :mod:`rnnkit.cells.mingru`);
 * :func:`min_gru_scan` and :func:`min_lstm_scan`: a whole sequence from the projected input,
   gates, scan and backward fused in one autograd function (what the cells run);
 * :func:`linear_scan`: the same exact scan for any ``(a, b)``;
@@ -59,23 +60,6 @@ def _positive_g_grad(x: Tensor) -> Tensor:
     """``g'(x)``: 1 for ``x >= 0``, ``sigmoid(x) * (1 - sigmoid(x))`` below."""
     s = torch.sigmoid(x)
     return torch.where(x >= 0, 1.0, s - s * s)
-
-
-def min_gru_gates(projected: Tensor, positive: bool = False) -> tuple[Tensor, Tensor]:
-    """minGRU's gate and candidate (Feng et al. 2024, section 3.1).
-
-    ``z = sigmoid(k_z)`` and ``h~ = k_h`` (``g(k_h)`` with ``positive``), for
-    ``h_t = (1 - z) * h_{t-1} + z * h~``.
-
-    Args:
-        projected: ``(*, 2H)``, the blocks ``(k_z, k_h)`` of ``Linear(x)``.
-        positive: pass ``h~`` through :func:`positive_g`, as the paper's log-space code does.
-
-    Returns:
-        ``(z, h~)``, each ``(*, H)``.
-    """
-    k_z, k_h = projected.chunk(2, dim=-1)
-    return torch.sigmoid(k_z), positive_g(k_h) if positive else k_h
 
 
 def min_lstm_gates(projected: Tensor, positive: bool = False) -> tuple[Tensor, Tensor]:
@@ -366,13 +350,13 @@ def min_gru_scan(
 ) -> tuple[Tensor, Tensor]:
     """A whole minGRU sequence from its projected input: the parallel mode.
 
-    Equals looping :func:`minimal_recurrence` over :func:`min_gru_gates` up to rounding.
+    Equals looping the step of :mod:`rnnkit.cells.mingru` up to rounding.
     First-order gradients only (the backward is written out; no double backward).
 
     Args:
         projected: ``(L, N, 2H)``, ``Linear(x)`` for every step, blocks ``(k_z, k_h)``.
         h0, lengths, reverse: as :func:`linear_scan`.
-        positive: as :func:`min_gru_gates`.
+        positive: pass ``h~ = k_h`` through :func:`positive_g`.
 
     Returns:
         ``(outputs, final)``: ``(L, N, H)`` and ``(N, H)``.

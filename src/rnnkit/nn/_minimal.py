@@ -1,16 +1,17 @@
-"""minGRU and minLSTM (Feng et al. 2024): recurrent cells whose gates read only the input.
+"""minLSTM (Feng et al. 2024): a recurrent cell whose gates read only the input.
+
+(minGRU is written once in :mod:`rnnkit.cells.mingru`.)
 
 Reference: L. Feng, F. Tung, M. O. Ahmed, Y. Bengio, H. Hajimirsadeghi, "Were RNNs All We
 Needed?", arXiv:2410.01201, 2024.
 
 Every gate is a linear map of ``x_t`` alone, so :meth:`project` computes all of them for all
 steps in one matrix product, and the state follows the linear recurrence
-``h_t = a_t * h_{t-1} + b_t``. The cells override :meth:`RecurrentCell.scan` with an exact
-parallel scan, :func:`rnnkit.functional.min_gru_scan` / :func:`~rnnkit.functional.min_lstm_scan`
-(``parallel=True``, the default); ``parallel=False`` runs the sequential mode, the layer's
-loop over :meth:`step`, which also serves streaming one step at a time. Both give the same
-numbers to rounding. The maths, and how the scan was chosen, are in
-:mod:`rnnkit.functional.minimal`.
+``h_t = a_t * h_{t-1} + b_t``. The cell overrides :meth:`RecurrentCell.scan` with an exact
+parallel scan, :func:`rnnkit.functional.min_lstm_scan` (``parallel=True``, the default);
+``parallel=False`` runs the sequential mode, the layer's loop over :meth:`step`, which also
+serves streaming one step at a time. Both give the same numbers to rounding. The maths, and
+how the scan was chosen, are in :mod:`rnnkit.functional.minimal`.
 
 Layer regularisers: zoneout works (in training and in eval the layer then runs the steps,
 the sequential mode). Recurrent dropout is refused by the layer with a clear error: these
@@ -20,11 +21,11 @@ gates read no state, so there is no recurrent input to drop (``step`` takes no
 ``positive``: the paper's log-space implementation passes the candidate through
 ``g(x) = x + 0.5`` (``x >= 0``), ``sigmoid(x)`` (``x < 0``) so that every value it takes the
 logarithm of is positive. rnnkit's scan needs no logarithm and handles any sign exactly, so
-the default is ``positive=False``: the plain equations of the paper's sections 3.1 and 3.2,
-whose outputs, like a GRU's, take both signs. ``positive=True`` reproduces the log-space
-models (the state then stays positive from a non-negative initial state). Unlike the paper's
-code, ``g`` is not applied to ``h0``: a state carried over from a previous chunk of the same
-stream is passed on unchanged, so running a sequence in pieces equals running it whole.
+the default is ``positive=False``: the plain equations of the paper's section 3.2, whose
+outputs, like a GRU's, take both signs. ``positive=True`` reproduces the log-space models (the
+state then stays positive from a non-negative initial state). Unlike the paper's code, ``g`` is
+not applied to ``h0``: a state carried over from a previous chunk of the same stream is passed
+on unchanged, so running a sequence in pieces equals running it whole.
 
 Shape letters: ``L`` sequence length, ``N`` batch, ``H_in`` input features, ``H`` hidden
 size, ``D`` directions.
@@ -46,8 +47,6 @@ from rnnkit.checks import (
 )
 from rnnkit.functional import State
 from rnnkit.functional.minimal import (
-    min_gru_gates,
-    min_gru_scan,
     min_lstm_gates,
     min_lstm_scan,
     minimal_recurrence,
@@ -143,41 +142,6 @@ class _MinimalCell(RecurrentCell):
         return text
 
 
-class MinGRUCell(_MinimalCell):
-    r"""minGRU (Feng et al. 2024, arXiv:2410.01201, section 3.1): a GRU whose gates read only x.
-
-    .. math::
-        z_t = \sigma(W_z x_t + b_z), \quad \tilde h_t = W_h x_t + b_h, \quad
-        h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t
-
-    with ``positive=True``, ``\tilde h_t = g(W_h x_t + b_h)`` (see the module docstring).
-
-    Args:
-        input_size: ``H_in``.
-        hidden_size: ``H``.
-        bias: learn ``b_z`` and ``b_h``.
-        positive: apply the paper's ``g`` to the candidate; default False (the plain equations).
-        parallel: run whole sequences with the parallel scan (True) or the step loop (False);
-            the two agree to rounding, the scan is faster for long sequences.
-        device, dtype: of the parameters.
-
-    Parameters: ``weight_ih`` ``(2H, H_in)`` with the gate blocks in the order ``(z, h)``,
-    ``bias_ih`` ``(2H,)`` (None without ``bias``); initialised as ``nn.Linear``.
-
-    Shapes (one step, calling the cell): input ``(N, H_in)`` or ``(H_in,)``; ``hx`` and the
-    result ``(N, H)`` or ``(H,)``. In a layer the state is the tuple ``(h,)``.
-
-    Example:
-        >>> cell = MinGRUCell(3, 8)
-        >>> cell(torch.randn(4, 3)).shape
-        torch.Size([4, 8])
-    """
-
-    gates = 2
-    gate_function = staticmethod(min_gru_gates)
-    scan_function = staticmethod(min_gru_scan)
-
-
 class MinLSTMCell(_MinimalCell):
     r"""minLSTM (Feng et al. 2024, arXiv:2410.01201, section 3.2): normalised input-only gates.
 
@@ -207,22 +171,6 @@ class MinLSTMCell(_MinimalCell):
     gates = 3
     gate_function = staticmethod(min_lstm_gates)
     scan_function = staticmethod(min_lstm_scan)
-
-
-class MinGRU(CellLayer):
-    """minGRU layer: :class:`Recurrent` with :class:`MinGRUCell`.
-
-    ``**options`` are :class:`Recurrent`'s keyword options and the cell's (``bias``,
-    ``positive``, ``parallel``). Returns ``(output, (h_n,))``.
-
-    Example:
-        >>> layer = MinGRU(4, 8, num_layers=2, bidirectional=True)
-        >>> output, (h_n,) = layer(torch.randn(100, 3, 4))
-        >>> output.shape, h_n.shape
-        (torch.Size([100, 3, 16]), torch.Size([4, 3, 8]))
-    """
-
-    cell = MinGRUCell
 
 
 class MinLSTM(CellLayer):

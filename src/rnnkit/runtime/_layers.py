@@ -26,7 +26,6 @@ GATES = {
     "rnn": 1,
     "lstm": 4,
     "gru": 3,
-    "mingru": 2,
     "minlstm": 3,
 }
 CELLS = tuple(GATES) + tuple(WRITTEN_ONCE)
@@ -54,7 +53,7 @@ def cell_tensors(
         return {name: param.shape for name, param in params.items() if param is not None}
     gates = GATES[cell] * hidden
     shapes = {"weight_ih": (gates, inputs)}
-    if cell in ("mingru", "minlstm"):
+    if cell == "minlstm":
         return shapes | ({"bias_ih": (gates,)} if bias else {})
     out = state_sizes(cell, hidden, options)[0]
     shapes["weight_hh"] = (gates, out)
@@ -86,15 +85,14 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         return t("weight_ih"), t("weight_hh"), summed, projection
     if cell == "gru":
         return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    positive = bool(options.get("positive", False))  # minGRU, minLSTM
-    return t("weight_ih"), bias("bias_ih", gates), positive, cell == "minlstm"
+    positive = bool(options.get("positive", False))  # minLSTM
+    return t("weight_ih"), bias("bias_ih", gates), positive, True
 
 
 _KERNEL_NAMES = {
     "rnn": "rnn_step",
     "lstm": "lstm_step",
     "gru": "gru_step",
-    "mingru": "min_gru_step",
     "minlstm": "min_gru_step",
 }
 
