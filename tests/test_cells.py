@@ -196,7 +196,14 @@ def test_the_numpy_ops_compute_what_the_torch_ops_compute():
         (TORCH.linear(v, w, b), NUMPY.linear(v.numpy(), w.numpy(), b.numpy())),
         (TORCH.layer_norm(v, gain, shift, 1e-5), NUMPY.layer_norm(*normed, 1e-5)),
         (TORCH.concat(*TORCH.split(v, 4)), NUMPY.concat(*NUMPY.split(v.numpy(), 4))),
+        (TORCH.clamp(v, -1.0, 2.0), NUMPY.clamp(v.numpy(), -1.0, 2.0)),
+        (TORCH.softmax(v), NUMPY.softmax(v.numpy())),
     ]
+    # a / b with b floored at the smallest normal number: an underflowed b gives no NaN
+    b = torch.tensor([0.5, 1e-300, 0.0, 0.0], dtype=F64)
+    a = torch.tensor([0.25, 1e-300, 0.0, 1e-320], dtype=F64)
+    pairs.append((TORCH.divide(a, b), NUMPY.divide(a.numpy(), b.numpy())))
+    assert TORCH.divide(a, b).tolist()[:3] == [0.5, 1.0, 0.0]
     for expected, got in pairs:
         got = torch.from_numpy(np.asarray(got))
         torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)

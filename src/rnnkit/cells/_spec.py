@@ -27,7 +27,10 @@ values take ``+``, ``-`` and ``*`` (with each other and with Python numbers); th
   ``ops.concat(*values)``: the values side by side along the last dimension;
 * ``ops.layer_norm(v, weight, bias, eps)``: over the last dimension (``bias`` may be None);
 * ``ops.softmax(v)``: over the last dimension; ``ops.clamp(v, low, high)``: ``v`` limited to
-  ``[low, high]`` (no gradient outside it).
+  ``[low, high]`` (no gradient outside it);
+* ``ops.divide(a, b)``: ``a / b`` with ``b`` raised to its dtype's smallest normal number, so
+  that a ``b`` underflowed to 0 gives ``a / tiny`` (0 where ``a <= b`` underflowed too), not
+  NaN.
 
 A cell may also hand its values to compiled kernels (the equations stay the reference):
 
@@ -35,8 +38,8 @@ A cell may also hand its values to compiled kernels (the equations stay the refe
   :func:`rnnkit.nn._engine.run` takes (an ``engine.Fused``), or None for the reference loop.
   ``engine`` holds the kernel builders (``lstm_kernel``, ``gru_kernel``,
   ``one_state_kernel``, ``scan_kernel``, ``Fused``) and the recurrences they take
-  (``fused_indrnn``, ``fused_jordan``, ``min_gru_scan``); ``p`` is the torch cell, whose
-  ``project`` is the spec's.
+  (``fused_indrnn``, ``fused_jordan``, ``min_gru_scan``, ``min_lstm_scan``); ``p`` is the
+  torch cell, whose ``project`` is the spec's.
 * ``runtime_kernel(kernels, p)``: ``(kernel, arguments)`` for the streaming runtime's
   compiled kernels, ``kernel(x, *state, *arguments)`` updating the state in place.
   ``kernels`` holds the numba kernels of :mod:`rnnkit.runtime._kernels` by name and the

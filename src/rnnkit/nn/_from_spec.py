@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from rnnkit.cells import CELLS, CellSpec, Param
 from rnnkit.functional import State
 from rnnkit.functional.fused import fused_indrnn, fused_jordan
-from rnnkit.functional.minimal import min_gru_scan
+from rnnkit.functional.minimal import min_gru_scan, min_lstm_scan
 from rnnkit.nn import _engine
 from rnnkit.nn._extended import Device, _ExtendedCell
 from rnnkit.nn._recurrent import CellLayer
@@ -47,6 +47,7 @@ TORCH = SimpleNamespace(
     layer_norm=_layer_norm,
     softmax=lambda v: torch.softmax(v, dim=-1),
     clamp=torch.clamp,
+    divide=lambda a, b: a / b.clamp_min(torch.finfo(b.dtype).tiny),
 )
 
 
@@ -60,6 +61,7 @@ ENGINE = SimpleNamespace(
     fused_indrnn=fused_indrnn,
     fused_jordan=fused_jordan,
     min_gru_scan=min_gru_scan,
+    min_lstm_scan=min_lstm_scan,
 )
 
 
