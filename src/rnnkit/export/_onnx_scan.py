@@ -2,8 +2,8 @@
 
 :func:`rnnkit.export.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
 ``LSTM`` and ``GRU`` operators cannot express: the cells of :mod:`rnnkit.cells` (their
-bodies written by their own steps, on :class:`_Ops`), MinGRU, MinLSTM, and RNN/LSTM/GRU with
-``zoneout``, ``fused=False`` or ``proj_size``.
+bodies written by their own steps, on :class:`_Ops`), and RNN/LSTM/GRU with ``zoneout``,
+``fused=False`` or ``proj_size``.
 
 How, in two passes:
 
