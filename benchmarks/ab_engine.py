@@ -8,7 +8,7 @@ Usage (the old tree from git, e.g. the commit before a change)::
 
     git worktree add /tmp/old <rev>
     python benchmarks/ab_engine.py /tmp/old/src src [--rounds 5] [--threads 1] \\
-        [--shapes 'B,T,I,H;...'] [--bidirectional]
+        [--shapes 'B,T,I,H;...'] [--bidirectional] [--layers MinGRU,MinLSTM]
 """
 
 from __future__ import annotations
@@ -31,7 +31,10 @@ layers = {
     "LayerNormLSTM": nn.LayerNormLSTM, "PeepholeLSTM": nn.PeepholeLSTM,
     "LayerNormGRU": nn.LayerNormGRU, "IndRNN": nn.IndRNN, "JordanRNN": nn.JordanRNN,
     "LSTM zoneout": lambda i, h, **o: nn.LSTM(i, h, zoneout=0.1, **o),
+    "MinGRU": nn.MinGRU, "MinLSTM": nn.MinLSTM,
 }
+chosen = sys.argv[5].split(",") if sys.argv[5] else list(layers)
+layers = {name: layers[name] for name in chosen}
 results = {}
 for batch, steps, inputs, hidden in json.loads(sys.argv[2]):
     x = torch.randn(steps, batch, inputs)
@@ -69,6 +72,7 @@ def main() -> None:
         default="1,256,32,64;16,256,32,128",
         help="B,T,I,H points separated by ';' (default: %(default)s)",
     )
+    parser.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
     args = parser.parse_args()
     shapes = json.dumps([[int(v) for v in point.split(",")] for point in args.shapes.split(";")])
     ratios: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
@@ -76,6 +80,7 @@ def main() -> None:
         for label, tree in (("old", args.old), ("new", args.new)):
             both = "bidirectional" if args.bidirectional else "one direction"
             command = [sys.executable, "-c", CHILD, tree, shapes, str(args.threads), both]
+            command.append(args.layers)
             out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
             for key, value in json.loads(out).items():
                 ratios[label].setdefault(key, []).append(value)

@@ -18,7 +18,7 @@ forward + backward) for the methods that were measured to choose the parallel mo
 * ``chunked-autograd``: a chunked scan in plain torch ops with a ``cumprod`` fix-up, traced
   by autograd (defined below);
 * ``sequential``: the step loop, :func:`rnnkit.functional.scan` over
-  :func:`rnnkit.functional.minimal_recurrence`.
+  ``MinGRUCell.step`` (the equations of :mod:`rnnkit.cells.mingru`).
 
 Method: warm-up rounds, then ``--repeats`` rounds in which every contender runs once, in an
 order rotated from round to round; the median of each contender's rounds is reported. A
@@ -147,11 +147,11 @@ def scan_runners(steps: int) -> dict[str, Callable[[], None]]:
     h0 = torch.zeros(BATCH, FEATURES)
 
     def gates() -> tuple[torch.Tensor, torch.Tensor]:
-        z, candidate = RF.min_gru_gates(projected)
+        k_z, candidate = projected.chunk(2, dim=-1)  # minGRU: a = 1 - z, b = z * h~
+        z = torch.sigmoid(k_z)
         return 1.0 - z, z * candidate
 
-    def step(x_t: torch.Tensor, state: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
-        return (RF.minimal_recurrence(*RF.min_gru_gates(x_t), state[0]),)
+    step = rnnkit.nn.MinGRUCell(FEATURES, FEATURES).step  # reads only the projected x_t
 
     methods: dict[str, Callable[[], torch.Tensor]] = {
         "fused": lambda: RF.min_gru_scan(projected, h0)[0],

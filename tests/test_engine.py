@@ -687,19 +687,21 @@ def test_packed_input_matches_reference(name: str, monkeypatch) -> None:
 
 def test_engine_covers_known_cells_only() -> None:
     """A subclass may change a step, so only the exact cell classes run fused; anything
-    else (here a subclass and MinGRU) takes the reference path."""
+    else (here a subclass, MinGRU's step loop, and MinGRU's scan under zoneout, which it
+    does not take) takes the reference path."""
 
     class ScaledLSTMCell(nn.LSTMCell):
         def step(self, x_t, state, dropout_mask=None):
             return tuple(2 * s for s in super().step(x_t, state, dropout_mask))
 
     x = torch.randn(3, 2, 4)
-    for layer in (nn.Recurrent(ScaledLSTMCell, 4, 5), nn.MinGRU(4, 5)):
+    skipped = [nn.MinGRU(4, 5, parallel=False), nn.MinGRU(4, 5, zoneout=0.1)]
+    for layer in (nn.Recurrent(ScaledLSTMCell, 4, 5), *skipped):
         state = tuple(torch.zeros(1, 2, s) for s in layer.state_sizes)
         assert _engine.run(layer, x, state, None) is None
-    layer = nn.Recurrent(nn.LSTMCell, 4, 5)
-    state = tuple(torch.zeros(1, 2, s) for s in layer.state_sizes)
-    assert _engine.run(layer, x, state, None) is not None
+    for layer in (nn.MinGRU(4, 5), nn.Recurrent(nn.LSTMCell, 4, 5)):  # the LSTM state below
+        state = tuple(torch.zeros(1, 2, s) for s in layer.state_sizes)
+        assert _engine.run(layer, x, state, None) is not None
     assert _engine.run(nn.LSTM(4, 5, fused=False, zoneout=0.1), x, state, None) is None
 
 
@@ -806,9 +808,8 @@ def test_every_layer_is_reproducible_and_differs_by_rounding_across_thread_count
 def test_backend_reference_skips_every_fast_path(monkeypatch) -> None:
     calls: list[str] = []
     monkeypatch.setattr(_engine, "run", lambda *args: calls.append("engine"))
-    monkeypatch.setattr(nn.MinGRUCell, "scan", lambda *args: calls.append("parallel scan"))
     x = torch.randn(5, 2, 4)
-    layers = [nn.LayerNormLSTM(4, 5), nn.MinGRU(4, 5), nn.LSTM(4, 5)]
+    layers = [nn.LayerNormLSTM(4, 5), nn.MinLSTM(4, 5), nn.LSTM(4, 5)]
     for layer in layers:
         layer.backend = "reference"
         layer(x)

@@ -344,12 +344,16 @@ def test_cell_called_step_by_step_matches_the_layer(name):
     h0 = random_state(layer, N)
     output, final = layer(x, h0)
     state = tuple(s[0] for s in h0)
+    one = len(layer.state_sizes) == 1  # torch.nn's rule: a one-tensor state comes bare
     for t in range(L):
         state = cell(x[t], state)
+        assert isinstance(state, torch.Tensor) == one
+        state = (state,) if one else state
         torch.testing.assert_close(state[0], output[t], rtol=0, atol=1e-12)
     for s, f in zip(state, final, strict=True):
         torch.testing.assert_close(s, f[0], rtol=0, atol=1e-12)
     unbatched = cell(x[0, 0], tuple(s[0, 0] for s in h0))
+    unbatched = (unbatched,) if one else unbatched
     assert len(unbatched) == len(layer.state_sizes)
     torch.testing.assert_close(unbatched[0], output[0, 0], rtol=0, atol=1e-12)  # shape (S,)
 

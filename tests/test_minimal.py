@@ -21,6 +21,7 @@ from rnnkit.functional import (
     linear_scan_log,
     min_gru_scan,
     min_lstm_scan,
+    scan,
 )
 from rnnkit.nn import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 
@@ -29,6 +30,16 @@ LAYERS = {"gru": MinGRU, "lstm": MinLSTM}
 CELLS = {"gru": MinGRUCell, "lstm": MinLSTMCell}
 SCANS = {"gru": min_gru_scan, "lstm": min_lstm_scan}
 F64 = torch.float64
+
+
+def cell_run(kind, cell, projected, h0, lengths=None, reverse=False, parallel=True):
+    """The cell's recurrence over ``projected``: the parallel scan its layer runs, or the
+    sequential mode (the loop over its ``step``)."""
+    if parallel:
+        out, final = SCANS[kind](projected, h0, lengths, reverse, cell.positive)
+        return out, (final,)
+    return scan(cell.step, projected, (h0,), lengths, reverse)
+
 
 # ------------------------------------------------------------------------ NumPy reference
 
@@ -196,7 +207,7 @@ def test_packed_sequence_matches_padded_and_numpy(kind):
 @pytest.mark.parametrize("ragged", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
 def test_parallel_scan_equals_sequential(kind, length, ragged, reverse):
-    """Outputs, final state and all gradients, float32, the cell's two ``scan`` paths."""
+    """Outputs, final state and all gradients, float32, the cell's two modes."""
     cell = CELLS[kind](4, 8)
     x = torch.randn(length, 3, 4)
     h0 = torch.randn(3, 8, requires_grad=True)
@@ -204,8 +215,7 @@ def test_parallel_scan_equals_sequential(kind, length, ragged, reverse):
     weights = torch.randn(length, 3, 8), torch.randn(3, 8)
     results = []
     for parallel in (True, False):
-        cell.parallel = parallel
-        out, (final,) = cell.scan(cell.project(x), (h0,), lengths, reverse)
+        out, (final,) = cell_run(kind, cell, cell.project(x), h0, lengths, reverse, parallel)
         loss = (out * weights[0]).sum() + (final * weights[1]).sum()
         grads = torch.autograd.grad(loss, [h0, cell.weight_ih, cell.bias_ih])
         results.append([out, final, *grads])
@@ -317,12 +327,13 @@ def test_chunked_scan_has_no_drift_in_float32():
 @pytest.mark.parametrize("parallel", [True, False])
 def test_min_lstm_gates_underflow_keeps_state(parallel):
     """Both gates underflowing to 0 (pre-activations -200 in float32): z = 0, not NaN."""
-    cell = MinLSTMCell(1, 2, parallel=parallel)
+    cell = MinLSTMCell(1, 2)
     with torch.no_grad():
         cell.weight_ih.zero_()
         cell.bias_ih.copy_(torch.tensor([-200.0, -200.0, -200.0, -200.0, 1.0, 1.0]))
     h0 = torch.tensor([[0.5, -2.0]], requires_grad=True)
-    out, (final,) = cell.scan(cell.project(torch.randn(40, 1, 1)), (h0,))
+    projected = cell.project(torch.randn(40, 1, 1))
+    out, (final,) = cell_run("lstm", cell, projected, h0, parallel=parallel)
     torch.testing.assert_close(out, h0.expand(40, 1, 2), rtol=0, atol=0)
     final.sum().backward()
     torch.testing.assert_close(h0.grad, torch.ones(1, 2))

@@ -307,6 +307,25 @@ def test_torch_compile_traces_a_users_loop_over_a_cell(cell_type):
         torch.testing.assert_close(grad, p.grad)
 
 
+@pytest.mark.parametrize("cell_type", EVERY_CELL, ids=lambda c: c.__name__)
+def test_calling_a_cell_returns_as_torch_nn_cells_do(cell_type):
+    """torch.nn's rule for every cell: a one-tensor state comes back bare (as ``nn.GRUCell``)
+    and goes in bare, several come back as a tuple (as ``nn.LSTMCell``), so a user's loop
+    written for one torch.nn cell runs any rnnkit cell of the same state structure."""
+    cell = cell_type(H_IN, H)
+    sizes = cell.state_sizes
+    for x, batch in ((torch.randn(N, H_IN), (N,)), (torch.randn(H_IN), ())):
+        state = cell(x)
+        for _ in range(2):  # from zeros, then fed back as it came
+            if len(sizes) == 1:
+                assert isinstance(state, torch.Tensor), type(state)
+                assert state.shape == (*batch, sizes[0])
+            else:
+                assert isinstance(state, tuple) and len(state) == len(sizes)
+                assert [s.shape for s in state] == [(*batch, size) for size in sizes]
+            state = cell(x, state)
+
+
 @pytest.mark.parametrize("name", EVERY_LAYER)
 def test_torch_export_gives_the_layers_outputs(name):
     layer = build(name).eval()

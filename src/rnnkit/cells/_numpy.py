@@ -52,6 +52,7 @@ NUMPY = SimpleNamespace(
     layer_norm=_layer_norm,
     softmax=_softmax,
     clamp=np.clip,
+    divide=lambda a, b: a / np.maximum(b, np.finfo(b.dtype).tiny),
 )
 
 

@@ -27,15 +27,19 @@ values take ``+``, ``-`` and ``*`` (with each other and with Python numbers); th
   ``ops.concat(*values)``: the values side by side along the last dimension;
 * ``ops.layer_norm(v, weight, bias, eps)``: over the last dimension (``bias`` may be None);
 * ``ops.softmax(v)``: over the last dimension; ``ops.clamp(v, low, high)``: ``v`` limited to
-  ``[low, high]`` (no gradient outside it).
+  ``[low, high]`` (no gradient outside it);
+* ``ops.divide(a, b)``: ``a / b`` with ``b`` raised to its dtype's smallest normal number, so
+  that a ``b`` underflowed to 0 gives ``a / tiny`` (0 where ``a <= b`` underflowed too), not
+  NaN.
 
 A cell may also hand its values to compiled kernels (the equations stay the reference):
 
 * ``engine_kernel(engine, p)``: the training engine's fused recurrence, what
-  :func:`rnnkit.nn._engine.run` takes (an ``engine.Fused``). ``engine`` holds the kernel
-  builders (``lstm_kernel``, ``gru_kernel``, ``one_state_kernel``, ``Fused``) and the fused
-  recurrences they take (``fused_indrnn``, ``fused_jordan``); ``p`` is the torch cell, whose
-  ``project`` is the spec's.
+  :func:`rnnkit.nn._engine.run` takes (an ``engine.Fused``), or None for the reference loop.
+  ``engine`` holds the kernel builders (``lstm_kernel``, ``gru_kernel``,
+  ``one_state_kernel``, ``scan_kernel``, ``Fused``) and the recurrences they take
+  (``fused_indrnn``, ``fused_jordan``, ``min_gru_scan``, ``min_lstm_scan``); ``p`` is the
+  torch cell, whose ``project`` is the spec's.
 * ``runtime_kernel(kernels, p)``: ``(kernel, arguments)`` for the streaming runtime's
   compiled kernels, ``kernel(x, *state, *arguments)`` updating the state in place.
   ``kernels`` holds the numba kernels of :mod:`rnnkit.runtime._kernels` by name and the
@@ -85,6 +89,7 @@ class Option:
         choices: the values it may take, or None for any the flags below allow.
         positive: a finite number > 0 (kept as a float).
         integer: an ``int >= 1``.
+        boolean: a ``bool``.
         optional: None is valid too (the cell says what it means, e.g. "no bound").
         none_is_hidden_size: None stands for ``hidden_size``, which the checked options
             hold instead.
@@ -94,6 +99,7 @@ class Option:
     choices: tuple[Any, ...] | None = None
     positive: bool = False
     integer: bool = False
+    boolean: bool = False
     optional: bool = False
     none_is_hidden_size: bool = False
 
@@ -107,6 +113,8 @@ class Option:
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{name}: expected one of {self.choices}, got {value!r}")
         kind = type(value).__name__
+        if self.boolean and not isinstance(value, bool):
+            raise TypeError(f"{name}: expected a bool, got {kind} {value!r}")
         if self.positive:
             if not isinstance(value, int | float) or isinstance(value, bool):
                 raise TypeError(f"{name}: expected a positive number, got {kind} {value!r}")
@@ -148,6 +156,9 @@ class CellSpec:
             export then needs opset 17).
         engine_kernel, runtime_kernel: hooks for compiled kernels, or None (see the module
             docstring).
+        recurrent_dropout: whether the cell takes recurrent dropout; False for a cell whose
+            state enters no weights (minGRU): its torch ``step`` then has no ``dropout_mask``
+            and the layer refuses ``recurrent_dropout``.
     """
 
     name: str
@@ -164,6 +175,7 @@ class CellSpec:
     engine_kernel: Callable[[Any, Any], Any] | None = None
     runtime_kernel: Callable[[Any, Any], tuple[Callable[..., None], tuple]] | None = None
     cell_class: str | None = None
+    recurrent_dropout: bool = True
 
     @property
     def cell_name(self) -> str:
@@ -177,8 +189,8 @@ class CellSpec:
         if unknown:
             raise OptionError(
                 f"{unknown[0]}: not an option of the {self.name} cell; its options are "
-                f"bias{''.join(', ' + name for name in self.options)} (unexpected keyword "
-                f"argument {unknown[0]!r})"
+                f"bias{''.join(', ' + name for name in self.options)} (got an unexpected "
+                f"keyword argument {unknown[0]!r})"
             )
         return {
             name: option.check(name, given.get(name, option.default), hidden_size)

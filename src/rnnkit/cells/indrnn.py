@@ -28,8 +28,9 @@ and reference code's: no ReLU unit starts switched off); ``u`` ~ ``U(0, min(1, m
 (the paper's ``[0, 1]``: every unit starts with a non-growing, non-oscillating memory,
 inside the bound).
 
-Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)``; recurrent
-dropout masks the ``h_{t-1}`` that ``u`` multiplies.
+Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)`` (calling the
+cell takes and returns ``h`` itself, as ``nn.GRUCell``); recurrent dropout masks the
+``h_{t-1}`` that ``u`` multiplies.
 """
 
 from __future__ import annotations

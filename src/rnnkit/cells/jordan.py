@@ -27,12 +27,13 @@ Initialisation: every parameter ~ ``U(-1/sqrt(H), 1/sqrt(H))``, torch.nn.RNN's r
 nn.Linear's for ``weight_hy``, which reads ``H`` features), so with ``O = H`` the cell
 starts at the scale of an Elman RNN of the same size.
 
-Shapes (one step): input ``(N, H_in)``; state ``(y,)`` with ``y`` ``(N, O)``; recurrent
-dropout masks the ``y_{t-1}`` that enters ``W_yh``.
+Shapes (one step): input ``(N, H_in)``; state ``(y,)`` with ``y`` ``(N, O)`` (calling the
+cell takes and returns ``y`` itself, as ``nn.GRUCell`` its ``h``); recurrent dropout masks the
+``y_{t-1}`` that enters ``W_yh``.
 
 Example:
     >>> cell = JordanCell(3, 8, output_size=2, output_nonlinearity="sigmoid")
-    >>> (y,) = cell(torch.randn(4, 3))
+    >>> y = cell(torch.randn(4, 3))
     >>> y.shape
     torch.Size([4, 2])
 """

@@ -28,9 +28,9 @@ Parameters: ``weight_ih`` ``(3H, H_in)``, ``weight_hh`` ``(3H, H)`` (gate order
 ``(r, z, n)``, no bias), ``ln_weight_ih``, ``ln_bias_ih``, ``ln_weight_hh``,
 ``ln_bias_hh`` ``(3H,)``. Initialisation as :class:`LayerNormLSTMCell`.
 
-Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)``; recurrent
-dropout masks the ``h_{t-1}`` that enters ``W_hh`` (before LN), not the one carried through
-``z``.
+Shapes (one step): input ``(N, H_in)``; state ``(h,)`` with ``h`` ``(N, H)`` (calling the
+cell takes and returns ``h`` itself, as ``nn.GRUCell``); recurrent dropout masks the
+``h_{t-1}`` that enters ``W_hh`` (before LN), not the one carried through ``z``.
 """
 
 from __future__ import annotations

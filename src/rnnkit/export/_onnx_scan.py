@@ -2,8 +2,8 @@
 
 :func:`rnnkit.export.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
 ``LSTM`` and ``GRU`` operators cannot express: the cells of :mod:`rnnkit.cells` (their
-bodies written by their own steps, on :class:`_Ops`), MinGRU, MinLSTM, and RNN/LSTM/GRU with
-``zoneout``, ``fused=False`` or ``proj_size``.
+bodies written by their own steps, on :class:`_Ops`), and RNN/LSTM/GRU with ``zoneout``,
+``fused=False`` or ``proj_size``.
 
 How, in two passes:
 
@@ -51,8 +51,6 @@ from rnnkit.nn import (
     RNN,
     GRUCell,
     LSTMCell,
-    MinGRUCell,
-    MinLSTMCell,
     RecurrentBase,
     RNNCell,
     SpecCell,
@@ -66,8 +64,6 @@ _CELL_KINDS: dict[type, str] = {
     RNNCell: "rnn",
     LSTMCell: "lstm",
     GRUCell: "gru",
-    MinGRUCell: "mingru",
-    MinLSTMCell: "minlstm",
 }
 
 
@@ -467,6 +463,10 @@ class _Ops:
         bounds = self.b.const(low), self.b.const(high)
         return _Value(self.b, self.b.op("Clip", v.name, *bounds), v.width)
 
+    def divide(self, a: _Value, b: _Value) -> _Value:
+        floor = self.b.op("Max", b.name, self.b.const(np.finfo(self.b.dtype).tiny))
+        return _Value(self.b, self.b.op("Div", a.name, floor), a.width or b.width)
+
 
 # ----------------------------------------------------------------------------- steps
 # step(body, parts, x_t, state) -> new state: x_t is the step's projected input (N, G).
@@ -506,33 +506,8 @@ def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
     return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
 
 
-def _candidate(b: _Builder, k_h: str, positive: bool) -> str:
-    """minGRU/minLSTM's candidate: ``k_h``, or the paper's ``g(k_h)`` with ``positive``."""
-    if not positive:
-        return k_h
-    zero, half = b.const(0), b.const(0.5)
-    return b.op(
-        "Where", b.op("GreaterOrEqual", k_h, zero), b.op("Add", k_h, half), b.act(k_h, "sigmoid")
-    )
-
-
-def _mingru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    k_z, k_h = b.split(x_t, 2, p.hidden_size)
-    return [b.lerp(state[0], _candidate(b, k_h, p.positive), b.act(k_z, "sigmoid"))]
-
-
-def _minlstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    k_f, k_i, k_h = b.split(x_t, 3, p.hidden_size)
-    f, i = b.act(k_f, "sigmoid"), b.act(k_i, "sigmoid")
-    tiny = b.const(np.finfo(b.dtype).tiny)
-    z = b.op("Div", i, b.op("Max", b.op("Add", f, i), tiny))  # as min_lstm_gates' clamp_min
-    return [b.lerp(state[0], _candidate(b, k_h, p.positive), z)]
-
-
 _STEPS = {
     "rnn": _rnn,
     "lstm": _lstm,
     "gru": _gru,
-    "mingru": _mingru,
-    "minlstm": _minlstm,
 }

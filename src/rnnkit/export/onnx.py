@@ -3,7 +3,7 @@
 :func:`export_onnx` writes one ``.onnx`` file whose batch size ``N`` and sequence length
 ``L`` stay dynamic, the time loops running inside the runtime: plain RNN, LSTM and GRU
 layers become ONNX's own ``RNN``, ``LSTM`` and ``GRU`` operators; every other rnnkit layer
-(the cells of :mod:`rnnkit.cells`, MinGRU and MinLSTM; and RNN/LSTM/GRU with ``zoneout``,
+(the cells of :mod:`rnnkit.cells`, MinGRU and MinLSTM among them; and RNN/LSTM/GRU with ``zoneout``,
 ``fused=False`` or ``proj_size``) becomes ONNX ``Scan`` loops whose body is one step of its
 cell, written from the cell's own step in :mod:`rnnkit.cells` or the equations of
 :mod:`rnnkit.functional` (how and why: :mod:`rnnkit.export._onnx_scan`).

@@ -93,7 +93,7 @@ def _layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarr
         assert isinstance(layer, Recurrent)
         first = layer.cells[0]
         bias = bool(first.bias)
-        options = _cell_options(cell, first)
+        options = _cell_options(first)
 
         def source(row: int, name: str) -> Tensor:
             return getattr(layer.cells[row], name)
@@ -125,11 +125,9 @@ def _layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarr
     return spec, tensors
 
 
-def _cell_options(cell: str, first: nn.Module) -> dict[str, Any]:
+def _cell_options(first: nn.Module) -> dict[str, Any]:
     if isinstance(first, SpecCell):
         return dict(first.options)
-    if cell in ("mingru", "minlstm"):
-        return {"positive": first.positive}
     return {}
 
 

@@ -14,11 +14,8 @@ from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
     linear_scan,
     linear_scan_log,
-    min_gru_gates,
     min_gru_scan,
-    min_lstm_gates,
     min_lstm_scan,
-    minimal_recurrence,
     positive_g,
 )
 from rnnkit.functional.scan import Projection, State, Step, in_chunks, scan
@@ -37,11 +34,8 @@ __all__ = [
     "lstm_cell",
     "lstm_gates",
     "lstm_recurrence",
-    "min_gru_gates",
     "min_gru_scan",
-    "min_lstm_gates",
     "min_lstm_scan",
-    "minimal_recurrence",
     "positive_g",
     "rnn_cell",
     "rnn_recurrence",

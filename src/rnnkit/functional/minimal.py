@@ -13,10 +13,11 @@ normalised input gate ``i' = 1 - f'``.
 
 What is here:
 
-* the gates, :func:`min_gru_gates` and :func:`min_lstm_gates` -> ``(z, h~)``, and one step,
-  :func:`minimal_recurrence` (the sequential mode, also used for streaming);
 * :func:`min_gru_scan` and :func:`min_lstm_scan`: a whole sequence from the projected input,
-  gates, scan and backward fused in one autograd function (what the cells run);
+  gates, scan and backward fused in one autograd function (what the cells' layers run; their
+  steps, the sequential mode, are written once in :mod:`rnnkit.cells.mingru` and
+  :mod:`rnnkit.cells.minlstm`);
+* :func:`positive_g`: the paper's positive candidate;
 * :func:`linear_scan`: the same exact scan for any ``(a, b)``;
 * :func:`linear_scan_log`: the paper's log-space scan (Heinsen 2023), kept to compare with.
 
@@ -59,51 +60,6 @@ def _positive_g_grad(x: Tensor) -> Tensor:
     """``g'(x)``: 1 for ``x >= 0``, ``sigmoid(x) * (1 - sigmoid(x))`` below."""
     s = torch.sigmoid(x)
     return torch.where(x >= 0, 1.0, s - s * s)
-
-
-def min_gru_gates(projected: Tensor, positive: bool = False) -> tuple[Tensor, Tensor]:
-    """minGRU's gate and candidate (Feng et al. 2024, section 3.1).
-
-    ``z = sigmoid(k_z)`` and ``h~ = k_h`` (``g(k_h)`` with ``positive``), for
-    ``h_t = (1 - z) * h_{t-1} + z * h~``.
-
-    Args:
-        projected: ``(*, 2H)``, the blocks ``(k_z, k_h)`` of ``Linear(x)``.
-        positive: pass ``h~`` through :func:`positive_g`, as the paper's log-space code does.
-
-    Returns:
-        ``(z, h~)``, each ``(*, H)``.
-    """
-    k_z, k_h = projected.chunk(2, dim=-1)
-    return torch.sigmoid(k_z), positive_g(k_h) if positive else k_h
-
-
-def min_lstm_gates(projected: Tensor, positive: bool = False) -> tuple[Tensor, Tensor]:
-    """minLSTM's normalised input gate and candidate (Feng et al. 2024, section 3.2).
-
-    ``f = sigmoid(k_f)``, ``i = sigmoid(k_i)``, ``f' = f / (f + i)``, ``i' = i / (f + i)``
-    and ``h~ = k_h`` (``g(k_h)`` with ``positive``), for ``h_t = f' * h_{t-1} + i' * h~``.
-    As ``f' = 1 - i'``, this returns ``z = i'``. Where ``f + i`` underflows to 0 (both
-    pre-activations below about -88 in float32, -745 in float64) ``z`` is 0, not NaN: the
-    state is kept. (``sigmoid(log i - log f)`` would be exact there too, but costs twice as
-    much: ``log sigmoid`` copies its strided input.)
-
-    Args:
-        projected: ``(*, 3H)``, the blocks ``(k_f, k_i, k_h)`` of ``Linear(x)``.
-        positive: pass ``h~`` through :func:`positive_g`, as the paper's log-space code does.
-
-    Returns:
-        ``(z, h~)`` with ``z = i'``, each ``(*, H)``.
-    """
-    k_f, k_i, k_h = projected.chunk(3, dim=-1)
-    f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
-    z = i / (f + i).clamp_min(torch.finfo(f.dtype).tiny)
-    return z, positive_g(k_h) if positive else k_h
-
-
-def minimal_recurrence(z_t: Tensor, candidate_t: Tensor, h: Tensor) -> Tensor:
-    """One step, the sequential mode: ``h' = (1 - z_t) * h + z_t * candidate_t``, ``(N, H)``."""
-    return torch.lerp(h, candidate_t, z_t)
 
 
 # ------------------------------------------------------------------------ the exact scan
@@ -302,7 +258,7 @@ class _MinimalScan(torch.autograd.Function):
         positive: bool,
     ) -> tuple[Tensor, Tensor]:
         blocks = projected.chunk(3 if lstm else 2, dim=-1)  # (L, N, H) views
-        if lstm:  # z = i' = i / (f + i), as min_lstm_gates
+        if lstm:  # z = i' = i / (f + i), as the step's ops.divide
             f, i = torch.sigmoid(blocks[0]), torch.sigmoid(blocks[1])
             z = torch.add(f, i).clamp_min_(torch.finfo(f.dtype).tiny)
             torch.div(i, z, out=z)
@@ -366,13 +322,13 @@ def min_gru_scan(
 ) -> tuple[Tensor, Tensor]:
     """A whole minGRU sequence from its projected input: the parallel mode.
 
-    Equals looping :func:`minimal_recurrence` over :func:`min_gru_gates` up to rounding.
+    Equals looping the step of :mod:`rnnkit.cells.mingru` up to rounding.
     First-order gradients only (the backward is written out; no double backward).
 
     Args:
         projected: ``(L, N, 2H)``, ``Linear(x)`` for every step, blocks ``(k_z, k_h)``.
         h0, lengths, reverse: as :func:`linear_scan`.
-        positive: as :func:`min_gru_gates`.
+        positive: pass ``h~ = k_h`` through :func:`positive_g`.
 
     Returns:
         ``(outputs, final)``: ``(L, N, H)`` and ``(N, H)``.
@@ -389,13 +345,13 @@ def min_lstm_scan(
 ) -> tuple[Tensor, Tensor]:
     """A whole minLSTM sequence from its projected input: the parallel mode.
 
-    Equals looping :func:`minimal_recurrence` over :func:`min_lstm_gates` up to rounding.
+    Equals looping the step of :mod:`rnnkit.cells.minlstm` up to rounding.
     First-order gradients only (the backward is written out; no double backward).
 
     Args:
         projected: ``(L, N, 3H)``, ``Linear(x)`` for every step, blocks ``(k_f, k_i, k_h)``.
         h0, lengths, reverse: as :func:`linear_scan`.
-        positive: as :func:`min_lstm_gates`.
+        positive: pass ``h~ = k_h`` through :func:`positive_g`.
 
     Returns:
         ``(outputs, final)``: ``(L, N, H)`` and ``(N, H)``.

@@ -9,7 +9,6 @@ from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
 from rnnkit.nn._extended import ElmanRNN
 from rnnkit.nn._from_spec import CLASSES, SpecCell
 from rnnkit.nn._interop import quantize_dynamic, to_torch
-from rnnkit.nn._minimal import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
 from rnnkit.nn._recurrent import Recurrent, detach_state
 from rnnkit.nn._registry import LAYERS, make_layer
 from rnnkit.nn._rnn import GRU, LSTM, RNN
@@ -27,10 +26,6 @@ __all__ = [
     "InputDtypeError",
     "InputError",
     "LSTMCell",
-    "MinGRU",
-    "MinGRUCell",
-    "MinLSTM",
-    "MinLSTMCell",
     "RNNCell",
     "Recurrence",
     "Recurrent",

@@ -55,6 +55,9 @@ class Fused(NamedTuple):
     project: Projection  # the input projection the kernel takes
     #: inference from the raw inputs, the projection included (see :func:`lstm_inference`)
     infer: Inference | None = None
+    #: whether the kernel takes the recurrent regularisers (``mask``, ``keep``, ``rate``);
+    #: where not, a regularised layer takes the reference path
+    regularised: bool = True
 
 
 def _lstm(
@@ -83,6 +86,25 @@ def one_state_kernel(
         return out, (final,)
 
     return kernel
+
+
+def scan_kernel(scan: Callable[..., tuple[Tensor, Tensor]], project: Projection, **fields) -> Fused:
+    """A one-tensor-state recurrence that runs whole as ``scan(gi, h0, lengths, reverse,
+    **fields)`` (minGRU's parallel scan), in training and inference alike; it takes no
+    recurrent regularisers."""
+
+    def kernel(
+        gi: Tensor, state: State, mask: Tensor | None, keep: Tensor | None, options: Options
+    ) -> tuple[Tensor, State]:
+        plan = options.plan
+        lengths = None if plan.lengths is None else torch.tensor(plan.lengths, device=gi.device)
+        out, final = scan(gi, state[0], lengths, plan.reverse, **fields)
+        return out, (final,)
+
+    def infer(x: Tensor, state: State, options: Options) -> tuple[Tensor, State]:
+        return kernel(project(x), state, None, None, options)
+
+    return Fused(kernel, {}, project, infer, regularised=False)
 
 
 def lstm_kernel(
@@ -171,7 +193,7 @@ def run(
     as :meth:`RecurrentBase._run_reference`; None when a recurrence has no fused kernel."""
     directions = range(layer.num_directions)
     kernels = [layer.engine_kernel(i, d) for i in range(layer.num_layers) for d in directions]
-    if any(k is None for k in kernels):
+    if any(k is None or not (k.regularised or layer._plain()) for k in kernels):
         return None
     steps, batch, _ = x.shape
     order = None

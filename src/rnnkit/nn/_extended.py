@@ -47,20 +47,27 @@ class _ExtendedCell(RecurrentCell):
         value = nn.Parameter(torch.empty(shape, **self._factory)) if enabled else None
         self.register_parameter(name, value)
 
-    def forward(self, input: Tensor, hx: Tensor | State | None = None) -> State:
+    def forward(
+        self, input: Tensor, hx: Tensor | State | None = None
+    ) -> Tensor | tuple[Tensor, ...]:
         """One step from the raw input.
 
         Args:
             input: ``(N, H_in)`` or unbatched ``(H_in,)``.
-            hx: the state, a tuple of ``(N, S_k)`` (or ``(S_k,)``) tensors (a bare tensor for
-                a one-tensor state); zeros when None.
+            hx: the state: a bare ``(N, S_0)`` (or ``(S_0,)``) tensor for a one-tensor state
+                (a 1-tuple is also taken), a tuple of ``(N, S_k)`` tensors for several;
+                zeros when None.
 
         Returns:
-            The new state, a tuple shaped like ``hx``; its first tensor is the output.
+            The new state as torch.nn's cells return it: the bare tensor ``(N, S_0)`` (or
+            ``(S_0,)``) for a one-tensor state, as ``nn.GRUCell``; the tuple for several, as
+            ``nn.LSTMCell``. Its first tensor is the output.
         """
         x, state, batched = self._step_input(input, hx)
         new_state = self.step(self.project(x.unsqueeze(0))[0], state)
-        return new_state if batched else tuple(s.squeeze(0) for s in new_state)
+        if not batched:
+            new_state = tuple(s.squeeze(0) for s in new_state)
+        return new_state[0] if len(new_state) == 1 else new_state
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from rnnkit.cells import CELLS, CellSpec, Param
 from rnnkit.functional import State
 from rnnkit.functional.fused import fused_indrnn, fused_jordan
+from rnnkit.functional.minimal import min_gru_scan, min_lstm_scan
 from rnnkit.nn import _engine
 from rnnkit.nn._extended import Device, _ExtendedCell
 from rnnkit.nn._recurrent import CellLayer
@@ -46,6 +47,7 @@ TORCH = SimpleNamespace(
     layer_norm=_layer_norm,
     softmax=lambda v: torch.softmax(v, dim=-1),
     clamp=torch.clamp,
+    divide=lambda a, b: a / b.clamp_min(torch.finfo(b.dtype).tiny),
 )
 
 
@@ -55,8 +57,11 @@ ENGINE = SimpleNamespace(
     lstm_kernel=_engine.lstm_kernel,
     gru_kernel=_engine.gru_kernel,
     one_state_kernel=_engine.one_state_kernel,
+    scan_kernel=_engine.scan_kernel,
     fused_indrnn=fused_indrnn,
     fused_jordan=fused_jordan,
+    min_gru_scan=min_gru_scan,
+    min_lstm_scan=min_lstm_scan,
 )
 
 
@@ -164,6 +169,18 @@ class SpecCell(_ExtendedCell):
         return text + "".join(f", {name}={value!r}" for name, value in changed.items())
 
 
+class _UnmaskedSpecCell(SpecCell):
+    """A spec cell that takes no recurrent dropout (``spec.recurrent_dropout`` False): its
+    ``step`` has no ``dropout_mask``, so the layer refuses ``recurrent_dropout``."""
+
+    def step(self, x_t: Tensor, state: State) -> State:  # type: ignore[override]
+        return tuple(self.spec.step(TORCH, self, x_t, state, None))
+
+    def engine_kernel(self) -> _engine.Fused | None:
+        # declared with step, so that _engine.computes sees the kernel compute this step
+        return super().engine_kernel()
+
+
 def _signature(spec: CellSpec) -> inspect.Signature:
     """The cell's constructor as its spec defines it, for ``help()`` and ``inspect``."""
     kinds = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
@@ -181,7 +198,7 @@ def _signature(spec: CellSpec) -> inspect.Signature:
 def _classes(spec: CellSpec) -> tuple[type[SpecCell], type[CellLayer]]:
     cell = type(
         spec.cell_name,
-        (SpecCell,),
+        (SpecCell if spec.recurrent_dropout else _UnmaskedSpecCell,),
         {"spec": spec, "__doc__": spec.doc, "__module__": "rnnkit.nn"},
     )
     layer_doc = (

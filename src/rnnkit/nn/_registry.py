@@ -6,15 +6,12 @@ from typing import Any
 
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._from_spec import CLASSES
-from rnnkit.nn._minimal import MinGRU, MinLSTM
 from rnnkit.nn._rnn import GRU, LSTM, RNN
 
 LAYERS: dict[str, type[RecurrentBase]] = {
     "rnn": RNN,
     "lstm": LSTM,
     "gru": GRU,
-    "mingru": MinGRU,
-    "minlstm": MinLSTM,
     **{name: layer for name, (_, layer) in CLASSES.items()},  # the cells of rnnkit.cells
 }
 

@@ -26,8 +26,6 @@ GATES = {
     "rnn": 1,
     "lstm": 4,
     "gru": 3,
-    "mingru": 2,
-    "minlstm": 3,
 }
 CELLS = tuple(GATES) + tuple(WRITTEN_ONCE)
 BACKENDS = ("auto", "numba", "numpy")
@@ -54,8 +52,6 @@ def cell_tensors(
         return {name: param.shape for name, param in params.items() if param is not None}
     gates = GATES[cell] * hidden
     shapes = {"weight_ih": (gates, inputs)}
-    if cell in ("mingru", "minlstm"):
-        return shapes | ({"bias_ih": (gates,)} if bias else {})
     out = state_sizes(cell, hidden, options)[0]
     shapes["weight_hh"] = (gates, out)
     if bias:
@@ -84,18 +80,13 @@ def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict
         projection = t("weight_hr") if "weight_hr" in w else np.zeros((0, 0), dtype)
         summed = bias("bias_ih", gates) + bias("bias_hh", gates)
         return t("weight_ih"), t("weight_hh"), summed, projection
-    if cell == "gru":
-        return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)
-    positive = bool(options.get("positive", False))  # minGRU, minLSTM
-    return t("weight_ih"), bias("bias_ih", gates), positive, cell == "minlstm"
+    return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)  # gru
 
 
 _KERNEL_NAMES = {
     "rnn": "rnn_step",
     "lstm": "lstm_step",
     "gru": "gru_step",
-    "mingru": "min_gru_step",
-    "minlstm": "min_gru_step",
 }
 
 
