@@ -451,7 +451,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
                 log_dir if log_dir is None or config.seeds == 1 else Path(log_dir) / f"seed{member}"
             )
             torch.manual_seed(training.seed)
-            network = ForecastNetwork(inputs.shape[-1], longest.num_targets, config)
+            # held while it trains: a run that diverges leaves it, restored, to inspect
+            self.network = network = ForecastNetwork(inputs.shape[-1], longest.num_targets, config)
             history = train(
                 network, _mse, *datasets, training, where, progress, trainer, resume=resume
             )
