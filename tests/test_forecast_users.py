@@ -204,8 +204,7 @@ def test_the_log_transform_is_chosen_for_multiplicative_positive_series() -> Non
     additive = TimeSeries((np.sin(np.arange(240) * 2 * np.pi / 12) * 5)[:, None], ("y",))
     chosen = {}
     for name, series in (("multiplicative", multiplicative), ("additive", additive)):
-        model = Forecaster(lookback=24, horizon=6, season=12, hidden_size=4, transform=None,
-                           training=QUICK)  # fmt: skip
+        model = Forecaster(lookback=24, horizon=6, season=12, hidden_size=4, training=QUICK)
         model.fit(series, val_size=24, progress=False)
         chosen[name] = model._fitted.transform
     assert chosen == {"multiplicative": "log", "additive": "none"}

@@ -15,9 +15,8 @@ Four choices are made from the training data at fit time, each recorded in the m
   selected on the training part (``forms``) and re-estimates its parameters before each
   forecast. The head starts at zero (an untrained network forecasts the base exactly), and
   corrections that do not beat the base on validation are dropped;
-- ``transform`` (only with ``transform=None``; the default is ``"none"``): the network works
-  on log values where the AICc-selected exponential smoothing model of the training part is
-  multiplicative (and the series positive);
+- ``transform``: the network works on log values where the AICc-selected exponential
+  smoothing model of the training part is multiplicative (and the series positive);
 - ``blend``: the forecast is ``w * network + (1 - w) * partner``, the partner AutoETS or
   AutoARIMA, with the partner and weight ``w`` that forecast the validation part best
   (``w = 1`` where the network alone is best): a combination never chosen blindly (Bates &
@@ -110,7 +109,7 @@ class ForecasterConfig:
     seasonal_base: bool = True
     base: str | None = None
     levels: tuple[int, ...] = (80, 95)
-    transform: str | None = "none"
+    transform: str | None = None
     blend: bool = True
     seeds: int = 1
 
