@@ -5,7 +5,8 @@ were developed on; ``holdout``: kept aside, run only to check them) goes through
 line as a new user would run it, ``rnnkit forecast --data FILE --target COLUMN`` (plus
 ``--fill`` for series with gaps and ``--id-column`` for panels), and the table gathers what
 each run chose and scored from its saved model folder: season and sizes, MASE of rnnkit and
-of every baseline, interval coverage and seconds of training.
+of every baseline, interval coverage and seconds of training (the JSON adds the transform,
+base, blend weight and partner the forecaster chose).
 
     .venv/bin/python benchmarks/bench_forecast.py --split dev
     .venv/bin/python benchmarks/bench_forecast.py --split holdout --out benchmarks/results
@@ -42,9 +43,11 @@ def run(entry: dict, folder: Path, epochs: int) -> dict:
     seconds = time.perf_counter() - start
     if result.returncode:
         return {"series": path.stem, "error": (result.stderr or result.stdout).strip()[-300:]}
-    metadata = json.loads((folder / "model" / "config.json").read_text())["metadata"]
+    config = json.loads((folder / "model" / "config.json").read_text())
+    metadata = config["metadata"]
     row = {"series": path.stem, "group": entry["group"], "test_size": metadata["test_size"]}
-    return row | metadata["plan"] | metadata["evaluation"] | {"seconds": seconds}
+    chosen = {name: config[name] for name in ("transform", "base", "blend", "partner")}
+    return row | metadata["plan"] | metadata["evaluation"] | chosen | {"seconds": seconds}
 
 
 def markdown(rows: list[dict]) -> str:

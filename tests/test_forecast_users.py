@@ -2,6 +2,7 @@
 the blend with a baseline, the log transform and panels."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from typer.testing import CliRunner
 
 from rnnkit.cli import app
 from rnnkit.data import TimeSeries, find_date_column, read_panel
+from rnnkit.export import export_runtime
 from rnnkit.tasks import Forecaster
 from rnnkit.train import TrainConfig
 
@@ -183,6 +185,20 @@ def test_the_blend_leans_on_a_baseline_that_is_exact() -> None:
     assert errors[True] < errors[False]
 
 
+def test_the_blend_falls_back_to_seasonal_naive_where_it_is_best_on_validation() -> None:
+    """A season repeated exactly: seasonal naive is exact on validation, a network without a
+    base trained for one epoch is not, so the forecast is seasonal naive's, to the digit."""
+    pattern = np.random.default_rng(1).normal(0, 1, 12)
+    series = TimeSeries(np.tile(pattern, 20)[:, None] + 5, ("y",))
+    model = Forecaster(lookback=12, horizon=6, season=12, hidden_size=4, seasonal_base=False,
+                       transform="none", training=TrainConfig(max_epochs=1))  # fmt: skip
+    model.fit(series.slice(stop=-24), val_size=24, progress=False)
+    assert (model._fitted.partner, model._fitted.blend) == ("seasonal naive", 0.0)
+    origins = [216, 222, 228]
+    by_hand = np.stack([series.targets[t - 12 : t - 6] for t in origins])
+    np.testing.assert_allclose(model.predict(series, origins), by_hand, rtol=1e-12)
+
+
 def test_the_log_transform_is_chosen_for_multiplicative_positive_series() -> None:
     multiplicative = TimeSeries(airline_like(240)[:, None], ("y",))
     additive = TimeSeries((np.sin(np.arange(240) * 2 * np.pi / 12) * 5)[:, None], ("y",))
@@ -192,6 +208,69 @@ def test_the_log_transform_is_chosen_for_multiplicative_positive_series() -> Non
         model.fit(series, val_size=24, progress=False)
         chosen[name] = model._fitted.transform
     assert chosen == {"multiplicative": "log", "additive": "none"}
+
+
+# --------------------------------------------------------------------------- seed averaging
+
+
+def deviating_series(length: int = 240, seed: int = 0) -> TimeSeries:
+    """A season of 12 plus a persistent AR(1) deviation that seasonal naive cannot see, so
+    every seed's network keeps a correction of its own."""
+    rng = np.random.default_rng(seed)
+    deviation = np.zeros(length)
+    for t in range(1, length):
+        deviation[t] = 0.9 * deviation[t - 1] + rng.normal(scale=0.5)
+    return TimeSeries((10 + 3 * np.sin(2 * np.pi * np.arange(length) / 12) + deviation)[:, None],
+                      ("y",))  # fmt: skip
+
+
+def seeded(seeds: int, seed: int, **options) -> Forecaster:
+    return Forecaster(lookback=12, horizon=6, season=12, hidden_size=8, blend=False,
+                      transform="none", base="seasonal naive", seeds=seeds,
+                      training=replace(QUICK, seed=seed), **options)  # fmt: skip
+
+
+def test_seed_averaging_forecasts_the_mean_of_the_seeded_networks() -> None:
+    """Three seeds from 5 against three one-network models trained alone with seeds 5, 6, 7:
+    the averaged forecast is the mean of theirs, and theirs differ (nothing vacuous)."""
+    series = deviating_series()
+    origins = [180, 200, 220]
+    averaged = seeded(3, seed=5)
+    averaged.fit(series.slice(stop=-24), val_size=24, progress=False)
+    alone = []
+    for seed in (5, 6, 7):
+        model = seeded(1, seed=seed)
+        model.fit(series.slice(stop=-24), val_size=24, progress=False)
+        alone.append(model.predict(series, origins))
+    assert np.ptp(np.stack(alone), axis=0).min() > 1e-4
+    np.testing.assert_allclose(averaged.predict(series, origins), np.mean(alone, axis=0),
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+
+
+def test_a_seed_averaged_model_round_trips_and_the_runtime_refuses_it(tmp_path: Path) -> None:
+    series = deviating_series()
+    model = seeded(2, seed=0)
+    model.fit(series.slice(stop=-24), val_size=24, progress=False)
+    loaded = Forecaster.load(model.save(tmp_path / "model"))
+    assert loaded.config.seeds == 2
+    ours, theirs = model.forecast(series, [200, 234]), loaded.forecast(series, [200, 234])
+    np.testing.assert_array_equal(theirs.mean, ours.mean)
+    for level in (80, 95):
+        np.testing.assert_array_equal(theirs.intervals[level], ours.intervals[level])
+    with pytest.raises(ValueError, match=r"averages 2 networks \(seeds\).*seeds=1"):
+        export_runtime(tmp_path / "model", tmp_path / "model.rnnkit")
+
+
+@pytest.mark.parametrize(("seeds", "error"), [(0, ValueError), (2.0, TypeError), (True, TypeError)])
+def test_bad_seeds_are_refused_in_one_line(seeds, error: type) -> None:
+    with pytest.raises(error, match=r"^seeds: expected an int") as raised:
+        Forecaster(seeds=seeds)
+    assert "\n" not in str(raised.value)
+
+
+def test_resuming_a_seed_averaged_fit_is_refused() -> None:
+    with pytest.raises(ValueError, match="resume: expected a model with seeds = 1, got 2"):
+        seeded(2, seed=0).fit(deviating_series(), val_size=24, progress=False, resume=True)
 
 
 # ------------------------------------------------------------------------------- panels

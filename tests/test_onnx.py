@@ -220,13 +220,17 @@ def sine_series() -> TimeSeries:
     return TimeSeries(values, ("y", "x"), num_targets=1)
 
 
-def test_forecaster_directory(tmp_path: Path) -> None:
-    model = Forecaster(lookback=12, horizon=4, hidden_size=8, season=24, training=ONE_EPOCH)
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_forecaster_directory(seeds: int, tmp_path: Path) -> None:
+    """With seeds > 1 the graph averages the networks' changes, as forward does."""
+    model = Forecaster(
+        lookback=12, horizon=4, hidden_size=8, season=24, seeds=seeds, training=ONE_EPOCH
+    )
     model.fit(sine_series(), val_size=48, progress=False)
     path = export_onnx(model.save(tmp_path / "model"), tmp_path / "forecaster.onnx")
     network = model.network.eval()
     for batch, length in [(1, 12), (5, 30)]:
-        x = torch.randn(batch, length, network.encoder.input_size)
+        x = torch.randn(batch, length, network.input_size)
         with torch.no_grad():
             expected = (network(x),)
         assert_close(run(path, input=x), expected)

@@ -81,6 +81,9 @@ def command(
     blend: Annotated[
         bool, Option(help="Blend with AutoETS where validation says it helps.")
     ] = MODEL.blend,
+    seeds: Annotated[
+        int, Option(min=1, help="Networks trained with seeds seed, seed + 1, ..., averaged.")
+    ] = MODEL.seeds,
     epochs: Annotated[int, Option(min=1, help="Maximum training epochs.")] = TRAINING.max_epochs,
     seed: Annotated[int, Option()] = TRAINING.seed,
     out: Annotated[Path, Option(help="Folder for the figures and the model.")] = Path(
@@ -107,7 +110,7 @@ def command(
     model = Forecaster(
         lookback=plan.lookback, horizon=plan.horizon, stride=stride, cell=cell,
         hidden_size=hidden_size, num_layers=num_layers, season=plan.season, blend=blend,
-        training=replace(Forecaster.default_training, max_epochs=epochs, seed=seed,
+        seeds=seeds, training=replace(Forecaster.default_training, max_epochs=epochs, seed=seed,
                          devices=devices, num_nodes=num_nodes, strategy=strategy),
     )  # fmt: skip
     what = f"{len(panel)} series" if id_column else f"{len(panel[0])} steps"
@@ -293,8 +296,10 @@ def _describe(model: Any) -> str:
     fitted, config = model._require_fitted(), model.config
     parts = [config.cell]
     if config.seasonal_base:
-        kept = bool(model.network.head.weight.any())
+        kept = model.network.corrects
         parts[0] += f" correcting {fitted.base}" if kept else f" (no correction beat {fitted.base})"
+    if config.seeds > 1:
+        parts.append(f"mean of {config.seeds} seeds")
     if fitted.transform != "none":
         parts.append(f"on {fitted.transform} values")
     if fitted.blend < 1:

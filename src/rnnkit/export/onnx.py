@@ -21,7 +21,8 @@ What exports, and the graph it gets:
   its preprocessing (scaler, season, vocabulary) left in the directory's ``config.json``:
 
   - forecaster: ``input`` ``(N, L, F)`` scaled features -> ``output`` ``(N, horizon, K)``,
-    the scaled change from the seasonal base (see :mod:`rnnkit.tasks.forecaster`);
+    the scaled change from the seasonal base (see :mod:`rnnkit.tasks.forecaster`; with
+    ``seeds > 1``, the mean of the networks' changes);
   - classifier: ``input`` token ids ``(N, L)`` int64 or features ``(N, L, F)``, ``lengths``
     ``(N,)`` int64 in ``[1, L]`` -> ``output`` logits ``(N, C)``;
   - tagger: ``input`` ``(N, L)`` int64, ``lengths`` ``(N,)`` -> ``output`` ``(N, L, T)``;
@@ -306,7 +307,7 @@ def _layer_graph(layer: nn.Module) -> Graph:
 
 def _forecaster_graph(model: Forecaster) -> Graph:
     network = model._require_network()
-    x = torch.zeros(2, model.config.lookback, network.encoder.input_size)
+    x = torch.zeros(2, model.config.lookback, network.input_size)
     axes = {"input": {0: "N", 1: "L"}, "output": {0: "N"}}
     return network, (x,), ["input"], ["output"], axes
 

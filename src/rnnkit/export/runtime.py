@@ -139,13 +139,14 @@ def _forecaster(model: Any) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "forecasts log values": fitted.transform != "none",
         f"corrects {fitted.base}": config.seasonal_base and fitted.base != "seasonal naive",
         f"blends its network with {fitted.partner} (weight {fitted.blend})": fitted.blend < 1,
+        f"averages {config.seeds} networks (seeds)": config.seeds > 1,
     }
     if any(extras.values()):
         raise ValueError(
             "model: the runtime streams the network's own forecast of one series, and this "
             f"forecaster {' and '.join(k for k, v in extras.items() if v)}; train it with "
-            "Forecaster(transform='none', base='seasonal naive', blend=False) on one series to "
-            "deploy it"
+            "Forecaster(transform='none', base='seasonal naive', blend=False, seeds=1) on one "
+            "series to deploy it"
         )
     spec, tensors = _layer_section(network.encoder)
     columns, targets = len(fitted.columns), fitted.num_targets

@@ -20,7 +20,9 @@ Four choices are made from the training data at fit time, each recorded in the m
 - ``blend``: the forecast is ``w * network + (1 - w) * partner``, the partner AutoETS or
   AutoARIMA, with the partner and weight ``w`` that forecast the validation part best
   (``w = 1`` where the network alone is best): a combination never chosen blindly (Bates &
-  Granger 1969; the M4 competition's lesson);
+  Granger 1969; the M4 competition's lesson). Where seasonal naive alone forecasts the
+  validation part strictly better than every blend, the forecast is seasonal naive's
+  (partner ``"seasonal naive"``, ``w = 0``);
 - interval ``calibration``: a second head gives quantiles (pinball loss, fitted after
   training with the encoder frozen, so it never moves the point forecast), shifted on the
   validation windows to cover as often as they claim (conformalized quantile regression,
@@ -91,6 +93,8 @@ class ForecasterConfig:
         levels: prediction-interval levels in percent, e.g. ``(80, 95)``; ``()`` for none.
         transform: ``"none"``, ``"log"``, or None to choose at fit (module docstring).
         blend: combine the network with AutoETS or AutoARIMA, as validation chooses.
+        seeds: train this many networks, network ``i`` with seed ``seed + i``, and average
+            their forecasts and interval bounds.
     """
 
     lookback: int | None = None
@@ -107,9 +111,10 @@ class ForecasterConfig:
     levels: tuple[int, ...] = (80, 95)
     transform: str | None = None
     blend: bool = True
+    seeds: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("horizon", "stride", "hidden_size", "num_layers"):
+        for name in ("horizon", "stride", "hidden_size", "num_layers", "seeds"):
             check_int(name, getattr(self, name))
         check_choice("cell", self.cell, tuple(LAYERS))  # before any fitting, not after
         if self.lookback is not None:
@@ -138,7 +143,7 @@ class ForecastNetwork(nn.Module):
 
     def __init__(self, num_features: int, num_targets: int, config: ForecasterConfig) -> None:
         super().__init__()
-        self.horizon, self.num_targets = config.horizon, num_targets
+        self.horizon, self.num_targets, self.input_size = config.horizon, num_targets, num_features
         self.encoder = make_layer(
             config.cell,
             num_features,
@@ -170,6 +175,42 @@ class ForecastNetwork(nn.Module):
         """``(N, H)`` encoded -> ``(N, horizon, K, Q)`` quantiles (config.quantiles' order)."""
         shape = (encoded.shape[0], self.horizon, self.num_targets, self.num_quantiles)
         return self.quantile_head(encoded).view(shape)
+
+    def forecast(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """``(N, lookback, F)`` -> the point forecast ``(N, horizon, K)`` and the quantiles
+        ``(N, horizon, K, Q)`` (``Q = 0`` without levels)."""
+        encoded = self.encode(x)
+        change = self.head(encoded).view(x.shape[0], self.horizon, self.num_targets)
+        return change, self.bounds(encoded) if self.num_quantiles else change[..., None, :0]
+
+    @property
+    def corrects(self) -> bool:
+        """Whether the network kept a correction to the base (a nonzero head)."""
+        return bool(self.head.weight.any() or self.head.bias.any())
+
+
+class ForecastEnsemble(nn.Module):
+    """Networks of one architecture trained with different seeds, averaged: ``(N, lookback,
+    F)`` -> the mean of their point forecasts ``(N, horizon, K)``, and (:meth:`forecast`) of
+    their quantiles."""
+
+    def __init__(self, members: list[ForecastNetwork]) -> None:
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.input_size = members[0].input_size
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.stack([member(x) for member in self.members]).mean(0)
+
+    def forecast(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`ForecastNetwork.forecast`, averaged over the members."""
+        changes, quantiles = zip(*(member.forecast(x) for member in self.members), strict=True)
+        return torch.stack(changes).mean(0), torch.stack(quantiles).mean(0)
+
+    @property
+    def corrects(self) -> bool:
+        """Whether any member kept a correction to the base (a nonzero head)."""
+        return any(member.corrects for member in self.members)
 
 
 @dataclass
@@ -278,7 +319,7 @@ class _Fitted:
     forms: dict[str | None, dict[str, list[str]]] = field(default_factory=dict)
 
 
-class Forecaster(Task[_Fitted, ForecastNetwork]):
+class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
     """Fit, evaluate, predict, save and load a recurrent forecaster.
 
     Example:
@@ -314,6 +355,8 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         """
         panel = _panel(series)
         check_int("val_size", val_size)
+        if resume and self.config.seeds > 1:
+            raise ValueError(f"resume: expected a model with seeds = 1, got {self.config.seeds}")
         shared = self._shared_file(panel, val_size, log_dir)
         read = shared is not None and written_by_rank_zero(shared, self.training.ddp_timeout)
         self._memo = _read_baselines(shared) if read else {}
@@ -400,22 +443,32 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             datasets.append(TensorDataset(_float_tensor(inputs), _float_tensor(targets)))
         if shared is not None and is_global_zero():
             _write_baselines(shared, self._memo)
-        torch.manual_seed(self.training.seed)
-        self.network = ForecastNetwork(inputs.shape[-1], longest.num_targets, config)
-        history = train(
-            self.network, _mse, *datasets, self.training, log_dir, progress, trainer, resume=resume
-        )
-        self._fitted.history = history
-        if config.seasonal_base and history.val_loss:
-            base_alone = float(datasets[1].tensors[1].pow(2).mean())  # the zero correction's
-            if base_alone <= history.val_loss[history.best_epoch]:
-                # the corrections learned do not beat the base on validation: drop them
-                nn.init.zeros_(self.network.head.weight)
-                nn.init.zeros_(self.network.head.bias)
-        if self.network.num_quantiles:
-            self._fit_interval_head(*datasets[0].tensors)
+        members, histories = [], []
+        for member in range(config.seeds):
+            training = replace(self.training, seed=self.training.seed + member)
+            where = (
+                log_dir if log_dir is None or config.seeds == 1 else Path(log_dir) / f"seed{member}"
+            )
+            torch.manual_seed(training.seed)
+            # held while it trains: a run that diverges leaves it, restored, to inspect
+            self.network = network = ForecastNetwork(inputs.shape[-1], longest.num_targets, config)
+            history = train(
+                network, _mse, *datasets, training, where, progress, trainer, resume=resume
+            )
+            if config.seasonal_base and history.val_loss:
+                base_alone = float(datasets[1].tensors[1].pow(2).mean())  # the zero correction's
+                if base_alone <= history.val_loss[history.best_epoch]:
+                    # the corrections learned do not beat the base on validation: drop them
+                    nn.init.zeros_(network.head.weight)
+                    nn.init.zeros_(network.head.bias)
+            if network.num_quantiles:
+                self._fit_interval_head(network, *datasets[0].tensors)
+            members.append(network)
+            histories.append(history)
+        self.network = members[0] if config.seeds == 1 else ForecastEnsemble(members)
+        self._fitted.history = histories[0]
         self._tune_on_validation(windows, panel, fit_lengths)
-        return history
+        return histories[0]
 
     _memo: dict[str, dict[str, BaselineForecast]] | None = None  # during fit, by call
 
@@ -457,10 +510,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             self._memo[key] = _baselines(values, origins, horizon, season, arima, fit_length, forms)
         return self._memo[key]
 
-    def _fit_interval_head(self, inputs: Tensor, targets: Tensor, steps: int = 300) -> None:
-        """Fit the quantile head by the pinball loss on the training windows, the trained
-        encoder frozen: asking for intervals leaves the point forecast as it is."""
-        network = self._require_network()
+    def _fit_interval_head(
+        self, network: ForecastNetwork, inputs: Tensor, targets: Tensor, steps: int = 300
+    ) -> None:
+        """Fit the network's quantile head by the pinball loss on the training windows, the
+        trained encoder frozen: asking for intervals leaves the point forecast as it is."""
         network.eval()
         with torch.no_grad():
             encoded = network.encode(inputs)  # (N, H)
@@ -485,7 +539,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
     ) -> list[_Windows]:
         """Every series' validation windows, with the baselines' forecasts of them: computed
         once for both the choice of the base and the blend."""
-        horizon, season = self.config.horizon, self._require_fitted().season
+        horizon = self.config.horizon
         windows = []
         for one in panel:
             origins = list(range(max(len(one) - val_size, self._warmup), len(one) - horizon + 1))
@@ -493,8 +547,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
                 continue
             scaled = self._features(one)[1]
             truth = np.stack([scaled[t : t + horizon] for t in origins])
-            found = self._statistical(one, origins, PARTNERS, fit_lengths[one.name])
-            found["seasonal naive"] = metrics.seasonal_naive(scaled, origins, horizon, season)
+            found = self._forecasts(one, origins, BASES, fit_lengths[one.name])
             windows.append(_Windows(one, origins, truth, found))
         return windows
 
@@ -505,24 +558,32 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         claimed, both on every validation window of every series, in scaled units."""
         fitted = self._require_fitted()
         truths, networks, bounds = [], [], []
-        partners: dict[str, list[np.ndarray]] = {name: [] for name in PARTNERS}
         for part in windows:
             name = part.series.name
             network, quantiles = self._scaled_forecast(part.series, part.origins, fit_lengths[name])
             truths.append(part.truth)
             networks.append(network)
             bounds.append(quantiles)
-            if self.config.blend:
-                for partner in PARTNERS:
-                    if partner in part.baselines:
-                        partners[partner].append(part.baselines[partner])
         truth, network, bound = (np.concatenate(arrays) for arrays in (truths, networks, bounds))
+        partners = [
+            name
+            for name in (self._everywhere(panel) if self.config.blend else [])
+            if all(name in part.baselines for part in windows)  # a fit may fail on a window
+        ]
         candidates = {
-            (name, w): w * network + (1 - w) * np.concatenate(forecasts)
-            for name, forecasts in partners.items()
-            if forecasts and name in self._everywhere(panel)
+            (name, w): w * network
+            + (1 - w) * np.concatenate([part.baselines[name] for part in windows])
+            for name in partners
             for w in BLEND_WEIGHTS
         }
+        if self.config.blend:
+            if not candidates:  # no statsforecast partner: the network alone
+                candidates["seasonal naive", 1.0] = network
+            # the guard, last so that it wins only where strictly better: the final forecast
+            # is never worse than seasonal naive's on the validation windows
+            candidates["seasonal naive", 0.0] = np.concatenate(
+                [part.baselines["seasonal naive"] for part in windows]
+            )
         if candidates:
             errors = {key: np.abs(forecast - truth).mean() for key, forecast in candidates.items()}
             fitted.partner, fitted.blend = min(errors, key=errors.__getitem__)
@@ -544,6 +605,21 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             for name in PARTNERS
             if all(name in column for column in columns)
         }
+
+    def _forecasts(
+        self, series: TimeSeries, origins: Sequence[int], names: Sequence[str], fit_length: int
+    ) -> dict[str, np.ndarray]:
+        """The named baselines (of :data:`BASES`) on the series' scaled targets, ``{name:
+        (M, horizon, K)}``, statsforecast's as :meth:`_statistical` gives them (a name
+        without a form for this series is left out)."""
+        fitted = self._require_fitted()
+        found = self._statistical(series, origins, [n for n in PARTNERS if n in names], fit_length)
+        if "seasonal naive" in names:
+            scaled = self._features(series)[1]
+            found["seasonal naive"] = metrics.seasonal_naive(
+                scaled, origins, self.config.horizon, fitted.season
+            )
+        return {name: found[name] for name in names if name in found}
 
     def _statistical(
         self, series: TimeSeries, origins: Sequence[int], names: Sequence[str], fit_length: int
@@ -598,7 +674,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             return np.zeros((len(origins), horizon, fitted.num_targets))
         if fitted.base == "seasonal naive":
             return metrics.seasonal_naive(scaled, origins, horizon, season)
-        found = self._statistical(series, origins, (fitted.base,), fit_length)
+        found = self._forecasts(series, origins, (fitted.base,), fit_length)
         if fitted.base not in found:
             raise ValueError(
                 f"series: {series.name!r} has no {fitted.base} form recorded at fit, the base "
@@ -607,10 +683,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         return found[fitted.base]
 
     def _choose_base(self, windows: list[_Windows], panel: list[TimeSeries]) -> str:
-        """The baseline whose forecasts of every validation window (of every series, in
-        scaled units) are best: seasonal naive, AutoETS or AutoARIMA (where it fits in
-        time), each estimated on the training part. Out of sample: scored on the training
-        part, the fitted models would be judged on data they were estimated on."""
+        """The baseline of :meth:`_everywhere` whose forecasts of every validation window
+        (of every series, in scaled units) are best, each estimated on the training part.
+        Out of sample: scored on the training part, the fitted models would be judged on
+        data they were estimated on."""
         errors = {
             name: [
                 np.abs(part.baselines[name] - part.truth).mean()
@@ -649,10 +725,10 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             parts.append(calendar_features(series.timestamps))
         features = np.concatenate(parts, axis=1)
         network = self.network
-        if network is not None and features.shape[1] != network.encoder.input_size:
+        if network is not None and features.shape[1] != network.input_size:
             # the one difference fit allows: a model trained on times, given none (or back)
             trained, given = ("with", "without")
-            if features.shape[1] > network.encoder.input_size:
+            if features.shape[1] > network.input_size:
                 trained, given = given, trained
             raise ValueError(
                 f"series: expected a series {trained} timestamps (the model was trained "
@@ -688,7 +764,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             )
         mean, bounds = self._scaled_forecast(series, origins, origins[0])
         if fitted.blend < 1:
-            found = self._statistical(series, origins, (fitted.partner,), origins[0])
+            found = self._forecasts(series, origins, (fitted.partner,), origins[0])
             shift = (1 - fitted.blend) * (found[fitted.partner] - mean)
             mean, bounds = mean + shift, bounds + shift[..., None]
         intervals = {}
@@ -712,9 +788,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         inputs = np.stack([features[t - self.config.lookback : t] for t in origins])
         network.eval()
         with torch.no_grad():
-            encoded = network.encode(_float_tensor(inputs))
-            change = network.head(encoded).view(len(origins), self.config.horizon, -1)
-            quantiles = network.bounds(encoded) if network.num_quantiles else change[..., None, :0]
+            change, quantiles = network.forecast(_float_tensor(inputs))
         base = self._base(series, scaled, origins, fit_length)
         return base + change.double().numpy(), base[..., None] + quantiles.double().numpy()
 
@@ -811,7 +885,7 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
             "series_scalers": {
                 name: _scaler_state(scaler) for name, scaler in fitted.series_scalers.items()
             },
-            "num_features": network.encoder.input_size,
+            "num_features": network.input_size,
             "forms": [[name, forms] for name, forms in fitted.forms.items()],
             "transform": fitted.transform,
             "base": fitted.base,
@@ -855,10 +929,18 @@ class Forecaster(Task[_Fitted, ForecastNetwork]):
         )  # fmt: skip
         model.network = build_network(
             directory,
-            partial(ForecastNetwork, state["num_features"], state["num_targets"], model.config),
+            partial(_network, state["num_features"], state["num_targets"], model.config),
             weights,
         )
         return model
+
+
+def _network(
+    num_features: int, num_targets: int, config: ForecasterConfig
+) -> ForecastNetwork | ForecastEnsemble:
+    """The network a config describes: one, or with ``seeds > 1`` an ensemble of that many."""
+    members = [ForecastNetwork(num_features, num_targets, config) for _ in range(config.seeds)]
+    return members[0] if config.seeds == 1 else ForecastEnsemble(members)
 
 
 def _recorded_forms(directory: str | Path, recorded: Any) -> dict[str | None, dict[str, list[str]]]:
@@ -993,15 +1075,15 @@ def _recorded_tuning(
         transform not in TRANSFORMS
         or not isinstance(blend, (int, float))
         or not 0 <= blend <= 1
-        or partner not in PARTNERS
+        or partner not in BASES
         or base not in BASES
         or not np.isfinite(list(shifts.values())).all()
     ):
         raise ModelFileError(
             f"model: config.json in {str(directory)!r} holds transform {transform!r}, base "
             f"{base!r}, blend {blend!r}, partner {partner!r}, calibration {calibration!r}; "
-            f"expected one of {TRANSFORMS}, one of {BASES}, a weight in [0, 1], one of "
-            f"{PARTNERS} and a finite shift for each level of {list(levels)}"
+            f"expected one of {TRANSFORMS}, one of {BASES} for each of base and partner, a "
+            f"weight in [0, 1] and a finite shift for each level of {list(levels)}"
         )
     return transform, base, float(blend), partner, shifts
 
