@@ -205,6 +205,25 @@ def test_a_failed_seasonal_fit_falls_back_to_a_non_seasonal_one(monkeypatch):
     np.testing.assert_allclose(out["AutoETS"].mean[0], direct["mean"], rtol=1e-10)
 
 
+def test_a_form_that_cannot_be_estimated_is_selected_anew(monkeypatch):
+    """A form kept from fit that statsforecast cannot estimate on a series' longer history
+    (it happened on M1's yearly series T8) gives AICc's own choice there, not a missing
+    baseline."""
+    from statsforecast.models import ARIMA
+
+    def fit_failing(self, y, *args):
+        raise ValueError("zero-size array to reduction operation minimum")
+
+    monkeypatch.setattr(ARIMA, "fit", fit_failing)  # a fixed form's model; not AutoARIMA's
+    form = "ARIMA:1,1,1,0,0,0,1,0,1"
+    with pytest.warns(BaselineWarning, match=r"form ARIMA:1,1,1,0,0,0,1,0,1 failed.* anew"):
+        out = rolling_baselines(AIRLINE, AIR_ORIGINS, 12, seasons=(1,), arima=True,
+                                forms={"AutoARIMA": form})  # fmt: skip
+    direct = quiet(AutoARIMA(season_length=1).forecast, AIRLINE[:108], h=12)
+    np.testing.assert_allclose(out["AutoARIMA"].mean[0], direct["mean"], rtol=1e-8)
+    assert out["AutoARIMA"].form != form
+
+
 @pytest.mark.parametrize(
     ("kwargs", "argument"),
     [

@@ -111,7 +111,9 @@ def rolling_baselines(
 
     ``forms`` (``{"AutoETS": ..., "AutoARIMA": ...}``, from :attr:`BaselineForecast.form`)
     fixes a model's form instead of selecting one by AICc: only its parameters are
-    estimated, so a form chosen on one part of a series stays the same on a longer part.
+    estimated, so a form chosen on one part of a series stays the same on a longer part. A
+    form that cannot be estimated on ``values[:fit_length]`` is selected anew by AICc, with a
+    :class:`BaselineWarning` (the returned ``form`` says which).
     """
     values, origins_, horizon, seasons, levels = _validate(
         values, origins, horizon, seasons, levels, arima
@@ -202,19 +204,28 @@ def _statsforecast(
     fit_length: int,
     form: str | None = None,
 ) -> BaselineForecast | None:
+    # A fixed form that cannot be estimated on this history (statsforecast fails on some
+    # short ones) is selected anew rather than leaving the baseline out.
+    attempts = [(length, form) for length in dict.fromkeys((season, 1))]
+    attempts += [(length, None) for length in dict.fromkeys((season, 1))] if form else []
     failures = []
-    for season_length in dict.fromkeys((season, 1)):
+    for season_length, fixed in attempts:
         try:
             forecast = _fit_forward(
-                name, values, origins, horizon, season_length, levels, fit_length, form
+                name, values, origins, horizon, season_length, levels, fit_length, fixed
             )
         except Exception as error:  # statsforecast raises bare Exception for failed fits
             failures.append(f"season_length={season_length}: {type(error).__name__}: {error}")
             continue
         if failures:
+            done = (
+                f"fitted season_length={season_length} instead"
+                if fixed == form
+                else f"selected {forecast.model} anew on values[:{fit_length}]"
+            )
+            given = f"season_length={season}" + ("" if form is None else f" and form {form}")
             warnings.warn(
-                f"{name}: fit with season_length={season} failed ({failures[0]}); "
-                f"fitted season_length=1 instead",
+                f"{name}: fit with {given} failed ({failures[0]}); {done}",
                 BaselineWarning,
                 stacklevel=3,
             )
