@@ -11,10 +11,12 @@ differencing, Box & Jenkins; forecasting the residual of a statistical model, Zh
 
 Four choices are made from the training data at fit time, each recorded in the model folder:
 - ``base``: the baseline corrected, seasonal naive, AutoETS or AutoARIMA (where it fits in
-  time), whichever forecasts the validation part best; a statsforecast base keeps the form
+  time), whichever forecasts the validation part best; an AutoETS base keeps the form
   selected on the training part (``forms``) and re-estimates its parameters before each
-  forecast. The head starts at zero (an untrained network forecasts the base exactly), and
-  corrections that do not beat the base on validation are dropped;
+  forecast, while an AutoARIMA one is selected anew by AICc on the longer history (orders
+  chosen on a short training part forecast the test part worse). The head starts at zero
+  (an untrained network forecasts the base exactly), and corrections that do not beat the
+  base on validation are dropped;
 - ``transform``: the network works on log values where the AICc-selected exponential
   smoothing model of the training part is multiplicative (and the series positive);
 - ``blend``: the forecast is ``w * network + (1 - w) * partner``, the partner AutoETS or
@@ -315,7 +317,8 @@ class _Fitted:
     calibration: dict[int, float] = field(default_factory=dict)  # level -> shift, scaled units
     series_scalers: dict[str | None, Scaler] = field(default_factory=dict)  # by series name
     # by series name, the forms of AutoETS and AutoARIMA selected on the training part
-    # ({baseline: [form per target]}): a base or partner keeps its form at every forecast
+    # ({baseline: [form per target]}): an AutoETS base or partner keeps its form at every
+    # forecast; AutoARIMA's says only that it fitted (it is selected anew each time)
     forms: dict[str | None, dict[str, list[str]]] = field(default_factory=dict)
 
 
@@ -625,8 +628,9 @@ class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
         self, series: TimeSeries, origins: Sequence[int], names: Sequence[str], fit_length: int
     ) -> dict[str, np.ndarray]:
         """The named statsforecast baselines on the series' scaled targets, ``{name: (M,
-        horizon, K)}``: the form selected at fit, its parameters estimated on the first
-        ``fit_length`` steps. A name without a form for this series is left out."""
+        horizon, K)}``, estimated on the first ``fit_length`` steps: AutoETS in the form
+        selected at fit, AutoARIMA selected anew by AICc (module docstring). A name without a
+        form for this series (no fit at fit time) is left out."""
         fitted, horizon = self._require_fitted(), self.config.horizon
         forms, scaled = fitted.forms.get(series.name, {}), self._features(series)[1]
         found = {}
@@ -634,7 +638,13 @@ class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
             arima = name == "AutoARIMA"
             columns = [
                 self._baselines(
-                    column, origins, horizon, fitted.season, arima, fit_length, {name: form}
+                    column,
+                    origins,
+                    horizon,
+                    fitted.season,
+                    arima,
+                    fit_length,
+                    None if arima else {name: form},
                 )
                 for column, form in zip(scaled.T, forms[name], strict=True)
             ]
