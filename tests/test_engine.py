@@ -312,6 +312,35 @@ def test_the_two_directions_side_by_side_equal_reference(
         assert torch.equal(a, c)
 
 
+@pytest.mark.parametrize("loop", ["numba"], indirect=True)
+@pytest.mark.parametrize("grad_mode", ["no_grad", "inference_mode"])
+def test_side_by_side_inference_keeps_the_callers_grad_mode(
+    loop: str, grad_mode: str, monkeypatch
+) -> None:
+    """Under ``no_grad`` or ``inference_mode`` the worker thread's direction runs without
+    gradients too: the one-loop inference (one loop per recurrence, not the training kernel's
+    chunks), and no output that requires grad."""
+    if not fused._gemm.LOCAL_THREADS:
+        pytest.skip("torch's BLAS is not MKL: the directions run one after the other")
+    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
+    monkeypatch.setattr(tuning, "CHUNK_BYTES", 1)  # the training kernel would run per step
+    loops = spy_on(monkeypatch, "lstm_forward")
+    layer = make("LayerNormLSTM", 3, 7, "eval", torch.float64)
+    x = torch.randn(6, 4, 3, dtype=torch.float64)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with getattr(torch, grad_mode)():
+            output, state = layer(x)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(loops) == 4  # 2 layers x 2 directions
+    assert not output.requires_grad and not any(s.requires_grad for s in state)
+    with torch.no_grad(), reference(layer):
+        expected = layer(x)[0]
+    assert norm(output - expected) <= 1e-10 * norm(expected)
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
     """A process forked after the engine's worker thread started (a ``DataLoader`` worker, a

@@ -372,7 +372,12 @@ def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
     def call() -> Any:
-        with torch.set_grad_enabled(grad), torch.inference_mode(inference), _gemm.one_thread_here():
+        # inference_mode(False) turns gradients on, so the grad mode is set inside it
+        with (
+            torch.inference_mode(inference),
+            torch.set_grad_enabled(grad),
+            _gemm.one_thread_here(),
+        ):
             return there()
 
     future = _worker().submit(call)
