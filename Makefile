@@ -26,9 +26,11 @@ format: setup
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# pytest's exit code 5 (no tests collected) is not a failure.
+# pytest's exit code 5 (no tests collected) is not a failure. Two worker processes: CI's
+# machine has two cores, and each test holds torch to one thread (tests/conftest.py).
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q || [ $$? -eq 5 ]
+	$(PY) -m pytest -q -n $(TEST_WORKERS) || [ $$? -eq 5 ]
 
 quality: setup
 	$(PY) -m pytest -q -m slow
