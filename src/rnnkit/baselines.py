@@ -154,9 +154,15 @@ def rolling_baselines(
         arima = arima_fits_in_time(fit_length, primary)
     if arima:
         fitted = _statsforecast(
-            "AutoARIMA", values, origins_, horizon, primary, levels, fit_length,
+            "AutoARIMA",
+            values,
+            origins_,
+            horizon,
+            primary,
+            levels,
+            fit_length,
             forms.get("AutoARIMA"),
-        )  # fmt: skip
+        )
         if fitted is not None:
             out["AutoARIMA"] = fitted
     return out
@@ -300,8 +306,13 @@ def _of_form(form: str, season_length: int) -> Any:
             f"{form!r}"
         )
     p, d, q, big_p, big_d, big_q, m, mean, drift = numbers
-    return ARIMA(order=(p, d, q), season_length=m, seasonal_order=(big_p, big_d, big_q),
-                 include_mean=bool(mean), include_drift=bool(drift))  # fmt: skip
+    return ARIMA(
+        order=(p, d, q),
+        season_length=m,
+        seasonal_order=(big_p, big_d, big_q),
+        include_mean=bool(mean),
+        include_drift=bool(drift),
+    )
 
 
 def _stack(results: list[dict[str, Any]], key: str) -> np.ndarray:

@@ -36,8 +36,17 @@ Label = str | int
 WINDOWS = (0.0, 0.05, 0.1, 0.2, 1.0)
 #: Above this many DTW cells, leave-one-out would take minutes: the window is then fixed.
 LEARN_BUDGET = 3e9
-KERNEL_FIELDS = ("sizes", "weights", "weight_starts", "biases", "dilations", "paddings",
-                 "counts", "channels", "channel_starts")  # fmt: skip
+KERNEL_FIELDS = (
+    "sizes",
+    "weights",
+    "weight_starts",
+    "biases",
+    "dilations",
+    "paddings",
+    "counts",
+    "channels",
+    "channel_starts",
+)
 
 
 def as_sequences(inputs: Any, name: str = "inputs") -> list[np.ndarray]:

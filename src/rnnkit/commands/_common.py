@@ -29,19 +29,21 @@ Resume = Annotated[
 Devices = Annotated[
     int,
     typer.Option(
-        "--devices", min=1,
+        "--devices",
+        min=1,
         help="Training processes on each machine (distributed data parallel on gloo); the "
         "batch size is per process.",
     ),
-]  # fmt: skip
+]
 NumNodes = Annotated[
     int,
     typer.Option(
-        "--num-nodes", min=1,
+        "--num-nodes",
+        min=1,
         help="Machines training together; start the command on each (torchrun, SLURM: see "
         "docs/distributed.md).",
     ),
-]  # fmt: skip
+]
 Strategy = Annotated[
     str, typer.Option("--strategy", help="auto (one process; ddp for several) or ddp.")
 ]
@@ -129,8 +131,10 @@ def user_errors(command: Command) -> Command:
             print_error("not enough memory for what was asked (a model or its inputs too large)")
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
-            errors.print("interrupted: the checkpoint of the last finished epoch is kept; run "
-                         "the same command with --resume to continue")  # fmt: skip
+            errors.print(
+                "interrupted: the checkpoint of the last finished epoch is kept; run "
+                "the same command with --resume to continue"
+            )
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]

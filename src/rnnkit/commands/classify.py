@@ -137,21 +137,34 @@ def command(
 
     if blend is not None:  # before the data are read and the plan printed
         check_choice("blend", blend, BLENDS)
-    if not (test_fraction > 0 and (val_fraction or 0.1) > 0
-            and test_fraction + (val_fraction or 0.1) < 1):  # fmt: skip
+    if not (
+        test_fraction > 0
+        and (val_fraction or 0.1) > 0
+        and test_fraction + (val_fraction or 0.1) < 1
+    ):
         raise ValueError(
             f"test_fraction, val_fraction: expected both > 0 with a sum < 1, got "
             f"{test_fraction} and {val_fraction}"
         )
     reading = {"fill": fill, "id_column": id_column, "time_column": time_column}
-    source = {"data": data, "columns": [text_column, label_column],
-              "test_fraction": test_fraction, "seed": seed, "reading": reading}  # fmt: skip
+    source = {
+        "data": data,
+        "columns": [text_column, label_column],
+        "test_fraction": test_fraction,
+        "seed": seed,
+        "reading": reading,
+    }
     if test is not None:  # recorded, not its path: a model folder never names a file to read
         source["test"] = "given"
     (train_inputs, train_labels), test_split = _split(source, test)
     numeric = not isinstance(train_inputs, list) or not isinstance(train_inputs[0], str)
-    given = {"front_end": front_end, "stride": stride, "augment": augment, "members": members,
-             "blend": blend}  # fmt: skip
+    given = {
+        "front_end": front_end,
+        "stride": stride,
+        "augment": augment,
+        "members": members,
+        "blend": blend,
+    }
     options = {k: v for k, v in given.items() if v is not None}
     fit_options: dict[str, Any] = {}
     if numeric:
@@ -168,10 +181,15 @@ def command(
     else:
         training = SequenceClassifier.default_training
     training = replace(
-        training, max_epochs=epochs or training.max_epochs, patience=patience or training.patience,
-        batch_size=batch_size or training.batch_size, seed=seed, devices=devices,
-        num_nodes=num_nodes, strategy=strategy,
-    )  # fmt: skip
+        training,
+        max_epochs=epochs or training.max_epochs,
+        patience=patience or training.patience,
+        batch_size=batch_size or training.batch_size,
+        seed=seed,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+    )
     if val_fraction is not None or not numeric:
         held = val_fraction if val_fraction is not None else 0.1
         fit_options["val_fraction"] = held / (1 - test_fraction) if test is None else held
@@ -180,19 +198,31 @@ def command(
     if val is not None:
         fit_options["validation"] = _load(val, source)
     model = SequenceClassifier(
-        tokens=tokens, min_count=min_count, cell=cell, bidirectional=bidirectional,
-        pooling=pooling, embedding_size=embedding_size, hidden_size=hidden_size,
-        num_layers=num_layers, dropout=dropout, token_dropout=token_dropout,
-        training=training, **options,
-    )  # fmt: skip
+        tokens=tokens,
+        min_count=min_count,
+        cell=cell,
+        bidirectional=bidirectional,
+        pooling=pooling,
+        embedding_size=embedding_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        dropout=dropout,
+        token_dropout=token_dropout,
+        training=training,
+        **options,
+    )
     console.print(
         f"Training a {cell} classifier on {data}: {len(train_labels)} examples for training "
         f"and validation, {len(test_split[1])} for testing ..."
     )
     model.fit(
-        train_inputs, train_labels, log_dir=out / "logs", progress=progress, resume=resume,
+        train_inputs,
+        train_labels,
+        log_dir=out / "logs",
+        progress=progress,
+        resume=resume,
         **fit_options,
-    )  # fmt: skip
+    )
     if further_process():  # the baselines, report, figures and model come from rank 0
         return
     results = _report(model, (train_inputs, train_labels), test_split, test or data, baselines)
@@ -231,8 +261,11 @@ def predict(model_dir: Path, input: str) -> None:
         sequences = read_sequences(path).sequences  # labels in the file are not used
         for index, p in enumerate(model.predict_proba(sequences)):
             label = model.classes[int(p.argmax())]
-            print(json.dumps({"index": index, "label": label,
-                              "probability": round(float(p.max()), 4)}))  # fmt: skip
+            print(
+                json.dumps(
+                    {"index": index, "label": label, "probability": round(float(p.max()), 4)}
+                )
+            )
         return
     if path.is_dir():
         raise ValueError(f"input: expected a text or a text file, got the folder {input!r}")
@@ -240,8 +273,12 @@ def predict(model_dir: Path, input: str) -> None:
     probabilities = model.predict_proba(texts)
     for text, p in zip(texts, probabilities, strict=True):
         label = model.classes[int(p.argmax())]
-        print(json.dumps({"text": text, "label": label, "probability": round(float(p.max()), 4)},
-                         ensure_ascii=False))  # fmt: skip
+        print(
+            json.dumps(
+                {"text": text, "label": label, "probability": round(float(p.max()), 4)},
+                ensure_ascii=False,
+            )
+        )
 
 
 Split = tuple[Any, list[Any]]  # inputs (texts or an (N, L, F) array) and their labels
@@ -331,13 +368,14 @@ def _save_report(out: Path, model: Any, results: dict[str, dict[str, Any]]) -> N
     matrix = results[name]["confusion_matrix"]
     plot_confusion(matrix, model.classes, out / "confusion.png")
     report = {
-        "methods": {m: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]}
-                    for m, r in results.items()},
+        "methods": {
+            m: {"accuracy": r["accuracy"], "macro_f1": r["macro_f1"]} for m, r in results.items()
+        },
         "classes": list(model.classes),
         "confusion_matrix": matrix.tolist(),
         "per_class": per_class(matrix, model.classes),
         "blend": model.blend,
-    }  # fmt: skip
+    }
     with atomic_file(out / "report.json") as staging:
         staging.write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
 
@@ -350,11 +388,14 @@ def per_class(matrix: np.ndarray, classes: tuple[Any, ...]) -> list[dict[str, An
     rows = []
     for i, c in enumerate(classes):
         hits = matrix[i, i]
-        rows.append({
-            "class": c, "support": int(actual[i]),
-            "precision": float(hits / predicted[i]) if predicted[i] else 0.0,
-            "recall": float(hits / actual[i]) if actual[i] else 0.0,
-        })  # fmt: skip
+        rows.append(
+            {
+                "class": c,
+                "support": int(actual[i]),
+                "precision": float(hits / predicted[i]) if predicted[i] else 0.0,
+                "recall": float(hits / actual[i]) if actual[i] else 0.0,
+            }
+        )
     return rows
 
 
@@ -372,9 +413,12 @@ def _load(data: str, source: dict[str, Any]) -> tuple[Any, list[Any]]:
     if is_sequence_file(path, text_column) and path.is_file():
         reading = source.get("reading") or {}
         sequences = read_sequences(
-            path, reading.get("fill"), reading.get("id_column", "id"),
-            reading.get("time_column", "time"), label_column,
-        )  # fmt: skip
+            path,
+            reading.get("fill"),
+            reading.get("id_column", "id"),
+            reading.get("time_column", "time"),
+            label_column,
+        )
         return sequences.sequences, sequences.labels
     if not data.lower().endswith(".csv") and not path.exists():
         raise ValueError(
@@ -405,8 +449,12 @@ def _print_per_class(matrix: np.ndarray, classes: tuple[Any, ...]) -> None:
     for column in ("class", "precision", "recall", "support"):
         table.add_column(column, justify="left" if column == "class" else "right")
     for row in per_class(matrix, classes):
-        table.add_row(str(row["class"]), f"{row['precision']:.3f}", f"{row['recall']:.3f}",
-                      str(row["support"]))  # fmt: skip
+        table.add_row(
+            str(row["class"]),
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            str(row["support"]),
+        )
     console.print(table)
 
 

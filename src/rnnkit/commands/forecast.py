@@ -44,8 +44,18 @@ def demo(
 ) -> None:
     """Forecast the bundled electricity demand a day ahead on each of its last 14 days
     (validated on the 14 before); compare with the baselines."""
-    command(data="electricity", test_size=672, val_size=672, out=out, epochs=epochs, cell=cell,
-            resume=resume, devices=devices, num_nodes=num_nodes, strategy=strategy)  # fmt: skip
+    command(
+        data="electricity",
+        test_size=672,
+        val_size=672,
+        out=out,
+        epochs=epochs,
+        cell=cell,
+        resume=resume,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy,
+    )
 
 
 @user_errors
@@ -108,18 +118,33 @@ def command(
     for line in plan.reasons:
         console.print(line, highlight=False)
     model = Forecaster(
-        lookback=plan.lookback, horizon=plan.horizon, stride=stride, cell=cell,
-        hidden_size=hidden_size, num_layers=num_layers, season=plan.season, blend=blend,
-        seeds=seeds, training=replace(Forecaster.default_training, max_epochs=epochs, seed=seed,
-                         devices=devices, num_nodes=num_nodes, strategy=strategy),
-    )  # fmt: skip
+        lookback=plan.lookback,
+        horizon=plan.horizon,
+        stride=stride,
+        cell=cell,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        season=plan.season,
+        blend=blend,
+        seeds=seeds,
+        training=replace(
+            Forecaster.default_training,
+            max_epochs=epochs,
+            seed=seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+        ),
+    )
     what = f"{len(panel)} series" if id_column else f"{len(panel[0])} steps"
     console.print(f"Training a {cell} forecaster on {Path(data).name} ({what}) ...")
     start = time.perf_counter()
     history = model.fit(
         [one.slice(stop=-plan.test_size) for one in panel],
-        val_size=plan.val_size, log_dir=out / "logs", resume=resume,
-    )  # fmt: skip
+        val_size=plan.val_size,
+        log_dir=out / "logs",
+        resume=resume,
+    )
     seconds = time.perf_counter() - start
     if further_process():  # the baselines, figures and model come from global rank 0
         return
@@ -133,8 +158,13 @@ def command(
     curves = plot_training(out / "training.png", history.train_loss, history.val_loss)
     names = ("horizon", "season", "seasons", "lookback", "val_size")
     choices = {name: getattr(plan, name) for name in names}
-    metadata = {"data": source, "test_size": plan.test_size, "plan": choices,
-                "evaluation": summary, "seconds": seconds}  # fmt: skip
+    metadata = {
+        "data": source,
+        "test_size": plan.test_size,
+        "plan": choices,
+        "evaluation": summary,
+        "seconds": seconds,
+    }
     saved = model.save(out / "model", metadata=metadata)
     console.print(f"Trained in {seconds:.0f} s. Figures: {figure or ''} {curves}\nModel: {saved}")
 
@@ -271,8 +301,10 @@ def _load_source(source: dict[str, Any]) -> list[Any]:
 
 def _report(report: Any, target: str, model: Any) -> dict[str, Any]:
     """Print the comparison table, the verdict and the interval coverage; return them."""
-    table = Table(title=f"{target}: rolling {report.truth.shape[1]}-step forecasts "
-                  f"({len(report.origins)} origins, season {report.season})")  # fmt: skip
+    table = Table(
+        title=f"{target}: rolling {report.truth.shape[1]}-step forecasts "
+        f"({len(report.origins)} origins, season {report.season})"
+    )
     for column in ("method", "MAE", "RMSE", "MASE", "model"):
         table.add_column(column, justify="left" if column in ("method", "model") else "right")
     best = min(m["MASE"] for m in report.metrics.values())
@@ -389,8 +421,14 @@ def predict(model_dir: Path, input: str) -> None:
     # a model saved from the API records no options: its own columns name them
     fitted = model._require_fitted()
     dates = find_date_column(input) if Path(input).is_file() else None
-    source = {"target": fitted.columns[0], "covariates": list(fitted.columns[1:]),
-              "date_column": dates, "fill": None, **recorded, "data": input}  # fmt: skip
+    source = {
+        "target": fitted.columns[0],
+        "covariates": list(fitted.columns[1:]),
+        "date_column": dates,
+        "fill": None,
+        **recorded,
+        "data": input,
+    }
     panel = _load_source(source)
     results = {one.name: _forecast_json(model, one, model_dir) for one in panel}
     print(json.dumps(results if source.get("id_column") else results[panel[0].name]))

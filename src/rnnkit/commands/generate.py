@@ -102,15 +102,28 @@ def command(
     else:
         text = read_text(data)
         generator = Generator(
-            cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            sequence_length=sequence_length, dropout=dropout, carry_state=carry_state,
-            training=replace(Generator.default_training, max_epochs=epochs,
-                             batch_size=batch_size, learning_rate=learning_rate,
-                             final_learning_rate=final_learning_rate,
-                             warmup_steps=warmup_steps, weight_decay=weight_decay, seed=seed,
-                             precision=precision, ema_decay=ema_decay, devices=devices,
-                             num_nodes=num_nodes, strategy=strategy),
-        )  # fmt: skip
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            sequence_length=sequence_length,
+            dropout=dropout,
+            carry_state=carry_state,
+            training=replace(
+                Generator.default_training,
+                max_epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                final_learning_rate=final_learning_rate,
+                warmup_steps=warmup_steps,
+                weight_decay=weight_decay,
+                seed=seed,
+                precision=precision,
+                ema_decay=ema_decay,
+                devices=devices,
+                num_nodes=num_nodes,
+                strategy=strategy,
+            ),
+        )
         split_text(text, val_fraction)  # check the split before announcing the training
         console.print(f"Training a {cell} language model on {data} ({len(text):,} characters) ...")
         generator.fit(text, val_fraction=val_fraction, log_dir=out / "logs", resume=resume)

@@ -52,9 +52,13 @@ def predict(
     ],
 ) -> None:
     """Apply a saved model to INPUT and print the result (JSON for forecasts and labels)."""
-    handlers = {"forecaster": forecast.predict, "classifier": classify.predict,
-                "space_restorer": tag.predict, "generator": generate.predict,
-                "seq2seq": seq2seq.predict}  # fmt: skip
+    handlers = {
+        "forecaster": forecast.predict,
+        "classifier": classify.predict,
+        "space_restorer": tag.predict,
+        "generator": generate.predict,
+        "seq2seq": seq2seq.predict,
+    }
     _dispatch(model_dir, "predict", handlers)(model_dir, input)
 
 
@@ -74,9 +78,11 @@ def evaluate(
     ] = None,
 ) -> None:
     """Re-evaluate a saved model on the held-out part of the data it was trained on."""
-    handlers = {"forecaster": lambda: forecast.evaluate(model_dir, test_size, data),
-                "classifier": lambda: classify.evaluate(model_dir, data),
-                "space_restorer": lambda: tag.evaluate(model_dir, data),
-                "generator": lambda: generate.evaluate(model_dir, data),
-                "seq2seq": lambda: seq2seq.evaluate(model_dir, data)}  # fmt: skip
+    handlers = {
+        "forecaster": lambda: forecast.evaluate(model_dir, test_size, data),
+        "classifier": lambda: classify.evaluate(model_dir, data),
+        "space_restorer": lambda: tag.evaluate(model_dir, data),
+        "generator": lambda: generate.evaluate(model_dir, data),
+        "seq2seq": lambda: seq2seq.evaluate(model_dir, data),
+    }
     _dispatch(model_dir, "evaluate", handlers)()

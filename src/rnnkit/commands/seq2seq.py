@@ -97,21 +97,40 @@ def command(
     if model is None and data is None:
         raise ValueError("data: give --data dates|FILE.tsv to train a model, or --model DIR")
     test_pairs = None
-    source = {"data": data, "train_size": train_size, "test_size": test_size,
-              "test_fraction": test_fraction, "seed": seed}  # fmt: skip
+    source = {
+        "data": data,
+        "train_size": train_size,
+        "test_size": test_size,
+        "test_fraction": test_fraction,
+        "seed": seed,
+    }
     if data is not None:
         train_pairs, test_pairs = _load(source)
     if model is not None:
         seq2seq = Seq2Seq.load(model)
     else:
         seq2seq = Seq2Seq(
-            cell=cell, tokens=tokens, attention=attention, embedding_size=embedding_size,
-            hidden_size=hidden_size, num_layers=num_layers, decoder_layers=decoder_layers,
-            residual=residual, scheduled_sampling=scheduled_sampling, dropout=dropout,
-            training=replace(Seq2Seq.default_training, max_epochs=epochs,
-                             batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                             devices=devices, num_nodes=num_nodes, strategy=strategy),
-        )  # fmt: skip
+            cell=cell,
+            tokens=tokens,
+            attention=attention,
+            embedding_size=embedding_size,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            decoder_layers=decoder_layers,
+            residual=residual,
+            scheduled_sampling=scheduled_sampling,
+            dropout=dropout,
+            training=replace(
+                Seq2Seq.default_training,
+                max_epochs=epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+                devices=devices,
+                num_nodes=num_nodes,
+                strategy=strategy,
+            ),
+        )
         console.print(
             f"Training a {cell} encoder-decoder ({attention} attention) on {data}: "
             f"{len(train_pairs):,} pairs for training and validation ..."
@@ -133,8 +152,13 @@ def command(
     searched = seq2seq.translate(text, beam_size=beam, length_penalty=length_penalty)
     console.print(f"{text!r} -> greedy {greedy!r}, beam {beam} {searched!r}", highlight=False)
     weights, source_tokens, output_tokens = seq2seq.attention(text)
-    figure = plot_attention(weights, source_tokens, output_tokens, out / "attention.png",
-                            title=f"Attention ({seq2seq.config.attention})")  # fmt: skip
+    figure = plot_attention(
+        weights,
+        source_tokens,
+        output_tokens,
+        out / "attention.png",
+        title=f"Attention ({seq2seq.config.attention})",
+    )
     console.print(f"Attention map: {figure}")
 
 

@@ -91,18 +91,35 @@ def command(
         console.print(restored, markup=False, highlight=False, soft_wrap=True)
         return
     if data is None:
-        raise ValueError("data: give --data (shakespeare, korean or a text file) to train, or "
-                         "--text with --model to restore spaces")  # fmt: skip
-    source = {"data": data, "max_lines": max_lines,
-              "val_fraction": val_fraction, "test_fraction": test_fraction}  # fmt: skip
+        raise ValueError(
+            "data: give --data (shakespeare, korean or a text file) to train, or "
+            "--text with --model to restore spaces"
+        )
+    source = {
+        "data": data,
+        "max_lines": max_lines,
+        "val_fraction": val_fraction,
+        "test_fraction": test_fraction,
+    }
     train_lines, val_lines, test_lines = _split(source)
     restorer = SpaceRestorer(
-        cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-        embedding_size=embedding_size, dropout=dropout, bidirectional=bidirectional,
-        training=replace(RESTORER_TRAINING, max_epochs=epochs, batch_size=batch_size,
-                         learning_rate=learning_rate, seed=seed, devices=devices,
-                         num_nodes=num_nodes, strategy=strategy),
-    )  # fmt: skip
+        cell=cell,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        embedding_size=embedding_size,
+        dropout=dropout,
+        bidirectional=bidirectional,
+        training=replace(
+            RESTORER_TRAINING,
+            max_epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            devices=devices,
+            num_nodes=num_nodes,
+            strategy=strategy,
+        ),
+    )
     started = time.perf_counter()
     history = restorer.fit(
         train_lines, val_lines, log_dir=out / "logs", progress=progress, resume=resume

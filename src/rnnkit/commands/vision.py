@@ -84,11 +84,20 @@ def caption(
     test_x, test_captions = caption_grids(test_digits, test_images, seed + 2)
     if model is None:
         captioner = Captioner(
-            cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            training=replace(Captioner.default_training, max_epochs=epochs,
-                             patience=patience, learning_rate=learning_rate, seed=seed,
-                             devices=devices, num_nodes=num_nodes, strategy=strategy),
-        )  # fmt: skip
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            training=replace(
+                Captioner.default_training,
+                max_epochs=epochs,
+                patience=patience,
+                learning_rate=learning_rate,
+                seed=seed,
+                devices=devices,
+                num_nodes=num_nodes,
+                strategy=strategy,
+            ),
+        )
         console.print(f"Training a captioner ({cell} decoder) on {train_images} grids ...")
         _fit(captioner, caption_grids(train_digits, train_images, seed + 1), out, progress, resume)
         if further_process():  # the evaluation and the model come from global rank 0
@@ -174,11 +183,20 @@ def ctc(
     if model is None:
         images, labels = digit_strips(train_digits, train_strips, seed + 1, **layout)
         recogniser = CTCRecognizer(
-            cell=cell, hidden_size=hidden_size, num_layers=num_layers,
-            training=replace(CTCRecognizer.default_training, max_epochs=epochs,
-                             patience=patience, batch_size=batch_size, seed=seed,
-                             devices=devices, num_nodes=num_nodes, strategy=strategy),
-        )  # fmt: skip
+            cell=cell,
+            hidden_size=hidden_size,
+            num_layers=num_layers,
+            training=replace(
+                CTCRecognizer.default_training,
+                max_epochs=epochs,
+                patience=patience,
+                batch_size=batch_size,
+                seed=seed,
+                devices=devices,
+                num_nodes=num_nodes,
+                strategy=strategy,
+            ),
+        )
         console.print(f"Training a {cell} CTC recogniser on {train_strips} strips ...")
         _fit(recogniser, (images, labels), out, progress, resume)
         if further_process():  # the evaluation and the model come from global rank 0

@@ -82,8 +82,11 @@ def encode_corpus(path: str | Path, out: str | Path) -> tuple[Vocabulary, Path]:
     codes = np.array([ord(token) for token in vocabulary.tokens[2:]], dtype=np.uint32)
     order = np.argsort(codes)
     keys, ids = codes[order], (order + 2).astype(dtype)  # code point -> id, by code point
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-              "shape": (length, 1)}  # fmt: skip
+    header = {
+        "descr": np.lib.format.dtype_to_descr(dtype),
+        "fortran_order": False,
+        "shape": (length, 1),
+    }
     with atomic_file(out.with_suffix(".json")) as staging:
         staging.write_text(json.dumps({"tokens": list(vocabulary.tokens)}), encoding="utf-8")
     with atomic_file(out) as staging, staging.open("wb") as file:

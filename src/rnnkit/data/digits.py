@@ -47,11 +47,15 @@ def load_digit_split(test_fraction: float = 0.25, seed: int = 0) -> tuple[DigitI
     data = load_digits()
     images = (data.images / 16.0).astype(np.float32)  # (1797, 8, 8)
     kept, held = train_test_split(
-        np.arange(len(data.target)), test_size=test_fraction, stratify=data.target,
+        np.arange(len(data.target)),
+        test_size=test_fraction,
+        stratify=data.target,
         random_state=seed,
-    )  # fmt: skip
-    return (DigitImages(images[kept], data.target[kept]),
-            DigitImages(images[held], data.target[held]))  # fmt: skip
+    )
+    return (
+        DigitImages(images[kept], data.target[kept]),
+        DigitImages(images[held], data.target[held]),
+    )
 
 
 def caption(digits: list[int]) -> str:

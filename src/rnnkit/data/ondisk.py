@@ -33,8 +33,11 @@ def _header(path: Path, kind: str = "f") -> tuple[tuple[int, ...], np.dtype, int
     unsigned int)."""
     with path.open("rb") as file:
         version = np.lib.format.read_magic(file)
-        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                else np.lib.format.read_array_header_2_0)  # fmt: skip
+        read = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
         shape, fortran, dtype = read(file)
         offset = file.tell()
     if fortran or len(shape) != 2 or dtype.kind != kind:

@@ -85,8 +85,11 @@ def load(
     kernels(backend, dtype)  # check them before reading the file
     header, tensors = read_file(path)
     architecture = header.get("architecture")
-    builders = {"forecaster": StreamingForecaster, "generator": StreamingGenerator,
-                "classifier": StreamingClassifier}  # fmt: skip
+    builders = {
+        "forecaster": StreamingForecaster,
+        "generator": StreamingGenerator,
+        "classifier": StreamingClassifier,
+    }
     if architecture != "layer" and architecture not in builders:
         raise RuntimeFileError(
             f"runtime file {str(path)!r}: unknown architecture {architecture!r}; this rnnkit "

@@ -116,8 +116,16 @@ def _refusing_bad_fields(load: Callable[..., Any]) -> Callable[..., Any]:
             return load(cls, directory, *args, **kwargs)
         except ModelFileError:
             raise
-        except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError,
-                RuntimeError, RecursionError) as error:  # fmt: skip
+        except (
+            TypeError,
+            ValueError,
+            KeyError,
+            IndexError,
+            AttributeError,
+            OverflowError,
+            RuntimeError,
+            RecursionError,
+        ) as error:
             reason = str(error).splitlines()[0] if str(error) else type(error).__name__
             raise ModelFileError(
                 f"model: config.json in {str(directory)!r} holds an invalid field: {reason}"

@@ -111,8 +111,10 @@ def beam_search(
         scores = top_scores.gather(1, live)  # (N, K)
         parent = top_beam.gather(1, live)  # (N, K)
         tokens = top_token.gather(1, live)  # (N, K)
-        history = torch.cat([history.gather(1, parent.unsqueeze(-1).expand_as(history)),
-                             tokens.unsqueeze(-1)], dim=2)  # fmt: skip
+        history = torch.cat(
+            [history.gather(1, parent.unsqueeze(-1).expand_as(history)), tokens.unsqueeze(-1)],
+            dim=2,
+        )
         rows = (parent + torch.arange(batch, device=device).unsqueeze(1) * beams).flatten()
         state = _select(state, rows)
         tokens = tokens.flatten()  # (N*K,)

@@ -200,9 +200,12 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
         ConvEncoder(1, self.config.channels, self.config.pools).output_shape(*array.shape[1:])
         built = Vocabulary.build(words)
         self._fitted = _Fitted(
-            Vocabulary((*SPECIALS, *built.tokens[2:])), array.shape[1:], float(array.mean()),
-            float(array.std()) or 1.0, max(map(len, words)) + 2,
-        )  # fmt: skip
+            Vocabulary((*SPECIALS, *built.tokens[2:])),
+            array.shape[1:],
+            float(array.mean()),
+            float(array.std()) or 1.0,
+            max(map(len, words)) + 2,
+        )
         x, ids = self._tensors(array), [self.vocabulary.encode(w) for w in words]
         rows = np.random.default_rng(self.training.seed).permutation(len(array))
         held = max(1, round(len(array) * val_fraction))
@@ -210,9 +213,17 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
         torch.manual_seed(self.training.seed)
         self.network = CaptionNetwork(self._fitted.shape, len(self.vocabulary), self.config)
         history = train(
-            self.network, _caption_loss, train_set, val_set, self.training, log_dir, progress,
-            trainer, collate_fn=_collate, resume=resume,
-        )  # fmt: skip
+            self.network,
+            _caption_loss,
+            train_set,
+            val_set,
+            self.training,
+            log_dir,
+            progress,
+            trainer,
+            collate_fn=_collate,
+            resume=resume,
+        )
         self._fitted.history = history
         return history
 
@@ -273,8 +284,10 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
             )
         pairs = list(zip(words, predicted, strict=True))
         errors = sum(edit_distance(truth, guess) for truth, guess in pairs)
-        return {"exact_match": float(np.mean([truth == guess for truth, guess in pairs])),
-                "word_error_rate": errors / sum(map(len, words))}  # fmt: skip
+        return {
+            "exact_match": float(np.mean([truth == guess for truth, guess in pairs])),
+            "word_error_rate": errors / sum(map(len, words)),
+        }
 
     def _tensors(self, images: np.ndarray) -> Tensor:
         fitted = self._require_fitted()
@@ -298,9 +311,14 @@ class Captioner(Task[_Fitted, CaptionNetwork]):
         """Rebuild a captioner saved with :meth:`save`."""
         model, state, weights = cls._read(directory)
         model._fitted = _Fitted(
-            Vocabulary(tuple(state["vocabulary"])), tuple(state["shape"]), state["mean"],
-            state["std"], state["max_length"], History(**state["history"]), state["metadata"],
-        )  # fmt: skip
+            Vocabulary(tuple(state["vocabulary"])),
+            tuple(state["shape"]),
+            state["mean"],
+            state["std"],
+            state["max_length"],
+            History(**state["history"]),
+            state["metadata"],
+        )
         model.network = build_network(
             directory,
             partial(CaptionNetwork, model._fitted.shape, len(model.vocabulary), model.config),

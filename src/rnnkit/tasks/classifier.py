@@ -111,8 +111,16 @@ class ClassifierConfig:
     def __post_init__(self) -> None:
         check_choice("tokens", self.tokens, tuple(TOKENIZERS))
         check_choice("cell", self.cell, tuple(sorted(LAYERS)))
-        for name in ("min_count", "embedding_size", "hidden_size", "num_layers",
-                     "conv_channels", "stride", "members", "rocket_kernels"):  # fmt: skip
+        for name in (
+            "min_count",
+            "embedding_size",
+            "hidden_size",
+            "num_layers",
+            "conv_channels",
+            "stride",
+            "members",
+            "rocket_kernels",
+        ):
             check_int(name, getattr(self, name))
         check_choice("front_end", self.front_end, FRONT_ENDS)
         check_choice("blend", self.blend, BLENDS)
@@ -390,15 +398,26 @@ class SequenceClassifier(Task[_Fitted, ClassifierNetwork]):
             network = ClassifierNetwork(*self._network_sizes())
             where = None if log_dir is None or members == 1 else Path(log_dir) / f"member{member}"
             history = train(
-                network, loss, train_set, val_set, training, log_dir if members == 1 else where,
-                progress, trainer, collate_fn=_collate, resume=resume,
-            )  # fmt: skip
+                network,
+                loss,
+                train_set,
+                val_set,
+                training,
+                log_dir if members == 1 else where,
+                progress,
+                trainer,
+                collate_fn=_collate,
+                resume=resume,
+            )
             histories.append(history)
             networks.append(network)
             if held is not None or extra is not None:  # examples this member has not seen
                 seen = [e for e, _ in val_set]
-                folds.append(Fold(rows, seen, np.array([t for _, t in val_set]),
-                                  _probabilities(network, seen)))  # fmt: skip
+                folds.append(
+                    Fold(
+                        rows, seen, np.array([t for _, t in val_set]), _probabilities(network, seen)
+                    )
+                )
         self.network = networks[0] if members == 1 else ClassifierEnsemble(networks)
         if self.config.blend == "rocket":
             self.network = RocketBlend(self.network, *self._rocket_sizes())
@@ -766,8 +785,13 @@ def plan_for_sequences(
         notes.append("blend: ROCKET, but no validation examples to weigh it: the network alone")
     else:
         notes.append("blend: ROCKET's probabilities mixed in, the weight chosen on validation")
-    options = {"front_end": "conv", "stride": stride, "augment": augment, "members": members,
-               "blend": blend}  # fmt: skip
+    options = {
+        "front_end": "conv",
+        "stride": stride,
+        "augment": augment,
+        "members": members,
+        "blend": blend,
+    }
     training = TrainConfig(max_epochs=epochs, patience=patience, batch_size=batch, seed=seed)
     return ClassifierPlan(options, training, val_fraction, weights, tuple(notes))
 

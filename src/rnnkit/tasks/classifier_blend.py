@@ -127,9 +127,7 @@ def fit_blend(
         probabilities.append(fold.probabilities)
         truth.append(fold.targets)
     rocket_scores, network, classes = (np.concatenate(a) for a in (scores, probabilities, truth))
-    temperature = min(
-        TEMPERATURES, key=lambda t: _log_loss(_softmax(rocket_scores, t), classes)
-    )  # fmt: skip
+    temperature = min(TEMPERATURES, key=lambda t: _log_loss(_softmax(rocket_scores, t), classes))
     rocket = _softmax(rocket_scores, temperature)
 
     def judged(weight: float) -> tuple[float, float, float]:

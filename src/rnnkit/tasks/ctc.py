@@ -264,9 +264,11 @@ class CTCRecognizer(Task[_Fitted, CTCNetwork]):
                     f"wider images or pools that keep more columns"
                 )
         self._fitted = _Fitted(
-            "".join(sorted(set("".join(texts)))), array.shape[1], float(array.mean()),
+            "".join(sorted(set("".join(texts)))),
+            array.shape[1],
+            float(array.mean()),
             float(array.std()) or 1.0,
-        )  # fmt: skip
+        )
         rows = np.random.default_rng(self.training.seed).permutation(len(array))
         held = max(1, round(len(array) * val_fraction))
         x, targets, lengths = self._tensors(array), *self._targets(texts)
@@ -360,9 +362,13 @@ class CTCRecognizer(Task[_Fitted, CTCNetwork]):
         """Rebuild a recogniser saved with :meth:`save`."""
         model, state, weights = cls._read(directory)
         model._fitted = _Fitted(
-            state["alphabet"], state["height"], state["mean"], state["std"],
-            History(**state["history"]), state["metadata"],
-        )  # fmt: skip
+            state["alphabet"],
+            state["height"],
+            state["mean"],
+            state["std"],
+            History(**state["history"]),
+            state["metadata"],
+        )
         model.network = build_network(
             directory,
             partial(CTCNetwork, state["height"], len(state["alphabet"]), model.config),
@@ -386,8 +392,12 @@ def check_images(images: object, height: int | None = None, width: int | None = 
         images = images.detach().cpu().numpy()
     if not isinstance(images, np.ndarray) or images.dtype.kind not in "biuf":
         raise TypeError(f"images: expected a numeric array (N, H, W), got {type(images).__name__}")
-    if (images.ndim != 3 or len(images) == 0 or (height and images.shape[1] != height)
-            or (width and images.shape[2] != width)):  # fmt: skip
+    if (
+        images.ndim != 3
+        or len(images) == 0
+        or (height and images.shape[1] != height)
+        or (width and images.shape[2] != width)
+    ):
         expected = f"(N, {height or 'H'}, {width or 'W'})"
         raise ValueError(f"images: expected shape {expected} with N >= 1, got {images.shape}")
     if not np.isfinite(images).all():

@@ -412,13 +412,17 @@ class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
             for one in panel
         }
         self._fitted = _Fitted(
-            scalers[longest.name] if len(panel) == 1 else None, season, longest.columns,
-            longest.num_targets, transform=transform,
+            scalers[longest.name] if len(panel) == 1 else None,
+            season,
+            longest.columns,
+            longest.num_targets,
+            transform=transform,
             series_scalers=scalers if len(panel) > 1 else {},
-        )  # fmt: skip
+        )
         if config.seasonal_base or config.blend:
-            self._fitted.forms = {one.name: self._select_forms(one, fit_lengths[one.name])
-                                  for one in panel}  # fmt: skip
+            self._fitted.forms = {
+                one.name: self._select_forms(one, fit_lengths[one.name]) for one in panel
+            }
         windows = self._validation_windows(panel, val_size, fit_lengths)
         if config.seasonal_base:
             self._fitted.base = config.base or self._choose_base(windows, panel)
@@ -923,8 +927,11 @@ class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
         scaler = None if panel else _recorded_scaler(directory, state["scaler"], columns)
         season = state["season"]
         # bounded as in the runtime file: a forecast reads lookback + season steps
-        sizes = {"lookback": model.config.lookback, "horizon": model.config.horizon,
-                 "season": season}  # fmt: skip
+        sizes = {
+            "lookback": model.config.lookback,
+            "horizon": model.config.horizon,
+            "season": season,
+        }
         for name, size in sizes.items():
             if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_STEPS:
                 raise ModelFileError(
@@ -932,11 +939,16 @@ class Forecaster(Task[_Fitted, ForecastNetwork | ForecastEnsemble]):
                     f"an int >= 1 and <= {MAX_STEPS}"
                 )
         model._fitted = _Fitted(
-            scaler, state["season"], tuple(state["columns"]), state["num_targets"],
-            History(**state["history"]), state["metadata"],
-            *_recorded_tuning(directory, state, model.config.levels), panel,
+            scaler,
+            state["season"],
+            tuple(state["columns"]),
+            state["num_targets"],
+            History(**state["history"]),
+            state["metadata"],
+            *_recorded_tuning(directory, state, model.config.levels),
+            panel,
             _recorded_forms(directory, state["forms"]),
-        )  # fmt: skip
+        )
         model.network = build_network(
             directory,
             partial(_network, state["num_features"], state["num_targets"], model.config),
@@ -1014,10 +1026,15 @@ def _write_baselines(path: Path, memo: dict[str, dict[str, BaselineForecast]]) -
     """Write the baselines of ``memo`` (by call, then by name) to ``path``, atomically: each
     forecast's mean ``(M, horizon)`` as a tensor ``"<call>/<name>"``, models and forms as
     JSON metadata."""
-    arrays = {f"{call}/{name}": found.mean for call, by_name in memo.items()
-              for name, found in by_name.items()}  # fmt: skip
-    labels = {call: {name: [found.model, found.form] for name, found in by_name.items()}
-              for call, by_name in memo.items()}  # fmt: skip
+    arrays = {
+        f"{call}/{name}": found.mean
+        for call, by_name in memo.items()
+        for name, found in by_name.items()
+    }
+    labels = {
+        call: {name: [found.model, found.form] for name, found in by_name.items()}
+        for call, by_name in memo.items()
+    }
     with atomic_file(path) as staging:
         save_file(arrays, staging, metadata={"baselines": json.dumps(labels)})
 

@@ -273,8 +273,11 @@ class Generator(Task[_Fitted, GeneratorNetwork]):
                     )
                 )
         nats = total / (len(ids) - 1)
-        return {"loss_nats_per_char": nats, "bits_per_char": nats / math.log(2),
-                "characters": len(ids) - 1}  # fmt: skip
+        return {
+            "loss_nats_per_char": nats,
+            "bits_per_char": nats / math.log(2),
+            "characters": len(ids) - 1,
+        }
 
     def sample(
         self,

@@ -148,9 +148,14 @@ class Seq2SeqNetwork(nn.Module):
         stacked = {"dropout": config.dropout} if config.num_layers > 1 else {}
         self.source_embedding = nn.Embedding(source_size, embedding, padding_idx=0)
         self.encoder = make_layer(
-            config.cell, embedding, size // directions, num_layers=config.num_layers,
-            bidirectional=config.bidirectional, batch_first=True, **stacked,
-        )  # fmt: skip
+            config.cell,
+            embedding,
+            size // directions,
+            num_layers=config.num_layers,
+            bidirectional=config.bidirectional,
+            batch_first=True,
+            **stacked,
+        )
         feed = size if config.input_feeding else 0
         self.decoder = nn.ModuleList(
             make_layer(config.cell, embedding + feed if k == 0 else size, size, batch_first=True)
@@ -294,9 +299,17 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
         batches = math.ceil(len(train_rows) / self.training.batch_size)
         loss = _TeacherForcing(self.config.scheduled_sampling, batches * self.training.max_epochs)
         history = train(
-            self.network, loss, [encoded[i] for i in train_rows], [encoded[i] for i in val_rows],
-            self.training, log_dir, progress, trainer, collate_fn=_collate, resume=resume,
-        )  # fmt: skip
+            self.network,
+            loss,
+            [encoded[i] for i in train_rows],
+            [encoded[i] for i in val_rows],
+            self.training,
+            log_dir,
+            progress,
+            trainer,
+            collate_fn=_collate,
+            resume=resume,
+        )
         self._fitted.history = history
         return history
 
@@ -470,9 +483,12 @@ class Seq2Seq(Task[_Fitted, Seq2SeqNetwork]):
         source = Vocabulary(tuple(state["source_vocabulary"]))
         target = Vocabulary(tuple(state["target_vocabulary"]))
         model._fitted = _Fitted(
-            source, target, state["longest_target"], History(**state["history"]),
+            source,
+            target,
+            state["longest_target"],
+            History(**state["history"]),
             state["metadata"],
-        )  # fmt: skip
+        )
         model.network = build_network(
             directory, partial(Seq2SeqNetwork, len(source), len(target), model.config), weights
         )

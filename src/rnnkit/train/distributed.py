@@ -105,9 +105,11 @@ def make_strategy(
     # not always all of them (the forecaster's quantile head trains afterwards), which DDP
     # then learns once in the first step instead of searching the graph at every step.
     return DDPStrategy(
-        process_group_backend="gloo", start_method="popen", static_graph=True,
+        process_group_backend="gloo",
+        start_method="popen",
+        static_graph=True,
         timeout=timedelta(seconds=timeout),
-    )  # fmt: skip
+    )
 
 
 PADDING = -1  # a SplitBatches index: this process has no item left in this step
@@ -215,8 +217,13 @@ class ShardedData(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         dataset, (rank, world) = self.sets[0], self._world()
         if world == 1:
-            return DataLoader(dataset, self.batch_size, shuffle=self.shuffle,
-                              generator=self.generator, collate_fn=self.collate_fn)  # fmt: skip
+            return DataLoader(
+                dataset,
+                self.batch_size,
+                shuffle=self.shuffle,
+                generator=self.generator,
+                collate_fn=self.collate_fn,
+            )
         if not self.shuffle:  # every item counts in training: a spare step repeats item 0
             batches = SplitBatches(len(dataset), self.batch_size, rank, world, repeat=True)  # type: ignore[arg-type]
             return DataLoader(dataset, batch_sampler=batches, collate_fn=self.collate_fn)

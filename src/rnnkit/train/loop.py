@@ -280,8 +280,9 @@ class _ReducedLosses(Callback):
         torch.distributed.all_reduce(totals)
         mean = (totals[0] / totals[1]).float()
         # the same number in every process: sync_dist only averages equal values
-        module.log(f"{stage}_loss", mean, on_step=False, on_epoch=True, prog_bar=True,
-                   sync_dist=True)  # fmt: skip
+        module.log(
+            f"{stage}_loss", mean, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True
+        )
 
 
 class _RandomState(Callback):
@@ -380,9 +381,11 @@ def train(
     if checkpoint is not None:
         # Saved at the end of the training epoch, after the curves of the epoch are recorded.
         saver = ModelCheckpoint(
-            checkpoint.parent, checkpoint.stem, enable_version_counter=False,
+            checkpoint.parent,
+            checkpoint.stem,
+            enable_version_counter=False,
             save_on_train_epoch_end=True,
-        )  # fmt: skip
+        )
         saver.FILE_EXTENSION = checkpoint.suffix
         callbacks.append(saver)
     data = ShardedData(

@@ -38,17 +38,26 @@ def plot_attention(
         raise ValueError(f"weights: expected a non-empty (T, S) array, got shape {weights.shape}")
     if not np.isfinite(weights).all():
         raise ValueError("weights: expected finite values")
-    for name, tokens, size in (("source_tokens", source_tokens, weights.shape[1]),
-                               ("target_tokens", target_tokens, weights.shape[0])):  # fmt: skip
+    for name, tokens, size in (
+        ("source_tokens", source_tokens, weights.shape[1]),
+        ("target_tokens", target_tokens, weights.shape[0]),
+    ):
         if len(tokens) != size:
-            raise ValueError(f"{name}: expected {size} tokens (weights {weights.shape}), got "
-                             f"{len(tokens)}")  # fmt: skip
+            raise ValueError(
+                f"{name}: expected {size} tokens (weights {weights.shape}), got {len(tokens)}"
+            )
     labels, families = _labels([*source_tokens, *target_tokens])
     columns, rows = labels[: len(source_tokens)], labels[len(source_tokens) :]
     figure = Figure(figsize=(2 + 0.32 * len(columns), 1.5 + 0.32 * len(rows)))
     axes = figure.subplots()
-    image = axes.imshow(weights, cmap="Greys", vmin=0, vmax=max(float(weights.max()), 1e-12),
-                        aspect="equal", interpolation="nearest")  # fmt: skip
+    image = axes.imshow(
+        weights,
+        cmap="Greys",
+        vmin=0,
+        vmax=max(float(weights.max()), 1e-12),
+        aspect="equal",
+        interpolation="nearest",
+    )
     figure.colorbar(image, ax=axes, fraction=0.03, pad=0.02)
     axes.set_xticks(np.arange(len(columns)), columns, fontfamily=families, rotation=90)
     axes.set_yticks(np.arange(len(rows)), rows, fontfamily=families)

@@ -113,14 +113,22 @@ def gradient_flow(
         (line,) = axes.plot(_positive(series), lw=1.8, label=label)
         colours[label] = line.get_color()
     for label, series in (reference or {}).items():
-        axes.plot(_positive(series), lw=1.2, ls="--", alpha=0.6, color=colours.get(label),
-                  label=f"{label} (gate bias 0)")  # fmt: skip
+        axes.plot(
+            _positive(series),
+            lw=1.2,
+            ls="--",
+            alpha=0.6,
+            color=colours.get(label),
+            label=f"{label} (gate bias 0)",
+        )
     length = len(next(iter(norms.values())))
     axes.set(
         title="Gradient of a last-step loss reaching each earlier step (untrained cells)",
-        xlabel="time step t", ylabel="||dL/dh_t||  (mean over the batch)", yscale="log",
+        xlabel="time step t",
+        ylabel="||dL/dh_t||  (mean over the batch)",
+        yscale="log",
         xlim=(0, length - 1),
-    )  # fmt: skip
+    )
     axes.grid(True, which="major", alpha=0.3)
     axes.legend(fontsize=8)
     return _save(figure, path)
@@ -192,9 +200,13 @@ def plot_hidden_states(
         panels = {"h": torch.cat(states).cpu().numpy()}
         names = ["h"]
     labels = {
-        "h": "hidden state h", "c": "cell state c", "i": "input gate i", "f": "forget gate f",
-        "g": "candidate g", "o": "output gate o",
-    }  # fmt: skip
+        "h": "hidden state h",
+        "c": "cell state c",
+        "i": "input gate i",
+        "f": "forget gate f",
+        "g": "candidate g",
+        "o": "output gate o",
+    }
     columns = 2 if len(names) > 1 else 1
     rows = (len(names) + columns - 1) // columns
     figure = Figure(figsize=(6 * columns, 2.6 * rows + 0.6))
@@ -206,8 +218,14 @@ def plot_hidden_states(
             bound = float(np.abs(values).max()) or 1.0
             limits = (-bound, bound)
         cmap = "viridis" if name in ("i", "f", "o") else "RdBu_r"
-        image = ax.imshow(values, aspect="auto", cmap=cmap, vmin=limits[0], vmax=limits[1],
-                          interpolation="nearest")  # fmt: skip
+        image = ax.imshow(
+            values,
+            aspect="auto",
+            cmap=cmap,
+            vmin=limits[0],
+            vmax=limits[1],
+            interpolation="nearest",
+        )
         ax.set(title=labels[name], xlabel="time step", ylabel="unit")
         figure.colorbar(image, ax=ax, fraction=0.04)
     for ax in axes[len(names) :]:

@@ -69,9 +69,15 @@ def plot_forecast(
         ``path``, written atomically.
     """
     figure = _forecast_figure(
-        history, truth, forecasts, intervals=intervals, timestamps=timestamps, title=title,
-        ylabel=ylabel, zoom_history=zoom_history,
-    )  # fmt: skip
+        history,
+        truth,
+        forecasts,
+        intervals=intervals,
+        timestamps=timestamps,
+        title=title,
+        ylabel=ylabel,
+        zoom_history=zoom_history,
+    )
     return _save(figure, path)
 
 
@@ -96,13 +102,17 @@ def _forecast_figure(
     reference = "truth" if truth is not None else f"forecasts[{model!r}]"
     shape = _as_origins(truth if truth is not None else forecasts[model], reference).shape
     if 0 in shape:
-        raise ValueError(f"{reference}: expected at least one origin and one step (M, horizon "
-                         f">= 1), got shape {shape}")  # fmt: skip
+        raise ValueError(
+            f"{reference}: expected at least one origin and one step (M, horizon "
+            f">= 1), got shape {shape}"
+        )
     if truth is not None:
         truth = _as_origins(truth, "truth")
     like = f"like {reference}"
-    forecasts = {label: _as_origins(values, f"forecasts[{label!r}]", shape, like)
-                 for label, values in forecasts.items()}  # fmt: skip
+    forecasts = {
+        label: _as_origins(values, f"forecasts[{label!r}]", shape, like)
+        for label, values in forecasts.items()
+    }
     bands = _check_intervals(intervals or {}, shape, f"like forecasts[{model!r}]")
     origins, horizon = shape
     steps = len(history) + origins * horizon
@@ -144,8 +154,7 @@ def _forecast_figure(
     full.set_title("full series", fontsize=10)
     what = "test window" if truth is not None else "forecast"
     plural = ("s" if origins != 1 else "", "s" if horizon != 1 else "")
-    zoom.set_title(f"{what}: {origins} origin{plural[0]} of {horizon} step{plural[1]}",
-                   fontsize=10)  # fmt: skip
+    zoom.set_title(f"{what}: {origins} origin{plural[0]} of {horizon} step{plural[1]}", fontsize=10)
     # Zoom: the last `zoom_history` steps of history, then the test window.
     first = len(history) - min(zoom_history, len(history))
     left = x[first] - step / 2 if first < len(history) else window[0]
@@ -161,8 +170,14 @@ def _forecast_figure(
     zoom.set_ylim(low - pad, high + pad)
 
     handles, labels = full.get_legend_handles_labels()
-    figure.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 8),
-                  fontsize=9, frameon=False)  # fmt: skip
+    figure.legend(
+        handles,
+        labels,
+        loc="outside lower center",
+        ncol=min(len(labels), 8),
+        fontsize=9,
+        frameon=False,
+    )
     figure.suptitle(title)
     return figure
 
@@ -182,26 +197,48 @@ def _draw_forecasts(
         actual_x = np.concatenate([x_history, x_test])
         actual = np.concatenate([history, truth.ravel()])
     if len(actual):
-        axes.plot(actual_x, actual, color="black", lw=1.3, label="actual", zorder=2.5,
-                  marker="o" if len(actual) == 1 else None, ms=3)  # fmt: skip
+        axes.plot(
+            actual_x,
+            actual,
+            color="black",
+            lw=1.3,
+            label="actual",
+            zorder=2.5,
+            marker="o" if len(actual) == 1 else None,
+            ms=3,
+        )
     # Added in legend order (actual, model, its intervals, baselines); zorder sets the layers.
     marker = "o" if x_test.size == 1 else None  # a lone point draws no line
     labels = list(forecasts)
     xs, ys = _pieces(x_test, forecasts[labels[0]])
-    axes.plot(xs, ys, color=_MODEL_COLOUR, lw=2.2, zorder=3, label=labels[0], marker=marker,
-              ms=4)  # fmt: skip
+    axes.plot(xs, ys, color=_MODEL_COLOUR, lw=2.2, zorder=3, label=labels[0], marker=marker, ms=4)
     # Widest band lightest and lowest; `bands` runs widest first.
     whiteness = np.linspace(0.85, 0.65, len(bands)) if len(bands) > 1 else [0.75]
     for rank, (level, (lower, upper)) in reversed(list(enumerate(bands.items()))):
         xs, lows = _pieces(x_test, lower)
-        axes.fill_between(xs, lows, _pieces(x_test, upper)[1], lw=0, zorder=1 + 0.1 * rank,
-                          color=_tint(_MODEL_COLOUR, whiteness[rank]),
-                          label=f"{level}% interval")  # fmt: skip
+        axes.fill_between(
+            xs,
+            lows,
+            _pieces(x_test, upper)[1],
+            lw=0,
+            zorder=1 + 0.1 * rank,
+            color=_tint(_MODEL_COLOUR, whiteness[rank]),
+            label=f"{level}% interval",
+        )
     for i, label in enumerate(labels[1:]):
         xs, ys = _pieces(x_test, forecasts[label])
         k = i % len(_BASELINE_COLOURS)
-        axes.plot(xs, ys, color=_BASELINE_COLOURS[k], ls=_BASELINE_DASHES[k], lw=1.1, zorder=2,
-                  label=label, marker=marker, ms=4)  # fmt: skip
+        axes.plot(
+            xs,
+            ys,
+            color=_BASELINE_COLOURS[k],
+            ls=_BASELINE_DASHES[k],
+            lw=1.1,
+            zorder=2,
+            label=label,
+            marker=marker,
+            ms=4,
+        )
 
 
 def _pieces(x_test: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -278,8 +315,14 @@ def plot_training(path: str | Path, train_loss: list[float], val_loss: list[floa
     axes.plot(epochs, val_loss, marker="o", ms=3, label="validation")
     if val_loss:
         best = int(np.argmin(val_loss))
-        axes.scatter([epochs[best]], [val_loss[best]], s=80, facecolors="none", edgecolors="red",
-                     label=f"best (epoch {epochs[best]})")  # fmt: skip
+        axes.scatter(
+            [epochs[best]],
+            [val_loss[best]],
+            s=80,
+            facecolors="none",
+            edgecolors="red",
+            label=f"best (epoch {epochs[best]})",
+        )
     axes.set(title="Training curves", xlabel="epoch", ylabel="loss (MSE, scaled)", yscale="log")
     axes.legend()
     return _save(figure, path)
@@ -313,12 +356,26 @@ def plot_confusion(
     figure.colorbar(image, ax=axes, fraction=0.046)
     ticks = np.arange(len(labels))
     names = [str(label) for label in labels]
-    axes.set(xticks=ticks, yticks=ticks, xticklabels=names, yticklabels=names, title=title,
-             xlabel="predicted", ylabel="true")  # fmt: skip
+    axes.set(
+        xticks=ticks,
+        yticks=ticks,
+        xticklabels=names,
+        yticklabels=names,
+        title=title,
+        xlabel="predicted",
+        ylabel="true",
+    )
     dark = matrix.max() / 2  # white text on dark cells
     for (row, column), count in np.ndenumerate(matrix):
-        axes.text(column, row, f"{count:g}", ha="center", va="center", fontsize=8,
-                  color="white" if count > dark else "black")  # fmt: skip
+        axes.text(
+            column,
+            row,
+            f"{count:g}",
+            ha="center",
+            va="center",
+            fontsize=8,
+            color="white" if count > dark else "black",
+        )
     return _save(figure, path)
 
 
