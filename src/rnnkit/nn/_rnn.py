@@ -114,17 +114,18 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         parametrizations replace them without updating ``_flat_weights``)."""
         return [getattr(self, name) for name in self._flat_weights_names]
 
-    def _weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
-        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-        return {name: getattr(self, name + suffix, None) for name in names}
-
     def _namespace(self, layer: int, direction: int) -> SimpleNamespace:
-        """The spec's ``p`` of one recurrence: its flat weights under the cell's names, the
-        options and sizes, and ``project``, the spec's input projection on them."""
+        """The spec's ``p`` of one recurrence: its flat weights (``weight_ih_l{layer}``, ...)
+        under the cell's names (``weight_ih``, ...), the options and sizes, and ``project``,
+        the spec's input projection on them."""
+        suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        weights = {
+            name.removesuffix(suffix): getattr(self, name)
+            for name in self._flat_weights_names
+            if name.endswith(suffix)
+        }
         inputs = self.input_size if layer == 0 else self.num_directions * self.state_sizes[0]
         options = self.spec.options_of(self)
-        weights = self._weights(layer, direction)
         p = self.spec.namespace(weights, inputs, self.hidden_size, self.bias, options)
         p.project = partial(self.spec.project, TORCH, p)
         return p
