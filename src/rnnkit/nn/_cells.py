@@ -44,7 +44,6 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
 
     spec: ClassVar[CellSpec]
     gates: int
-    num_states: int = 1
 
     def __init__(
         self,
@@ -72,6 +71,10 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
         self._state_sizes = (hidden_size,) * self.num_states
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
+
+    @property
+    def num_states(self) -> int:
+        return len(self.spec.state)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -180,7 +183,6 @@ class LSTMCell(_CellBase, nn.LSTMCell):
 
     spec = CELLS["lstm"]
     gates = 4
-    num_states = 2
     # torch.nn.LSTMCell has no projection: what the spec reads of one
     proj_size = 0
     weight_hr = None
