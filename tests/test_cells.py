@@ -5,7 +5,9 @@ editing this one: the layer interface (stacking, directions, ``lengths``, ``Pack
 unbatched input, gradients), the names by which tasks and the CLI find it, and its options'
 errors. The runtime and the ONNX export of these cells are tested with every other layer's,
 in tests/test_runtime.py and tests/test_onnx_scan.py (they iterate ``rnnkit.nn.LAYERS``);
-each cell's equations against an independent reference are in tests/test_cell_<name>.py.
+each cell's equations against an independent reference are in tests/test_cell_<name>.py
+(RNN's, LSTM's and GRU's in tests/test_functional.py, and against torch.nn in
+tests/test_parity_cells.py and tests/test_parity_layers.py).
 """
 
 from __future__ import annotations
@@ -53,21 +55,18 @@ def as_hx(state: tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor,
 
 
 def recurrence_cell(layer: nn.RecurrentBase, index: int, name: str) -> nn.RecurrentCell:
-    """The cell of the forward recurrence ``index`` of ``layer``: its own, or for a torch.nn
-    drop-in, the hand-written cell holding that recurrence's flat weights."""
+    """The cell of the forward recurrence ``index`` of ``layer`` (made with the default cell
+    options): its own, or for a torch.nn drop-in, the hand-written cell holding that
+    recurrence's flat weights."""
     spec = CELLS[name]
     if not spec.torch_native:
         return layer.recurrence(index, 0)
     inputs = layer.input_size if index == 0 else layer.state_sizes[0]
-    cell = getattr(nn, spec.cell_name)(inputs, layer.hidden_size, dtype=F64, **layer_options(layer))
+    cell = getattr(nn, spec.cell_name)(inputs, layer.hidden_size, dtype=F64)
     suffix = f"_l{index}"
     weights = {n: getattr(layer, n + suffix) for n, _ in cell.named_parameters()}
     cell.load_state_dict(weights)
     return cell
-
-
-def layer_options(layer: nn.RecurrentBase) -> dict[str, object]:
-    return {"nonlinearity": layer.nonlinearity} if hasattr(layer, "nonlinearity") else {}
 
 
 def test_the_registry_reads_the_package():
