@@ -20,11 +20,13 @@ from types import SimpleNamespace
 
 from torch import Tensor
 
-from rnnkit.cells import CELLS, CellSpec
+from rnnkit.cells import CellSpec
+from rnnkit.cells import gru as _gru
 from rnnkit.cells import lstm as _lstm
+from rnnkit.cells import rnn as _rnn
 from rnnkit.functional.ops import TORCH
 
-_RNN, _LSTM, _GRU = CELLS["rnn"], CELLS["lstm"], CELLS["gru"]
+_RNN, _LSTM, _GRU = _rnn.CELL, _lstm.CELL, _gru.CELL
 
 #: The RNN's nonlinearities by name.
 NONLINEARITIES = {name: getattr(TORCH, name) for name in _RNN.options["nonlinearity"].choices}
