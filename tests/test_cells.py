@@ -5,13 +5,17 @@ editing this one: the layer interface (stacking, directions, ``lengths``, ``Pack
 unbatched input, gradients), the names by which tasks and the CLI find it, and its options'
 errors. The runtime and the ONNX export of these cells are tested with every other layer's,
 in tests/test_runtime.py and tests/test_onnx_scan.py (they iterate ``rnnkit.nn.LAYERS``);
-each cell's equations against an independent reference are in tests/test_cell_<name>.py.
+each cell's equations against an independent reference are in tests/test_cell_<name>.py
+(RNN's, LSTM's and GRU's in tests/test_functional.py, and against torch.nn in
+tests/test_parity_cells.py and tests/test_parity_layers.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -19,11 +23,12 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from typer.testing import CliRunner
 
+import rnnkit.functional as RF
 import rnnkit.runtime as rt
 from rnnkit import cells, nn
 from rnnkit.cells import CELLS
 from rnnkit.cli import app
-from rnnkit.export import export_runtime
+from rnnkit.export import export_onnx, export_runtime
 from rnnkit.runtime import _kernels
 from rnnkit.runtime._file import write_file
 from rnnkit.tasks import ForecasterConfig, Generator
@@ -34,9 +39,34 @@ NAMES = sorted(CELLS)
 WIDTHS = [4, 5]
 
 
-def make(name: str, input_size: int = 4, **options: object) -> nn.Recurrent:
+def make(name: str, input_size: int = 4, **options: object) -> nn.RecurrentBase:
     torch.manual_seed(0)
     return nn.make_layer(name, input_size, 5, dtype=F64, **options)
+
+
+def as_tuple(state: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """A layer's state as a tuple (torch.nn's drop-ins return a one-tensor state bare)."""
+    return state if isinstance(state, tuple) else (state,)
+
+
+def as_hx(state: tuple[torch.Tensor, ...]) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """A state as a layer takes it (torch.nn's drop-ins take a one-tensor state bare)."""
+    return state if len(state) > 1 else state[0]
+
+
+def recurrence_cell(layer: nn.RecurrentBase, index: int, name: str) -> nn.RecurrentCell:
+    """The cell of the forward recurrence ``index`` of ``layer`` (made with the default cell
+    options): its own, or for a torch.nn drop-in, the hand-written cell holding that
+    recurrence's flat weights."""
+    spec = CELLS[name]
+    if not spec.torch_native:
+        return layer.recurrence(index, 0)
+    inputs = layer.input_size if index == 0 else layer.state_sizes[0]
+    cell = getattr(nn, spec.cell_name)(inputs, layer.hidden_size, dtype=F64)
+    suffix = f"_l{index}"
+    weights = {n: getattr(layer, n + suffix) for n, _ in cell.named_parameters()}
+    cell.load_state_dict(weights)
+    return cell
 
 
 def test_the_registry_reads_the_package():
@@ -44,15 +74,104 @@ def test_the_registry_reads_the_package():
     assert sorted(CELLS[p.stem].name for p in files) == NAMES  # one cell per file, each found
 
 
+def test_rnn_lstm_and_gru_are_cells_of_the_registry_and_the_layers_come_from_it():
+    drop_ins = {name for name, spec in CELLS.items() if spec.torch_native}
+    assert drop_ins == {"rnn", "lstm", "gru"}
+    assert list(nn.LAYERS) == list(CELLS)  # no hand-written list of layers
+    for name in drop_ins:
+        spec = CELLS[name]
+        assert nn.LAYERS[name].spec is spec and getattr(nn, spec.cell_name).spec is spec
+        assert spec.name not in nn._from_spec.CLASSES  # nothing generated for a drop-in
+
+
+def test_the_functional_steps_are_the_specs_steps():
+    """rnnkit.functional's RNN, LSTM and GRU steps compute what the specs' steps compute, to
+    the bit, gradients included (the projection ``P = 3`` and a recurrent dropout mask too)."""
+    from rnnkit.nn._from_spec import TORCH
+
+    torch.manual_seed(0)
+    h, c, mask = torch.randn(2, 3, dtype=F64), torch.randn(2, 4, dtype=F64), torch.rand(2, 3)
+    w = {
+        "lstm": (torch.randn(16, 3, dtype=F64), torch.randn(16, dtype=F64)),
+        "gru": (torch.randn(9, 3, dtype=F64), torch.randn(9, dtype=F64)),
+        "rnn": (torch.randn(3, 3, dtype=F64), torch.randn(3, dtype=F64)),
+    }
+    w_hr = torch.randn(3, 4, dtype=F64, requires_grad=True)
+    for weights in w.values():
+        for t in weights:
+            t.requires_grad_(True)
+    gi = {name: torch.randn(2, ws[0].shape[0], dtype=F64) for name, ws in w.items()}
+
+    def spec_step(name, state, **options):
+        p = SimpleNamespace(weight_hh=w[name][0], bias_hh=w[name][1], **options)
+        return CELLS[name].step(TORCH, p, gi[name], state, mask.to(F64))
+
+    pairs = [
+        (
+            RF.lstm_recurrence(gi["lstm"], h, c, *w["lstm"], w_hr, mask.to(F64)),
+            spec_step("lstm", (h, c), weight_hr=w_hr),
+        ),
+        (RF.gru_recurrence(gi["gru"], h, *w["gru"], mask.to(F64)), spec_step("gru", (h,))[0]),
+        (
+            RF.rnn_recurrence(gi["rnn"], h, *w["rnn"], "relu", mask.to(F64)),
+            spec_step("rnn", (h,), nonlinearity="relu")[0],
+        ),
+    ]
+    for ours, specs in pairs:
+        ours, specs = as_tuple(ours), as_tuple(specs)
+        for a, b in zip(ours, specs, strict=True):
+            assert torch.equal(a, b)
+        inputs = (w_hr, *(t for ws in w.values() for t in ws))
+        first = torch.autograd.grad(sum(a.sum() for a in ours), inputs, allow_unused=True)
+        second = torch.autograd.grad(sum(b.sum() for b in specs), inputs, allow_unused=True)
+        for a, b in zip(first, second, strict=True):
+            assert (a is None and b is None) or torch.equal(a, b)
+
+
+def test_the_onnx_scan_and_the_runtime_run_the_drop_ins_specs(tmp_path, monkeypatch):
+    """GRU's ONNX Scan body and its runtime NumPy step are written by its spec's step, and its
+    compiled runtime kernel comes from its spec's hook: none is GRU's own."""
+    from rnnkit.cells._numpy import NUMPY
+
+    spec, seen = CELLS["gru"], []
+
+    def step(ops, p, x_t, state, mask):
+        seen.append(ops)
+        return spec.step(ops, p, x_t, state, mask)
+
+    def runtime_kernel(kernels, p):
+        seen.append("runtime_kernel")
+        return spec.runtime_kernel(kernels, p)
+
+    traced = dataclasses.replace(spec, step=step, runtime_kernel=runtime_kernel)
+    monkeypatch.setitem(CELLS, "gru", traced)
+    monkeypatch.setattr(nn.GRU, "spec", traced)
+    layer = nn.GRU(3, 4, fused=False).eval()
+    export_onnx(layer, tmp_path / "gru.onnx")
+    assert "_Ops" in {type(ops).__name__ for ops in seen}
+    path = export_runtime(layer, tmp_path / "gru.rnnkit")
+    seen.clear()
+    rt.load(path, backend="numpy").step(np.zeros(3, np.float32))
+    assert seen == [NUMPY]
+    if rt.ACCELERATED:
+        seen.clear()
+        rt.load(path, backend="numba").step(np.zeros(3, np.float32))
+        assert seen == ["runtime_kernel"]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_each_cell_is_a_layer_a_cell_a_task_choice_and_a_runtime_cell(name):
     spec = CELLS[name]
     layer, cell = getattr(nn, spec.layer), getattr(nn, spec.cell_name)
-    assert nn.LAYERS[name] is layer and layer.cell is cell
+    assert nn.LAYERS[name] is layer
     assert {spec.layer, spec.cell_name} <= set(nn.__all__)
     assert name in rt.CELLS
     assert ForecasterConfig(cell=name).cell == name
-    assert cell.__doc__ == spec.doc
+    if spec.torch_native:  # hand-written drop-ins for torch.nn's classes, on the spec
+        assert issubclass(layer, getattr(torch.nn, spec.layer)) and layer.spec is spec
+        assert issubclass(cell, getattr(torch.nn, spec.cell_name)) and cell.spec is spec
+    else:
+        assert layer.cell is cell and cell.__doc__ == spec.doc
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -62,12 +181,13 @@ def test_padded_batch_with_lengths_equals_each_sequence_alone(name, input_size):
     lengths = [7, 3, 1]
     x = torch.randn(7, 3, input_size, dtype=F64)
     state = tuple(torch.randn(4, 3, s, dtype=F64) for s in layer.state_sizes)
-    out, final = layer(x, state, lengths=torch.tensor(lengths))
+    out, final = layer(x, as_hx(state), lengths=torch.tensor(lengths))
     for n, length in enumerate(lengths):
-        alone_out, alone_final = layer(x[:length, n : n + 1], tuple(s[:, n : n + 1] for s in state))
+        alone = as_hx(tuple(s[:, n : n + 1] for s in state))
+        alone_out, alone_final = layer(x[:length, n : n + 1], alone)
         torch.testing.assert_close(out[:length, n : n + 1], alone_out, rtol=0, atol=1e-12)
         assert not out[length:, n].any()
-        for s, s_alone in zip(final, alone_final, strict=True):
+        for s, s_alone in zip(as_tuple(final), as_tuple(alone_final), strict=True):
             torch.testing.assert_close(s[:, n : n + 1], s_alone, rtol=0, atol=1e-12)
 
 
@@ -79,7 +199,7 @@ def test_packed_sequence_equals_lengths(name):
     packed_out, packed_final = layer(pack_padded_sequence(x, lengths, enforce_sorted=False))
     padded, _ = pad_packed_sequence(packed_out, total_length=6)
     torch.testing.assert_close(padded, out, rtol=0, atol=1e-12)
-    for a, b in zip(packed_final, final, strict=True):
+    for a, b in zip(as_tuple(packed_final), as_tuple(final), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
@@ -91,7 +211,7 @@ def test_a_layer_is_its_cells_stepped(name):
     out, final = layer(x)
     inputs = x.transpose(0, 1)
     for index in range(2):
-        cell, state, outputs = layer.recurrence(index, 0), None, []
+        cell, state, outputs = recurrence_cell(layer, index, name), None, []
         for x_t in inputs:
             state = cell(x_t, state)
             if len(cell.state_sizes) == 1:  # torch.nn's rule: a one-tensor state comes bare
@@ -100,7 +220,7 @@ def test_a_layer_is_its_cells_stepped(name):
             outputs.append(state[0])
         inputs = torch.stack(outputs)
         for k, s in enumerate(state):
-            torch.testing.assert_close(final[k][index], s, rtol=0, atol=1e-12)
+            torch.testing.assert_close(as_tuple(final)[k][index], s, rtol=0, atol=1e-12)
     torch.testing.assert_close(out, inputs.transpose(0, 1), rtol=0, atol=1e-12)
 
 
@@ -111,7 +231,7 @@ def test_unbatched_input_is_a_batch_of_one(name):
     out, final = layer(x)
     batched_out, batched_final = layer(x.unsqueeze(1))
     torch.testing.assert_close(out, batched_out.squeeze(1), rtol=0, atol=0)
-    for a, b in zip(final, batched_final, strict=True):
+    for a, b in zip(as_tuple(final), as_tuple(batched_final), strict=True):
         torch.testing.assert_close(a, b.squeeze(1), rtol=0, atol=0)
 
 
@@ -144,6 +264,10 @@ def test_recurrent_dropout_and_zoneout_change_training_only(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_an_unknown_option_is_named(name):
+    if CELLS[name].torch_native:  # torch.nn's signature: Python's own error
+        with pytest.raises(TypeError, match=r"unexpected keyword argument 'colour'"):
+            make(name, colour="red")
+        return
     with pytest.raises(ValueError, match=r"^colour: not an option of the .* cell; its options"):
         make(name, colour="red")
 
@@ -299,6 +423,7 @@ def test_a_cell_with_an_engine_hook_runs_it_as_its_reference(name):
     for backend in ("auto", "reference"):
         layer.backend = backend
         out, final = layer(x, lengths=torch.tensor([6, 2, 4]))
+        final = as_tuple(final)
         grads = torch.autograd.grad(out.sum() + final[0].sum(), (x, *layer.parameters()))
         results.append((out, *final, *grads))
     for fast, reference in zip(*results, strict=True):

@@ -335,6 +335,27 @@ def test_bad_files_raise_clear_errors(lstm_file, tmp_path: Path) -> None:
         assert isinstance(error.value, ValueError)
 
 
+def test_files_written_before_lstm_and_gru_were_cells_still_load(tmp_path: Path) -> None:
+    """Files from before RNN, LSTM and GRU were cells of rnnkit.cells give LSTM and GRU the
+    nonlinearity "tanh", no option of theirs: they load and stream as the files of now; any
+    other nonlinearity is refused, naming it."""
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).standard_normal((6, 2, 3)).astype(np.float32)
+    for layer in (LAYERS["lstm"](3, 5, proj_size=2), torch.nn.GRU(3, 5, bidirectional=True)):
+        path = _export(layer, tmp_path / "now.rnnkit")
+        header, tensors = read_file(path)
+        assert "nonlinearity" not in header["layer"]["options"]
+        header["layer"]["options"]["nonlinearity"] = "tanh"
+        before = write_file(tmp_path / "before.rnnkit", header, tensors)
+        for backend in BACKENDS:
+            now, then = rt.load(path, backend=backend), rt.load(before, backend=backend)
+            np.testing.assert_array_equal(then.run(x)[0], now.run(x)[0])
+        header["layer"]["options"]["nonlinearity"] = "relu"
+        bad = write_file(tmp_path / "bad.rnnkit", header, tensors)
+        with pytest.raises(rt.RuntimeFileError, match="nonlinearity: not an option"):
+            rt.load(bad)
+
+
 def test_export_rejects_what_the_runtime_cannot_run(tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"model: the runtime runs torch\.nn\.RNN/LSTM/GRU"):
         export_runtime(torch.nn.Linear(2, 3), tmp_path / "x.rnnkit")

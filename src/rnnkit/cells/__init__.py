@@ -4,7 +4,8 @@ A module ``rnnkit/cells/<name>.py`` holds a cell's parameters, state, options an
 (its ``CELL``, a :class:`CellSpec`; see :mod:`rnnkit.cells._spec` for the contract). From it
 come the torch cell and layer in :mod:`rnnkit.nn`, the ``cell=`` name of every task and of
 ``--cell``, the torch-free streaming runtime and the ONNX export: adding a cell is adding a
-file here (and its tests).
+file here (and its tests). RNN, LSTM and GRU are cells here too; their torch classes are
+torch.nn's hand-written drop-ins (``torch_native``), which run these equations.
 
 :data:`CELLS` is the registry, read from this package's modules, so it has no list to edit.
 """

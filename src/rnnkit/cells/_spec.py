@@ -39,7 +39,8 @@ A cell may also hand its values to compiled kernels (the equations stay the refe
   ``engine`` holds the kernel builders (``lstm_kernel``, ``gru_kernel``,
   ``one_state_kernel``, ``scan_kernel``, ``Fused``) and the recurrences they take
   (``fused_indrnn``, ``fused_jordan``, ``min_gru_scan``, ``min_lstm_scan``); ``p`` is the
-  torch cell, whose ``project`` is the spec's.
+  torch cell, whose ``project`` is the spec's (for a torch.nn drop-in layer, a namespace of
+  one recurrence's flat weights with that ``project``).
 * ``runtime_kernel(kernels, p)``: ``(kernel, arguments)`` for the streaming runtime's
   compiled kernels, ``kernel(x, *state, *arguments)`` updating the state in place.
   ``kernels`` holds the numba kernels of :mod:`rnnkit.runtime._kernels` by name and the
@@ -88,7 +89,8 @@ class Option:
         default: the value when the option is not given.
         choices: the values it may take, or None for any the flags below allow.
         positive: a finite number > 0 (kept as a float).
-        integer: an ``int >= 1``.
+        integer: an ``int >= minimum``.
+        minimum: the least value of an ``integer`` option.
         boolean: a ``bool``.
         optional: None is valid too (the cell says what it means, e.g. "no bound").
         none_is_hidden_size: None stands for ``hidden_size``, which the checked options
@@ -99,6 +101,7 @@ class Option:
     choices: tuple[Any, ...] | None = None
     positive: bool = False
     integer: bool = False
+    minimum: int = 1
     boolean: bool = False
     optional: bool = False
     none_is_hidden_size: bool = False
@@ -124,8 +127,8 @@ class Option:
         if self.integer:
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name}: expected an int, got {kind} {value!r}")
-            if value < 1:
-                raise ValueError(f"{name}: expected an int >= 1, got {value}")
+            if value < self.minimum:
+                raise ValueError(f"{name}: expected an int >= {self.minimum}, got {value}")
         return value
 
 
@@ -159,6 +162,10 @@ class CellSpec:
         recurrent_dropout: whether the cell takes recurrent dropout; False for a cell whose
             state enters no weights (minGRU): its torch ``step`` then has no ``dropout_mask``
             and the layer refuses ``recurrent_dropout``.
+        torch_native: the torch classes are hand-written drop-ins for torch.nn's (RNN, LSTM,
+            GRU): torch's flat parameter layout (``weight_ih_l0``, ...) and signatures, and
+            torch's fused kernels. :mod:`rnnkit.nn` then generates no classes for the cell;
+            its hand-written ones run this spec's equations on their reference path.
     """
 
     name: str
@@ -176,6 +183,7 @@ class CellSpec:
     runtime_kernel: Callable[[Any, Any], tuple[Callable[..., None], tuple]] | None = None
     cell_class: str | None = None
     recurrent_dropout: bool = True
+    torch_native: bool = False
 
     @property
     def cell_name(self) -> str:
@@ -196,6 +204,10 @@ class CellSpec:
             name: option.check(name, given.get(name, option.default), hidden_size)
             for name, option in self.options.items()
         }
+
+    def options_of(self, module: Any) -> dict[str, Any]:
+        """The options as ``module`` holds them, as attributes (e.g. a torch cell's)."""
+        return {name: getattr(module, name) for name in self.options}
 
     def namespace(
         self,

@@ -1,9 +1,10 @@
 """Recurrent layers that ONNX has no operator for, exported as ``Scan`` loops.
 
 :func:`rnnkit.export.onnx.export_onnx` uses this for every rnnkit layer that ONNX's own ``RNN``,
-``LSTM`` and ``GRU`` operators cannot express: the cells of :mod:`rnnkit.cells` (their
-bodies written by their own steps, on :class:`_Ops`), and RNN/LSTM/GRU with ``zoneout``,
-``fused=False`` or ``proj_size``.
+``LSTM`` and ``GRU`` operators cannot express: the cells of :mod:`rnnkit.cells`, and
+RNN/LSTM/GRU with ``zoneout``, ``fused=False`` or ``proj_size``. Every body is written by
+its cell's own step (RNN, LSTM and GRU are cells of :mod:`rnnkit.cells` too), on
+:class:`_Ops`.
 
 How, in two passes:
 
@@ -21,7 +22,7 @@ How, in two passes:
    ``lengths``, a ``(L, N, 1)`` mask enters the body: steps past a sequence's length keep
    its state and output zeros, as :func:`rnnkit.functional.scan` does.
 
-The steps are the equations of :mod:`rnnkit.functional` in eval mode (export runs the model
+The steps are the equations of :mod:`rnnkit.cells` in eval mode (export runs the model
 in eval): no dropout, and zoneout as its expectation ``new + zoneout * (old - new)`` on every
 state tensor. ``LayerNormalization`` needs opset 17.
 
@@ -45,44 +46,32 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.nn import (
-    GRU,
-    LSTM,
-    RNN,
-    GRUCell,
-    LSTMCell,
-    RecurrentBase,
-    RNNCell,
-    SpecCell,
-)
+from rnnkit.cells import CellSpec
+from rnnkit.nn import GRU, LSTM, RNN, RecurrentBase
 
 DOMAIN = "rnnkit"  # the placeholders' private ONNX domain
 LAYER_NORM_OPSET = 17  # the first opset with LayerNormalization
 
-_LAYER_KINDS: dict[type, str] = {RNN: "rnn", LSTM: "lstm", GRU: "gru"}
-_CELL_KINDS: dict[type, str] = {
-    RNNCell: "rnn",
-    LSTMCell: "lstm",
-    GRUCell: "gru",
-}
+_ONNX_NATIVE = (RNN, LSTM, GRU)  # the layers ONNX's own RNN, LSTM and GRU can express
 
 
 def needs_scan(module: nn.Module) -> bool:
     """Whether ``module`` is an rnnkit layer that ONNX's recurrent operators cannot express."""
     if not isinstance(module, RecurrentBase):
         return False
-    native = isinstance(module, (RNN, LSTM, GRU)) and module.fused and module.zoneout == 0
+    native = isinstance(module, _ONNX_NATIVE) and module.fused and module.zoneout == 0
     return not (native and not module.proj_size)
 
 
 def unknown_cell(layer: RecurrentBase) -> str | None:
-    """The class name of a cell of ``layer`` whose step this module cannot write, or None."""
-    if isinstance(layer, (RNN, LSTM, GRU)):
+    """The class name of a cell of ``layer`` whose step this module cannot write (one without
+    a :class:`rnnkit.cells.CellSpec`), or None."""
+    if isinstance(layer, _ONNX_NATIVE):
         return None
     for index in range(layer.num_layers):
         for direction in range(layer.num_directions):
             cell = layer.recurrence(index, direction)
-            if type(cell) not in _CELL_KINDS and not isinstance(cell, SpecCell):
+            if getattr(type(cell), "spec", None) is None:
                 return type(cell).__name__
     return None
 
@@ -91,8 +80,8 @@ def needs_layer_norm(layer: RecurrentBase) -> bool:
     """Whether the Scan of ``layer`` uses ``LayerNormalization`` (opset >= 17)."""
     if not needs_scan(layer):
         return False
-    _, cell = _parts(layer, 0, 0)
-    return isinstance(cell, SpecCell) and cell.spec.layer_norm(cell.options)
+    spec, p = _parts(layer, 0, 0)
+    return spec.layer_norm(spec.options_of(p))
 
 
 # ----------------------------------------------------------------------------- trace
@@ -247,17 +236,14 @@ class _Builder:
         return self.op("Add", start, self.op("Mul", weight, self.op("Sub", end, start)))
 
 
-def _parts(layer: RecurrentBase, index: int, direction: int) -> tuple[str, Any]:
-    """The cell kind of one recurrence and an object with its weights and options as
-    attributes (the cell itself, or the flat weights of an RNN/LSTM/GRU layer)."""
-    kind = next((k for t, k in _LAYER_KINDS.items() if isinstance(layer, t)), None)
-    if kind is not None:
-        weights = layer._weights(index, direction)  # type: ignore[attr-defined]
-        return kind, SimpleNamespace(**weights, nonlinearity=getattr(layer, "nonlinearity", ""))
+def _parts(layer: RecurrentBase, index: int, direction: int) -> tuple[CellSpec, SimpleNamespace]:
+    """The cell of one recurrence and its ``p``: its weights (tensors), options and sizes."""
+    if isinstance(layer, _ONNX_NATIVE):  # flat weights
+        return layer.spec, layer._namespace(index, direction)
     cell = layer.recurrence(index, direction)
-    if isinstance(cell, SpecCell):
-        return cell.spec.name, cell
-    return _CELL_KINDS[type(cell)], cell
+    weights = dict(cell.named_parameters(recurse=False))
+    p = cell.spec.namespace(weights, cell.input_size, cell.hidden_size, cell.bias, cell.options)
+    return cell.spec, p
 
 
 def _layer(b: _Builder, layer: RecurrentBase, inputs: list[str], outputs: list[str]) -> None:
@@ -284,8 +270,8 @@ def _layer(b: _Builder, layer: RecurrentBase, inputs: list[str], outputs: list[s
         for direction in range(layer.num_directions):
             row = b.const(index * layer.num_directions + direction, np.int64)
             initial = [b.op("Gather", s, row, axis=0) for s in states]  # (N, S_k)
-            kind, parts = _parts(layer, index, direction)
-            *final, out = _scan(b, layer, kind, parts, x, initial, mask, direction == 1)
+            spec, p = _parts(layer, index, direction)
+            *final, out = _scan(b, layer, spec, p, x, initial, mask, direction == 1)
             outs.append(out)
             for k, s in enumerate(final):
                 finals[k].append(s)
@@ -300,24 +286,21 @@ def _layer(b: _Builder, layer: RecurrentBase, inputs: list[str], outputs: list[s
 def _scan(
     b: _Builder,
     layer: RecurrentBase,
-    kind: str,
-    parts: Any,
+    spec: CellSpec,
+    p: SimpleNamespace,
     x: str,
     initial: list[str],
     mask: str | None,
     reverse: bool,
 ) -> list[str]:
-    """One recurrence over ``x`` ``(L, N, H_in)`` from ``initial`` ``(N, S_k)`` each:
-    returns the final states and the outputs ``(L, N, S_0)``."""
+    """One recurrence of ``spec`` with the weights and options ``p`` over ``x``
+    ``(L, N, H_in)`` from ``initial`` ``(N, S_k)`` each: returns the final states and the
+    outputs ``(L, N, S_0)``."""
     from onnx import helper
 
-    written = parts.spec if isinstance(parts, SpecCell) else None
-    if written is not None:
-        ops = _Ops(b)
-        value = written.project(ops, ops.parameters(parts), _Value(b, x, parts.input_size))
-        projected, width = value.name, value.width
-    else:
-        projected = b.linear(x, parts.weight_ih, parts.bias_ih)  # (L, N, G)
+    ops = _Ops(b)
+    value = spec.project(ops, ops.parameters(p), _Value(b, x, p.input_size))  # (L, N, G)
+    projected, width = value.name, value.width
 
     body = b.body()
     element = helper.np_dtype_to_tensor_dtype(b.dtype)
@@ -329,13 +312,10 @@ def _scan(
         for n, s in zip(old, sizes, strict=True)
     ]
     graph_inputs.append(helper.make_tensor_value_info(x_t, element, [None, None]))
-    if written is not None:
-        ops = _Ops(body)
-        values = [_Value(body, v, size) for v, size in zip(old, sizes, strict=True)]
-        step = written.step(ops, ops.parameters(parts), _Value(body, x_t, width), values, None)
-        new = [v.name for v in step]
-    else:
-        new = _STEPS[kind](body, parts, x_t, old)
+    ops = _Ops(body)
+    values = [_Value(body, v, size) for v, size in zip(old, sizes, strict=True)]
+    step = spec.step(ops, ops.parameters(p), _Value(body, x_t, width), values, None)
+    new = [v.name for v in step]
     if layer.zoneout > 0:  # eval zoneout: the expectation lerp(new, old, zoneout)
         rate = body.const(layer.zoneout)
         new = [body.lerp(n, o, rate) for n, o in zip(new, old, strict=True)]
@@ -362,8 +342,8 @@ def _scan(
     )
 
 
-# ----------------------------------------------------------------------------- cells of
-# rnnkit.cells: their own equations, on values that write graph nodes
+# ----------------------------------------------------------------------------- the cells'
+# own equations, on values that write graph nodes
 
 
 class _Value:
@@ -415,14 +395,13 @@ class _Ops:
     def __init__(self, b: _Builder) -> None:
         self.b = b
 
-    def parameters(self, cell: SpecCell) -> SimpleNamespace:
-        """The cell's ``p``: its parameters as values of this graph, options as they are."""
-        values = {
-            name: _Value(self.b, None, tensor.shape[0], tensor)
-            for name, tensor in cell.named_parameters(recurse=False)
-        }
-        return cell.spec.namespace(
-            values, cell.input_size, cell.hidden_size, cell.bias, cell.options
+    def parameters(self, p: SimpleNamespace) -> SimpleNamespace:
+        """``p`` with its tensors as values of this graph, the rest as it is."""
+        return SimpleNamespace(
+            **{
+                name: _Value(self.b, None, v.shape[0], v) if isinstance(v, Tensor) else v
+                for name, v in vars(p).items()
+            }
         )
 
     def _unary(self, v: _Value, activation: str) -> _Value:
@@ -466,48 +445,3 @@ class _Ops:
     def divide(self, a: _Value, b: _Value) -> _Value:
         floor = self.b.op("Max", b.name, self.b.const(np.finfo(self.b.dtype).tiny))
         return _Value(self.b, self.b.op("Div", a.name, floor), a.width or b.width)
-
-
-# ----------------------------------------------------------------------------- steps
-# step(body, parts, x_t, state) -> new state: x_t is the step's projected input (N, G).
-
-
-def _rnn(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    return [b.act(b.op("Add", x_t, b.linear(state[0], p.weight_hh, p.bias_hh)), p.nonlinearity)]
-
-
-def _lstm(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    h, c = state
-    a = b.op("Add", x_t, b.linear(h, p.weight_hh, p.bias_hh))
-    i, f, g, o = b.split(a, 4, p.weight_hh.shape[0] // 4)
-    c = b.op(
-        "Add",
-        b.op("Mul", b.act(f, "sigmoid"), c),
-        b.op("Mul", b.act(i, "sigmoid"), b.act(g, "tanh")),
-    )
-    h = b.op("Mul", b.act(o, "sigmoid"), b.act(c, "tanh"))
-    if getattr(p, "weight_hr", None) is not None:
-        h = b.linear(h, p.weight_hr)
-    return [h, c]
-
-
-def _gru_update(b: _Builder, gi: str, gh: str, h: str, width: int) -> str:
-    """torch.nn's GRU from both projections ``(N, 3H)``: ``b_hn`` inside the reset product."""
-    gi_r, gi_z, gi_n = b.split(gi, 3, width)
-    gh_r, gh_z, gh_n = b.split(gh, 3, width)
-    r = b.act(b.op("Add", gi_r, gh_r), "sigmoid")
-    z = b.act(b.op("Add", gi_z, gh_z), "sigmoid")
-    n = b.act(b.op("Add", gi_n, b.op("Mul", r, gh_n)), "tanh")
-    return b.op("Add", n, b.op("Mul", z, b.op("Sub", h, n)))
-
-
-def _gru(b: _Builder, p: Any, x_t: str, state: list[str]) -> list[str]:
-    gh = b.linear(state[0], p.weight_hh, p.bias_hh)
-    return [_gru_update(b, x_t, gh, state[0], p.weight_hh.shape[1])]
-
-
-_STEPS = {
-    "rnn": _rnn,
-    "lstm": _lstm,
-    "gru": _gru,
-}

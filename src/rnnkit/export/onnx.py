@@ -5,8 +5,8 @@
 layers become ONNX's own ``RNN``, ``LSTM`` and ``GRU`` operators; every other rnnkit layer
 (the cells of :mod:`rnnkit.cells`, MinGRU and MinLSTM among them; and RNN/LSTM/GRU with ``zoneout``,
 ``fused=False`` or ``proj_size``) becomes ONNX ``Scan`` loops whose body is one step of its
-cell, written from the cell's own step in :mod:`rnnkit.cells` or the equations of
-:mod:`rnnkit.functional` (how and why: :mod:`rnnkit.export._onnx_scan`).
+cell, written from the cell's own step in :mod:`rnnkit.cells` (how and why:
+:mod:`rnnkit.export._onnx_scan`).
 
 What exports, and the graph it gets:
 

@@ -11,17 +11,17 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from rnnkit.nn import GRU, LAYERS, LSTM, RNN, Recurrent, RecurrentBase, SpecCell
+from rnnkit.cells import CELLS
+from rnnkit.nn import LAYERS, Recurrent, RecurrentBase, SpecCell
 from rnnkit.runtime import cell_tensors, state_sizes, write_file
 from rnnkit.train.io import CONFIG
 
+#: The cells of torch.nn's own layers and of their drop-ins, by layer class.
 _TORCH_LAYERS = {
-    nn.LSTM: "lstm",
-    nn.GRU: "gru",
-    nn.RNN: "rnn",
-    LSTM: "lstm",
-    GRU: "gru",
-    RNN: "rnn",
+    layer: name
+    for name, spec in CELLS.items()
+    if spec.torch_native
+    for layer in (getattr(nn, spec.layer), LAYERS[name])
 }
 _RUNTIME_TASKS = ("forecaster", "generator", "classifier")
 
@@ -82,9 +82,7 @@ def _layer_section(layer: nn.Module) -> tuple[dict[str, Any], dict[str, np.ndarr
         )
     if torch_cell is not None:
         bias = bool(layer.bias)
-        options = {"nonlinearity": getattr(layer, "nonlinearity", "tanh")}
-        if cell == "lstm":
-            options["proj_size"] = layer.proj_size
+        options = CELLS[cell].options_of(layer)
 
         def source(row: int, name: str) -> Tensor:
             suffix = f"_l{row // directions}" + ("_reverse" if row % directions else "")

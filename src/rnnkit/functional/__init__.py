@@ -1,4 +1,5 @@
-"""Stateless maths shared by the layers, the runtime's reference path and the tests."""
+"""Stateless maths on tensors: the RNN, LSTM and GRU steps (their cells' equations, run on
+:data:`rnnkit.functional.ops.TORCH`), the time loop and scans, and the fused engine."""
 
 from rnnkit.functional.cells import (
     NONLINEARITIES,

@@ -1,14 +1,13 @@
-"""The gate equations, written once.
+"""RNN, LSTM and GRU steps as functions of tensors: the cells' own equations, run on torch.
 
-Every recurrent cell in rnnkit is split into two pure pieces:
+The equations live once, as the steps of :mod:`rnnkit.cells.rnn`, :mod:`rnnkit.cells.lstm`
+and :mod:`rnnkit.cells.gru`; these functions run them with :data:`rnnkit.functional.ops.TORCH`
+on weights given one by one, torch.nn.functional style. A step is split in two:
 
 * an *input projection* ``gi = x @ W_ih.T + b_ih`` that does not depend on the state, so a
   layer can compute it for all time steps in one matrix product, and
 * a *recurrence* that takes ``gi`` for one step and the previous state and returns the new
   state.
-
-The layers' reference path, the cells, the streaming runtime and the tests all call these
-functions, so the maths lives in this one file.
 
 Shape letters: ``N`` batch, ``H_in`` input features, ``H`` hidden size, ``P`` projection
 size (LSTM with ``proj_size > 0``; otherwise ``P = H``). Gate orders follow ``torch.nn``:
@@ -17,11 +16,20 @@ LSTM ``(i, f, g, o)``, GRU ``(r, z, n)``.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from types import SimpleNamespace
+
 from torch import Tensor
 
-NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
+from rnnkit.cells import CellSpec
+from rnnkit.cells import gru as _gru
+from rnnkit.cells import lstm as _lstm
+from rnnkit.cells import rnn as _rnn
+from rnnkit.functional.ops import TORCH
+
+_RNN, _LSTM, _GRU = _rnn.CELL, _lstm.CELL, _gru.CELL
+
+#: The RNN's nonlinearities by name.
+NONLINEARITIES = {name: getattr(TORCH, name) for name in _RNN.options["nonlinearity"].choices}
 
 
 def rnn_recurrence(
@@ -45,7 +53,8 @@ def rnn_recurrence(
     Returns:
         The new hidden state ``(N, H)``.
     """
-    return NONLINEARITIES[nonlinearity](gi + F.linear(_masked(h, dropout_mask), w_hh, b_hh))
+    p = SimpleNamespace(weight_hh=w_hh, bias_hh=b_hh, nonlinearity=nonlinearity)
+    return _RNN.step(TORCH, p, gi, (h,), dropout_mask)[0]
 
 
 def lstm_recurrence(
@@ -72,11 +81,8 @@ def lstm_recurrence(
     Returns:
         ``(h', c')`` of shapes ``(N, P)`` and ``(N, H)``.
     """
-    i, f, g, o = lstm_gates(gi, _masked(h, dropout_mask), w_hh, b_hh)
-    c = f * c + i * g
-    h = o * torch.tanh(c)
-    if w_hr is not None:
-        h = F.linear(h, w_hr)
+    p = SimpleNamespace(weight_hh=w_hh, bias_hh=b_hh, weight_hr=w_hr)
+    h, c = _LSTM.step(TORCH, p, gi, (h, c), dropout_mask)
     return h, c
 
 
@@ -85,8 +91,7 @@ def lstm_gates(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """The LSTM's gate activations ``(i, f, g, o)``, each ``(N, H)``: sigmoid, sigmoid, tanh,
     sigmoid of ``split_4(gi + h @ W_hh.T + b_hh)``; arguments as in :func:`lstm_recurrence`."""
-    i, f, g, o = (gi + F.linear(h, w_hh, b_hh)).chunk(4, dim=-1)
-    return torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    return _lstm.gates(TORCH, SimpleNamespace(weight_hh=w_hh, bias_hh=b_hh), gi, h)
 
 
 def gru_recurrence(
@@ -112,16 +117,8 @@ def gru_recurrence(
     Returns:
         The new hidden state ``(N, H)``.
     """
-    gi_r, gi_z, gi_n = gi.chunk(3, dim=-1)
-    gh_r, gh_z, gh_n = F.linear(_masked(h, dropout_mask), w_hh, b_hh).chunk(3, dim=-1)
-    r = torch.sigmoid(gi_r + gh_r)
-    z = torch.sigmoid(gi_z + gh_z)
-    n = torch.tanh(gi_n + r * gh_n)
-    return n + z * (h - n)
-
-
-def _masked(h: Tensor, dropout_mask: Tensor | None) -> Tensor:
-    return h if dropout_mask is None else h * dropout_mask
+    p = SimpleNamespace(weight_hh=w_hh, bias_hh=b_hh)
+    return _GRU.step(TORCH, p, gi, (h,), dropout_mask)[0]
 
 
 def rnn_cell(
@@ -134,7 +131,7 @@ def rnn_cell(
     nonlinearity: str = "tanh",
 ) -> Tensor:
     """One Elman step from the raw input ``x`` ``(N, H_in)``; returns ``h'`` ``(N, H)``."""
-    return rnn_recurrence(F.linear(x, w_ih, b_ih), h, w_hh, b_hh, nonlinearity)
+    return rnn_recurrence(_project(_RNN, x, w_ih, b_ih), h, w_hh, b_hh, nonlinearity)
 
 
 def lstm_cell(
@@ -148,7 +145,7 @@ def lstm_cell(
 ) -> tuple[Tensor, Tensor]:
     """One LSTM step from the raw input ``x`` ``(N, H_in)``; returns ``(h', c')``."""
     h, c = state
-    return lstm_recurrence(F.linear(x, w_ih, b_ih), h, c, w_hh, b_hh, w_hr)
+    return lstm_recurrence(_project(_LSTM, x, w_ih, b_ih), h, c, w_hh, b_hh, w_hr)
 
 
 def gru_cell(
@@ -160,4 +157,9 @@ def gru_cell(
     b_hh: Tensor | None = None,
 ) -> Tensor:
     """One GRU step from the raw input ``x`` ``(N, H_in)``; returns ``h'`` ``(N, H)``."""
-    return gru_recurrence(F.linear(x, w_ih, b_ih), h, w_hh, b_hh)
+    return gru_recurrence(_project(_GRU, x, w_ih, b_ih), h, w_hh, b_hh)
+
+
+def _project(spec: CellSpec, x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
+    """``spec``'s input projection, ``(N, H_in) -> (N, G*H)``."""
+    return spec.project(TORCH, SimpleNamespace(weight_ih=w_ih, bias_ih=b_ih), x)

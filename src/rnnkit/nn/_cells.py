@@ -4,17 +4,20 @@ Parameters ``weight_ih`` ``(G*H, H_in)``, ``weight_hh`` ``(G*H, H)``, ``bias_ih`
 ``bias_hh`` ``(G*H,)`` (registered as None without bias) with ``G`` = 1, 4 (i, f, g, o) or
 3 (r, z, n), initialised as torch.nn does, so state dicts load in both directions.
 
-Each is also a :class:`rnnkit.nn.RecurrentCell`, so ``Recurrent(LSTMCell, ...)`` works.
+Each is also a :class:`rnnkit.nn.RecurrentCell`, so ``Recurrent(LSTMCell, ...)`` works. Their
+``project`` and ``step`` (and, with ``fused=False``, their ``forward``) are the equations of
+their cells of :mod:`rnnkit.cells` (``rnn``, ``lstm``, ``gru``), run on the cell itself.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells import CELLS, CellSpec
 from rnnkit.checks import (
     InputError,
     check_bool,
@@ -28,25 +31,19 @@ from rnnkit.checks import (
     check_tensor_like,
     check_width,
 )
-from rnnkit.functional import (
-    State,
-    gru_cell,
-    gru_recurrence,
-    lstm_cell,
-    lstm_recurrence,
-    rnn_cell,
-    rnn_recurrence,
-)
+from rnnkit.functional import State
+from rnnkit.functional.ops import TORCH
 from rnnkit.nn import _engine
 from rnnkit.nn._cell import RecurrentCell
 
 
 class _CellBase(RecurrentCell, nn.RNNCellBase):
     """A torch.nn cell (each is a subclass of its torch.nn namesake: torch.nn.RNNCellBase makes
-    and initialises the parameters) that is also a :class:`RecurrentCell`."""
+    and initialises the parameters) that is also a :class:`RecurrentCell`; the equations are
+    its :attr:`spec`'s, which read the cell itself as their ``p``."""
 
+    spec: ClassVar[CellSpec]
     gates: int
-    num_states: int = 1
 
     def __init__(
         self,
@@ -75,9 +72,27 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
 
+    @property
+    def num_states(self) -> int:
+        return len(self.spec.state)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The spec's options, as the cell holds them."""
+        return self.spec.options_of(self)
+
     def project(self, x: Tensor) -> Tensor:
         """``(L, N, H_in) -> (L, N, G*H)``: ``x W_ih^T + b_ih`` for all steps."""
-        return F.linear(x, self.weight_ih, self.bias_ih)
+        return self.spec.project(TORCH, self, x)
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        return tuple(self.spec.step(TORCH, self, x_t, state, dropout_mask))
+
+    def engine_kernel(self) -> _engine.Fused | None:
+        """The spec's fused recurrence for :mod:`rnnkit.nn._engine`, or None (the reference
+        loop) where it has none."""
+        hook = self.spec.engine_kernel
+        return None if hook is None else hook(_engine.HOOKS, self)
 
     def _prepare(
         self, input: Tensor, hx: Tensor | tuple[Tensor, ...] | None
@@ -129,6 +144,7 @@ class RNNCell(_CellBase, nn.RNNCell):
     Shapes: input ``(N, H_in)`` or ``(H_in,)``; ``hx`` and the result ``(N, H)`` or ``(H,)``.
     """
 
+    spec = CELLS["rnn"]
     gates = 1
 
     def __init__(
@@ -154,12 +170,8 @@ class RNNCell(_CellBase, nn.RNNCell):
             kernel = torch.rnn_tanh_cell if self.nonlinearity == "tanh" else torch.rnn_relu_cell
             h = kernel(x, h, *weights)
         else:
-            h = rnn_cell(x, h, *weights, nonlinearity=self.nonlinearity)
+            (h,) = self.step(self.project(x), (h,))
         return h if batched else h.squeeze(0)
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        weights = (self.weight_hh, self.bias_hh)
-        return (rnn_recurrence(x_t, state[0], *weights, self.nonlinearity, dropout_mask),)
 
 
 class LSTMCell(_CellBase, nn.LSTMCell):
@@ -169,8 +181,11 @@ class LSTMCell(_CellBase, nn.LSTMCell):
     each ``(N, H)`` or ``(H,)``.
     """
 
+    spec = CELLS["lstm"]
     gates = 4
-    num_states = 2
+    # torch.nn.LSTMCell has no projection: what the spec reads of one
+    proj_size = 0
+    weight_hr = None
 
     def __init__(
         self,
@@ -190,16 +205,11 @@ class LSTMCell(_CellBase, nn.LSTMCell):
     ) -> tuple[Tensor, Tensor]:
         x, state, batched = self._prepare(input, hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        step = torch.lstm_cell if self.fused else lstm_cell
-        h, c = step(x, state, *weights)
+        if self.fused:
+            h, c = torch.lstm_cell(x, state, *weights)
+        else:
+            h, c = self.step(self.project(x), state)
         return (h, c) if batched else (h.squeeze(0), c.squeeze(0))
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        h, c = state
-        return lstm_recurrence(x_t, h, c, self.weight_hh, self.bias_hh, None, dropout_mask)
-
-    def engine_kernel(self) -> _engine.Fused:
-        return _engine.lstm_kernel(self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh)
 
 
 class GRUCell(_CellBase, nn.GRUCell):
@@ -208,6 +218,7 @@ class GRUCell(_CellBase, nn.GRUCell):
     Shapes: input ``(N, H_in)`` or ``(H_in,)``; ``hx`` and the result ``(N, H)`` or ``(H,)``.
     """
 
+    spec = CELLS["gru"]
     gates = 3
 
     def __init__(
@@ -226,12 +237,8 @@ class GRUCell(_CellBase, nn.GRUCell):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
         x, (h,), batched = self._prepare(input, hx)
         weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
-        h = (torch.gru_cell if self.fused else gru_cell)(x, h, *weights)
+        if self.fused:
+            h = torch.gru_cell(x, h, *weights)
+        else:
+            (h,) = self.step(self.project(x), (h,))
         return h if batched else h.squeeze(0)
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        return (gru_recurrence(x_t, state[0], self.weight_hh, self.bias_hh, dropout_mask),)
-
-    def engine_kernel(self) -> _engine.Fused:
-        weights = (self.weight_ih, self.bias_ih, self.weight_hh, self.bias_hh)
-        return _engine.gru_kernel(self.project, *weights)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import Future
 from functools import partial
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, NamedTuple
 
 import torch
@@ -29,6 +30,8 @@ from rnnkit.functional.fused import (
     Options,
     Plan,
     fused_gru,
+    fused_indrnn,
+    fused_jordan,
     fused_lstm,
     gru_inference,
     lstm_inference,
@@ -36,6 +39,7 @@ from rnnkit.functional.fused import (
     side_by_side_run,
     single_threaded_blas,
 )
+from rnnkit.functional.minimal import min_gru_scan, min_lstm_scan
 from rnnkit.nn._cell import Projection
 
 if TYPE_CHECKING:
@@ -145,6 +149,20 @@ def gru_kernel(
 
     kernel = one_state_kernel(partial(fused_gru, ln_hh=ln_hh), w_hh, b_hh)
     return Fused(kernel, fields or {}, project, infer)
+
+
+#: What the cells' ``engine_kernel`` hooks build from (see :mod:`rnnkit.cells._spec`).
+HOOKS = SimpleNamespace(
+    Fused=Fused,
+    lstm_kernel=lstm_kernel,
+    gru_kernel=gru_kernel,
+    one_state_kernel=one_state_kernel,
+    scan_kernel=scan_kernel,
+    fused_indrnn=fused_indrnn,
+    fused_jordan=fused_jordan,
+    min_gru_scan=min_gru_scan,
+    min_lstm_scan=min_lstm_scan,
+)
 
 
 def computes(cell: object) -> bool:

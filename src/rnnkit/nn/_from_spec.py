@@ -4,65 +4,24 @@ For a :class:`rnnkit.cells.CellSpec` named ``sru`` with ``layer="SRU"`` this mak
 ``SRUCell`` (a :class:`rnnkit.nn.RecurrentCell` whose ``project`` and ``step`` are the spec's
 equations on tensors) and ``SRU`` (:class:`rnnkit.nn.Recurrent` with that cell), so stacking,
 bidirectional, ``lengths``, ``PackedSequence``, the learnable initial state and the recurrent
-regularisers come from the layer, as for the other extended cells.
+regularisers come from the layer, as for the other extended cells. The torch.nn drop-ins
+(RNN, LSTM, GRU: ``spec.torch_native``) are written by hand and read the same spec.
 """
 
 from __future__ import annotations
 
 import inspect
-from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.cells import CELLS, CellSpec, Param
 from rnnkit.functional import State
-from rnnkit.functional.fused import fused_indrnn, fused_jordan
-from rnnkit.functional.minimal import min_gru_scan, min_lstm_scan
+from rnnkit.functional.ops import TORCH
 from rnnkit.nn import _engine
 from rnnkit.nn._extended import Device, _ExtendedCell
 from rnnkit.nn._recurrent import CellLayer
-
-
-def _layer_norm(v: Tensor, weight: Tensor, bias: Tensor | None, eps: float) -> Tensor:
-    # The gain and shift apart from layer_norm: its backward sums their gradients in one
-    # buffer per thread, so they would change with the thread count; these sums do not.
-    normalised = F.layer_norm(v, v.shape[-1:], None, None, eps) * weight
-    return normalised if bias is None else normalised + bias
-
-
-_ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid}
-
-#: The ops of :mod:`rnnkit.cells._spec` on tensors.
-TORCH = SimpleNamespace(
-    linear=F.linear,
-    sigmoid=torch.sigmoid,
-    tanh=torch.tanh,
-    relu=torch.relu,
-    act=lambda v, name: _ACTIVATIONS[name](v),
-    split=lambda v, parts: v.chunk(parts, dim=-1),
-    concat=lambda *values: torch.cat(values, dim=-1),
-    layer_norm=_layer_norm,
-    softmax=lambda v: torch.softmax(v, dim=-1),
-    clamp=torch.clamp,
-    divide=lambda a, b: a / b.clamp_min(torch.finfo(b.dtype).tiny),
-)
-
-
-#: What the spec's ``engine_kernel`` hook builds from (see :mod:`rnnkit.cells._spec`).
-ENGINE = SimpleNamespace(
-    Fused=_engine.Fused,
-    lstm_kernel=_engine.lstm_kernel,
-    gru_kernel=_engine.gru_kernel,
-    one_state_kernel=_engine.one_state_kernel,
-    scan_kernel=_engine.scan_kernel,
-    fused_indrnn=fused_indrnn,
-    fused_jordan=fused_jordan,
-    min_gru_scan=min_gru_scan,
-    min_lstm_scan=min_lstm_scan,
-)
 
 
 class SpecCell(_ExtendedCell):
@@ -141,7 +100,7 @@ class SpecCell(_ExtendedCell):
     @property
     def options(self) -> dict[str, Any]:
         """The cell's options by name (each is also an attribute, as the equations read it)."""
-        return {name: getattr(self, name) for name in self.spec.options}
+        return self.spec.options_of(self)
 
     def _initials(self) -> dict[str, Param | None]:
         return self.spec.parameters(self.input_size, self.hidden_size, self.bias, self.options)
@@ -157,7 +116,7 @@ class SpecCell(_ExtendedCell):
         """The spec's fused recurrence for :mod:`rnnkit.nn._engine`, or None (the reference
         loop) where it has none."""
         hook = self.spec.engine_kernel
-        return None if hook is None else hook(ENGINE, self)
+        return None if hook is None else hook(_engine.HOOKS, self)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
@@ -215,7 +174,9 @@ def _classes(spec: CellSpec) -> tuple[type[SpecCell], type[CellLayer]]:
     return cell, layer
 
 
-#: ``{name: (cell class, layer class)}`` for every cell of :data:`rnnkit.cells.CELLS`.
+#: ``{name: (cell class, layer class)}`` for every cell of :data:`rnnkit.cells.CELLS` but the
+#: torch.nn drop-ins (``torch_native``: their classes are written by hand, in
+#: :mod:`rnnkit.nn._rnn` and :mod:`rnnkit.nn._cells`).
 CLASSES: dict[str, tuple[type[SpecCell], type[CellLayer]]] = {
-    name: _classes(spec) for name, spec in CELLS.items()
+    name: _classes(spec) for name, spec in CELLS.items() if not spec.torch_native
 }

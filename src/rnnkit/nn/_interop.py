@@ -14,17 +14,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnkit.nn._cells import GRUCell, LSTMCell, RNNCell
-from rnnkit.nn._rnn import GRU, LSTM, RNN
+from rnnkit.cells import CELLS
+from rnnkit.nn import _cells, _rnn
+from rnnkit.nn._base import RecurrentBase
 
-# rnnkit's class -> torch.nn's, taken when rnnkit is imported (before any swap of torch.nn).
+# rnnkit's class -> torch.nn's, for the layer and cell of every torch.nn drop-in of the
+# registry, taken when rnnkit is imported (before any swap of torch.nn).
 TORCH_CLASSES: dict[type[nn.Module], type[nn.Module]] = {
-    RNN: nn.RNN,
-    LSTM: nn.LSTM,
-    GRU: nn.GRU,
-    RNNCell: nn.RNNCell,
-    LSTMCell: nn.LSTMCell,
-    GRUCell: nn.GRUCell,
+    getattr(ours, name): getattr(nn, name)
+    for spec in CELLS.values()
+    if spec.torch_native
+    for ours, name in ((_rnn, spec.layer), (_cells, spec.cell_name))
 }
 _LAYER_ARGUMENTS = ("num_layers", "bias", "batch_first", "dropout", "bidirectional")
 
@@ -41,12 +41,12 @@ def _torch_twin(module: nn.Module) -> nn.Module | None:
         return None
     weight = next(module.parameters())
     options: dict[str, Any] = {"bias": module.bias, "device": weight.device, "dtype": weight.dtype}
-    if isinstance(module, (RNN, LSTM, GRU)):
+    if isinstance(module, RecurrentBase):
         options |= {name: getattr(module, name) for name in _LAYER_ARGUMENTS}
-    if isinstance(module, LSTM):
-        options["proj_size"] = module.proj_size
-    if isinstance(module, (RNN, RNNCell)):
-        options["nonlinearity"] = module.nonlinearity
+    # the cell's options where they are not the defaults (torch.nn's too): torch.nn.LSTMCell
+    # takes no proj_size
+    defaults = {name: option.default for name, option in module.spec.options.items()}
+    options |= module.spec.options_of(module).items() - defaults.items()
     twin = torch_class(module.input_size, module.hidden_size, **options)
     twin.load_state_dict(module.state_dict())
     return twin.train(module.training)

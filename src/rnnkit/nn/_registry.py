@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from rnnkit.cells import CELLS
+from rnnkit.nn import _rnn
 from rnnkit.nn._base import RecurrentBase
 from rnnkit.nn._from_spec import CLASSES
-from rnnkit.nn._rnn import GRU, LSTM, RNN
 
+#: The layer of every cell of :data:`rnnkit.cells.CELLS` by name: the hand-written torch.nn
+#: drop-in (:class:`RNN`, :class:`LSTM`, :class:`GRU`) of a ``torch_native`` cell, the
+#: generated layer of any other.
 LAYERS: dict[str, type[RecurrentBase]] = {
-    "rnn": RNN,
-    "lstm": LSTM,
-    "gru": GRU,
-    **{name: layer for name, (_, layer) in CLASSES.items()},  # the cells of rnnkit.cells
+    name: getattr(_rnn, spec.layer) if spec.torch_native else CLASSES[name][1]
+    for name, spec in CELLS.items()
 }
 
 

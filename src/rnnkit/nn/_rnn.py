@@ -7,18 +7,22 @@ works in both directions and the same seed gives the same weights.
 
 Each layer runs torch's fused kernel when it computes exactly the requested configuration
 (``fused=True``, the default) and otherwise, or with ``fused=False``, the reference path:
-:mod:`rnnkit.functional` through :func:`rnnkit.functional.scan`.
+the equations of their cells of :mod:`rnnkit.cells` (``rnn``, ``lstm``, ``gru``, each a
+``CellSpec`` with ``torch_native``) through :func:`rnnkit.functional.scan`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
+from types import SimpleNamespace
+from typing import ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.cells import CELLS, CellSpec
 from rnnkit.checks import (
     check_bool,
     check_choice,
@@ -26,8 +30,8 @@ from rnnkit.checks import (
     check_int,
     check_rate,
 )
-from rnnkit.functional import State, gru_recurrence, lstm_recurrence, rnn_recurrence
-from rnnkit.functional.scan import Projection
+from rnnkit.functional import State
+from rnnkit.functional.ops import TORCH
 from rnnkit.nn import _engine
 from rnnkit.nn._base import RecurrentBase, RunResult
 from rnnkit.nn._cell import Recurrence
@@ -45,8 +49,11 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
     parameters and keeps ``_flat_weights`` (so ``flatten_parameters``, ``all_weights``,
     ``check_forward_args``, ``permute_hidden``, ``.to()`` and pickling are torch's own), and
     ``isinstance`` checks in other libraries (and torch.compile's treatment of RNN modules)
-    see a torch.nn layer. rnnkit's :meth:`RecurrentBase.forward` replaces torch's.
+    see a torch.nn layer. rnnkit's :meth:`RecurrentBase.forward` replaces torch's. The
+    equations are the layer's :attr:`spec`'s, on the flat weights of each recurrence.
     """
+
+    spec: ClassVar[CellSpec]
 
     def __init__(
         self,
@@ -107,13 +114,39 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         parametrizations replace them without updating ``_flat_weights``)."""
         return [getattr(self, name) for name in self._flat_weights_names]
 
-    def _weights(self, layer: int, direction: int) -> dict[str, Tensor | None]:
+    def _namespace(self, layer: int, direction: int) -> SimpleNamespace:
+        """The spec's ``p`` of one recurrence: its flat weights (``weight_ih_l{layer}``, ...)
+        under the cell's names (``weight_ih``, ...), the options and sizes, and ``project``,
+        the spec's input projection on them."""
         suffix = f"_l{layer}" + ("_reverse" if direction == 1 else "")
-        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
-        return {name: getattr(self, name + suffix, None) for name in names}
+        weights = {
+            name.removesuffix(suffix): getattr(self, name)
+            for name in self._flat_weights_names
+            if name.endswith(suffix)
+        }
+        inputs = self.input_size if layer == 0 else self.num_directions * self.state_sizes[0]
+        options = self.spec.options_of(self)
+        p = self.spec.namespace(weights, inputs, self.hidden_size, self.bias, options)
+        p.project = partial(self.spec.project, TORCH, p)
+        return p
 
-    def _input_projection(self, w: dict[str, Tensor | None]) -> Projection:
-        return lambda x: F.linear(x, w["weight_ih"], w["bias_ih"])
+    @property
+    def state_sizes(self) -> tuple[int, ...]:
+        return self.spec.state_sizes(self.hidden_size, self.spec.options_of(self))
+
+    def recurrence(self, layer: int, direction: int) -> Recurrence:
+        p = self._namespace(layer, direction)
+
+        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+            return tuple(self.spec.step(TORCH, p, gi, state, dropout_mask))
+
+        return Recurrence(p.project, step)
+
+    def engine_kernel(self, layer: int, direction: int) -> _engine.Fused | None:
+        hook = self.spec.engine_kernel
+        if not self.fused or hook is None:
+            return None
+        return hook(_engine.HOOKS, self._namespace(layer, direction))
 
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
@@ -167,10 +200,6 @@ def _check_no_projection(proj_size: object) -> None:
 class _SingleState(_TorchLayout):
     """RNN and GRU: one state tensor, returned bare as torch.nn does."""
 
-    @property
-    def state_sizes(self) -> tuple[int, ...]:
-        return (self.hidden_size,)
-
     def _wrap_state(self, state: State) -> Tensor:
         return state[0]
 
@@ -207,6 +236,8 @@ class RNN(_SingleState, nn.RNN):
         (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
     """
 
+    spec = CELLS["rnn"]
+
     def __init__(
         self,
         input_size: int,
@@ -242,17 +273,6 @@ class RNN(_SingleState, nn.RNN):
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         return torch.rnn_tanh if self.nonlinearity == "tanh" else torch.rnn_relu
 
-    def recurrence(self, layer: int, direction: int) -> Recurrence:
-        w = self._weights(layer, direction)
-
-        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-            h = rnn_recurrence(
-                gi, state[0], w["weight_hh"], w["bias_hh"], self.nonlinearity, dropout_mask
-            )
-            return (h,)
-
-        return Recurrence(self._input_projection(w), step)
-
 
 class LSTM(_TorchLayout, nn.LSTM):
     r"""Long short-term memory (Hochreiter & Schmidhuber 1997), torch.nn's formulation.
@@ -276,6 +296,8 @@ class LSTM(_TorchLayout, nn.LSTM):
         >>> output.shape, h_n.shape
         (torch.Size([3, 5, 20]), torch.Size([1, 3, 20]))
     """
+
+    spec = CELLS["lstm"]
 
     def __init__(
         self,
@@ -303,29 +325,8 @@ class LSTM(_TorchLayout, nn.LSTM):
         )  # fmt: skip
 
     @property
-    def state_sizes(self) -> tuple[int, ...]:
-        return (self.proj_size or self.hidden_size, self.hidden_size)
-
-    @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         return torch.lstm
-
-    def recurrence(self, layer: int, direction: int) -> Recurrence:
-        w = self._weights(layer, direction)
-
-        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-            h, c = state
-            return lstm_recurrence(
-                gi, h, c, w["weight_hh"], w["bias_hh"], w["weight_hr"], dropout_mask
-            )
-
-        return Recurrence(self._input_projection(w), step)
-
-    def engine_kernel(self, layer: int, direction: int) -> _engine.Fused | None:
-        if not self.fused or self.proj_size > 0:
-            return None
-        w = self._weights(layer, direction)
-        return _engine.lstm_kernel(w["weight_ih"], w["bias_ih"], w["weight_hh"], w["bias_hh"])
 
 
 class GRU(_SingleState, nn.GRU):
@@ -341,6 +342,8 @@ class GRU(_SingleState, nn.GRU):
     ``(r, z, n)``. A drop-in for :class:`torch.nn.GRU`; arguments and shapes as in
     :class:`RNN`.
     """
+
+    spec = CELLS["gru"]
 
     def __init__(
         self,
@@ -371,18 +374,3 @@ class GRU(_SingleState, nn.GRU):
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
         return torch.gru
-
-    def recurrence(self, layer: int, direction: int) -> Recurrence:
-        w = self._weights(layer, direction)
-
-        def step(gi: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-            return (gru_recurrence(gi, state[0], w["weight_hh"], w["bias_hh"], dropout_mask),)
-
-        return Recurrence(self._input_projection(w), step)
-
-    def engine_kernel(self, layer: int, direction: int) -> _engine.Fused | None:
-        if not self.fused:
-            return None
-        w = self._weights(layer, direction)
-        weights = (w["weight_ih"], w["bias_ih"], w["weight_hh"], w["bias_hh"])
-        return _engine.gru_kernel(self._input_projection(w), *weights)

@@ -3,11 +3,10 @@
 Each kernel takes the input of one step ``x`` ``(N, K)``, the state tensors ``(N, S_k)``,
 which it updates in place, and the cell's weights as the loader prepared them: transposed to
 ``(K, G)`` so a matrix-vector product runs along contiguous rows, absent biases as zeros.
-After the call ``state[0]`` is the step's output. The equations are those of
-:mod:`rnnkit.functional` and of the cells' steps in :mod:`rnnkit.cells` (gate orders LSTM
-``(i, f, g, o)``, GRU ``(r, z, n)``); the tests hold the two to 1e-5 over long streams. A
-cell of :mod:`rnnkit.cells` takes its kernel through its spec's ``runtime_kernel`` and runs
-its own NumPy step where the compiled kernels do not run.
+After the call ``state[0]`` is the step's output. The equations are those of the cells' steps
+in :mod:`rnnkit.cells` (gate orders LSTM ``(i, f, g, o)``, GRU ``(r, z, n)``); the tests hold
+the two to 1e-5 over long streams. A cell takes its kernel through its spec's
+``runtime_kernel`` and runs its own NumPy step where the compiled kernels do not run.
 
 The kernels are written once against a handful of primitives (``affine``, ``activate_``, ...).
 :data:`NUMPY` binds them to vectorised NumPy; :data:`NUMBA` (None without numba) binds the

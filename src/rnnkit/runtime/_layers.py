@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.cells import CELLS as WRITTEN_ONCE
+from rnnkit.cells import CELLS as SPECS
 from rnnkit.cells._numpy import step_kernel
 from rnnkit.runtime import _kernels
 from rnnkit.runtime._file import field
@@ -21,73 +21,35 @@ from rnnkit.runtime._file import field
 Array = np.ndarray
 State = tuple[Array, ...]
 
-#: Gate blocks in ``weight_ih`` of each cell (the cell names are :data:`rnnkit.nn.LAYERS`').
-GATES = {
-    "rnn": 1,
-    "lstm": 4,
-    "gru": 3,
-}
-CELLS = tuple(GATES) + tuple(WRITTEN_ONCE)
+#: The cells the runtime runs: every cell of :data:`rnnkit.cells.CELLS` (the names are
+#: :data:`rnnkit.nn.LAYERS`').
+CELLS = tuple(SPECS)
 BACKENDS = ("auto", "numba", "numpy")
 DTYPES = ("float32", "float64")
 
 
+def checked_options(cell: str, options: dict[str, Any], hidden: int) -> dict[str, Any]:
+    """Every option of ``cell``, checked, its default where ``options`` (a file's) has none."""
+    spec = SPECS[cell]
+    if spec.torch_native and "nonlinearity" not in spec.options:
+        # files written before LSTM and GRU were cells of rnnkit.cells give every torch.nn
+        # layer a nonlinearity, "tanh" where it has none
+        options = {k: v for k, v in options.items() if (k, v) != ("nonlinearity", "tanh")}
+    return spec.check_options(options, hidden)
+
+
 def state_sizes(cell: str, hidden: int, options: dict[str, Any]) -> tuple[int, ...]:
     """``(S_0, ...)``: the widths of a cell's state tensors."""
-    if cell in WRITTEN_ONCE:
-        spec = WRITTEN_ONCE[cell]
-        return spec.state_sizes(hidden, spec.check_options(options, hidden))
-    if cell == "lstm":
-        return (options.get("proj_size") or hidden, hidden)
-    return (hidden,)
+    return SPECS[cell].state_sizes(hidden, checked_options(cell, options, hidden))
 
 
 def cell_tensors(
     cell: str, inputs: int, hidden: int, bias: bool, options: dict[str, Any]
 ) -> dict[str, tuple[int, ...]]:
     """Names and shapes of one recurrence's tensors (torch's parameter names and layouts)."""
-    if cell in WRITTEN_ONCE:
-        spec = WRITTEN_ONCE[cell]
-        params = spec.parameters(inputs, hidden, bias, spec.check_options(options, hidden))
-        return {name: param.shape for name, param in params.items() if param is not None}
-    gates = GATES[cell] * hidden
-    shapes = {"weight_ih": (gates, inputs)}
-    out = state_sizes(cell, hidden, options)[0]
-    shapes["weight_hh"] = (gates, out)
-    if bias:
-        shapes |= {"bias_ih": (gates,), "bias_hh": (gates,)}
-    if cell == "lstm" and options.get("proj_size"):
-        shapes["weight_hr"] = (out, hidden)
-    return shapes
-
-
-def _kernel_arguments(cell: str, w: dict[str, Array], hidden: int, options: dict[str, Any]):
-    """The weights as the kernel of ``cell`` takes them (transposed, absent biases zero, in
-    the weights' dtype)."""
-    dtype = w["weight_ih"].dtype
-
-    def t(name: str) -> Array:
-        return np.ascontiguousarray(w[name].T)
-
-    def bias(name: str, size: int) -> Array:
-        return w[name] if name in w else np.zeros(size, dtype)
-
-    gates = GATES[cell] * hidden
-    relu = options.get("nonlinearity") == "relu"
-    if cell == "rnn":
-        return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates) + bias("bias_hh", gates), relu
-    if cell == "lstm":
-        projection = t("weight_hr") if "weight_hr" in w else np.zeros((0, 0), dtype)
-        summed = bias("bias_ih", gates) + bias("bias_hh", gates)
-        return t("weight_ih"), t("weight_hh"), summed, projection
-    return t("weight_ih"), t("weight_hh"), bias("bias_ih", gates), bias("bias_hh", gates)  # gru
-
-
-_KERNEL_NAMES = {
-    "rnn": "rnn_step",
-    "lstm": "lstm_step",
-    "gru": "gru_step",
-}
+    checked = checked_options(cell, options, hidden)
+    params = SPECS[cell].parameters(inputs, hidden, bias, checked)
+    return {name: param.shape for name, param in params.items() if param is not None}
 
 
 #: What the cells' ``runtime_kernel`` hooks build from (see :mod:`rnnkit.cells._spec`).
@@ -164,15 +126,12 @@ class StreamingRNN:
         self.bidirectional = field(spec, "bidirectional", bool, where)
         self.batch_first = field(spec, "batch_first", bool, where)
         bias = field(spec, "bias", bool, where)
-        options = field(spec, "options", dict, where)
-        written = WRITTEN_ONCE.get(self.cell)
-        if written is not None:
-            options = written.check_options(options, self.hidden_size)
+        options = checked_options(self.cell, field(spec, "options", dict, where), self.hidden_size)
         self.state_sizes = state_sizes(self.cell, self.hidden_size, options)
         directions = 2 if self.bidirectional else 1
         self.output_size = directions * self.state_sizes[0]
-        table = kernels(backend, dtype)
-        compiled = _COMPILED if table is _kernels.NUMBA else None
+        compiled = _COMPILED if kernels(backend, dtype) is _kernels.NUMBA else None
+        cell = SPECS[self.cell]
         self.dtype = np.dtype(dtype)
         self._recurrences: list[list[tuple[Callable[..., None], tuple]]] = []
         for layer in range(self.num_layers):
@@ -184,15 +143,12 @@ class StreamingRNN:
                 weights = {
                     n: _tensor(tensors, prefix + n, s).astype(dtype) for n, s in shapes.items()
                 }
-                if written is not None and written.runtime_kernel and compiled is not None:
-                    p = written.namespace(weights, inputs, self.hidden_size, bias, options)
-                    row.append(written.runtime_kernel(compiled, p))
-                elif written is not None:  # its NumPy step
-                    step = step_kernel(written, weights, inputs, self.hidden_size, bias, options)
+                if cell.runtime_kernel is not None and compiled is not None:
+                    p = cell.namespace(weights, inputs, self.hidden_size, bias, options)
+                    row.append(cell.runtime_kernel(compiled, p))
+                else:  # its NumPy step
+                    step = step_kernel(cell, weights, inputs, self.hidden_size, bias, options)
                     row.append((step, ()))
-                else:
-                    arguments = _kernel_arguments(self.cell, weights, self.hidden_size, options)
-                    row.append((table[_KERNEL_NAMES[self.cell]], arguments))
             self._recurrences.append(row)
         rows = directions * self.num_layers
         if field(spec, "learn_init", bool, where):
