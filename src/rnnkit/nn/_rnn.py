@@ -81,9 +81,12 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         check_bool("batch_first", batch_first, torch_checks=True)
         check_rate("dropout", dropout, closed=True, torch_says=_DROPOUT_RANGE)
         check_bool("bidirectional", bidirectional)
-        check_int("proj_size", proj_size, minimum=0,
-                  torch_says="proj_size should be a positive integer or zero to disable "
-                  "projections")  # fmt: skip
+        check_int(
+            "proj_size",
+            proj_size,
+            minimum=0,
+            torch_says="proj_size should be a positive integer or zero to disable projections",
+        )
         if proj_size >= hidden_size:
             raise ValueError(
                 f"proj_size: expected an int < hidden_size = {hidden_size} (0 disables the "
@@ -93,9 +96,19 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         # torch.nn.RNNBase makes the parameters (torch's names, order and initialisation),
         # warns about dropout with one layer, and calls reset_parameters.
         nn.RNNBase.__init__(
-            self, mode, input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, proj_size, device=device, dtype=dtype,
-        )  # fmt: skip
+            self,
+            mode,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device=device,
+            dtype=dtype,
+        )
         self.fused = check_bool("fused", fused)
         self.check_finite = check_bool("check_finite", check_finite)
         self._init_options(learn_init, recurrent_dropout, zoneout, device, dtype)
@@ -258,16 +271,32 @@ class RNN(_SingleState, nn.RNN):
         recurrent_dropout: float = 0.0,
         zoneout: float = 0.0,
     ) -> None:
-        check_choice("nonlinearity", nonlinearity, ("tanh", "relu"),
-                     torch_says=f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or "
-                     "'relu'.")  # fmt: skip
+        check_choice(
+            "nonlinearity",
+            nonlinearity,
+            ("tanh", "relu"),
+            torch_says=f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.",
+        )
         _check_no_projection(proj_size)
         self.nonlinearity = nonlinearity
         super().__init__(
-            f"RNN_{nonlinearity.upper()}", input_size, hidden_size, num_layers, bias,
-            batch_first, dropout, bidirectional, 0, device, dtype, fused, check_finite,
-            learn_init, recurrent_dropout, zoneout,
-        )  # fmt: skip
+            f"RNN_{nonlinearity.upper()}",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            fused,
+            check_finite,
+            learn_init,
+            recurrent_dropout,
+            zoneout,
+        )
 
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
@@ -319,10 +348,23 @@ class LSTM(_TorchLayout, nn.LSTM):
         zoneout: float = 0.0,
     ) -> None:
         super().__init__(
-            "LSTM", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, proj_size, device, dtype, fused, check_finite, learn_init,
-            recurrent_dropout, zoneout,
-        )  # fmt: skip
+            "LSTM",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            proj_size,
+            device,
+            dtype,
+            fused,
+            check_finite,
+            learn_init,
+            recurrent_dropout,
+            zoneout,
+        )
 
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
@@ -366,10 +408,23 @@ class GRU(_SingleState, nn.GRU):
     ) -> None:
         _check_no_projection(proj_size)
         super().__init__(
-            "GRU", input_size, hidden_size, num_layers, bias, batch_first, dropout,
-            bidirectional, 0, device, dtype, fused, check_finite, learn_init, recurrent_dropout,
+            "GRU",
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            0,
+            device,
+            dtype,
+            fused,
+            check_finite,
+            learn_init,
+            recurrent_dropout,
             zoneout,
-        )  # fmt: skip
+        )
 
     @property
     def _kernel(self) -> Callable[..., tuple[Tensor, ...]]:
