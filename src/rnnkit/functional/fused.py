@@ -395,8 +395,15 @@ def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
     """``x`` as a contiguous NumPy array (a view when it is contiguous already), or a
     1-element stand-in with ``dims`` dimensions for an absent option."""
     if x is None:
-        return np.zeros((1,) * dims, dtype=dtype)
-    return x.detach().contiguous().numpy()
+        return _stand_in(dims, dtype)
+    return (x.detach() if x.requires_grad else x).contiguous().numpy()
+
+
+@functools.cache
+def _stand_in(dims: int, dtype: np.dtype | type) -> np.ndarray:
+    """:func:`_np`'s stand-in, made once: a loop never reads or writes what a flag says is
+    absent, so every call may share it."""
+    return np.zeros((1,) * dims, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- LSTM family
