@@ -117,14 +117,15 @@ def _dot_t(x, w, out):
 def _row_dots(x, w, out):
     """``out = x @ w^T`` as one dot product per entry, each over a row of ``x`` and a row of
     ``w``, both contiguous; ``reassoc`` lets the sums vectorise (see :func:`_mean_rstd`). The
-    rows of ``w`` go four at a time: each load of ``x`` feeds four sums, and the four
-    reductions of the vector sums overlap instead of each ending a short loop."""
+    rows of ``w`` go four at a time, each block against every row of ``x`` while it is in the
+    cache: ``w`` is read from memory once a step whatever the rows, and each load of ``x``
+    feeds four sums whose reductions overlap."""
     rows = w.shape[0]
     whole = rows - rows % 4
-    for n in range(x.shape[0]):
-        x_n, row = x[n], out[n]
-        for j in range(0, whole, 4):
-            w_0, w_1, w_2, w_3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+    for j in range(0, whole, 4):
+        w_0, w_1, w_2, w_3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+        for n in range(x.shape[0]):
+            x_n = x[n]
             s_0 = s_1 = s_2 = s_3 = _like(out, 0.0)
             for k in range(x_n.shape[0]):
                 v = x_n[k]
@@ -132,13 +133,15 @@ def _row_dots(x, w, out):
                 s_1 += v * w_1[k]
                 s_2 += v * w_2[k]
                 s_3 += v * w_3[k]
-            row[j], row[j + 1], row[j + 2], row[j + 3] = s_0, s_1, s_2, s_3
-        for j in range(whole, rows):
-            w_j = w[j]
+            out[n, j], out[n, j + 1], out[n, j + 2], out[n, j + 3] = s_0, s_1, s_2, s_3
+    for j in range(whole, rows):
+        w_j = w[j]
+        for n in range(x.shape[0]):
+            x_n = x[n]
             total = _like(out, 0.0)
             for k in range(x_n.shape[0]):
                 total += x_n[k] * w_j[k]
-            row[j] = total
+            out[n, j] = total
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
