@@ -10,8 +10,8 @@ also take the input layer norm and keep ``h W_hh^T`` for the backward; and the i
 loops, which project each step's input themselves (:data:`PROJECT`). Absent options are passed
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
 :func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
-:func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own at one or
-two rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every function compiles with
+:func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
+``tuning.LOOP_PRODUCT_ROWS`` rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every function compiles with
 ``error_model="numpy"``: a float division that cannot raise lets LLVM vectorise the gate
 loops (about 6x on the point-wise work). Constants and scalars go through :func:`_like`, so
 float32 buffers get float32 arithmetic. Each loop's scratch buffers are made by a thin public
@@ -89,7 +89,7 @@ def _dot(x, w, out):
     ``tuning.LOOP_PRODUCT_ROWS`` rows a loop of this module (row by row, each an ``axpy`` over
     ``w``'s contiguous rows, which the compiler vectorises for the host CPU), above it torch's
     BLAS (:func:`rnnkit.functional._gemm.gemm`), whose call costs more than the loop's work
-    at one or two rows."""
+    at so few rows."""
     if x.shape[0] > LOOP_PRODUCT_ROWS:
         gemm(x, w, out)
         return
