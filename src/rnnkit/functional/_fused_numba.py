@@ -11,13 +11,13 @@ loops, which project each step's input themselves (:data:`PROJECT`). Absent opti
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
 :func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
 :func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
-``tuning.LOOP_PRODUCT_ROWS`` rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every function compiles with
-``error_model="numpy"``: a float division that cannot raise lets LLVM vectorise the gate
-loops (about 6x on the point-wise work). Constants and scalars go through :func:`_like`, so
-float32 buffers get float32 arithmetic. Each loop's scratch buffers are made by a thin public
-function and passed in as arguments: allocated in the function of the loop itself, they made
-its point-wise work about twice as slow (why LLVM does worse beside a local array was not
-pinned down).
+``tuning.LOOP_PRODUCT_ROWS`` rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every
+function compiles with ``error_model="numpy"``: a float division that cannot raise lets LLVM
+vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go through
+:func:`_like`, so float32 buffers get float32 arithmetic. Each loop's scratch buffers are made
+by a thin public function and passed in as arguments: allocated in the function of the loop
+itself, they made its point-wise work about twice as slow (why LLVM does worse beside a local
+array was not pinned down).
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
 ``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
