@@ -11,7 +11,8 @@ loops, which project each step's input themselves (:data:`PROJECT`). Absent opti
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
 :func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
 :func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
-``tuning.LOOP_PRODUCT_ROWS`` rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every
+``tuning.LOOP_PRODUCT_ROWS`` (``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS
+(:mod:`rnnkit.functional._gemm`). Every
 function compiles with ``error_model="numpy"``: a float division that cannot raise lets LLVM
 vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go through
 :func:`_like`, so float32 buffers get float32 arithmetic. Each loop's scratch buffers are made
@@ -35,7 +36,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from rnnkit.functional._gemm import gemm
-from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS
+from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS, LOOP_TRANSPOSED_ROWS
 
 
 def _like(x, value):
@@ -105,9 +106,9 @@ def _dot(x, w, out):
 @njit(cache=True, error_model="numpy", inline="always")
 def _dot_t(x, w, out):
     """``out = x @ w^T`` for ``x`` ``(M, K)``, ``w`` ``(N, K)`` as it lies (a layer's
-    ``W_hh``, ``W_ih``): up to ``tuning.LOOP_PRODUCT_ROWS`` rows :func:`_row_dots`, above it
+    ``W_hh``, ``W_ih``): up to ``tuning.LOOP_TRANSPOSED_ROWS`` rows :func:`_row_dots`, above it
     torch's BLAS told to transpose ``w``, so no call copies a weight transposed."""
-    if x.shape[0] > LOOP_PRODUCT_ROWS:
+    if x.shape[0] > LOOP_TRANSPOSED_ROWS:
         gemm(x, w, out, True)
     else:
         _row_dots(x, w, out)
