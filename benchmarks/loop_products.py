@@ -1,9 +1,10 @@
 """A step's matrix product at a few rows: the engine's own loops against torch's BLAS.
 
 The numba loops multiply each step's ``(M, K)`` rows by a weight; up to
-``tuning.LOOP_PRODUCT_ROWS`` rows they run a loop of their own, above it torch's BLAS
-(:mod:`rnnkit.functional._gemm`). This times both, one thread, inside compiled loops of many
-steps (so no Python between products), interleaved, for the two forms the loops use:
+``tuning.LOOP_PRODUCT_ROWS`` rows (``LOOP_TRANSPOSED_ROWS`` for ``x @ W^T``) they run a loop
+of their own, above it torch's BLAS (:mod:`rnnkit.functional._gemm`). This times both, one
+thread, inside compiled loops of many steps (so no Python between products), interleaved, for
+the two forms the loops use:
 ``x @ W^T`` (forward, ``W`` ``(4H, H)`` as the layer holds it: ``_fused_numba._row_dots``)
 and ``x @ W`` (backward, ``(M, 4H) @ (4H, H)``: the loop of ``_fused_numba._dot``, copied here
 since the engine inlines it behind the threshold).
