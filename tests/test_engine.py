@@ -380,20 +380,26 @@ def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
                                   "Jordan-softmax"])  # fmt: skip
 @pytest.mark.parametrize(
     "batch",
-    [1, tuning.LOOP_PRODUCT_ROWS, tuning.LOOP_PRODUCT_ROWS + 1, tuning.LOOP_PROJECTION_BATCH + 1],
+    sorted(
+        {1, tuning.LOOP_PRODUCT_ROWS, tuning.LOOP_PRODUCT_ROWS + 1}
+        | {tuning.LOOP_TRANSPOSED_ROWS, tuning.LOOP_TRANSPOSED_ROWS + 1}
+        | {tuning.LOOP_PROJECTION_BATCH + 1}
+    ),
 )
 def test_the_loops_read_the_weights_as_the_layer_holds_them(
     name: str, loop: str, batch: int
 ) -> None:
     """The loops take ``W_hh`` ``(G, H)``, ``W_ih`` ``(G, H_in)`` (inference) and Jordan's
     ``W_yh``, ``W_hy`` as the layer holds them, multiplying by their transposes in the
-    engine's own loop up to ``tuning.LOOP_PRODUCT_ROWS`` rows and in BLAS above (inference
+    engine's own loop up to ``tuning.LOOP_TRANSPOSED_ROWS`` rows and in BLAS above (inference
     projects in the loop from ``tuning.LOOP_PROJECTION_BATCH`` rows). Every size differs from
     every other (``H_in`` 3, ``H`` 7, ``G`` 28 or 21, Jordan's output 3 against 7, a second
     layer's input 14), so a weight read in the wrong layout breaks the match with the reference
     path in float64: outputs, final states and every gradient in training, outputs and states
     in inference."""
-    assert tuning.LOOP_PRODUCT_ROWS + 1 < tuning.LOOP_PROJECTION_BATCH
+    assert max(tuning.LOOP_PRODUCT_ROWS, tuning.LOOP_TRANSPOSED_ROWS) + 1 < (
+        tuning.LOOP_PROJECTION_BATCH
+    )
     layer = make(name, 3, 7, "train-regularised", torch.float64)
     x = torch.randn(5, batch, 3, dtype=torch.float64, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, batch, torch.float64))

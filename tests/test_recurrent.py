@@ -524,3 +524,21 @@ def test_bad_forward(cell: type, call: object, error: type, message: str) -> Non
     with pytest.raises(error) as info:
         call(layer, x)
     assert message in str(info.value)
+
+
+def test_first_parameter_is_the_first_of_parameters() -> None:
+    """The layers check a call's dtype and device against ``first_parameter``: the parameter
+    ``next(module.parameters(), None)`` gives, also with a learned initial state registered
+    after the cells, a parametrized first weight (its original moves into a child module),
+    a parameter set to None, and no parameters at all."""
+    from torch.nn.utils import parametrize
+
+    from rnnkit.nn._cell import first_parameter
+
+    plain = Recurrent(LSTMCell, 3, 4, num_layers=2, learn_init=True)
+    parametrized = rnnkit.nn.LayerNormLSTM(3, 4)
+    parametrize.register_parametrization(parametrized.cells[0], "weight_ih", nn.Identity())
+    emptied = nn.Linear(3, 4)
+    emptied.weight = None
+    for module in (plain, parametrized, emptied, nn.ReLU(), nn.Sequential(nn.ReLU(), plain)):
+        assert first_parameter(module) is next(module.parameters(), None)

@@ -10,14 +10,15 @@ also take the input layer norm and keep ``h W_hh^T`` for the backward; and the i
 loops, which project each step's input themselves (:data:`PROJECT`). Absent options are passed
 as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
 :func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
-:func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own at one or
-two rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`). Every function compiles with
-``error_model="numpy"``: a float division that cannot raise lets LLVM vectorise the gate
-loops (about 6x on the point-wise work). Constants and scalars go through :func:`_like`, so
-float32 buffers get float32 arithmetic. Each loop's scratch buffers are made by a thin public
-function and passed in as arguments: allocated in the function of the loop itself, they made
-its point-wise work about twice as slow (why LLVM does worse beside a local array was not
-pinned down).
+:func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
+``tuning.LOOP_PRODUCT_ROWS`` (``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS
+(:mod:`rnnkit.functional._gemm`). Every
+function compiles with ``error_model="numpy"``: a float division that cannot raise lets LLVM
+vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go through
+:func:`_like`, so float32 buffers get float32 arithmetic. Each loop's scratch buffers are made
+by a thin public function and passed in as arguments: allocated in the function of the loop
+itself, they made its point-wise work about twice as slow (why LLVM does worse beside a local
+array was not pinned down).
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
 ``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
@@ -35,7 +36,7 @@ from numba.extending import overload
 from numba.np.numpy_support import as_dtype
 
 from rnnkit.functional._gemm import gemm
-from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS
+from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS, LOOP_TRANSPOSED_ROWS
 
 
 def _like(x, value):
@@ -89,7 +90,7 @@ def _dot(x, w, out):
     ``tuning.LOOP_PRODUCT_ROWS`` rows a loop of this module (row by row, each an ``axpy`` over
     ``w``'s contiguous rows, which the compiler vectorises for the host CPU), above it torch's
     BLAS (:func:`rnnkit.functional._gemm.gemm`), whose call costs more than the loop's work
-    at one or two rows."""
+    at so few rows."""
     if x.shape[0] > LOOP_PRODUCT_ROWS:
         gemm(x, w, out)
         return
@@ -105,9 +106,9 @@ def _dot(x, w, out):
 @njit(cache=True, error_model="numpy", inline="always")
 def _dot_t(x, w, out):
     """``out = x @ w^T`` for ``x`` ``(M, K)``, ``w`` ``(N, K)`` as it lies (a layer's
-    ``W_hh``, ``W_ih``): up to ``tuning.LOOP_PRODUCT_ROWS`` rows :func:`_row_dots`, above it
+    ``W_hh``, ``W_ih``): up to ``tuning.LOOP_TRANSPOSED_ROWS`` rows :func:`_row_dots`, above it
     torch's BLAS told to transpose ``w``, so no call copies a weight transposed."""
-    if x.shape[0] > LOOP_PRODUCT_ROWS:
+    if x.shape[0] > LOOP_TRANSPOSED_ROWS:
         gemm(x, w, out, True)
     else:
         _row_dots(x, w, out)
@@ -116,15 +117,32 @@ def _dot_t(x, w, out):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _row_dots(x, w, out):
     """``out = x @ w^T`` as one dot product per entry, each over a row of ``x`` and a row of
-    ``w``, both contiguous; ``reassoc`` lets the sums vectorise (see :func:`_mean_rstd`)."""
-    for n in range(x.shape[0]):
-        x_n, row = x[n], out[n]
-        for j in range(w.shape[0]):
-            w_j = w[j]
+    ``w``, both contiguous; ``reassoc`` lets the sums vectorise (see :func:`_mean_rstd`). The
+    rows of ``w`` go four at a time, each block against every row of ``x`` while it is in the
+    cache: ``w`` is read from memory once a step whatever the rows, and each load of ``x``
+    feeds four sums whose reductions overlap."""
+    rows = w.shape[0]
+    whole = rows - rows % 4
+    for j in range(0, whole, 4):
+        w_0, w_1, w_2, w_3 = w[j], w[j + 1], w[j + 2], w[j + 3]
+        for n in range(x.shape[0]):
+            x_n = x[n]
+            s_0 = s_1 = s_2 = s_3 = _like(out, 0.0)
+            for k in range(x_n.shape[0]):
+                v = x_n[k]
+                s_0 += v * w_0[k]
+                s_1 += v * w_1[k]
+                s_2 += v * w_2[k]
+                s_3 += v * w_3[k]
+            out[n, j], out[n, j + 1], out[n, j + 2], out[n, j + 3] = s_0, s_1, s_2, s_3
+    for j in range(whole, rows):
+        w_j = w[j]
+        for n in range(x.shape[0]):
+            x_n = x[n]
             total = _like(out, 0.0)
             for k in range(x_n.shape[0]):
                 total += x_n[k] * w_j[k]
-            row[j] = total
+            out[n, j] = total
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})

@@ -313,14 +313,20 @@ def engine_blas() -> str:
 _held = threading.local()  # how deep this thread is in single_threaded_blas()
 
 
-@contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
+def single_threaded_blas() -> contextlib.AbstractContextManager[None]:
     """Hold SciPy's BLAS to one thread where the numba loops call it: their matmuls are a
     step's, too small to share, and OpenBLAS's threads woken at every step cost more than they
-    save (torch's BLAS, which the loops call where it exports one, decides for itself).
+    save (torch's BLAS, which the loops call where it exports one, decides for itself, so
+    there this returns a context that does nothing, without a generator's cost per call).
     Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once.
     The libraries' own setters are called directly: ``ThreadpoolController.limit`` costs
     about three times as much a call (benchmarks/README.md)."""
+    return _one_blas_thread() if _blas() else contextlib.nullcontext()
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """:func:`single_threaded_blas` where there is a BLAS to hold."""
     depth = getattr(_held, "depth", 0)
     _held.depth = depth + 1
     libraries = _blas() if depth == 0 else []
@@ -389,8 +395,15 @@ def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
     """``x`` as a contiguous NumPy array (a view when it is contiguous already), or a
     1-element stand-in with ``dims`` dimensions for an absent option."""
     if x is None:
-        return np.zeros((1,) * dims, dtype=dtype)
-    return x.detach().contiguous().numpy()
+        return _stand_in(dims, dtype)
+    return (x.detach() if x.requires_grad else x).contiguous().numpy()
+
+
+@functools.cache
+def _stand_in(dims: int, dtype: np.dtype | type) -> np.ndarray:
+    """:func:`_np`'s stand-in, made once: a loop never reads or writes what a flag says is
+    absent, so every call may share it."""
+    return np.zeros((1,) * dims, dtype=dtype)
 
 
 # ----------------------------------------------------------------------------- LSTM family

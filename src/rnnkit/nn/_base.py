@@ -37,7 +37,7 @@ from rnnkit.checks import (
 )
 from rnnkit.functional import State, Step, in_chunks, scan
 from rnnkit.nn import _engine
-from rnnkit.nn._cell import Recurrence, RecurrentCell
+from rnnkit.nn._cell import Recurrence, RecurrentCell, first_parameter
 
 RunResult = tuple[Tensor, State]  # an output (L, N, *) and a final state
 #: How a layer runs: ``"auto"`` takes the fastest path that computes exactly its
@@ -187,7 +187,7 @@ class RecurrentBase(nn.Module):
             ``PackedSequence``), final state shaped like ``hx``.
         """
         # Inputs must match the parameters' dtype and device (the input's own, if none).
-        weight = next(self.parameters(), None)
+        weight = first_parameter(self)
         if weight is None:
             weight = input.data if isinstance(input, PackedSequence) else input
         if isinstance(input, PackedSequence):
@@ -311,7 +311,7 @@ class RecurrentBase(nn.Module):
             if autocast_dtype(x.device) is not None:
                 # rnnkit's own loops have no reduced-precision kernels: like the ops on
                 # autocast's float32 list, they run in the parameters' dtype
-                dtype = next(self.parameters()).dtype
+                dtype = first_parameter(self).dtype
                 with torch.autocast(x.device.type, enabled=False):
                     return self._run(x.to(dtype), tuple(s.to(dtype) for s in state), lengths)
             # exporting: torch ops only (no numba, no hand-written backward)
@@ -384,7 +384,7 @@ class RecurrentBase(nn.Module):
         Returns:
             The top layer's output ``(L, N, D * S_0)`` and the final state, as ``state``.
         """
-        finals: list[list[Tensor]] = [[] for _ in self.state_sizes]
+        finals: list[list[Tensor]] = [[] for _ in state]
         layer_input = x
         for index in range(self.num_layers):
             outputs = []

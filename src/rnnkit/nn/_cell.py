@@ -46,6 +46,20 @@ from rnnkit.functional import State, Step, scan
 from rnnkit.functional.scan import Projection
 
 
+def first_parameter(module: nn.Module) -> nn.Parameter | None:
+    """``next(module.parameters(), None)`` (the same parameter, in the same order: the
+    module's own, then each child's in turn), without building every module's dotted name on
+    the way, which costs a layer call more than the rest of its checks."""
+    for parameter in module._parameters.values():
+        if parameter is not None:
+            return parameter
+    for child in module._modules.values():
+        found = None if child is None else first_parameter(child)
+        if found is not None:
+            return found
+    return None
+
+
 class RecurrentCell(nn.Module):
     """Base class of cells that run inside :class:`rnnkit.nn.Recurrent`; see the module doc.
 
@@ -93,7 +107,7 @@ class RecurrentCell(nn.Module):
             ``x`` ``(N, H_in)``, the state as ``(N, S_k)`` tensors, and whether the input was
             batched.
         """
-        weight = next(self.parameters())
+        weight = first_parameter(self)
         check_tensor_like("input", input, weight)
         if input.dim() not in (1, 2) or input.shape[-1] != self.input_size:
             raise ValueError(

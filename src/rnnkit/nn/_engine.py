@@ -203,12 +203,18 @@ def _inference(
     return in_chunks(run, fused.project, x, state, None, plan.reverse)
 
 
-@single_threaded_blas()  # once for all the loops of the stack
 def run(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
     """The stack over ``x`` ``(L, N, H_in)`` from ``state`` (tuple of ``(D * layers, N, S_k)``),
     as :meth:`RecurrentBase._run_reference`; None when a recurrence has no fused kernel."""
+    with single_threaded_blas():  # once for all the loops of the stack
+        return _run(layer, x, state, lengths)
+
+
+def _run(
+    layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State] | None:
     directions = range(layer.num_directions)
     kernels = [layer.engine_kernel(i, d) for i in range(layer.num_layers) for d in directions]
     if any(k is None or not (k.regularised or layer._plain()) for k in kernels):
