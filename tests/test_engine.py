@@ -88,13 +88,11 @@ MODES = {
 }
 
 
-def make(
-    name: str, input_size: int, hidden: int, mode: str, dtype: torch.dtype, directions: int = 2
-) -> torch.nn.Module:
+def make(name: str, input_size: int, hidden: int, mode: str, dtype: torch.dtype) -> torch.nn.Module:
     training, options = MODES[mode]
     torch.manual_seed(1)
     layer = LAYERS[name](
-        input_size, hidden, num_layers=2, bidirectional=directions == 2, dtype=dtype, **options
+        input_size, hidden, num_layers=2, bidirectional=True, dtype=dtype, **options
     )
     with torch.no_grad():  # move LN gains, shifts and every other parameter off its init
         for p in layer.parameters():
@@ -312,59 +310,6 @@ def test_the_two_directions_side_by_side_equal_reference(
     for a, b, c in zip(fast, slow, again, strict=True):
         assert norm(a - b) <= 1e-10 * norm(b)
         assert torch.equal(a, c)
-
-
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
-@pytest.mark.parametrize(
-    ("name", "with_lengths"),
-    # IndRNN and Jordan have no inference loop that takes lengths: their general path runs
-    [(name, False) for name in ("IndRNN-relu", "Jordan-softmax")]
-    + [
-        (name, with_lengths)
-        for name in ("LayerNormLSTM", "PeepholeLSTM", "GRU", "LayerNormGRU")
-        for with_lengths in (False, True)
-    ],
-)
-def test_inference_runs_the_rows_in_halves_at_two_threads(
-    name: str, loop: str, with_lengths: bool, monkeypatch
-) -> None:
-    """With two torch threads a one-direction layer's inference runs the batch's even rows in
-    the engine's worker thread and its odd rows in the caller's, each loop with torch's MKL held
-    to one thread. Outputs and final states equal the reference path's in float64 (an odd
-    batch, eval zoneout, lengths that the halves sort apart), in the caller's row order."""
-    if not fused._gemm.LOCAL_THREADS:
-        pytest.skip("torch's BLAS is not MKL: the rows run together")
-    monkeypatch.setattr(tuning, "SPLIT_ROWS_BATCH", 2)
-    monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
-    seen: list[tuple[str, int]] = []
-    for kernel in [k for k in dir(fused._fused_numba) if k.endswith(("_forward", "_inference"))]:
-        if not kernel.startswith("_"):
-            loop_function = getattr(fused._fused_numba, kernel)
-
-            def spy(*args, loop_function=loop_function) -> None:
-                seen.append((threading.current_thread().name, mkl_threads()))
-                loop_function(*args)
-
-            monkeypatch.setattr(fused._fused_numba, kernel, spy)
-    layer = make(name, 3, 7, "eval-zoneout", torch.float64, directions=1)
-    x = torch.randn(6, 5, 3, dtype=torch.float64)
-    hx = initial_state(layer, 5, torch.float64)
-    lengths = torch.tensor([2, 6, 0, 5, 3]) if with_lengths else None
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        with torch.no_grad():
-            out, state = layer(x, hx, lengths=lengths)
-        assert mkl_threads() == 2
-    finally:
-        torch.set_num_threads(previous)
-    threads = {thread.split("_")[0] for thread, _ in seen}
-    assert threads == {"rnnkit-engine", threading.current_thread().name}
-    assert all(mkl == 1 for _, mkl in seen)
-    with torch.no_grad(), reference(layer):
-        expected_out, expected_state = layer(x, hx, lengths=lengths)
-    for a, b in zip((out, *state), (expected_out, *expected_state), strict=True):
-        assert norm(a - b) <= 1e-10 * norm(b)
 
 
 @pytest.mark.parametrize("loop", ["numba"], indirect=True)

@@ -34,7 +34,3 @@ LOOP_TRANSPOSED_ROWS = 4
 #: each on a thread of its own, from this batch up: there they took 0.25-0.8x the time of one
 #: after the other; at one or two rows the loops are too light to gain on a loaded machine.
 SIDE_BY_SIDE_BATCH = 4
-
-#: With two torch threads or more, a one-direction layer's inference runs the even and the odd
-#: rows of its batch at once, each on a thread of its own, from this batch up.
-SPLIT_ROWS_BATCH = 16

@@ -10,8 +10,7 @@ recurrence has none (or a subclass changed the maths it was written for, see
 Inference (no gradient, no lengths) runs the LSTM and GRU families from the raw inputs
 (:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps. With two
 torch threads or more a bidirectional layer runs its two directions at once
-(:func:`rnnkit.functional.fused.side_by_side`), and a one-direction layer's inference the
-even and the odd rows of its batch.
+(:func:`rnnkit.functional.fused.side_by_side`).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.functional import State, in_chunks, tuning
+from rnnkit.functional import State, in_chunks
 from rnnkit.functional.fused import (
     Options,
     Plan,
@@ -204,36 +203,6 @@ def _inference(
     return in_chunks(run, fused.project, x, state, None, plan.reverse)
 
 
-def _inference_in_halves(
-    fused: Fused, x: Tensor, state: State, plan: Plan, rate: float
-) -> tuple[Tensor, State] | None:
-    """:func:`_inference` over the even rows of the batch in the engine's worker thread and
-    the odd rows in this one (:func:`side_by_side_run`), put back in place. Alternate rows, not
-    the two ends: with lengths the batch is sorted by length, so each half gets as many steps
-    to run, and keeps the order the loops need."""
-    if plan.lengths is not None and fused.infer is None:
-        return None  # the caller's general path takes them
-    halves = []
-    for first in (0, 1):
-        lengths = None if plan.lengths is None else plan.lengths[first::2]
-        rows = Plan(plan.steps, len(range(first, x.shape[1], 2)), lengths, plan.reverse)
-        inputs = x[:, first::2].contiguous()
-        initial = tuple(s[first::2].contiguous() for s in state)
-        halves.append(partial(_inference, fused, inputs, initial, rows, rate))
-    odd, even = side_by_side_run(halves[1], halves[0])
-    even = even.result()
-    if odd is None or even is None:
-        return None
-    output = x.new_empty(x.shape[0], x.shape[1], even[0].shape[-1])
-    output[:, 0::2], output[:, 1::2] = even[0], odd[0]
-    final = []
-    for even_state, odd_state in zip(even[1], odd[1], strict=True):
-        merged = even_state.new_empty(x.shape[1], even_state.shape[-1])
-        merged[0::2], merged[1::2] = even_state, odd_state
-        final.append(merged)
-    return output, tuple(final)
-
-
 def run(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
@@ -286,8 +255,7 @@ def _run(
 
         def compute() -> RunResult:
             if scratch and mask is None and keep is None:
-                infer = _inference_in_halves if halves else _inference
-                result = infer(fused, inputs, initial, plans[direction], zoneout_rate)
+                result = _inference(fused, inputs, initial, plans[direction], zoneout_rate)
                 if result is not None:
                     return result
             options = Options(plans[direction], rate=zoneout_rate, scratch=scratch, **fused.fields)
@@ -300,8 +268,6 @@ def _run(
     # (draws in the reference path's order first), the backward one's turn collects it.
     pending: dict[int, Future[RunResult]] = {}
     both = layer.num_directions == 2 and side_by_side(x)
-    # A one-direction layer's inference runs its batch's even and odd rows side by side.
-    halves = layer.num_directions == 1 and batch >= tuning.SPLIT_ROWS_BATCH and side_by_side(x)
 
     def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
         if not both:
