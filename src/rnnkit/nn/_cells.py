@@ -37,12 +37,33 @@ from rnnkit.nn import _engine
 from rnnkit.nn._cell import RecurrentCell
 
 
-class _CellBase(RecurrentCell, nn.RNNCellBase):
-    """A torch.nn cell (each is a subclass of its torch.nn namesake: torch.nn.RNNCellBase makes
-    and initialises the parameters) that is also a :class:`RecurrentCell`; the equations are
-    its :attr:`spec`'s, which read the cell itself as their ``p``."""
+class SpecEquations:
+    """A cell's ``project``, ``step`` and ``engine_kernel`` from its :attr:`spec`, which reads the
+    cell itself as its ``p`` (the parameters and options are the cell's attributes). Listed
+    before :class:`RecurrentCell` in a cell's bases."""
 
     spec: ClassVar[CellSpec]
+
+    def project(self, x: Tensor) -> Tensor:
+        """``(L, N, H_in) -> (L, N, G)``: the spec's input side for all steps."""
+        return self.spec.project(TORCH, self, x)
+
+    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
+        """One step of the spec's recurrence: the new state, its first tensor the output."""
+        return tuple(self.spec.step(TORCH, self, x_t, state, dropout_mask))
+
+    def engine_kernel(self) -> _engine.Fused | None:
+        """The spec's fused recurrence for :mod:`rnnkit.nn._engine`, or None (the reference
+        loop) where it has none."""
+        hook = self.spec.engine_kernel
+        return None if hook is None else hook(_engine.HOOKS, self)
+
+
+class _CellBase(SpecEquations, RecurrentCell, nn.RNNCellBase):
+    """A torch.nn cell (each is a subclass of its torch.nn namesake: torch.nn.RNNCellBase makes
+    and initialises the parameters) that is also a :class:`RecurrentCell`; the equations are
+    its :attr:`spec`'s (:class:`SpecEquations`)."""
+
     gates: int
 
     def __init__(
@@ -80,19 +101,6 @@ class _CellBase(RecurrentCell, nn.RNNCellBase):
     def options(self) -> dict[str, Any]:
         """The spec's options, as the cell holds them."""
         return self.spec.options_of(self)
-
-    def project(self, x: Tensor) -> Tensor:
-        """``(L, N, H_in) -> (L, N, G*H)``: ``x W_ih^T + b_ih`` for all steps."""
-        return self.spec.project(TORCH, self, x)
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        return tuple(self.spec.step(TORCH, self, x_t, state, dropout_mask))
-
-    def engine_kernel(self) -> _engine.Fused | None:
-        """The spec's fused recurrence for :mod:`rnnkit.nn._engine`, or None (the reference
-        loop) where it has none."""
-        hook = self.spec.engine_kernel
-        return None if hook is None else hook(_engine.HOOKS, self)
 
     def _prepare(
         self, input: Tensor, hx: Tensor | tuple[Tensor, ...] | None

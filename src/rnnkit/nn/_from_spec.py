@@ -20,11 +20,12 @@ from rnnkit.cells import CELLS, CellSpec, Param
 from rnnkit.functional import State
 from rnnkit.functional.ops import TORCH
 from rnnkit.nn import _engine
+from rnnkit.nn._cells import SpecEquations
 from rnnkit.nn._extended import Device, _ExtendedCell
 from rnnkit.nn._recurrent import CellLayer
 
 
-class SpecCell(_ExtendedCell):
+class SpecCell(SpecEquations, _ExtendedCell):
     """A cell whose parameters and equations are a :class:`rnnkit.cells.CellSpec`'s.
 
     The options are attributes of the cell (e.g. ``cell.nonlinearity``), so the spec's
@@ -104,19 +105,6 @@ class SpecCell(_ExtendedCell):
 
     def _initials(self) -> dict[str, Param | None]:
         return self.spec.parameters(self.input_size, self.hidden_size, self.bias, self.options)
-
-    def project(self, x: Tensor) -> Tensor:
-        """``(L, N, H_in) -> (L, N, G)``: the spec's input side for all steps."""
-        return self.spec.project(TORCH, self, x)
-
-    def step(self, x_t: Tensor, state: State, dropout_mask: Tensor | None = None) -> State:
-        return tuple(self.spec.step(TORCH, self, x_t, state, dropout_mask))
-
-    def engine_kernel(self) -> _engine.Fused | None:
-        """The spec's fused recurrence for :mod:`rnnkit.nn._engine`, or None (the reference
-        loop) where it has none."""
-        hook = self.spec.engine_kernel
-        return None if hook is None else hook(_engine.HOOKS, self)
 
     def extra_repr(self) -> str:
         text = super().extra_repr()
