@@ -50,15 +50,22 @@ def _project(ops, p, x):
     return ops.linear(x, p.weight_ih, p.bias_ih)  # (L, N, 3H)
 
 
-def _step(ops, p, x_t, state, mask):
-    (h,) = state
+def update(ops, x_t, gh, h):
+    """The new ``h`` ``(N, H)`` from the projected input ``x_t`` and the recurrent side ``gh``
+    (each ``(N, 3H)``, blocks ``(r, z, n)``) and the old ``h``: torch.nn's GRU, ``b_hn`` inside
+    the reset product (it is part of ``gh``)."""
     gi_r, gi_z, gi_n = ops.split(x_t, 3)
-    gh = ops.linear(h if mask is None else h * mask, p.weight_hh, p.bias_hh)  # (N, 3H)
     gh_r, gh_z, gh_n = ops.split(gh, 3)
     r = ops.sigmoid(gi_r + gh_r)
     z = ops.sigmoid(gi_z + gh_z)
     n = ops.tanh(gi_n + r * gh_n)
-    return (n + z * (h - n),)
+    return n + z * (h - n)
+
+
+def _step(ops, p, x_t, state, mask):
+    (h,) = state
+    gh = ops.linear(h if mask is None else h * mask, p.weight_hh, p.bias_hh)  # (N, 3H)
+    return (update(ops, x_t, gh, h),)
 
 
 def _engine_kernel(engine, p):

@@ -36,6 +36,7 @@ cell takes and returns ``h`` itself, as ``nn.GRUCell``); recurrent dropout masks
 from __future__ import annotations
 
 from rnnkit.cells._spec import CellSpec, Option
+from rnnkit.cells.gru import update
 from rnnkit.cells.layernorm_lstm import norm_parameters, norm_project
 
 
@@ -47,12 +48,7 @@ def _step(ops, p, x_t, state, mask):
     (h,) = state
     gh = ops.linear(h if mask is None else h * mask, p.weight_hh)  # (N, 3H)
     gh = ops.layer_norm(gh, p.ln_weight_hh, p.ln_bias_hh, p.eps)
-    gi_r, gi_z, gi_n = ops.split(x_t, 3)
-    gh_r, gh_z, gh_n = ops.split(gh, 3)
-    r = ops.sigmoid(gi_r + gh_r)
-    z = ops.sigmoid(gi_z + gh_z)
-    n = ops.tanh(gi_n + r * gh_n)
-    return (n + z * (h - n),)
+    return (update(ops, x_t, gh, h),)
 
 
 def _engine_kernel(engine, p):
