@@ -6,8 +6,7 @@ of their own, above it torch's BLAS (:mod:`rnnkit.functional._gemm`). This times
 thread, inside compiled loops of many steps (so no Python between products), interleaved, for
 the two forms the loops use:
 ``x @ W^T`` (forward, ``W`` ``(4H, H)`` as the layer holds it: ``_fused_numba._row_dots``)
-and ``x @ W`` (backward, ``(M, 4H) @ (4H, H)``: the loop of ``_fused_numba._dot``, copied here
-since the engine inlines it behind the threshold).
+and ``x @ W`` (backward, ``(M, 4H) @ (4H, H)``: ``_fused_numba._axpy_rows``).
 
 Usage::
 
@@ -24,20 +23,8 @@ import numpy as np
 import torch
 from numba import njit
 
-from rnnkit.functional._fused_numba import _like, _row_dots
+from rnnkit.functional._fused_numba import _axpy_rows, _row_dots
 from rnnkit.functional._gemm import gemm
-
-
-@njit(error_model="numpy")
-def _axpy_loop(x, w, out):
-    # _fused_numba._dot at or below LOOP_PRODUCT_ROWS
-    for n in range(x.shape[0]):
-        row = out[n]
-        row[:] = _like(out, 0.0)
-        for k in range(x.shape[1]):
-            scale, w_k = x[n, k], w[k]
-            for j in range(row.shape[0]):
-                row[j] += scale * w_k[j]
 
 
 @njit(error_model="numpy")
@@ -48,7 +35,7 @@ def _steps(kind, x, w, out, steps):
         elif kind == 1:
             gemm(x, w, out, True)
         elif kind == 2:
-            _axpy_loop(x, w, out)
+            _axpy_rows(x, w, out)
         else:
             gemm(x, w, out)
 

@@ -87,13 +87,18 @@ def _sigmoid(x: float, exact: bool) -> float:
 @njit(cache=True, error_model="numpy", inline="always")
 def _dot(x, w, out):
     """``out = x @ w`` for ``x`` ``(M, K)``, ``w`` ``(K, N)``: up to
-    ``tuning.LOOP_PRODUCT_ROWS`` rows a loop of this module (row by row, each an ``axpy`` over
-    ``w``'s contiguous rows, which the compiler vectorises for the host CPU), above it torch's
-    BLAS (:func:`rnnkit.functional._gemm.gemm`), whose call costs more than the loop's work
-    at so few rows."""
+    ``tuning.LOOP_PRODUCT_ROWS`` rows :func:`_axpy_rows` (which the compiler vectorises for the
+    host CPU), above it torch's BLAS (:func:`rnnkit.functional._gemm.gemm`), whose call costs
+    more than the loop's work at so few rows."""
     if x.shape[0] > LOOP_PRODUCT_ROWS:
         gemm(x, w, out)
-        return
+    else:
+        _axpy_rows(x, w, out)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _axpy_rows(x, w, out):
+    """``out = x @ w`` row by row, each an ``axpy`` over ``w``'s contiguous rows."""
     for n in range(x.shape[0]):
         row = out[n]
         row[:] = _like(out, 0.0)
