@@ -101,22 +101,45 @@ def _local_thread_setter() -> Callable[[int], int] | None:
     return setter
 
 
-_SET_LOCAL_THREADS = _local_thread_setter()
+def _openmp_thread_cap() -> tuple[Callable[[], int], Callable[[int], None]] | None:
+    """OpenMP's ``omp_get_max_threads`` and ``omp_set_num_threads`` from the runtime torch's
+    library links: the cap they read and set is the calling thread's own, and it is what
+    torch's parallel ops ask for (``at::get_num_threads``)."""
+    library = _torch_library()
+    get, set_ = (getattr(library, name, None) for name in _OPENMP)
+    if get is None or set_ is None:
+        return None
+    get.restype, get.argtypes = ctypes.c_int, []
+    set_.restype, set_.argtypes = None, [ctypes.c_int]
+    return get, set_
 
-#: Whether :func:`one_thread_here` can hold the loops' BLAS to one thread in one thread only.
-LOCAL_THREADS = _SET_LOCAL_THREADS is not None
+
+_OPENMP = ("omp_get_max_threads", "omp_set_num_threads")
+_SET_LOCAL_THREADS = _local_thread_setter()
+_OPENMP_CAP = _openmp_thread_cap()
+
+#: Whether :func:`one_thread_here` can hold torch to one thread in one thread only.
+LOCAL_THREADS = _SET_LOCAL_THREADS is not None and _OPENMP_CAP is not None
 
 
 @contextlib.contextmanager
 def one_thread_here() -> Iterator[None]:
-    """Inside, torch's MKL runs one thread when called from this thread (other threads keep
-    their setting): loops that run side by side, each on a core of its own, must not each
-    start ``torch.get_num_threads()`` more. Requires :data:`LOCAL_THREADS`."""
-    previous = _SET_LOCAL_THREADS(1)
+    """Inside, torch's MKL and its parallel ops run one thread when called from this thread
+    (other threads keep their setting): work that runs side by side, each on a core of its
+    own, must not each start ``torch.get_num_threads()`` more. A thread that starts OpenMP
+    threads of its own besides the caller's also makes GNU OpenMP stop spinning while it
+    waits, in every thread: each of torch's parallel ops then pays for waking its threads
+    (``torch.nn.LSTM`` 5-10x slower at small sizes, for the rest of the process). Requires
+    :data:`LOCAL_THREADS`."""
+    get_cap, set_cap = _OPENMP_CAP
+    torch.get_num_threads()  # torch sets a new thread's cap on first use: before ours
+    before = get_cap(), _SET_LOCAL_THREADS(1)
+    set_cap(1)
     try:
         yield
     finally:
-        _SET_LOCAL_THREADS(previous)
+        set_cap(before[0])
+        _SET_LOCAL_THREADS(before[1])
 
 
 def describe() -> str:
