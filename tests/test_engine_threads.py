@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnkit.functional import fused
+from rnnkit import nn
+from rnnkit.functional import fused, tuning
+from rnnkit.nn import _engine
 
 pytestmark = pytest.mark.skipif(
     fused._gemm is None or not fused._gemm.LOCAL_THREADS,
@@ -72,3 +74,62 @@ def test_work_side_by_side_starts_no_openmp_threads(two_threads) -> None:
     total, pending = fused.side_by_side_run(lambda: big.exp().sum(), lambda: big.exp().sum())
     assert torch.equal(total, pending.result())
     assert threads_in_process() == before
+
+
+NAMES = ["LayerNormLSTM", "PeepholeLSTM", "LSTM", "GRU", "LayerNormGRU", "IndRNN", "JordanRNN"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_one_direction_stack_runs_the_halves_of_its_batch_side_by_side(
+    name: str, two_threads, monkeypatch
+) -> None:
+    """Inference of a one-direction stack runs the first half of the batch in the worker
+    thread and the second in the caller's. Outputs and final states equal the reference
+    path's in float64, with lengths, an odd batch and eval zoneout."""
+    monkeypatch.setattr(tuning, "SPLIT_WORK", 1)
+    monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6)
+    halves: list[tuple[str, int]] = []
+    whole_run = _engine._run
+
+    def spy(layer, x, state, lengths):
+        halves.append((threading.current_thread().name, x.shape[1]))
+        return whole_run(layer, x, state, lengths)
+
+    monkeypatch.setattr(_engine, "_run", spy)
+    torch.manual_seed(3)
+    layer = getattr(nn, name)(3, 6, num_layers=2, zoneout=0.2, dtype=torch.float64).eval()
+    x = torch.randn(7, 5, 3, dtype=torch.float64)
+    lengths = torch.tensor([3, 7, 1, 7, 5])
+    with torch.no_grad():
+        output, state = layer(x, lengths=lengths)
+        layer.backend = "reference"
+        expected_output, expected_state = layer(x, lengths=lengths)
+    rows = dict(halves)  # thread -> rows of its half
+    assert rows.pop(threading.current_thread().name) == 3
+    assert [(thread.startswith("rnnkit-engine"), n) for thread, n in rows.items()] == [(True, 2)]
+    torch.testing.assert_close(output, expected_output, rtol=1e-10, atol=1e-12)
+    state, expected_state = (
+        (s,) if isinstance(s, torch.Tensor) else tuple(s) for s in (state, expected_state)
+    )
+    for got, want in zip(state, expected_state, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("mode", ["grad", "training", "bidirectional"])
+def test_the_batch_stays_whole_where_it_must(mode: str, two_threads, monkeypatch) -> None:
+    """With gradients (the two halves would be two autograd records), in training mode (the
+    random draws would come in another order) and for a bidirectional stack (its directions
+    run side by side already) the batch runs whole."""
+    monkeypatch.setattr(tuning, "SPLIT_WORK", 1)
+    monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6)
+    batches: list[int] = []
+    whole_run = _engine._run
+    monkeypatch.setattr(
+        _engine,
+        "_run",
+        lambda layer, x, *rest: batches.append(x.shape[1]) or whole_run(layer, x, *rest),
+    )
+    layer = nn.LayerNormLSTM(3, 6, bidirectional=mode == "bidirectional").train(mode == "training")
+    with torch.set_grad_enabled(mode == "grad"):
+        layer(torch.randn(7, 4, 3))
+    assert batches == [4]

@@ -34,3 +34,9 @@ LOOP_TRANSPOSED_ROWS = 4
 #: each on a thread of its own, from this batch up: there they took 0.25-0.8x the time of one
 #: after the other; at one or two rows the loops are too light to gain on a loaded machine.
 SIDE_BY_SIDE_BATCH = 4
+
+#: With two torch threads or more, a one-direction stack's inference runs the two halves of
+#: its batch at once, each on a thread of its own, from this much work (steps x rows x state
+#: width) up: below it the worker thread's start (it waits for the GIL while the caller's
+#: Python runs, 1-3 ms) costs more than the half of the loops it takes.
+SPLIT_WORK = 2**20

@@ -10,7 +10,8 @@ recurrence has none (or a subclass changed the maths it was written for, see
 Inference (no gradient, no lengths) runs the LSTM and GRU families from the raw inputs
 (:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps. With two
 torch threads or more a bidirectional layer runs its two directions at once
-(:func:`rnnkit.functional.fused.side_by_side`).
+(:func:`rnnkit.functional.fused.side_by_side`), and a one-direction stack's inference the two
+halves of its batch (:func:`_in_halves`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.functional import State, in_chunks
+from rnnkit.functional import State, in_chunks, tuning
 from rnnkit.functional.fused import (
     Options,
     Plan,
@@ -209,7 +210,46 @@ def run(
     """The stack over ``x`` ``(L, N, H_in)`` from ``state`` (tuple of ``(D * layers, N, S_k)``),
     as :meth:`RecurrentBase._run_reference`; None when a recurrence has no fused kernel."""
     with single_threaded_blas():  # once for all the loops of the stack
+        if _halves(layer, x, state):
+            return _in_halves(layer, x, state, lengths)
         return _run(layer, x, state, lengths)
+
+
+def _halves(layer: RecurrentBase, x: Tensor, state: State) -> bool:
+    """Whether :func:`_in_halves` runs the stack: inference (no gradient, no random draws) of
+    a one-direction stack (a bidirectional one runs its directions side by side instead)
+    whose steps x rows x state width reach ``tuning.SPLIT_WORK``, where :func:`side_by_side`
+    would run two loops at once."""
+    steps, batch, _ = x.shape
+    return (
+        layer.num_directions == 1
+        and not layer.training
+        and not torch.is_grad_enabled()
+        and batch >= 2
+        and steps * batch * state[0].shape[-1] >= tuning.SPLIT_WORK
+        and side_by_side(x)
+    )
+
+
+def _in_halves(
+    layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
+) -> tuple[Tensor, State] | None:
+    """:func:`_run` over the first half of the batch in the engine's worker thread and the
+    second half in this one, at once (:func:`side_by_side_run`). The rows of a batch are
+    independent, so each half runs the whole stack, input projections and layer norms
+    included."""
+    half = x.shape[1] // 2
+
+    def rows(part: slice) -> Callable[[], tuple[Tensor, State] | None]:
+        initial = tuple(s[:, part] for s in state)
+        return partial(_run, layer, x[:, part], initial, None if lengths is None else lengths[part])
+
+    second, pending = side_by_side_run(rows(slice(half, None)), rows(slice(None, half)))
+    first = pending.result()
+    if first is None or second is None:
+        return None
+    final = tuple(torch.cat(pair, 1) for pair in zip(first[1], second[1], strict=True))
+    return torch.cat((first[0], second[0]), 1), final
 
 
 def _run(
