@@ -199,6 +199,12 @@ def peak_memory(block: str, body: str, data: Path) -> dict:
 
 def memory(steps: int, directory: Path) -> dict[str, dict]:
     saved, file, data = demo_forecaster(directory, steps)
+    warmup = rt.load(file).warmup
+    if steps < warmup:
+        raise SystemExit(
+            f"--stream: expected at least {warmup} steps (the demo forecaster's warm-up, "
+            f"before its first forecast), got {steps}"
+        )
     no_torch = "sys.modules['torch'] = None"
     no_numba = no_torch + "; sys.modules['numba'] = None"
     runtime = _RUNTIME.format(file=str(file))
