@@ -37,6 +37,6 @@ SIDE_BY_SIDE_BATCH = 4
 
 #: With two torch threads or more, a one-direction stack's inference runs the two halves of
 #: its batch at once, each on a thread of its own, from this much work (steps x rows x state
-#: width) up: below it the worker thread's start (it waits for the GIL while the caller's
-#: Python runs, 1-3 ms) costs more than the half of the loops it takes.
+#: width) up: below it the caller's OpenMP threads, which spin for a while after each parallel
+#: op, slow the worker thread's core by more than the half of the loops it takes.
 SPLIT_WORK = 2**20
