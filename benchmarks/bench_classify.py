@@ -35,7 +35,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from rnnkit._atomic import atomic_file  # noqa: E402
+from rnnkit.atomic import atomic_file  # noqa: E402
 from rnnkit.data.sequences import read_sequences  # noqa: E402
 from rnnkit.sequence_baselines import NearestNeighbourDTW, RocketClassifier  # noqa: E402
 from rnnkit.tasks.classifier import plan_for_sequences  # noqa: E402

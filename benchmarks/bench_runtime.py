@@ -144,7 +144,6 @@ print(json.dumps({{"peak_rss_mb": peak_kb / 1024, "seconds": time.perf_counter()
 """
 _RUNTIME = """
 import rnnkit.runtime as rt
-from rnnkit.export import export_runtime
 model = rt.load({file!r})
 start = time.perf_counter()
 for value, stamp in zip(values, stamps):

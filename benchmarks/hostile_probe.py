@@ -731,7 +731,7 @@ KILL_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {here!r})
 from hostile_probe import small_forecaster, small_series
-import rnnkit._atomic, rnnkit.train.io
+import rnnkit.atomic, rnnkit.train.io
 moment, out, resume = sys.argv[1], sys.argv[2], sys.argv[3] == "1"
 calls = {{"n": 0}}
 def killer(original, at):
@@ -742,9 +742,9 @@ def killer(original, at):
         return original(*args, **kwargs)
     return wrapped
 if moment.startswith("checkpoint-staged-"):  # staging file written, not yet renamed
-    rnnkit._atomic.fsync = killer(rnnkit._atomic.fsync, 2 * int(moment.rsplit("-", 1)[1]) - 1)
+    rnnkit.atomic.fsync = killer(rnnkit.atomic.fsync, 2 * int(moment.rsplit("-", 1)[1]) - 1)
 elif moment.startswith("checkpoint-renamed-"):  # renamed, folder not yet flushed
-    rnnkit._atomic.fsync = killer(rnnkit._atomic.fsync, 2 * int(moment.rsplit("-", 1)[1]))
+    rnnkit.atomic.fsync = killer(rnnkit.atomic.fsync, 2 * int(moment.rsplit("-", 1)[1]))
 elif moment == "model-save":  # the model folder staged, not yet swapped in
     rnnkit.train.io.fsync = killer(rnnkit.train.io.fsync, 2)
 model = small_forecaster(epochs=5, hidden_size=16)

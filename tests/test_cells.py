@@ -131,7 +131,7 @@ def test_the_functional_steps_are_the_specs_steps():
 def test_the_onnx_scan_and_the_runtime_run_the_drop_ins_specs(tmp_path, monkeypatch):
     """GRU's ONNX Scan body and its runtime NumPy step are written by its spec's step, and its
     compiled runtime kernel comes from its spec's hook: none is GRU's own."""
-    from rnnkit.cells._numpy import NUMPY
+    from rnnkit.runtime._ops import NUMPY
 
     spec, seen = CELLS["gru"], []
 
@@ -308,8 +308,8 @@ def test_the_command_line_trains_saves_reloads_and_streams_each_cell(name, tmp_p
 def test_the_numpy_ops_compute_what_the_torch_ops_compute():
     """The runtime's backend against the training one, op by op, at extreme values too."""
     from rnnkit.cells import ACTIVATIONS
-    from rnnkit.cells._numpy import NUMPY
     from rnnkit.nn._from_spec import TORCH
+    from rnnkit.runtime._ops import NUMPY
 
     v = torch.cat([torch.randn(3, 8, dtype=F64), torch.tensor([[-800.0] * 4 + [800.0] * 4])])
     w, b = torch.randn(6, 8, dtype=F64), torch.randn(6, dtype=F64)

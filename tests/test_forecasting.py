@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 from rnnkit import metrics
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 from rnnkit.cli import app
 from rnnkit.data import TimeSeries, load_series, read_series
 from rnnkit.data.windows import Scaler, make_windows, window_origins

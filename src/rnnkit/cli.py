@@ -15,16 +15,17 @@ from rich.table import Table
 import rnnkit
 from rnnkit.commands import (
     classify,
+    console,
     deploy,
     explain,
     forecast,
     generate,
     models,
+    print_error,
     seq2seq,
     tag,
     vision,
 )
-from rnnkit.commands._common import console, print_error
 
 try:  # newer typer carries its own click
     from typer import TyperException as UsageError

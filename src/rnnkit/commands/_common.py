@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from rnnkit._ranks import launched_as_zero
+from rnnkit.ranks import launched_as_zero
 
 # The further processes of a distributed run print nothing (their errors still show).
 console = Console(quiet=not launched_as_zero())

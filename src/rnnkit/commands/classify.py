@@ -361,7 +361,7 @@ def _save_report(out: Path, model: Any, results: dict[str, dict[str, Any]]) -> N
     """OUT/confusion.png and OUT/report.json (accuracy and macro-F1 per method, the
     model's per-class precision and recall, the blend's weight and its validation accuracies
     or null), each written atomically."""
-    from rnnkit._atomic import atomic_file
+    from rnnkit.atomic import atomic_file
     from rnnkit.viz import plot_confusion
 
     name = f"rnnkit {model.config.cell}"

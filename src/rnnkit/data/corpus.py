@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 from rnnkit.data.ondisk import _Rows
 from rnnkit.data.text import PAD, UNK, Vocabulary
 

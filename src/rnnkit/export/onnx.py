@@ -64,11 +64,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 from rnnkit.export import _onnx_scan
 from rnnkit.nn import RecurrentBase
-from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger
-from rnnkit.tasks._base import Task
+from rnnkit.tasks import Forecaster, Generator, SequenceClassifier, SequenceTagger, Task
 from rnnkit.train.io import CONFIG, ModelFileError
 
 OPSET = 17

@@ -20,7 +20,7 @@ import numpy as np
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import save_file
 
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 
 FORMAT = "rnnkit-runtime"
 VERSION = 1

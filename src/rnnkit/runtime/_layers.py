@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 
 from rnnkit.cells import CELLS as SPECS
-from rnnkit.cells._numpy import step_kernel
 from rnnkit.runtime import _kernels
 from rnnkit.runtime._file import field
+from rnnkit.runtime._ops import step_kernel
 
 Array = np.ndarray
 State = tuple[Array, ...]

@@ -1,5 +1,6 @@
 """One task per topology: the model, its training, metrics, baselines and files."""
 
+from rnnkit.tasks._base import Task
 from rnnkit.tasks.captioner import Captioner, CaptionerConfig
 from rnnkit.tasks.classifier import ClassifierConfig, ClassifierNetwork, SequenceClassifier
 from rnnkit.tasks.ctc import CTCConfig, CTCRecognizer
@@ -27,4 +28,5 @@ __all__ = [
     "SequenceTagger",
     "SpaceRestorer",
     "TaggerConfig",
+    "Task",
 ]

@@ -57,7 +57,7 @@ from torch import Tensor, nn
 from torch.utils.data import TensorDataset
 
 from rnnkit import metrics
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 from rnnkit.baselines import BaselineForecast, BaselineWarning, rolling_baselines
 from rnnkit.checks import check_choice, check_int, check_rate
 from rnnkit.data.frequency import best_season, choose_season, default_sizes, infer_frequency

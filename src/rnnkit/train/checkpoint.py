@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor
 
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 from rnnkit.train.io import ModelFileError
 
 FORMAT = "rnnkit-checkpoint"

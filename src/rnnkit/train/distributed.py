@@ -36,7 +36,7 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy, Strategy
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, default_collate
 
-from rnnkit._ranks import launched_as_zero, on_first_machine
+from rnnkit.ranks import launched_as_zero, on_first_machine
 
 STRATEGIES = ("auto", "ddp")
 # Seconds a process waits for the others (to join the run, or in a collective) before it
@@ -68,7 +68,7 @@ def is_global_zero() -> bool:
 
 def written_by_rank_zero(path: Path, timeout: float = DDP_TIMEOUT) -> bool:
     """Whether this process should read ``path``, a file that global rank 0 writes (with
-    :func:`rnnkit._atomic.atomic_file`, under a name that fixes its content) instead of
+    :func:`rnnkit.atomic.atomic_file`, under a name that fixes its content) instead of
     every process making it: False in rank 0, which makes it; in the other processes on
     rank 0's machine, True once it is there (polling for at most ``timeout`` seconds); on
     the other machines, whether it is there already (their storage may not be rank 0's,

@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from rnnkit._atomic import exchange, follow_umask, fsync
+from rnnkit.atomic import exchange, follow_umask, fsync
 
 FORMAT = "rnnkit-model"
 VERSION = 1

@@ -11,7 +11,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import to_rgb
 from matplotlib.figure import Figure
 
-from rnnkit._atomic import atomic_file
+from rnnkit.atomic import atomic_file
 
 # Figures are built without pyplot: no global state and no display needed (servers, CI).
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rnnkit.cells._spec import CellSpec
+from rnnkit.cells import CellSpec
 
 Array = np.ndarray
 
