@@ -563,7 +563,7 @@ def test_inference_in_one_loop_equals_reference(
     gates = (3 if "GRU" in name else 4) * hidden
     upfront = 6 * batch * gates * x.element_size() <= chunk_bytes
     slots = 6 if batch < tuning.LOOP_PROJECTION_BATCH and upfront else 1  # (L, N, G) or a step's
-    assert all(call[0].shape[0] == slots for call in loops)
+    assert all(call[0][0].shape[0] == slots for call in loops)  # buffers[0]: act or gi
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
@@ -588,9 +588,11 @@ def test_inference_with_lengths_in_one_loop_equals_reference(
         fast = layer(x, hx, lengths=lengths)
         with reference(layer):
             slow = layer(x, hx, lengths=lengths)
-    # the inference loops' state buffers: c in two slots (LSTM), gh_n in one (GRU)
-    carried, slots = (4, 1) if "GRU" in name else (3, 2)
-    assert len(loops) == 4 and all(call[carried].shape[0] == slots for call in loops)
+    # the inference loops' state buffers: c in two slots (LSTM: states[1]), gh_n in one (GRU:
+    # buffers[2])
+    carried, slots = ((0, 2), 1) if "GRU" in name else ((1, 1), 2)
+    assert len(loops) == 4
+    assert all(call[carried[0]][carried[1]].shape[0] == slots for call in loops)
     for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(slow),
                     strict=True):  # fmt: skip
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)

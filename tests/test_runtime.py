@@ -88,9 +88,16 @@ def test_every_cell_streams_like_torch(case, steps: int, dtype: str, tmp_path: P
     expected = _torch_output(layer, x)  # (L, 2, H_out)
     streamed = np.stack([model.step(x_t) for x_t in x])
     assert streamed.dtype == dtype and model.state[0].dtype == dtype
+    if dtype == "float32" and layer_class is LAYERS["layernorm_lstm"]:
+        # Any two float32 streams of it part (see the next two tests), by a chance amount:
+        # held to the order of torch's own float32 distance from the float64 trajectory (up
+        # to 5x it in 32 streams of 8 layers on either backend; each step is tested below).
+        exact = _torch_output(copy.deepcopy(layer).double(), x.astype(np.float64))
+        ours, torchs = np.abs(streamed - exact).max(), np.abs(expected - exact).max()
+        assert ours <= 10 * torchs + 1e-4, (ours, torchs)
+        return
     # absolute, or relative where ReLU states grow past 1
-    tolerance = _tolerance(layer_class) if dtype == "float32" else 1e-5
-    np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=tolerance)
+    np.testing.assert_allclose(streamed, expected, rtol=1e-5, atol=1e-5)
 
 
 def _tolerance(layer_class: type) -> float:

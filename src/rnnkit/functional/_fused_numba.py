@@ -7,23 +7,40 @@ same buffers (same layout, same saved quantities), so everything before and afte
 the parameter gradients included, is shared with the torch loop. The exceptions: the layer
 norms' gains and shifts, whose gradients the loops add up as they go; the LSTM loops, which
 also take the input layer norm and keep ``h W_hh^T`` for the backward; and the inference
-loops, which project each step's input themselves (:data:`PROJECT`). Absent options are passed
-as 1-element dummies with a flag (one compiled signature per dtype). A step's matmul is
+loops, which project each step's input themselves (:data:`PROJECT`). A step's matmul is
 :func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
 :func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
 ``tuning.LOOP_PRODUCT_ROWS`` (``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS
-(:mod:`rnnkit.functional._gemm`). Every
-function compiles with ``error_model="numpy"``: a float division that cannot raise lets LLVM
-vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go through
-:func:`_like`, so float32 buffers get float32 arithmetic. Each loop's scratch buffers are made
-by a thin public function and passed in as arguments: allocated in the function of the loop
-itself, they made its point-wise work about twice as slow (why LLVM does worse beside a local
-array was not pinned down).
+(:mod:`rnnkit.functional._gemm`). ``tanh`` and ``sigmoid`` are the runtime's
+(:mod:`rnnkit.runtime._activations`); ``exact`` (float64) takes the C library's ``tanh``.
+Every function compiles with ``error_model="numpy"``: a float division that cannot raise lets
+LLVM vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go
+through :func:`~rnnkit.runtime._activations.like`, so float32 buffers get float32 arithmetic.
+Each loop's scratch buffers are made by a thin public function and passed in as arguments:
+allocated in the function of the loop itself, they made its point-wise work about twice as
+slow (why LLVM does worse beside a local array was not pinned down).
+
+The arrays come in a few tuples, which :mod:`rnnkit.functional.fused` builds; each loop's
+docstring gives those of its own (buffers, states, weights, what it saved). An absent option
+is a 1-element stand-in beside a flag that says so, in the same tuple (one compiled signature
+per dtype). Shared by the loops:
+
+- ``walk`` ``(rows, reverse)``: the sequences still running at each step ``(L,)`` (a prefix
+  of the batch sorted by length) and the direction;
+- ``reg`` ``(mask, keep, rate, zoned, use_mask, use_keep)``: the regularisers, ``mask``
+  ``(N, S)`` the recurrent dropout mask, ``keep`` ``(L, K, N, S)`` training zoneout's,
+  ``rate`` eval zoneout's, ``zoned`` either zoneout;
+- ``given`` ``(source, x, w_ih, bias)``: where a forward loop finds each step's ``gi``
+  (:data:`IN_ACT`, :data:`COPY`, :data:`PROJECT`), ``x`` ``(L, N, G)`` or the inputs
+  ``(L, N, I)``, ``w_ih`` ``(G, I)`` as the layer holds it, ``bias`` ``(G,)``;
+- a layer norm, in the forward ``(on, gain, shift, eps, stats)``, ``stats`` ``(L, N, 2)``
+  holding each row's mean and ``1/std``; in the backward ``(on, x, gain, stats, d_gain,
+  d_shift)``, ``x`` what it normalised, ``d_gain`` and ``d_shift`` the gradients the loop adds
+  to.
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
-``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); ``stats`` ``(L, N, 2)`` hold each layer norm's
-mean and ``1/std`` per row; IndRNN and Jordan name their nonlinearities by their index in
-:data:`ACTIVATIONS`.
+``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); IndRNN and Jordan name their nonlinearities by
+their index in :data:`ACTIVATIONS`.
 """
 
 from __future__ import annotations
@@ -31,57 +48,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, types
-from numba.extending import overload
-from numba.np.numpy_support import as_dtype
+from numba import njit
 
 from rnnkit.functional._gemm import gemm
 from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS, LOOP_TRANSPOSED_ROWS
-
-
-def _like(x, value):
-    """``value`` as a scalar of the dtype of ``x`` (a scalar or an array). NumPy's rules make
-    a Python float turn float32 arithmetic into float64: half as many lanes per vector
-    instruction, plus the conversions."""
-    return np.asarray(x).dtype.type(value)
-
-
-@overload(_like, inline="always")
-def _like_compiled(x, value):
-    cast = as_dtype(x.dtype if isinstance(x, types.Array) else x).type
-    return lambda x, value: cast(value)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _tanh(x: float) -> float:
-    """``tanh`` as a rational function (Eigen's float ``ptanh``, error a few float32 ulp):
-    plain arithmetic the compiler vectorises, where ``math.tanh`` is a library call per
-    element, and pip's llvmlite has no vector maths library."""
-    bound = _like(x, 7.90531110763549805)
-    x = min(max(x, -bound), bound)
-    x2 = x * x
-    p = x2 * _like(x, -2.76076847742355e-16) + _like(x, 2.00018790482477e-13)
-    p = x2 * p + _like(x, -8.60467152213735e-11)
-    p = x2 * p + _like(x, 5.12229709037114e-08)
-    p = x2 * p + _like(x, 1.48572235717979e-05)
-    p = x2 * p + _like(x, 6.37261928875436e-04)
-    p = x2 * p + _like(x, 4.89352455891786e-03)
-    q = x2 * _like(x, 1.19825839466702e-06) + _like(x, 1.18534705686654e-04)
-    q = x2 * q + _like(x, 2.26843463243900e-03)
-    q = x2 * q + _like(x, 4.89352518554385e-03)
-    return x * p / q
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _tanh_exact(x: float, exact: bool) -> float:
-    """``tanh``: the library's when ``exact`` (float64), else :func:`_tanh`."""
-    return math.tanh(x) if exact else _tanh(x)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _sigmoid(x: float, exact: bool) -> float:
-    half = _like(x, 0.5)
-    return half + half * _tanh_exact(half * x, exact)
+from rnnkit.runtime._activations import like, sigmoid, tanh
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -101,7 +72,7 @@ def _axpy_rows(x, w, out):
     """``out = x @ w`` row by row, each an ``axpy`` over ``w``'s contiguous rows."""
     for n in range(x.shape[0]):
         row = out[n]
-        row[:] = _like(out, 0.0)
+        row[:] = like(out, 0.0)
         for k in range(x.shape[1]):
             scale, w_k = x[n, k], w[k]
             for j in range(row.shape[0]):
@@ -132,7 +103,7 @@ def _row_dots(x, w, out):
         w_0, w_1, w_2, w_3 = w[j], w[j + 1], w[j + 2], w[j + 3]
         for n in range(x.shape[0]):
             x_n = x[n]
-            s_0 = s_1 = s_2 = s_3 = _like(out, 0.0)
+            s_0 = s_1 = s_2 = s_3 = like(out, 0.0)
             for k in range(x_n.shape[0]):
                 v = x_n[k]
                 s_0 += v * w_0[k]
@@ -144,7 +115,7 @@ def _row_dots(x, w, out):
         w_j = w[j]
         for n in range(x.shape[0]):
             x_n = x[n]
-            total = _like(out, 0.0)
+            total = like(out, 0.0)
             for k in range(x_n.shape[0]):
                 total += x_n[k] * w_j[k]
             out[n, j] = total
@@ -156,15 +127,15 @@ def _mean_rstd(x, eps):
     the dtype of ``x``. ``reassoc`` lets the sums vectorise (their order differs, in rounding
     only: each is 16 partial sums in float32); it holds only in a function of its own, hence
     a call rather than inlined."""
-    width = _like(x, x.shape[0])
-    mean = _like(x, 0.0)
+    width = like(x, x.shape[0])
+    mean = like(x, 0.0)
     for j in range(x.shape[0]):
         mean += x[j]
     mean /= width
-    var = _like(x, 0.0)
+    var = like(x, 0.0)
     for j in range(x.shape[0]):
         var += (x[j] - mean) ** 2
-    return mean, _like(x, 1.0) / np.sqrt(var / width + _like(x, eps))
+    return mean, like(x, 1.0) / np.sqrt(var / width + like(x, eps))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -179,8 +150,18 @@ def _normalise(x, eps, gain, shift, out, add):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _normalise_row(ln, x, out, add):
+    """:func:`_normalise` by the layer norm ``ln`` (see the module docstring); returns the
+    row's mean and ``1/std``."""
+    _, gain, shift, eps, _ = ln
+    return _normalise(x, eps, gain, shift, out, add)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _record(stats, t, n, moments):
-    """Keep a row's ``(mean, 1/std)`` in ``stats[t, n]`` (slot ``t % len``) for the backward."""
+    """Keep a row's ``(mean, 1/std)`` in ``stats[t, n]`` (slot ``t % len``) for the backward.
+    ``stats`` is an argument of its own, not taken out of a layer norm's tuple here: numba
+    (0.68) dropped the writes of an inlined function to an array it took out of a tuple."""
     stats[t % stats.shape[0], n, 0], stats[t % stats.shape[0], n, 1] = moments
 
 
@@ -203,11 +184,59 @@ def _start(states, initial, rows, t, steps, reverse):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _recurrent_input(states, prev, mask, use_mask, b, out):
-    """``out[:b]`` = the states in slot ``prev``, times the recurrent dropout ``mask``."""
+def _recurrent_input(states, prev, reg, b, out):
+    """``out[:b]`` = the states in slot ``prev``, times the recurrent dropout mask of ``reg``."""
+    mask, _, _, _, use_mask, _ = reg
     for n in range(b):
         for j in range(out.shape[1]):
             out[n, j] = states[prev, n, j] * mask[n, j] if use_mask else states[prev, n, j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _zoneout_row(reg, t, k, n, old, new, out):
+    """``out`` = row ``n`` of state ``k`` at step ``t`` zoned out: ``where(keep, old, new)``
+    or ``lerp(new, old, rate)``."""
+    _, keep, rate, zoned, _, use_keep = reg
+    if not zoned:
+        out[:] = new
+    elif use_keep:
+        kept = keep[t, k, n]
+        for j in range(new.shape[0]):
+            out[j] = old[j] if kept[j] else new[j]
+    else:
+        share = like(new, rate)
+        for j in range(new.shape[0]):
+            out[j] = new[j] + share * (old[j] - new[j])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _zoneout_row_backward(reg, t, k, n, grad, d_new, d_old):
+    """Split the gradient of a zoned-out row (as :func:`_zoneout_row`) into ``d_new`` and
+    ``d_old``."""
+    _, keep, rate, zoned, _, use_keep = reg
+    zero, one = like(grad, 0.0), like(grad, 1.0)
+    if not zoned:
+        d_new[:] = grad
+        d_old[:] = zero
+    elif use_keep:
+        kept = keep[t, k, n]
+        for j in range(grad.shape[0]):
+            d_new[j], d_old[j] = (zero, grad[j]) if kept[j] else (grad[j], zero)
+    else:
+        share = like(grad, rate)
+        for j in range(grad.shape[0]):
+            d_new[j], d_old[j] = grad[j] * (one - share), grad[j] * share
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _add_masked(grad, reg, rest, out):
+    """``out = grad * mask + rest`` (``grad`` alone without recurrent dropout), row by row:
+    the gradient at the state a step read."""
+    mask, _, _, _, use_mask, _ = reg
+    for n in range(grad.shape[0]):
+        for j in range(grad.shape[1]):
+            dm = grad[n, j] * mask[n, j] if use_mask else grad[n, j]
+            out[n, j] = dm + rest[n, j]
 
 
 #: Where the LSTM forward loop finds each step's ``gi``: already in ``act`` (``gi + b_hh``),
@@ -216,38 +245,37 @@ IN_ACT, COPY, PROJECT = 0, 1, 2
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                 ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
-                 rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
-                 source, exact):  # fmt: skip
-    """Fill ``act`` (pre-activations, then activations), the states and the saved buffers,
-    taking each step's ``gi`` as ``source`` says (:data:`IN_ACT`, :data:`COPY`,
-    :data:`PROJECT`; ``x`` ``(L, N, 4H)`` or ``(L, N, I)``, ``w_ih`` ``(4H, I)``); ``w`` is
-    ``W_hh`` ``(4H, H)``, both as the layer holds them; ``gh`` gets ``h W_hh^T``; ``ln_ih``:
-    first normalise each row of ``gi`` (``ln_w_ih``, ``ln_b_ih``, its mean and ``1/std`` to
-    ``stats_ih``); ``exact``: the library's ``tanh`` (float64) instead of the rational one.
+def lstm_forward(buffers, states, weights, given, norms, reg, walk, exact):
+    """Fill the per-step ``buffers`` ``(act, c_new, tanh_c, gh)``: ``act`` pre-activations,
+    then activations; ``c_new`` c' before zoneout (unused without zoneout, where ``cs`` gets
+    c' in place); ``tanh_c`` ``tanh(LN_c(c'))``; ``gh`` ``h W_hh^T``. ``states`` ``(hs, cs,
+    h0, c0)``; ``weights`` ``(w_hh, w_peep, peep)``, ``w_hh`` ``(4H, H)`` as the layer holds
+    it, ``w_peep`` ``(3, H)``; ``given`` says where each step's ``gi`` is (see the module
+    docstring); ``norms`` ``(ln_ih, ln_hh, ln_c)``: ``ln_ih`` normalises each row of ``gi``
+    first.
 
     A per-step buffer may have fewer slots than steps, reused in turn (index ``t % len``;
-    without ``lengths``): ``act``, ``tanh_c``, ``c_new``, ``gh``, ``stats_*`` one slot where
+    without ``lengths``): ``act``, ``tanh_c``, ``c_new``, ``gh``, the stats one slot where
     nothing is kept for a backward, ``cs`` two (``hs`` holds the output, all ``L + 1``)."""
-    batch = act.shape[1]
-    hidden = act.shape[2] // 4
-    _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c, ln_b_c,
-                  stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias, rate,
-                  eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, source,
-                  exact, np.empty((batch, hidden), act.dtype),
-                  np.empty(hidden, act.dtype))  # fmt: skip
+    act = buffers[0]
+    batch, hidden = act.shape[1], act.shape[2] // 4
+    h_in, y = np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype)
+    _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, y)
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                  ln_b_c, stats_c, h0, c0, mask, keep, ln_w_ih, ln_b_ih, stats_ih, x, w_ih, bias,
-                  rate, eps, rows, reverse, zoned, use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
-                  source, exact, h_in, y):  # fmt: skip
+def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, y):
     """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
+    act, c_new, tanh_c, gh_all = buffers
+    hs, cs, h0, c0 = states
+    w, w_peep, peep = weights
+    source, x, w_ih, bias = given
+    ln_ih, ln_hh, ln_c = norms
+    stats_ih, stats_hh, stats_c = ln_ih[4], ln_hh[4], ln_c[4]
+    zoned = reg[3]
+    rows, reverse = walk
     steps = hs.shape[0] - 1
     gates = act.shape[2]
-    rate = _like(act, rate)
     hidden = gates // 4
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
@@ -256,7 +284,7 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
             continue
         _start(hs, h0, rows, t, steps, reverse)
         _start(cs, c0, rows, t, steps, reverse)
-        _recurrent_input(hs, prev, mask, use_mask, b, h_in)
+        _recurrent_input(hs, prev, reg, b, h_in)
         gh = gh_all[t % gh_all.shape[0], :b]  # (b, 4H): h W_hh^T
         _dot_t(h_in[:b], w, gh)
         s, c_prev, c_next = t % act.shape[0], prev % cs.shape[0], new % cs.shape[0]
@@ -279,10 +307,10 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
             elif source == PROJECT:
                 for j in range(gates):
                     a[j] += bias[j]
-            if ln_ih:
-                _record(stats_ih, t, n, _normalise(a, eps, ln_w_ih, ln_b_ih, a, False))
-            if ln_hh:
-                _record(stats_h, t, n, _normalise(gh[n], eps, ln_w, ln_b, a, True))
+            if ln_ih[0]:
+                _record(stats_ih, t, n, _normalise_row(ln_ih, a, a, False))
+            if ln_hh[0]:
+                _record(stats_hh, t, n, _normalise_row(ln_hh, gh[n], a, True))
             else:
                 for j in range(gates):
                     a[j] += gh[n, j]
@@ -291,41 +319,40 @@ def _lstm_forward(act, w, hs, cs, c_new, tanh_c, gh_all, ln_w, ln_b, stats_h, w_
                     i[j] += w_peep[0, j] * c[j]
                     f[j] += w_peep[1, j] * c[j]
             for j in range(2 * hidden):  # i and f
-                a[j] = _sigmoid(a[j], exact)
+                a[j] = sigmoid(a[j], exact)
             for j in range(hidden):
-                g[j] = _tanh_exact(g[j], exact)
+                g[j] = tanh(g[j], exact)
                 cn[j] = f[j] * c[j] + i[j] * g[j]
             if peep:  # o peeks at c'
                 for j in range(hidden):
                     o[j] += w_peep[2, j] * cn[j]
             for j in range(hidden):
-                o[j] = _sigmoid(o[j], exact)
-            if ln_c:
-                _record(stats_c, t, n, _normalise(cn, eps, ln_w_c, ln_b_c, y, False))
+                o[j] = sigmoid(o[j], exact)
+            if ln_c[0]:
+                _record(stats_c, t, n, _normalise_row(ln_c, cn, y, False))
             else:
                 y[:] = cn
             for j in range(hidden):
-                tc[j] = _tanh_exact(y[j], exact)
+                tc[j] = tanh(y[j], exact)
                 y[j] = o[j] * tc[j]  # h' before zoneout
-            _zoneout_row(hs[prev, n], y, _keep_row(keep, t, 0, n, use_keep), rate, zoned,
-                         use_keep, hs[new, n])  # fmt: skip
+            _zoneout_row(reg, t, 0, n, hs[prev, n], y, hs[new, n])
             if zoned:  # else c' is written in place already
-                _zoneout_row(c, cn, _keep_row(keep, t, 1, n, use_keep), rate, zoned, use_keep,
-                             cs[c_next, n])  # fmt: skip
+                _zoneout_row(reg, t, 1, n, c, cn, cs[c_next, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def recurrent_products(hs, w, mask, rows, reverse, use_mask, out):
+def recurrent_products(hs, w, reg, walk, out):
     """``out[t]`` = what entered the recurrent weights at step ``t`` times ``W^T`` (``w``
     ``(G, H)``), by the same products as :func:`lstm_forward`'s (so bit for bit the ``gh``
     it kept)."""
+    rows, reverse = walk
     steps, batch = hs.shape[0] - 1, hs.shape[1]
     h_in = np.empty((batch, hs.shape[2]), hs.dtype)
     for k in range(steps):
         t, prev, _ = _slots(k, steps, reverse)
         b = rows[t]
         if b > 0:
-            _recurrent_input(hs, prev, mask, use_mask, b, h_in)
+            _recurrent_input(hs, prev, reg, b, h_in)
             _dot_t(h_in[:b], w, out[t, :b])
 
 
@@ -343,42 +370,62 @@ def _norm_backward(dy, x, mean, rstd, weight, out, d_weight, d_bias):
         d = dy[j] * weight[j]
         m1 += d
         m2 += d * x_hat
-    m1, m2 = _like(dy, m1 / width), _like(dy, m2 / width)
+    m1, m2 = like(dy, m1 / width), like(dy, m2 / width)
     for j in range(width):
         out[j] = rstd * (dy[j] * weight[j] - m1 - (x[j] - mean) * rstd * m2)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _norm_row_backward(ln, t, n, dy, out):
+    """:func:`_norm_backward` of row ``n`` at step ``t`` by the layer norm ``ln``, as the
+    backward loops take it (see the module docstring)."""
+    _, x, gain, stats, d_gain, d_shift = ln
+    _norm_backward(dy, x[t, n], stats[t, n, 0], stats[t, n, 1], gain, out, d_gain, d_shift)
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
-def lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
-                  d_ln_w_hh,
-                  d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih, stats_ih,
-                  d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned, use_mask,
-                  use_keep, peep, ln_hh, ln_c, ln_ih):  # fmt: skip
-    """Fill ``d_act`` (d pre-activations = d gi); with ``ln_hh``, ``d_gh`` with the gradient of
-    ``gh`` (``h W_hh^T``; else ``d_gh`` is ``d_act``); with ``ln_ih``
-    (and ``ln_hh``), ``d_act`` ends as d of the ``gi`` it normalised; add the layer norms'
-    parameter gradients to ``d_ln_*``; ``dh``, ``dc`` end as d h0, d c0."""
+def lstm_backward(grads, saved, weights, norms, reg, walk, out):
+    """Fill ``out`` ``(d_act, d_gh)``: ``d_act`` the d pre-activations (= d gi); ``d_gh`` with
+    ``LN_hh`` the gradient of ``gh`` (``h W_hh^T``; else it is ``d_act``). ``grads`` ``(grads,
+    dh, dc)``: the output's gradient and the final states', ``dh``, ``dc`` ending as d h0,
+    d c0; ``saved`` ``(act, cs, tanh_c)`` as the forward left them; ``weights``
+    ``(w_hh, w_peep, peep)``; ``norms`` ``(ln_ih, ln_hh, ln_c)``, whose parameter gradients the
+    loop adds up (with ``ln_ih``, ``d_act`` ends as d of the ``gi`` it normalised)."""
+    act = saved[0]
     batch, gates = act.shape[1:]
     hidden = gates // 4
-    _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
-                   d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih,
-                   stats_ih, d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned,
-                   use_mask, use_keep, peep, ln_hh, ln_c, ln_ih,
-                   np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
-                   np.empty(hidden, act.dtype), np.empty((batch, hidden), act.dtype),
-                   np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype),
-                   np.empty(gates, act.dtype), np.empty((batch, hidden), act.dtype))  # fmt: skip
+    _lstm_backward(
+        grads,
+        saved,
+        weights,
+        norms,
+        reg,
+        walk,
+        out,
+        np.empty(hidden, act.dtype),
+        np.empty(hidden, act.dtype),
+        np.empty(hidden, act.dtype),
+        np.empty((batch, hidden), act.dtype),
+        np.empty((batch, hidden), act.dtype),
+        np.empty(hidden, act.dtype),
+        np.empty(gates, act.dtype),
+        np.empty((batch, hidden), act.dtype),
+    )
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h, ln_w,
-                   d_ln_w_hh, d_ln_b_hh, w_peep, ln_w_c, stats_c, d_ln_w_c, d_ln_b_c, gi, ln_w_ih,
-                   stats_ih, d_ln_w_ih, d_ln_b_ih, mask, keep, rate, rows, reverse, zoned,
-                   use_mask, use_keep, peep, ln_hh, ln_c, ln_ih, d, dhn, dcn, keep_h, keep_c, dt,
-                   dx, dh_all):  # fmt: skip
+def _lstm_backward(
+    grads, saved, weights, norms, reg, walk, out, d, dhn, dcn, keep_h, keep_c, dt, dx, dh_all
+):
     """The loop of :func:`lstm_backward`, its scratch buffers allocated by the caller."""
+    grad_out, dh, dc = grads
+    act, cs, tanh_c = saved
+    w_t, w_peep, peep = weights
+    ln_ih, ln_hh, ln_c = norms
+    d_act, d_gh = out
+    rows, reverse = walk
     steps, _, gates = act.shape
-    rate, one = _like(act, rate), _like(act, 1.0)
+    one = like(act, 1.0)
     hidden = gates // 4
     for k in range(steps - 1, -1, -1):
         t, prev, _ = _slots(k, steps, reverse)
@@ -388,18 +435,15 @@ def _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, 
         for n in range(b):
             a, da = act[t, n], d_act[t, n]
             for j in range(hidden):
-                d[j] = dh[n, j] + grads[t, n, j]
-            _zoneout_row_backward(d, _keep_row(keep, t, 0, n, use_keep), rate, zoned, use_keep,
-                                  dhn, keep_h[n])  # fmt: skip
-            _zoneout_row_backward(dc[n], _keep_row(keep, t, 1, n, use_keep), rate, zoned,
-                                  use_keep, dcn, keep_c[n])  # fmt: skip
+                d[j] = dh[n, j] + grad_out[t, n, j]
+            _zoneout_row_backward(reg, t, 0, n, d, dhn, keep_h[n])
+            _zoneout_row_backward(reg, t, 1, n, dc[n], dcn, keep_c[n])
             for j in range(hidden):
                 tc, o = tanh_c[t, n, j], a[3 * hidden + j]
                 da[3 * hidden + j] = dhn[j] * tc
                 dt[j] = dhn[j] * o * (one - tc * tc)
-            if ln_c:
-                _norm_backward(dt, c_new[t, n], stats_c[t, n, 0], stats_c[t, n, 1], ln_w_c, dx,
-                               d_ln_w_c, d_ln_b_c)  # fmt: skip
+            if ln_c[0]:
+                _norm_row_backward(ln_c, t, n, dt, dx)
                 for j in range(hidden):
                     dcn[j] += dx[j]
             else:
@@ -419,19 +463,14 @@ def _lstm_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, 
                 if peep:
                     dc_prev += da[j] * w_peep[0, j] + da[hidden + j] * w_peep[1, j]
                 dc[n, j] = dc_prev
-            if ln_hh:
-                _norm_backward(da, gh[t, n], stats_h[t, n, 0], stats_h[t, n, 1], ln_w, d_gh[t, n],
-                               d_ln_w_hh, d_ln_b_hh)  # fmt: skip
-            if ln_ih:
-                _norm_backward(da, gi[t, n], stats_ih[t, n, 0], stats_ih[t, n, 1], ln_w_ih, dx,
-                               d_ln_w_ih, d_ln_b_ih)  # fmt: skip
+            if ln_hh[0]:
+                _norm_row_backward(ln_hh, t, n, da, d_gh[t, n])
+            if ln_ih[0]:
+                _norm_row_backward(ln_ih, t, n, da, dx)
                 da[:] = dx
         dh_prev = dh_all[:b]  # (b, H)
         _dot(d_gh[t, :b], w_t, dh_prev)
-        for n in range(b):
-            for j in range(hidden):
-                dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
-                dh[n, j] = dm + keep_h[n, j]
+        _add_masked(dh_prev, reg, keep_h, dh)
 
 
 #: The point-wise nonlinearities of IndRNN and Jordan, passed to the loops as their index.
@@ -453,11 +492,11 @@ def _activate_row(x, kind, exact):
         return
     for j in range(x.shape[0]):
         if kind == _TANH:
-            x[j] = _tanh_exact(x[j], exact)
+            x[j] = tanh(x[j], exact)
         elif kind == _SIGMOID:
-            x[j] = _sigmoid(x[j], exact)
+            x[j] = sigmoid(x[j], exact)
         elif kind == _RELU:  # NaN stays NaN, as torch.relu keeps it
-            x[j] = _like(x, 0.0) if x[j] <= 0.0 else x[j]
+            x[j] = like(x, 0.0) if x[j] <= 0.0 else x[j]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -471,80 +510,50 @@ def _activate_row_backward(grad, out, kind, d_in):
     for j in range(grad.shape[0]):
         d, y = grad[j], out[j]
         if kind == _TANH:
-            d *= _like(d, 1.0) - y * y
+            d *= like(d, 1.0) - y * y
         elif kind == _SIGMOID:
-            d *= y * (_like(d, 1.0) - y)
+            d *= y * (like(d, 1.0) - y)
         elif kind == _RELU:
-            d = _like(d, 0.0) if y <= 0.0 else d
+            d = like(d, 0.0) if y <= 0.0 else d
         elif kind == _SOFTMAX:
             d = y * (d - dot)
         d_in[j] = d
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _keep_row(keep, t, k, n, use_keep):
-    """``keep[t, k, n]``, or the 1-element stand-in when there is no ``keep``."""
-    return keep[t, k, n] if use_keep else keep[0, 0, 0]
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _zoneout_row(old, new, keep, rate, zoned, use_keep, out):
-    """``out`` = the zoned-out row: ``where(keep, old, new)`` or ``lerp(new, old, rate)``."""
-    if not zoned:
-        out[:] = new
-    elif use_keep:
-        for j in range(new.shape[0]):
-            out[j] = old[j] if keep[j] else new[j]
-    else:
-        for j in range(new.shape[0]):
-            out[j] = new[j] + rate * (old[j] - new[j])
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _zoneout_row_backward(grad, keep, rate, zoned, use_keep, d_new, d_old):
-    """Split the gradient of a zoned-out row into ``d_new`` and ``d_old``."""
-    zero, one = _like(grad, 0.0), _like(grad, 1.0)
-    if not zoned:
-        d_new[:] = grad
-        d_old[:] = zero
-    elif use_keep:
-        for j in range(grad.shape[0]):
-            d_new[j], d_old[j] = (zero, grad[j]) if keep[j] else (grad[j], zero)
-    else:
-        for j in range(grad.shape[0]):
-            d_new[j], d_old[j] = grad[j] * (one - rate), grad[j] * rate
-
-
 @njit(cache=True, error_model="numpy", nogil=True)
-def gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
-                bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                ln, project, ln_ih, exact):  # fmt: skip
-    """Fill ``act`` (``r, z, n``), ``gh_n`` (the recurrent ``n`` part ``r`` multiplies), the
-    states and, with ``ln``, ``gh`` (``h W_hh^T``) and ``stats``; ``w`` is ``W_hh``
-    ``(3H, H)`` and ``w_ih`` ``(3H, I)``, as the layer holds them; ``bias`` is ``b_hh`` (zeros
-    when absent), unused with ``ln``.
+def gru_forward(buffers, states, weights, given, norms, reg, walk, exact):
+    """Fill the per-step ``buffers`` ``(gi, act, gh_n, gh)``: ``act`` (``r, z, n``), ``gh_n``
+    (the recurrent ``n`` part ``r`` multiplies) and, with ``LN_hh``, ``gh`` (``h W_hh^T``) and
+    its stats; ``gi`` holds the input projections, or gets them (``given``). ``states`` ``(hs,
+    h0)``; ``weights`` ``(w_hh, b_hh)``, ``w_hh`` ``(3H, H)`` as the layer holds it, ``b_hh``
+    zeros when absent, unused with ``LN_hh``; ``norms`` ``(ln_ih, ln_hh)``: ``ln_ih`` (inference)
+    normalises each row of ``gi`` first, and keeps no stats.
 
-    Inference, as :func:`lstm_forward`: ``project`` writes ``x[t] @ W_ih^T + bias_ih`` into
-    ``gi`` first and ``ln_ih`` then normalises it (``ln_w_ih``, ``ln_b_ih``); the per-step
-    buffers (``gi``, ``act``, ``gh_n``, ``gh``, ``stats``) may have fewer slots than steps."""
+    Inference, as :func:`lstm_forward`: the per-step buffers may have fewer slots than steps."""
+    act = buffers[1]
     batch, gates = act.shape[1:]
     hidden = gates // 3
-    _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
-                 bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                 ln, project, ln_ih, exact,
-                 np.empty((batch, hidden), act.dtype), np.empty((batch, gates), act.dtype),
-                 np.empty(hidden, act.dtype))  # fmt: skip
+    h_in, g, h_t = (
+        np.empty((batch, hidden), act.dtype),
+        np.empty((batch, gates), act.dtype),
+        np.empty(hidden, act.dtype),
+    )
+    _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, g, h_t)
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, x, w_ih,
-                 bias_ih, ln_w_ih, ln_b_ih, rate, eps, rows, reverse, zoned, use_mask, use_keep,
-                 ln, project, ln_ih, exact, h_in, g_all, h_t):  # fmt: skip
+def _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, g_all, h_t):
     """The loop of :func:`gru_forward`, its scratch buffers allocated by the caller; ``h_t``: h'
     before zoneout."""
+    gi, act, gh_n, gh = buffers
+    hs, h0 = states
+    w, bias = weights
+    source, x, w_ih, bias_ih = given
+    ln_ih, ln_hh = norms
+    stats = ln_hh[4]
+    rows, reverse = walk
     steps = hs.shape[0] - 1
     gates = act.shape[2]
-    rate = _like(act, rate)
     hidden = gates // 3
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
@@ -552,62 +561,72 @@ def _gru_forward(gi, w, bias, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, ke
         if b == 0:
             continue
         _start(hs, h0, rows, t, steps, reverse)
-        _recurrent_input(hs, prev, mask, use_mask, b, h_in)
+        _recurrent_input(hs, prev, reg, b, h_in)
         g = g_all[:b]  # (b, 3H)
         _dot_t(h_in[:b], w, g)
         s, s_in = t % act.shape[0], t % gi.shape[0]
-        if project:
+        if source == PROJECT:
             _dot_t(x[t, :b], w_ih, gi[s_in, :b])
         for n in range(b):
             a, x_t = act[s, n], gi[s_in, n]
-            if project:
+            if source == PROJECT:
                 for j in range(gates):
                     x_t[j] += bias_ih[j]
-            if ln_ih:
-                _normalise(x_t, eps, ln_w_ih, ln_b_ih, x_t, False)
-            if ln:
+            if ln_ih[0]:
+                _normalise_row(ln_ih, x_t, x_t, False)
+            if ln_hh[0]:
                 gh[t % gh.shape[0], n] = g[n]
-                _record(stats, t, n, _normalise(g[n], eps, ln_w, ln_b, g[n], False))
+                _record(stats, t, n, _normalise_row(ln_hh, g[n], g[n], False))
             else:
                 for j in range(gates):
                     g[n, j] += bias[j]
             for j in range(2 * hidden):  # r and z
-                a[j] = _sigmoid(x_t[j] + g[n, j], exact)
+                a[j] = sigmoid(x_t[j] + g[n, j], exact)
             # Named views, which LLVM vectorises (see lstm_forward)
             r, z, n_new = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden :]
             h, x_n, g_n = hs[prev, n], x_t[2 * hidden :], gh_n[t % gh_n.shape[0], n]
             g_n[:] = g[n, 2 * hidden :]
             for j in range(hidden):
-                n_new[j] = _tanh_exact(x_n[j] + r[j] * g_n[j], exact)
+                n_new[j] = tanh(x_n[j] + r[j] * g_n[j], exact)
                 h_t[j] = n_new[j] + z[j] * (h[j] - n_new[j])
-            keep_t = _keep_row(keep, t, 0, n, use_keep)
-            _zoneout_row(hs[prev, n], h_t, keep_t, rate, zoned, use_keep, hs[new, n])
+            _zoneout_row(reg, t, 0, n, hs[prev, n], h_t, hs[new, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh,
-                 hs, mask, keep, rate, rows, reverse, zoned, use_mask, use_keep,
-                 ln):  # fmt: skip
-    """Fill ``d_act`` (d pre-activations = d gi) and ``d_g`` (d of the normalised recurrent
-    part); with ``ln``, ``d_gh`` (d ``h W_hh^T``; else it is ``d_g``) and add the layer
-    norm's parameter gradients to ``d_ln_*``; ``dh`` ends as d h0."""
+def gru_backward(grads, saved, w_hh, ln_hh, reg, walk, out):
+    """Fill ``out`` ``(d_act, d_g, d_gh)``: ``d_act`` d pre-activations (= d gi), ``d_g`` d of
+    the normalised recurrent part and, with ``ln_hh``, ``d_gh`` d ``h W_hh^T`` (else it is
+    ``d_g``), adding up the layer norm's parameter gradients. ``grads`` ``(grads, dh)``, ``dh``
+    ending as d h0; ``saved`` ``(act, gh_n, hs)`` as the forward left them; ``w_hh``
+    ``(3H, H)``."""
+    act = saved[0]
     batch, gates = act.shape[1:]
     hidden = gates // 3
-    _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh, hs,
-                  mask, keep, rate, rows, reverse, zoned, use_mask, use_keep, ln,
-                  np.empty(hidden, act.dtype), np.empty(hidden, act.dtype),
-                  np.empty((batch, hidden), act.dtype),
-                  np.empty((batch, hidden), act.dtype))  # fmt: skip
+    _gru_backward(
+        grads,
+        saved,
+        w_hh,
+        ln_hh,
+        reg,
+        walk,
+        out,
+        np.empty(hidden, act.dtype),
+        np.empty(hidden, act.dtype),
+        np.empty((batch, hidden), act.dtype),
+        np.empty((batch, hidden), act.dtype),
+    )
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_w, d_ln_b, w_hh, hs,
-                  mask, keep, rate, rows, reverse, zoned, use_mask, use_keep, ln, d, dhn, rest,
-                  dh_all):  # fmt: skip
+def _gru_backward(grads, saved, w_hh, ln_hh, reg, walk, out, d, dhn, rest, dh_all):
     """The loop of :func:`gru_backward`, its scratch buffers allocated by the caller; ``rest``:
     the d h that skips W_hh: via z and zoneout."""
+    grad_out, dh = grads
+    act, gh_n, hs = saved
+    d_act, d_g, d_gh = out
+    rows, reverse = walk
     steps, _, gates = act.shape
-    rate, one = _like(act, rate), _like(act, 1.0)
+    one = like(act, 1.0)
     hidden = gates // 3
     for k in range(steps - 1, -1, -1):
         t, prev, _ = _slots(k, steps, reverse)
@@ -617,9 +636,8 @@ def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_
         for n in range(b):
             a, da, dg = act[t, n], d_act[t, n], d_g[t, n]
             for j in range(hidden):
-                d[j] = dh[n, j] + grads[t, n, j]
-            keep_t = _keep_row(keep, t, 0, n, use_keep)
-            _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dhn, rest[n])
+                d[j] = dh[n, j] + grad_out[t, n, j]
+            _zoneout_row_backward(reg, t, 0, n, d, dhn, rest[n])
             for j in range(hidden):  # h' = n + z (h - n)
                 r, z, n_t = a[j], a[hidden + j], a[2 * hidden + j]
                 rest[n, j] += dhn[j] * z
@@ -630,24 +648,22 @@ def _gru_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln_
                 da[hidden + j] = dg[hidden + j] = d_z * z * (one - z)
                 da[2 * hidden + j] = d_n
                 dg[2 * hidden + j] = d_n * r
-            if ln:
-                _norm_backward(dg, gh[t, n], stats[t, n, 0], stats[t, n, 1], ln_w, d_gh[t, n],
-                               d_ln_w, d_ln_b)  # fmt: skip
+            if ln_hh[0]:
+                _norm_row_backward(ln_hh, t, n, dg, d_gh[t, n])
         dh_prev = dh_all[:b]  # (b, H)
         _dot(d_gh[t, :b], w_hh, dh_prev)
-        for n in range(b):
-            for j in range(hidden):
-                dm = dh_prev[n, j] * mask[n, j] if use_mask else dh_prev[n, j]
-                dh[n, j] = dm + rest[n, j]
+        _add_masked(dh_prev, reg, rest, dh)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_mask, use_keep,
-                   kind, exact):  # fmt: skip
-    """Fill ``h_new`` (``act(gi + u h)`` before zoneout) and the states; ``um`` ``(N, H)``
-    (``use_mask``: ``u`` times the dropout mask) or ``(1, H)``."""
+def indrnn_forward(gi, um, states, h_new, reg, walk, kind, exact):
+    """Fill ``h_new`` (``act(gi + u h)`` before zoneout) and the ``states`` ``(hs, h0)``;
+    ``um`` ``(N, H)`` (with recurrent dropout: ``u`` times the mask, which the loop does not
+    read again) or ``(1, H)``."""
+    hs, h0 = states
+    rows, reverse = walk
+    use_mask = reg[4]  # um is u times the mask
     steps, _, hidden = gi.shape
-    rate = _like(gi, rate)
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
@@ -659,34 +675,33 @@ def indrnn_forward(gi, um, hs, h_new, h0, keep, rate, rows, reverse, zoned, use_
             for j in range(hidden):
                 h_t[j] = gi[t, n, j] + u[j] * h[j]
             _activate_row(h_t, kind, exact)
-            keep_t = _keep_row(keep, t, 0, n, use_keep)
-            _zoneout_row(h, h_t, keep_t, rate, zoned, use_keep, hs[new, n])
+            _zoneout_row(reg, t, 0, n, h, h_t, hs[new, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zoned, use_mask,
-                    use_keep, kind):  # fmt: skip
-    """Fill ``d_act`` (d pre-activations = d gi); ``dh`` ends as d h0."""
+def indrnn_backward(grads, h_new, um, d_act, reg, walk, kind):
+    """Fill ``d_act`` (d pre-activations = d gi); ``grads`` ``(grads, dh)``, ``dh`` ending as
+    d h0."""
     hidden = h_new.shape[2]
-    _indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zoned, use_mask,
-                     use_keep, kind, np.empty(hidden, h_new.dtype), np.empty(hidden, h_new.dtype),
-                     np.empty(hidden, h_new.dtype))  # fmt: skip
+    dtype = h_new.dtype
+    d, dhn, rest = np.empty(hidden, dtype), np.empty(hidden, dtype), np.empty(hidden, dtype)
+    _indrnn_backward(grads, h_new, um, d_act, reg, walk, kind, d, dhn, rest)
 
 
 @njit(cache=True, error_model="numpy")
-def _indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zoned, use_mask,
-                     use_keep, kind, d, dhn, rest):  # fmt: skip
+def _indrnn_backward(grads, h_new, um, d_act, reg, walk, kind, d, dhn, rest):
     """The loop of :func:`indrnn_backward`, its scratch buffers allocated by the caller;
     ``rest``: through zoneout."""
+    grad_out, dh = grads
+    rows, reverse = walk
+    use_mask = reg[4]  # um is u times the mask
     steps, _, hidden = h_new.shape
-    rate = _like(h_new, rate)
     for k in range(steps - 1, -1, -1):
         t = _slots(k, steps, reverse)[0]
         for n in range(rows[t]):
             for j in range(hidden):
-                d[j] = dh[n, j] + grads[t, n, j]
-            keep_t = _keep_row(keep, t, 0, n, use_keep)
-            _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dhn, rest)
+                d[j] = dh[n, j] + grad_out[t, n, j]
+            _zoneout_row_backward(reg, t, 0, n, d, dhn, rest)
             da, u = d_act[t, n], um[n if use_mask else 0]
             _activate_row_backward(dhn, h_new[t, n], kind, da)
             for j in range(hidden):
@@ -694,23 +709,24 @@ def _indrnn_backward(grads, dh, d_act, h_new, um, keep, rate, rows, reverse, zon
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
-                   zoned, use_mask, use_keep, kind, out_kind, exact):  # fmt: skip
-    """Fill ``hid`` (the hidden layer), ``y_new`` (the output before zoneout) and the states;
-    ``w_yh`` ``(H, O)``, ``w_hy`` ``(O, H)`` as the layer holds them, ``bias`` ``b_hy``
-    (zeros when absent)."""
-    batch, out_size = gi.shape[1], ys.shape[2]
-    _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
-                    zoned, use_mask, use_keep, kind, out_kind, exact,
-                    np.empty((batch, out_size), gi.dtype))  # fmt: skip
+def jordan_forward(gi, weights, buffers, states, reg, walk, kinds, exact):
+    """Fill the ``buffers`` ``(hid, y_new)``, the hidden layer and the output before zoneout,
+    and the ``states`` ``(ys, y0)``; ``weights`` ``(w_yh, w_hy, b_hy)``: ``(H, O)``, ``(O, H)``
+    as the layer holds them, ``b_hy`` zeros when absent; ``kinds`` ``(act, out_act)``."""
+    batch, out_size = gi.shape[1], states[0].shape[2]
+    y_in = np.empty((batch, out_size), gi.dtype)
+    _jordan_forward(gi, weights, buffers, states, reg, walk, kinds, exact, y_in)
 
 
 @njit(cache=True, error_model="numpy")
-def _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, rows, reverse,
-                    zoned, use_mask, use_keep, kind, out_kind, exact, y_in):  # fmt: skip
+def _jordan_forward(gi, weights, buffers, states, reg, walk, kinds, exact, y_in):
     """The loop of :func:`jordan_forward`, its scratch buffers allocated by the caller."""
+    w_yh, w_hy, bias = weights
+    hid, y_new = buffers
+    ys, y0 = states
+    kind, out_kind = kinds
+    rows, reverse = walk
     steps, _, hidden = gi.shape
-    rate = _like(gi, rate)
     out_size = ys.shape[2]
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
@@ -718,7 +734,7 @@ def _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, 
         if b == 0:
             continue
         _start(ys, y0, rows, t, steps, reverse)
-        _recurrent_input(ys, prev, mask, use_mask, b, y_in)
+        _recurrent_input(ys, prev, reg, b, y_in)
         h = hid[t, :b]  # (b, H)
         _dot_t(y_in[:b], w_yh, h)
         for n in range(b):
@@ -731,33 +747,45 @@ def _jordan_forward(gi, w_yh, w_hy, bias, hid, ys, y_new, y0, mask, keep, rate, 
             for j in range(out_size):
                 y_t[n, j] += bias[j]
             _activate_row(y_t[n], out_kind, exact)
-            keep_t = _keep_row(keep, t, 0, n, use_keep)
-            _zoneout_row(ys[prev, n], y_t[n], keep_t, rate, zoned, use_keep, ys[new, n])
+            _zoneout_row(reg, t, 0, n, ys[prev, n], y_t[n], ys[new, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows,
-                    reverse, zoned, use_mask, use_keep, kind, out_kind):  # fmt: skip
-    """Fill ``d_act`` (d hidden pre-activations = d gi) and ``d_z`` (d output
-    pre-activations); ``w_yh`` ``(H, O)``, ``w_hy`` ``(O, H)`` (as :func:`_dot` takes them);
-    ``dy`` ends as d y0."""
+def jordan_backward(grads, saved, weights, reg, walk, kinds, out):
+    """Fill ``out`` ``(d_act, d_z)``: d hidden pre-activations (= d gi) and d output
+    pre-activations. ``grads`` ``(grads, dy)``, ``dy`` ending as d y0; ``saved`` ``(hid,
+    y_new)`` as the forward left them; ``weights`` ``(w_yh, w_hy)``, ``(H, O)`` and ``(O, H)``
+    (as :func:`_dot` takes them)."""
+    hid, y_new = saved
     batch, hidden = hid.shape[1:]
     out_size = y_new.shape[2]
-    _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows, reverse,
-                     zoned, use_mask, use_keep, kind, out_kind, np.empty(out_size, hid.dtype),
-                     np.empty(out_size, hid.dtype), np.empty((batch, out_size), hid.dtype),
-                     np.empty((batch, hidden), hid.dtype),
-                     np.empty((batch, out_size), hid.dtype))  # fmt: skip
+    _jordan_backward(
+        grads,
+        saved,
+        weights,
+        reg,
+        walk,
+        kinds,
+        out,
+        np.empty(out_size, hid.dtype),
+        np.empty(out_size, hid.dtype),
+        np.empty((batch, out_size), hid.dtype),
+        np.empty((batch, hidden), hid.dtype),
+        np.empty((batch, out_size), hid.dtype),
+    )
 
 
 @njit(cache=True, error_model="numpy")
-def _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, rate, rows, reverse,
-                     zoned, use_mask, use_keep, kind, out_kind, d, dyn, rest, d_hid,
-                     dy_all):  # fmt: skip
+def _jordan_backward(grads, saved, weights, reg, walk, kinds, out, d, dyn, rest, d_hid, dy_all):
     """The loop of :func:`jordan_backward`, its scratch buffers allocated by the caller;
     ``rest``: through zoneout."""
+    grad_out, dy = grads
+    hid, y_new = saved
+    w_yh, w_hy = weights
+    kind, out_kind = kinds
+    d_act, d_z = out
+    rows, reverse = walk
     steps = hid.shape[0]
-    rate = _like(hid, rate)
     out_size = y_new.shape[2]
     for k in range(steps - 1, -1, -1):
         t = _slots(k, steps, reverse)[0]
@@ -766,16 +794,12 @@ def _jordan_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep, 
             continue
         for n in range(b):
             for j in range(out_size):
-                d[j] = dy[n, j] + grads[t, n, j]
-            keep_t = _keep_row(keep, t, 0, n, use_keep)
-            _zoneout_row_backward(d, keep_t, rate, zoned, use_keep, dyn, rest[n])
+                d[j] = dy[n, j] + grad_out[t, n, j]
+            _zoneout_row_backward(reg, t, 0, n, d, dyn, rest[n])
             _activate_row_backward(dyn, y_new[t, n], out_kind, d_z[t, n])
         _dot(d_z[t, :b], w_hy, d_hid[:b])
         for n in range(b):
             _activate_row_backward(d_hid[n], hid[t, n], kind, d_act[t, n])
         dy_prev = dy_all[:b]  # (b, O)
         _dot(d_act[t, :b], w_yh, dy_prev)
-        for n in range(b):
-            for j in range(out_size):
-                dm = dy_prev[n, j] * mask[n, j] if use_mask else dy_prev[n, j]
-                dy[n, j] = dm + rest[n, j]
+        _add_masked(dy_prev, reg, rest, dy)

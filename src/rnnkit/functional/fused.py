@@ -41,7 +41,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -286,8 +286,10 @@ def _use_numba(x: Tensor) -> bool:
 @functools.cache
 def _warn_no_numba() -> None:
     """Say once that the small-batch loops fall back to torch ops."""
-    _log.warning("numba is not installed: small-batch recurrences run the slower torch loop "
-                 "(pip install numba)")  # fmt: skip
+    _log.warning(
+        "numba is not installed: small-batch recurrences run the slower torch loop "
+        "(pip install numba)"
+    )
 
 
 @functools.cache
@@ -461,13 +463,12 @@ class _LSTM(torch.autograd.Function):
         if numba:
             stats_h, stats_c = gi.new_zeros(steps, batch, 2), gi.new_zeros(steps, batch, 2)
             stats_ih = None if ln_w_ih is None else gi.new_zeros(steps, batch, 2)
-            ln_ih = None if ln_w_ih is None else (ln_w_ih, ln_b_ih, stats_ih)
+            norms = ((ln_w_ih, ln_b_ih, stats_ih), (ln_w, ln_b, stats_h), (ln_w_c, ln_b_c, stats_c))
             given = (
                 _Input(_fused_numba.COPY, gi, None, b_hh) if copy else _Input(_fused_numba.IN_ACT)
             )
-            _lstm_numba_forward(act, w_hh, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep,
-                                ln_w_c, ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
-                                given)  # fmt: skip
+            buffers, states = (act, c_new, tanh_c, gh), (hs, cs, h0, c0)
+            _lstm_numba_forward(buffers, states, w_hh, w_peep, given, norms, mask, keep, opt)
         if not numba:
             gate_views = (act, *act.split(hidden, dim=-1), act[..., : 2 * hidden])
             peep_views = act[..., : 2 * hidden].unflatten(-1, (2, hidden))
@@ -506,9 +507,8 @@ class _LSTM(torch.autograd.Function):
             else:
                 torch.mul(o, tc, out=hn)
         # Saved, intermediates too, so autograd frees them once backward has run.
-        ctx.save_for_backward(w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new,
-                              gh if numba else None, gi if ln_w_ih is not None else None,
-                              ln_w_ih)  # fmt: skip
+        kept = (gh if numba else None, gi if ln_w_ih is not None else None, ln_w_ih)
+        ctx.save_for_backward(w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new, *kept)
         ctx.stats = (stats_h, stats_c, stats_ih)
         ctx.extra = (w, ln_w, ln_b, opt, b_hh is not None, numba, ln_b_ih is not None)
         return plan.outputs(hs, not opt.scratch), plan.final(hs), plan.final(cs)
@@ -516,8 +516,8 @@ class _LSTM(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad_out: Tensor, grad_h: Tensor, grad_c: Tensor) -> tuple:
-        (w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new, gh_kept, gi,
-         ln_w_ih) = ctx.saved_tensors  # fmt: skip
+        w_peep, ln_w_c, ln_b_c, mask, keep, act, hs, cs, tanh_c, c_new, *kept = ctx.saved_tensors
+        gh_kept, gi, ln_w_ih = kept
         stats_h, stats_c, stats_ih = ctx.stats
         w, ln_w, ln_b, opt, has_bias, numba, has_ln_b_ih = ctx.extra
         plan, rate = opt.plan, opt.rate
@@ -530,9 +530,10 @@ class _LSTM(torch.autograd.Function):
         # and overwrites it with its gradient: a second backward (retain_graph) makes it again.
         gh = None if ln_w is None or numba else _Recomputed(h_in, w, plan.valid(act), 32)
         if ln_w is not None and numba and getattr(ctx, "gh_spent", False):
-            _run(_fused_numba.recurrent_products, hs.numpy(),
-                 _np(w.t(), 2, act.numpy().dtype), _np(mask, 2, act.numpy().dtype),
-                 plan.rows, plan.reverse, mask is not None, gh_kept.numpy())  # fmt: skip
+            dtype = act.numpy().dtype
+            reg, walk = _reg(opt, mask, keep, dtype), _walk(opt)
+            products = _fused_numba.recurrent_products
+            _run(products, hs.numpy(), _np(w.t(), 2, dtype), reg, walk, gh_kept.numpy())
         ctx.gh_spent = True
         d_ln_hh = None if ln_w is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
         d_ln_c = (
@@ -543,10 +544,14 @@ class _LSTM(torch.autograd.Function):
         dh, dc = grad_h.clone(), grad_c.clone()  # running gradients of the state
         if numba:
             d_gh = d_act if ln_w is None else gh_kept  # overwritten in place
-            _lstm_numba_backward(plan.grads(grad_out), dh, dc, act, d_act, gh_kept, d_gh, w_t, cs,
-                                 c_new, tanh_c, stats_h, ln_w, d_ln_hh, w_peep, ln_w_c, stats_c,
-                                 d_ln_c, gi, ln_w_ih, stats_ih, d_ln_ih, mask, keep,
-                                 opt)  # fmt: skip
+            norms = (
+                (gi, ln_w_ih, stats_ih, d_ln_ih),
+                (gh_kept, ln_w, stats_h, d_ln_hh),
+                (c_new, ln_w_c, stats_c, d_ln_c),
+            )
+            incoming, saved = (plan.grads(grad_out), dh, dc), (act, cs, tanh_c)
+            out = (d_act, d_gh)
+            _lstm_numba_backward(incoming, saved, w_t, w_peep, norms, out, mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
             views = (*act.split(hidden, dim=-1), act[..., : 2 * hidden], d_act)
@@ -595,8 +600,10 @@ class _LSTM(torch.autograd.Function):
                 _accumulate(d_ln_hh, d_params)
                 g_t.copy_(dg)
             if zoned:
-                dh[:b] = torch.addmm(dh_keep, dg, w_t) if mask is None else (
-                    torch.mm(dg, w_t).mul_(mask[:b]).add_(dh_keep))  # fmt: skip
+                if mask is None:
+                    dh[:b] = torch.addmm(dh_keep, dg, w_t)
+                else:
+                    dh[:b] = torch.mm(dg, w_t).mul_(mask[:b]).add_(dh_keep)
                 dc[:b] = dcn + dc_keep
             else:
                 torch.mm(dg, w_t, out=dh[:b])
@@ -620,8 +627,8 @@ class _LSTM(torch.autograd.Function):
         d_ln_b_c = d_ln_b_c if ln_b_c is not None else None
         d_ln_w_ih, d_ln_b_ih = d_ln_ih or (None, None)
         d_ln_b_ih = d_ln_b_ih if has_ln_b_ih else None
-        return (d_act, dh, dc, d_w_hh, d_b_hh, d_ln_w_hh, d_ln_b_hh, d_peep, d_ln_w_c, d_ln_b_c,
-                d_ln_w_ih, d_ln_b_ih, None, None, None)  # fmt: skip
+        d_params = (d_w_hh, d_b_hh, d_ln_w_hh, d_ln_b_hh, d_peep, d_ln_w_c, d_ln_b_c)
+        return d_act, dh, dc, *d_params, d_ln_w_ih, d_ln_b_ih, None, None, None
 
 
 class _Recomputed:
@@ -672,12 +679,6 @@ def _accumulate(totals: list[Tensor], parts: list[Tensor | None]) -> None:
             total += part
 
 
-def _shift(gain: Tensor | None, shift: Tensor | None) -> Tensor | None:
-    """A layer norm's shift as the numba loops read it: zeros for an LN without one (the
-    loop reads every entry); None without the LN."""
-    return shift if shift is not None or gain is None else torch.zeros_like(gain)
-
-
 class _Input(NamedTuple):
     """Where a numba forward loop takes each step's ``gi`` (see
     :func:`rnnkit.functional._fused_numba.lstm_forward`): ``source`` one of ``IN_ACT``,
@@ -688,94 +689,130 @@ class _Input(NamedTuple):
     w_ih: Tensor | None = None
     bias: Tensor | None = None
 
-    def arrays(self, gates: int, dtype: np.dtype) -> tuple:
-        """``x``, ``w_ih``, ``bias`` as the loops take them: stand-ins where absent, an absent
-        bias as zeros."""
-        w_ih = _np(self.w_ih, 2, dtype)
+    def packed(self, gates: int, dtype: np.dtype) -> tuple:
+        """``given`` of the loops, ``(source, x, w_ih, bias)``: stand-ins where absent, an
+        absent bias as zeros."""
         bias = np.zeros(gates, dtype) if self.bias is None else _np(self.bias, 1, dtype)
-        return _np(self.x, 3, dtype), w_ih, bias
+        return self.source, _np(self.x, 3, dtype), _np(self.w_ih, 2, dtype), bias
 
 
-def _lstm_numba_forward(act, w, hs, cs, c_new, tanh_c, gh, ln_w, ln_b, stats_h, w_peep, ln_w_c,
-                        ln_b_c, stats_c, h0, c0, mask, keep, ln_ih, opt,
-                        given: _Input) -> None:  # fmt: skip
-    """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the buffers;
-    ``w``: ``W_hh`` ``(4H, H)``; ``gh``: ``(L, N, 4H)`` to keep ``h W_hh^T``, or None;
-    ``ln_ih``: ``(gain, shift, stats)`` or None; ``given``: where the loop takes ``gi``."""
+def _walk(opt: Options) -> tuple[np.ndarray, bool]:
+    """``walk`` of the numba loops: ``(rows, reverse)``."""
+    return opt.plan.rows, opt.plan.reverse
+
+
+def _reg(opt: Options, mask: Tensor | None, keep: Tensor | None, dtype: np.dtype) -> tuple:
+    """``reg`` of the numba loops: ``(mask, keep, rate, zoned, use_mask, use_keep)``."""
+    arrays = _np(mask, 2, dtype), _np(keep, 4, np.bool_)
+    return *arrays, opt.rate, opt.zoned(keep), mask is not None, keep is not None
+
+
+def _norm(
+    gain: Tensor | None, shift: Tensor | None, stats: Tensor | None, eps: float, dtype: np.dtype
+) -> tuple:
+    """A layer norm as the numba forward loops take it, ``(on, gain, shift, eps, stats)``:
+    stand-ins without one (``gain`` None), a missing shift as zeros (the loop reads every
+    entry)."""
+    if shift is None and gain is not None:
+        shift = torch.zeros_like(gain)
+    return gain is not None, _np(gain, 1, dtype), _np(shift, 1, dtype), eps, _np(stats, 3, dtype)
+
+
+def _norm_back(
+    x: Tensor | None,
+    gain: Tensor | None,
+    stats: Tensor | None,
+    d_params: Sequence[Tensor] | None,
+    dtype: np.dtype,
+) -> tuple:
+    """A layer norm as the numba backward loops take it, ``(on, x, gain, stats, d_gain,
+    d_shift)``; ``d_params`` the gradients the loop adds to, None without the layer norm."""
+    d_gain, d_shift = d_params or (None, None)
+    arrays = (_np(x, 3, dtype), _np(gain, 1, dtype), _np(stats, 3, dtype))
+    return gain is not None, *arrays, _np(d_gain, 1, dtype), _np(d_shift, 1, dtype)
+
+
+def _lstm_numba_forward(buffers, states, w_hh, w_peep, given, norms, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the tensors:
+    ``buffers`` ``(act, c_new, tanh_c, gh)``, ``gh`` None where ``h W_hh^T`` is not kept;
+    ``states`` ``(hs, cs, h0, c0)``; ``w_hh`` ``(4H, H)``; ``norms`` the ``(gain, shift,
+    stats)`` of ``LN_ih``, ``LN_hh`` and ``LN_c``, None gains where absent; ``given``: where
+    the loop takes ``gi``."""
+    act, c_new, tanh_c, gh = buffers
+    hs, cs, h0, c0 = states
     dtype = act.numpy().dtype
-    batch, gates = act.shape[1:]
-    gh = act.new_empty(1, batch, gates) if gh is None else gh
-    ln_w_ih, ln_b_ih, stats_ih = ln_ih or (None, None, None)
-    ln_b, ln_b_c, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_c, ln_b_c), _shift(ln_w_ih, ln_b_ih)
+    gh = act.new_empty(1, *act.shape[1:]) if gh is None else gh  # one slot to write into
     _run(
         _fused_numba.lstm_forward,
-        act.numpy(), _np(w, 2, dtype), hs.numpy(), cs.numpy(), c_new.numpy(),
-        tanh_c.numpy(), gh.numpy(), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype), stats_h.numpy(),
-        _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype), _np(ln_b_c, 1, dtype), stats_c.numpy(),
-        _np(h0, 2, dtype), _np(c0, 2, dtype), _np(mask, 2, dtype), _np(keep, 4, np.bool_),
-        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), _np(stats_ih, 3, dtype),
-        *given.arrays(gates, dtype), opt.rate, opt.eps, *_flags(opt, mask, keep),
-        w_peep is not None, ln_w is not None, ln_w_c is not None, ln_w_ih is not None,
-        given.source, dtype == np.float64,
-    )  # fmt: skip
+        (act.numpy(), c_new.numpy(), tanh_c.numpy(), gh.numpy()),
+        (hs.numpy(), cs.numpy(), _np(h0, 2, dtype), _np(c0, 2, dtype)),
+        (_np(w_hh, 2, dtype), _np(w_peep, 2, dtype), w_peep is not None),
+        given.packed(act.shape[2], dtype),
+        tuple(_norm(*norm, opt.eps, dtype) for norm in norms),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        dtype == np.float64,
+    )
 
 
-def _lstm_numba_backward(grads, dh, dc, act, d_act, gh, d_gh, w_t, cs, c_new, tanh_c, stats_h,
-                         ln_w, d_ln_hh, w_peep, ln_w_c, stats_c, d_ln_c, gi, ln_w_ih, stats_ih,
-                         d_ln_ih, mask, keep, opt) -> None:  # fmt: skip
-    """:func:`rnnkit.functional._fused_numba.lstm_backward` on NumPy views of the buffers."""
-    dtype = act.numpy().dtype
-    d_ln_hh, d_ln_c = d_ln_hh or (None, None), d_ln_c or (None, None)
-    d_ln_ih = d_ln_ih or (None, None)
+def _lstm_numba_backward(grads, saved, w_hh, w_peep, norms, out, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.lstm_backward` on NumPy views of the tensors:
+    ``grads`` ``(grads, dh, dc)``; ``saved`` ``(act, cs, tanh_c)``; ``norms`` the ``(x, gain,
+    stats, d_params)`` of ``LN_ih``, ``LN_hh`` and ``LN_c`` (:func:`_norm_back`); ``out``
+    ``(d_act, d_gh)``."""
+    dtype = saved[0].numpy().dtype
     _run(
         _fused_numba.lstm_backward,
-        grads.numpy(), dh.numpy(), dc.numpy(), act.numpy(), d_act.numpy(), _np(gh, 3, dtype),
-        d_gh.numpy(), _np(w_t, 2, dtype), cs.numpy(), c_new.numpy(),
-        tanh_c.numpy(), stats_h.numpy(), _np(ln_w, 1, dtype),
-        *(_np(d, 1, dtype) for d in d_ln_hh), _np(w_peep, 2, dtype), _np(ln_w_c, 1, dtype),
-        stats_c.numpy(), *(_np(d, 1, dtype) for d in d_ln_c), _np(gi, 3, dtype),
-        _np(ln_w_ih, 1, dtype), _np(stats_ih, 3, dtype), *(_np(d, 1, dtype) for d in d_ln_ih),
-        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
-        w_peep is not None, ln_w is not None, ln_w_c is not None, ln_w_ih is not None,
-    )  # fmt: skip
+        tuple(x.numpy() for x in grads),
+        tuple(x.numpy() for x in saved),
+        (_np(w_hh, 2, dtype), _np(w_peep, 2, dtype), w_peep is not None),
+        tuple(_norm_back(*norm, dtype) for norm in norms),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        tuple(x.numpy() for x in out),
+    )
 
 
-def _gru_numba_forward(gi, w, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep, opt,
-                       given=None, ln_ih=None) -> None:  # fmt: skip
-    """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the buffers;
-    ``w``: ``W_hh`` ``(3H, H)``; ``given``: None (``gi`` holds the projections) or a
-    ``PROJECT`` :class:`_Input`; ``ln_ih`` as in :func:`gru_inference`."""
+def _gru_numba_forward(buffers, states, w_hh, b_hh, norms, mask, keep, opt, given=None) -> None:
+    """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the tensors:
+    ``buffers`` ``(gi, act, gh_n, gh)``, ``gh`` None without ``LN_hh``; ``states`` ``(hs,
+    h0)``; ``w_hh`` ``(3H, H)``; ``norms`` the ``(gain, shift, stats)`` of ``LN_ih`` (``stats``
+    None: kept nowhere) and ``LN_hh``, None gains where absent; ``given``: None (``gi`` holds
+    the projections) or a ``PROJECT`` :class:`_Input`."""
+    gi, act, gh_n, gh = buffers
+    hs, h0 = states
     dtype = act.numpy().dtype
     given = given or _Input(_fused_numba.IN_ACT)
     # An absent bias is a zero one (the loop reads every entry).
-    bias = b_hh if b_hh is not None or ln_w is not None else act.new_zeros(act.shape[-1])
-    ln_w_ih, ln_b_ih = ln_ih or (None, None)
-    ln_b, ln_b_ih = _shift(ln_w, ln_b), _shift(ln_w_ih, ln_b_ih)
+    bias = b_hh if b_hh is not None or norms[1][0] is not None else act.new_zeros(act.shape[-1])
     _run(
         _fused_numba.gru_forward,
-        _np(gi, 3, dtype), _np(w, 2, dtype), _np(bias, 1, dtype), act.numpy(),
-        gh_n.numpy(), _np(gh, 3, dtype), _np(ln_w, 1, dtype), _np(ln_b, 1, dtype),
-        stats.numpy(), hs.numpy(), _np(h0, 2, dtype), _np(mask, 2, dtype),
-        _np(keep, 4, np.bool_), *given.arrays(act.shape[2], dtype),
-        _np(ln_w_ih, 1, dtype), _np(ln_b_ih, 1, dtype), opt.rate, opt.eps,
-        *_flags(opt, mask, keep), ln_w is not None, given.source == _fused_numba.PROJECT,
-        ln_w_ih is not None, dtype == np.float64,
-    )  # fmt: skip
+        (_np(gi, 3, dtype), act.numpy(), gh_n.numpy(), _np(gh, 3, dtype)),
+        (hs.numpy(), _np(h0, 2, dtype)),
+        (_np(w_hh, 2, dtype), _np(bias, 1, dtype)),
+        given.packed(act.shape[2], dtype),
+        tuple(_norm(*norm, opt.eps, dtype) for norm in norms),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        dtype == np.float64,
+    )
 
 
-def _gru_numba_backward(grads, dh, act, d_act, d_g, d_gh, gh_n, gh, stats, ln_w, d_ln, w_hh, hs,
-                        mask, keep, opt) -> None:  # fmt: skip
-    """:func:`rnnkit.functional._fused_numba.gru_backward` on NumPy views of the buffers."""
-    dtype = act.numpy().dtype
-    d_ln = d_ln or (None, None)
+def _gru_numba_backward(grads, saved, w_hh, ln_hh, out, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.gru_backward` on NumPy views of the tensors:
+    ``grads`` ``(grads, dh)``; ``saved`` ``(act, gh_n, hs)``; ``ln_hh`` ``(gh, gain, stats,
+    d_params)`` (:func:`_norm_back`); ``out`` ``(d_act, d_g, d_gh)``."""
+    dtype = saved[0].numpy().dtype
     _run(
         _fused_numba.gru_backward,
-        grads.numpy(), dh.numpy(), act.numpy(), d_act.numpy(), d_g.numpy(), d_gh.numpy(),
-        gh_n.numpy(), _np(gh, 3, dtype), stats.numpy(), _np(ln_w, 1, dtype),
-        *(_np(d, 1, dtype) for d in d_ln), _np(w_hh, 2, dtype), hs.numpy(),
-        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
-        ln_w is not None,
-    )  # fmt: skip
+        tuple(x.numpy() for x in grads),
+        tuple(x.numpy() for x in saved),
+        _np(w_hh, 2, dtype),
+        _norm_back(*ln_hh, dtype),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        tuple(x.numpy() for x in out),
+    )
 
 
 def _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt) -> None:
@@ -783,10 +820,15 @@ def _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt) -> None:
     dtype = hs.numpy().dtype
     _run(
         _fused_numba.indrnn_forward,
-        _np(gi, 3, dtype), _np(um.reshape(-1, um.shape[-1]), 2, dtype), hs.numpy(),
-        h_new.numpy(), _np(h0, 2, dtype), _np(keep, 4, np.bool_), opt.rate,
-        *_flags(opt, mask, keep), _activation(opt.nonlinearity), dtype == np.float64,
-    )  # fmt: skip
+        _np(gi, 3, dtype),
+        _np(um.reshape(-1, um.shape[-1]), 2, dtype),
+        (hs.numpy(), _np(h0, 2, dtype)),
+        h_new.numpy(),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        _activation(opt.nonlinearity),
+        dtype == np.float64,
+    )
 
 
 def _indrnn_numba_backward(grads, dh, d_act, h_new, um, mask, keep, opt) -> None:
@@ -794,10 +836,14 @@ def _indrnn_numba_backward(grads, dh, d_act, h_new, um, mask, keep, opt) -> None
     dtype = h_new.numpy().dtype
     _run(
         _fused_numba.indrnn_backward,
-        grads.numpy(), dh.numpy(), d_act.numpy(), h_new.numpy(),
-        _np(um.reshape(-1, um.shape[-1]), 2, dtype), _np(keep, 4, np.bool_), opt.rate,
-        *_flags(opt, mask, keep), _activation(opt.nonlinearity),
-    )  # fmt: skip
+        (grads.numpy(), dh.numpy()),
+        h_new.numpy(),
+        _np(um.reshape(-1, um.shape[-1]), 2, dtype),
+        d_act.numpy(),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        _activation(opt.nonlinearity),
+    )
 
 
 def _jordan_numba_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, opt) -> None:
@@ -806,34 +852,36 @@ def _jordan_numba_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, 
     bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
     _run(
         _fused_numba.jordan_forward,
-        _np(gi, 3, dtype), _np(w_yh, 2, dtype), _np(w_hy, 2, dtype),
-        _np(bias, 1, dtype), hid.numpy(), ys.numpy(), y_new.numpy(), _np(y0, 2, dtype),
-        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
-        _activation(opt.nonlinearity), _activation(opt.output_nonlinearity), dtype == np.float64,
-    )  # fmt: skip
+        _np(gi, 3, dtype),
+        (_np(w_yh, 2, dtype), _np(w_hy, 2, dtype), _np(bias, 1, dtype)),
+        (hid.numpy(), y_new.numpy()),
+        (ys.numpy(), _np(y0, 2, dtype)),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        (_activation(opt.nonlinearity), _activation(opt.output_nonlinearity)),
+        dtype == np.float64,
+    )
 
 
-def _jordan_numba_backward(grads, dy, d_act, d_z, hid, y_new, w_yh, w_hy, mask, keep,
-                           opt) -> None:  # fmt: skip
-    """:func:`rnnkit.functional._fused_numba.jordan_backward` on NumPy views of the buffers."""
-    dtype = hid.numpy().dtype
+def _jordan_numba_backward(grads, saved, w_yh, w_hy, out, mask, keep, opt) -> None:
+    """:func:`rnnkit.functional._fused_numba.jordan_backward` on NumPy views of the buffers:
+    ``grads`` ``(grads, dy)``, ``saved`` ``(hid, y_new)``, ``out`` ``(d_act, d_z)``."""
+    dtype = saved[0].numpy().dtype
     _run(
         _fused_numba.jordan_backward,
-        grads.numpy(), dy.numpy(), d_act.numpy(), d_z.numpy(), hid.numpy(), y_new.numpy(),
-        _np(w_yh, 2, dtype), _np(w_hy, 2, dtype),
-        _np(mask, 2, dtype), _np(keep, 4, np.bool_), opt.rate, *_flags(opt, mask, keep),
-        _activation(opt.nonlinearity), _activation(opt.output_nonlinearity),
-    )  # fmt: skip
+        tuple(x.numpy() for x in grads),
+        tuple(x.numpy() for x in saved),
+        (_np(w_yh, 2, dtype), _np(w_hy, 2, dtype)),
+        _reg(opt, mask, keep, dtype),
+        _walk(opt),
+        (_activation(opt.nonlinearity), _activation(opt.output_nonlinearity)),
+        tuple(x.numpy() for x in out),
+    )
 
 
 def _activation(name: str) -> int:
     """The numba loops' code for the nonlinearity ``name``."""
     return _fused_numba.ACTIVATIONS.index(name)
-
-
-def _flags(opt: Options, mask: Tensor | None, keep: Tensor | None) -> tuple:
-    """``rows, reverse, zoned, use_mask, use_keep`` of the numba loops."""
-    return opt.plan.rows, opt.plan.reverse, opt.zoned(keep), mask is not None, keep is not None
 
 
 def fused_lstm(
@@ -928,8 +976,10 @@ def lstm_inference(
     if not _inference_runs(x, opt):
         return None
     if ln_ih is not None and b_hh is not None:
-        raise ValueError("lstm_inference: ln_ih normalises gi, which b_hh must then stay out of; "
-                         "expected b_hh=None with ln_ih")  # fmt: skip
+        raise ValueError(
+            "lstm_inference: ln_ih normalises gi, which b_hh must then stay out of; "
+            "expected b_hh=None with ln_ih"
+        )
     steps, batch, _ = x.shape
     plan, hidden = opt.plan, w_hh.shape[1]
     bias = b_ih if b_hh is None else b_hh if b_ih is None else b_ih + b_hh
@@ -937,14 +987,15 @@ def lstm_inference(
     hs = x.new_empty(steps + 1, batch, hidden)  # the output, as in Plan
     cs = x.new_empty(2, batch, hidden)  # two slots, used in turn
     hs[plan.first], cs[plan.first % 2] = state
-    ln_w_hh, ln_b_hh = ln_hh or (None, None)
-    ln_w_c, ln_b_c = ln_c or (None, None)
     w_peep = None if peepholes is None else torch.stack(peepholes)
     slot = functools.partial(_slot, x)
-    ln_ih = None if ln_ih is None else (*ln_ih, slot(2))
-    _lstm_numba_forward(act, w_hh, hs, cs, slot(hidden), slot(hidden), None, ln_w_hh,
-                        ln_b_hh, slot(2), w_peep, ln_w_c, ln_b_c, slot(2), *state, None, None,
-                        ln_ih, opt, given)  # fmt: skip
+    norms = (
+        (None, None, None) if ln_ih is None else (*ln_ih, slot(2)),
+        (*(ln_hh or (None, None)), slot(2)),
+        (*(ln_c or (None, None)), slot(2)),
+    )
+    buffers = (act, slot(hidden), slot(hidden), None)
+    _lstm_numba_forward(buffers, (hs, cs, *state), w_hh, w_peep, given, norms, None, None, opt)
     return plan.outputs(hs, copy=False), (plan.final(hs), plan.final(cs))
 
 
@@ -1007,14 +1058,15 @@ class _GRU(torch.autograd.Function):
         numba = _use_numba(gi)
         if numba:
             stats = gi.new_zeros(steps, batch, 2)
-            _gru_numba_forward(gi, w_hh, b_hh, act, gh_n, gh, ln_w, ln_b, stats, hs, h0, mask, keep,
-                               opt)  # fmt: skip
+            norms = ((None, None, None), (ln_w, ln_b, stats))
+            buffers = (gi, act, gh_n, gh)
+            _gru_numba_forward(buffers, (hs, h0), w_hh, b_hh, norms, mask, keep, opt)
         else:
             h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
             r_z, n = act[..., : 2 * hidden], act[..., 2 * hidden :]
             r, z, _ = act.split(hidden, dim=-1)
-            per_step = _per_step(gi[..., : 2 * hidden], gi[..., 2 * hidden :], r, z, r_z, n,
-                                 gh_n, h_new)  # fmt: skip
+            gi_rz, gi_n = gi[..., : 2 * hidden], gi[..., 2 * hidden :]
+            per_step = _per_step(gi_rz, gi_n, r, z, r_z, n, gh_n, h_new)
             h_s = hs.unbind(0)
         for t, prev, new, b in [] if numba else plan.order:
             if b == 0:
@@ -1055,14 +1107,15 @@ class _GRU(torch.autograd.Function):
         )
         dh = grad_h.clone()
         if numba:
-            _gru_numba_backward(plan.grads(grad_out), dh, act, d_act, d_g, d_gh, gh_n, gh, stats,
-                                ln_w, d_ln, w_hh, hs, mask, keep, opt)  # fmt: skip
+            incoming, saved, out = (plan.grads(grad_out), dh), (act, gh_n, hs), (d_act, d_g, d_gh)
+            ln_hh = (gh, ln_w, stats, d_ln)
+            _gru_numba_backward(incoming, saved, w_hh, ln_hh, out, mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
-            per_step = _per_step(*act.split(hidden, dim=-1), act[..., : 2 * hidden],
-                                 *d_act.split(hidden, dim=-1), d_act[..., : 2 * hidden],
-                                 d_g[..., : 2 * hidden], d_g[..., 2 * hidden :], d_g,
-                                 gh_n)  # fmt: skip
+            views = (*act.split(hidden, dim=-1), act[..., : 2 * hidden])
+            d_views = (*d_act.split(hidden, dim=-1), d_act[..., : 2 * hidden])
+            dg_views = (d_g[..., : 2 * hidden], d_g[..., 2 * hidden :], d_g)
+            per_step = _per_step(*views, *d_views, *dg_views, gh_n)
             h_s = hs.unbind(0)
         for t, prev, _, b in [] if numba else reversed(plan.order):
             if b == 0:
@@ -1172,8 +1225,9 @@ def gru_inference(
     ln_w, ln_b = ln_hh or (None, None)
     slot = functools.partial(_slot, x)
     gh = None if ln_w is None else slot(3 * hidden)
-    _gru_numba_forward(gi, w_hh, b_hh, slot(3 * hidden), slot(hidden), gh, ln_w, ln_b,
-                       slot(2), hs, h0, None, None, opt, given, ln_ih)  # fmt: skip
+    norms = ((*(ln_ih or (None, None)), None), (ln_w, ln_b, slot(2)))
+    buffers = (gi, slot(3 * hidden), slot(hidden), gh)
+    _gru_numba_forward(buffers, (hs, h0), w_hh, b_hh, norms, None, None, opt, given)
     return plan.outputs(hs, copy=False), plan.final(hs)
 
 
@@ -1337,8 +1391,8 @@ class _Jordan(torch.autograd.Function):
         d_z = plan.empty(*y_new.shape, like=y_new)  # d output pre-activation
         dy = grad_y.clone()
         if numba:
-            _jordan_numba_backward(plan.grads(grad_out), dy, d_act, d_z, hid, y_new, w_yh, w_hy,
-                                   mask, keep, opt)  # fmt: skip
+            incoming, saved = (plan.grads(grad_out), dy), (hid, y_new)
+            _jordan_numba_backward(incoming, saved, w_yh, w_hy, (d_act, d_z), mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
             per_step = _per_step(hid, y_new, d_act, d_z)

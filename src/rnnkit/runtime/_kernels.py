@@ -12,9 +12,8 @@ The kernels are written once against a handful of primitives (``affine``, ``acti
 :data:`NUMPY` binds them to vectorised NumPy; :data:`NUMBA` (None without numba) binds the
 same source to loop primitives and compiles it, because a step of a small model is a few
 microseconds of arithmetic and NumPy spends about 1 us of interpreter time per operation.
-The numba ``activate_`` computes ``exp`` with the Cephes single-precision polynomial
-(relative error about 1e-7) in a loop the compiler can vectorise, where a call to the C
-library per element costs several times more; ``tanh(x) = 2 sigmoid(2x) - 1``.
+The numba ``activate_`` calls the compiled ``tanh`` and ``sigmoid`` the engine's loops call
+too (:mod:`rnnkit.runtime._activations`), which the compiler vectorises along a row.
 
 Shape letters: ``N`` batch (independent streams), ``K`` input features of the layer, ``H``
 hidden size, ``G`` gate width (``gates * H``), ``P`` LSTM projection size, ``O`` Jordan
@@ -28,6 +27,8 @@ import types
 from collections.abc import Callable
 
 import numpy as np
+
+from rnnkit.runtime._activations import sigmoid, tanh
 
 _F32 = np.float32
 
@@ -113,30 +114,15 @@ def _loop_affine_add(x: np.ndarray, w_t: np.ndarray, out: np.ndarray) -> None:
 
 
 def _loop_activate_(v: np.ndarray, start: int, stop: int) -> None:
-    width = v.shape[1]
-    scratch = np.empty((2, width), dtype=np.float32)
-    poly, scale = scratch[0], scratch[1]
-    bits = scale.view(np.int32)
     for r in range(v.shape[0]):
-        row = v[r]
-        for k in range(width):
-            # tanh(x) = 2 sigmoid(2x) - 1; exp(-x) = 2**n * exp(t), |t| <= ln(2) / 2.
-            twice = start <= k < stop
-            y = -row[k] * (_F32(2) if twice else _F32(1))
-            y = min(max(y, _F32(-87.3)), _F32(88.3))
-            n = np.floor(y * _F32(1.44269504088896341) + _F32(0.5))
-            t = y - n * _F32(0.693359375) + n * _F32(2.12194440e-4)
-            p = _F32(1.9875691500e-4)
-            p = p * t + _F32(1.3981999507e-3)
-            p = p * t + _F32(8.3334519073e-3)
-            p = p * t + _F32(4.1665795894e-2)
-            p = p * t + _F32(1.6666665459e-1)
-            p = p * t + _F32(5.0000001201e-1)
-            poly[k] = p * t * t + t + _F32(1)
-            bits[k] = (np.int32(n) + np.int32(127)) << np.int32(23)
-        for k in range(width):
-            s = _F32(1) / (_F32(1) + poly[k] * scale[k])
-            row[k] = _F32(2) * s - _F32(1) if start <= k < stop else s
+        # a loop over each slice, not over index ranges of the row: only these vectorise
+        low, middle, high = v[r, :start], v[r, start:stop], v[r, stop:]
+        for k in range(low.shape[0]):
+            low[k] = sigmoid(low[k], False)
+        for k in range(middle.shape[0]):
+            middle[k] = tanh(middle[k], False)
+        for k in range(high.shape[0]):
+            high[k] = sigmoid(high[k], False)
 
 
 def _loop_sigmoid_(v: np.ndarray) -> None:
