@@ -1,6 +1,6 @@
 """The compiled ``tanh`` and ``sigmoid``: the shared approximation against the one it replaced.
 
-:mod:`rnnkit.runtime._activations` holds the one approximation the runtime's kernels and the
+:mod:`rnnkit.runtime.activations` holds the one approximation the runtime's kernels and the
 engine's loops call: a rational ``tanh`` (Eigen's float ``ptanh``) and ``sigmoid(x) = 1/2 +
 tanh(x/2)/2``. Until issue 22 the runtime had its own: ``exp`` by the Cephes polynomial
 (``2**n`` built from the exponent bits, so in two passes over a row with scratch arrays),
@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit
 
 from rnnkit.runtime import _kernels
-from rnnkit.runtime._activations import sigmoid, tanh
+from rnnkit.runtime.activations import sigmoid, tanh
 
 _F32 = np.float32
 
@@ -73,7 +73,7 @@ def _cephes_activate_(v, start, stop):
 
 
 CEPHES = _cephes_activate_
-SHARED = COMPILE(_kernels._loop_activate_)  # calls rnnkit.runtime._activations
+SHARED = COMPILE(_kernels._loop_activate_)  # calls rnnkit.runtime.activations
 
 
 @COMPILE

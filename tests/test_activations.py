@@ -1,5 +1,5 @@
 """The compiled ``tanh`` and ``sigmoid`` the runtime and the engine share
-(:mod:`rnnkit.runtime._activations`): close to the exact functions over a dense grid, the
+(:mod:`rnnkit.runtime.activations`): close to the exact functions over a dense grid, the
 saturated ends included, in the dtype they are given."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnkit.runtime import _activations, _kernels
+from rnnkit.runtime import _kernels, activations
 
 numba = pytest.importorskip("numba")
 
@@ -17,8 +17,8 @@ numba = pytest.importorskip("numba")
 @numba.njit(cache=False, error_model="numpy")
 def _apply(x, exact, out_tanh, out_sigmoid):
     for k in range(x.shape[0]):
-        out_tanh[k] = _activations.tanh(x[k], exact)
-        out_sigmoid[k] = _activations.sigmoid(x[k], exact)
+        out_tanh[k] = activations.tanh(x[k], exact)
+        out_sigmoid[k] = activations.sigmoid(x[k], exact)
 
 
 def _grid(dtype: type) -> np.ndarray:
@@ -70,7 +70,7 @@ def test_float32_stays_float32() -> None:
 
     @numba.njit(cache=False, error_model="numpy")
     def both(x):
-        return _activations.tanh(x, False), _activations.sigmoid(x, False)
+        return activations.tanh(x, False), activations.sigmoid(x, False)
 
     both(np.float32(0.3)), both(0.3)
     returns = {str(s.return_type) for s in both.nopython_signatures}

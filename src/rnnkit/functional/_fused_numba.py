@@ -12,10 +12,10 @@ loops, which project each step's input themselves (:data:`PROJECT`). A step's ma
 :func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
 ``tuning.LOOP_PRODUCT_ROWS`` (``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS
 (:mod:`rnnkit.functional._gemm`). ``tanh`` and ``sigmoid`` are the runtime's
-(:mod:`rnnkit.runtime._activations`); ``exact`` (float64) takes the C library's ``tanh``.
+(:mod:`rnnkit.runtime.activations`); ``exact`` (float64) takes the C library's ``tanh``.
 Every function compiles with ``error_model="numpy"``: a float division that cannot raise lets
 LLVM vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go
-through :func:`~rnnkit.runtime._activations.like`, so float32 buffers get float32 arithmetic.
+through :func:`~rnnkit.runtime.activations.like`, so float32 buffers get float32 arithmetic.
 Each loop's scratch buffers are made by a thin public function and passed in as arguments:
 allocated in the function of the loop itself, they made its point-wise work about twice as
 slow (why LLVM does worse beside a local array was not pinned down).
@@ -52,7 +52,7 @@ from numba import njit
 
 from rnnkit.functional._gemm import gemm
 from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS, LOOP_TRANSPOSED_ROWS
-from rnnkit.runtime._activations import like, sigmoid, tanh
+from rnnkit.runtime.activations import like, sigmoid, tanh
 
 
 @njit(cache=True, error_model="numpy", inline="always")

@@ -217,7 +217,20 @@ def gemm(x, w, out, transposed=False):
         return
     size = out.itemsize
     w_rows = inner if transposed else columns  # the length of a row of ``w``
-    _fortran_gemm(ord("T") if transposed else ord("N"), columns, rows, inner, w.ctypes.data,
-                  max(w_rows, w.strides[0] // size), x.ctypes.data,
-                  max(inner, x.strides[0] // size), out.ctypes.data,
-                  max(columns, out.strides[0] // size), out)  # fmt: skip
+    # leading dimensions: each operand's row stride in elements, at least its row's length
+    lda, ldb = max(w_rows, w.strides[0] // size), max(inner, x.strides[0] // size)
+    ldc = max(columns, out.strides[0] // size)
+    operation = ord("T") if transposed else ord("N")
+    _fortran_gemm(
+        operation,
+        columns,
+        rows,
+        inner,
+        w.ctypes.data,
+        lda,
+        x.ctypes.data,
+        ldb,
+        out.ctypes.data,
+        ldc,
+        out,
+    )

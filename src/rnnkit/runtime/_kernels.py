@@ -13,7 +13,7 @@ The kernels are written once against a handful of primitives (``affine``, ``acti
 same source to loop primitives and compiles it, because a step of a small model is a few
 microseconds of arithmetic and NumPy spends about 1 us of interpreter time per operation.
 The numba ``activate_`` calls the compiled ``tanh`` and ``sigmoid`` the engine's loops call
-too (:mod:`rnnkit.runtime._activations`), which the compiler vectorises along a row.
+too (:mod:`rnnkit.runtime.activations`), which the compiler vectorises along a row.
 
 Shape letters: ``N`` batch (independent streams), ``K`` input features of the layer, ``H``
 hidden size, ``G`` gate width (``gates * H``), ``P`` LSTM projection size, ``O`` Jordan
@@ -28,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from rnnkit.runtime._activations import sigmoid, tanh
+from rnnkit.runtime.activations import sigmoid, tanh
 
 _F32 = np.float32
 

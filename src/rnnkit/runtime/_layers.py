@@ -74,7 +74,7 @@ def kernels(backend: str, dtype: str = "float32") -> dict[str, Callable[..., Non
     if backend == "numba" and _kernels.NUMBA is None:
         raise ValueError("backend: 'numba' needs the numba package (pip install numba)")
     if backend == "numba" and dtype != "float32":
-        # its tanh and sigmoid are accurate to float32 (runtime/_activations.py): float64
+        # its tanh and sigmoid are accurate to float32 (runtime/activations.py): float64
         # state would still round as float32
         raise ValueError("backend: 'numba' computes in float32; dtype='float64' runs on 'numpy'")
     if backend == "numpy" or dtype != "float32" or _kernels.NUMBA is None:

@@ -14,8 +14,7 @@ Array = np.ndarray
 
 
 def _sigmoid(v: Array) -> Array:
-    # 1 / (1 + exp(-v)), the compiled kernels' form, so that a float32 stream rounds as theirs
-    # do; exp overflows to inf for v << 0, which gives the right 0
+    # exp overflows to inf for v << 0, which gives the right 0
     with np.errstate(over="ignore"):
         return 1 / (1 + np.exp(-v))
 
