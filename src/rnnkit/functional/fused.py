@@ -989,10 +989,9 @@ def lstm_inference(
     hs[plan.first], cs[plan.first % 2] = state
     w_peep = None if peepholes is None else torch.stack(peepholes)
     slot = functools.partial(_slot, x)
-    norms = (
-        (None, None, None) if ln_ih is None else (*ln_ih, slot(2)),
-        (*(ln_hh or (None, None)), slot(2)),
-        (*(ln_c or (None, None)), slot(2)),
+    # (gain, shift, stats) of LN_ih, LN_hh and LN_c; no stats buffer where there is no LN
+    norms = tuple(
+        (None, None, None) if ln is None else (*ln, slot(2)) for ln in (ln_ih, ln_hh, ln_c)
     )
     buffers = (act, slot(hidden), slot(hidden), None)
     _lstm_numba_forward(buffers, (hs, cs, *state), w_hh, w_peep, given, norms, None, None, opt)
@@ -1225,7 +1224,7 @@ def gru_inference(
     ln_w, ln_b = ln_hh or (None, None)
     slot = functools.partial(_slot, x)
     gh = None if ln_w is None else slot(3 * hidden)
-    norms = ((*(ln_ih or (None, None)), None), (ln_w, ln_b, slot(2)))
+    norms = ((*(ln_ih or (None, None)), None), (ln_w, ln_b, None if ln_w is None else slot(2)))
     buffers = (gi, slot(3 * hidden), slot(hidden), gh)
     _gru_numba_forward(buffers, (hs, h0), w_hh, b_hh, norms, None, None, opt, given)
     return plan.outputs(hs, copy=False), plan.final(hs)
