@@ -18,12 +18,12 @@ from collections.abc import Callable
 import torch
 
 import rnnkit.nn as nn
-from rnnkit.functional import _gemm, fused
+from rnnkit.functional import _gemm, _numba_calls
 
 SHAPES = [(4, 128, 8, 64), (16, 256, 32, 128), (64, 128, 32, 256), (256, 96, 4, 64)]
 LAYERS = {"LayerNormLSTM": nn.LayerNormLSTM, "PeepholeLSTM": nn.PeepholeLSTM,
           "LayerNormGRU": nn.LayerNormGRU}  # fmt: skip
-FREE = fused._run
+FREE = _numba_calls.run_loop
 
 
 def _held(loop: Callable[..., None], *args: object) -> None:
@@ -60,9 +60,9 @@ def main() -> None:
                 for _ in range(rounds):
                     base = median_seconds(reference, x, mode)
                     for kind, run in (("free", FREE), ("held", _held)):
-                        fused._run = run
+                        _numba_calls.run_loop = run
                         ratios[kind].append(median_seconds(layer, x, mode) / base)
-                    fused._run = FREE
+                    _numba_calls.run_loop = FREE
                 spans = "  ".join(f"{k} {min(v):.2f}-{max(v):.2f}" for k, v in ratios.items())
                 print(f"B={batch} T={steps} I={inputs} H={hidden} {name} {mode}: {spans}")
 

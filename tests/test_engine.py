@@ -31,7 +31,7 @@ from torch.func import functional_call
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import nn
-from rnnkit.functional import fused, tuning
+from rnnkit.functional import _numba_calls, fused, tuning
 from rnnkit.nn import _engine
 
 Factory = Callable[..., torch.nn.Module]
@@ -279,7 +279,7 @@ def test_the_two_directions_side_by_side_equal_reference(
     its loop runs, and the caller's thread gets its MKL setting back. Outputs, final states and
     every gradient still equal the reference path's in float64, with lengths and the random
     regularisers drawn in the reference path's order, and a second run gives the same bits."""
-    if not fused._gemm.LOCAL_THREADS:
+    if not _numba_calls._gemm.LOCAL_THREADS:
         pytest.skip("torch's BLAS is not MKL: the directions run one after the other")
     monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
     seen: list[tuple[str, int]] = []
@@ -320,7 +320,7 @@ def test_side_by_side_inference_keeps_the_callers_grad_mode(
     """Under ``no_grad`` or ``inference_mode`` the worker thread's direction runs without
     gradients too: the one-loop inference (one loop per recurrence, not the training kernel's
     chunks), and no output that requires grad."""
-    if not fused._gemm.LOCAL_THREADS:
+    if not _numba_calls._gemm.LOCAL_THREADS:
         pytest.skip("torch's BLAS is not MKL: the directions run one after the other")
     monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
     monkeypatch.setattr(tuning, "CHUNK_BYTES", 1)  # the training kernel would run per step
@@ -346,7 +346,7 @@ def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
     """A process forked after the engine's worker thread started (a ``DataLoader`` worker, a
     fork-based pool) has no such thread: it starts its own and gets the parent's result,
     instead of waiting for the parent's thread forever."""
-    if fused._gemm is None or not fused._gemm.LOCAL_THREADS:
+    if _numba_calls._gemm is None or not _numba_calls._gemm.LOCAL_THREADS:
         pytest.skip("the directions run side by side only with numba and torch's MKL")
     monkeypatch.setattr(tuning, "SIDE_BY_SIDE_BATCH", 1)
     context = multiprocessing.get_context("fork")
@@ -417,15 +417,15 @@ def test_the_loops_read_the_weights_as_the_layer_holds_them(
 def test_the_loops_call_torchs_own_blas() -> None:
     """Where torch's CPU library exports the Fortran ``sgemm_`` (as its x86-64 wheels do, from
     MKL), the loops' products call that very function, and the layers then hold no BLAS."""
-    if fused._gemm is None:
+    if _numba_calls._gemm is None:
         pytest.skip("numba is not installed")
     library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
     if not hasattr(library, "sgemm_"):
         pytest.skip("this torch exports no sgemm_")
     address = ctypes.cast(library.sgemm_, ctypes.c_void_p).value
-    assert fused._gemm.SOURCE == "torch"
+    assert _numba_calls._gemm.SOURCE == "torch"
     assert llvmlite.binding.address_of_symbol("rnnkit_sgemm") == address
-    assert fused._blas() == [] and "mkl" in fused.engine_blas().lower()
+    assert _numba_calls._blas() == [] and "mkl" in _numba_calls.engine_blas().lower()
 
 
 SCIPY_ENGINE = """
@@ -449,7 +449,7 @@ def test_scipy_blas_on_request() -> None:
     """``RNNKIT_ENGINE_BLAS=scipy`` (also the fallback where torch exports no BLAS) binds the
     loops to SciPy's BLAS, which gives the reference path's numbers; any other value is refused
     by name."""
-    if fused._gemm is None:
+    if _numba_calls._gemm is None:
         pytest.skip("numba is not installed")
     environment = {**os.environ, "RNNKIT_ENGINE_BLAS": "scipy"}
     done = subprocess.run([sys.executable, "-c", SCIPY_ENGINE], env=environment,
@@ -470,7 +470,7 @@ def spy_on(monkeypatch, kernel: str) -> list[tuple]:
 
 
 class RecordedLibrary:
-    """A BLAS library of :func:`fused._blas` whose thread-count settings are recorded."""
+    """A BLAS library of :func:`_numba_calls._blas` whose thread-count settings are recorded."""
 
     def __init__(self, library, calls: list[int]) -> None:
         self.library, self.calls = library, calls
@@ -484,14 +484,14 @@ class RecordedLibrary:
 
 
 def spy_on_blas(monkeypatch) -> list[int]:
-    """The thread counts :func:`fused.single_threaded_blas` sets, library by library, where
+    """The thread counts :func:`_numba_calls.single_threaded_blas` sets, library by library, where
     the loops call SciPy's BLAS (torch's needs no hold)."""
-    monkeypatch.setattr(fused._gemm, "SOURCE", "scipy")
-    libraries, calls = fused._blas.__wrapped__(), []
+    monkeypatch.setattr(_numba_calls._gemm, "SOURCE", "scipy")
+    libraries, calls = _numba_calls._blas.__wrapped__(), []
     if not libraries:
         pytest.skip("no BLAS library that threadpoolctl can see")
     recorded = [RecordedLibrary(lib, calls) for lib in libraries]
-    monkeypatch.setattr(fused, "_blas", lambda: recorded)
+    monkeypatch.setattr(_numba_calls, "_blas", lambda: recorded)
     return calls
 
 
@@ -499,12 +499,12 @@ def test_single_threaded_blas_limits_once_and_restores(monkeypatch) -> None:
     """Inside, every BLAS library runs one thread; a nested use sets no limit of its own (the
     point: a stack of loops pays for one); the outer exit gives back the caller's setting,
     also when the body raises."""
-    calls, libraries = spy_on_blas(monkeypatch), fused._blas()
+    calls, libraries = spy_on_blas(monkeypatch), _numba_calls._blas()
     threads = lambda: [lib.get_num_threads() for lib in libraries]  # noqa: E731
     with threadpool_limits(limits=2, user_api="blas"):
         before = threads()  # 2 each, unless the library caps it at the machine's cores
-        with pytest.raises(RuntimeError), fused.single_threaded_blas():
-            with fused.single_threaded_blas():
+        with pytest.raises(RuntimeError), _numba_calls.single_threaded_blas():
+            with _numba_calls.single_threaded_blas():
                 assert set(threads()) == {1}
             assert set(threads()) == {1}
             raise RuntimeError
@@ -523,7 +523,7 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     layer = make("IndRNN-tanh", 2, 3, "eval", torch.float32)
     with torch.no_grad():
         layer(torch.randn(5, 2, 2))
-    libraries = len(fused._blas())
+    libraries = len(_numba_calls._blas())
     assert len(loops) == 20
     assert len(calls) == 2 * libraries and calls[:libraries] == [1] * libraries  # set, restored
 
@@ -619,8 +619,8 @@ def test_a_second_backward_gives_the_same_gradients(name: str, loop: str) -> Non
 def test_without_numba_the_torch_loop_runs(name: str, monkeypatch, caplog) -> None:
     """Without numba every fused path, inference and training, runs the torch loop, says so
     once on the ``rnnkit`` logger, and equals the reference path."""
-    monkeypatch.setattr(fused, "_fused_numba", None)
-    fused._warn_no_numba.cache_clear()
+    monkeypatch.setattr(_numba_calls, "_fused_numba", None)
+    _numba_calls._warn_no_numba.cache_clear()
     layer = make(name, 3, 8, "eval-zoneout", torch.float64)
     x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, 4, torch.float64))

@@ -16,11 +16,11 @@ import pytest
 import torch
 
 from rnnkit import nn
-from rnnkit.functional import fused, tuning
+from rnnkit.functional import _numba_calls, tuning
 from rnnkit.nn import _engine
 
 pytestmark = pytest.mark.skipif(
-    fused._gemm is None or not fused._gemm.LOCAL_THREADS,
+    _numba_calls._gemm is None or not _numba_calls._gemm.LOCAL_THREADS,
     reason="the engine runs side by side only with numba and torch's MKL",
 )
 
@@ -49,7 +49,7 @@ def test_one_thread_here_holds_only_the_calling_thread(two_threads) -> None:
     """Inside, torch's parallel ops and its MKL get one thread in this thread; a thread running
     meanwhile keeps two; on the way out this thread gets two back."""
     seen = {}
-    with fused._gemm.one_thread_here():
+    with _numba_calls._gemm.one_thread_here():
         seen["here"] = torch.get_num_threads(), mkl_threads()
         other = threading.Thread(
             target=lambda: seen.setdefault("other", (torch.get_num_threads(), mkl_threads()))
@@ -66,12 +66,12 @@ def test_work_side_by_side_starts_no_openmp_threads(two_threads) -> None:
     its own would add threads to the process and, with more threads than cores, make GNU
     OpenMP stop spinning in every thread: torch's ops would then be slower for the rest of
     the process."""
-    fused._worker.cache_clear()  # a fresh worker thread, which has started no team yet
+    _numba_calls._worker.cache_clear()  # a fresh worker thread, which has started no team yet
     big = torch.rand(2**22)
     big.exp()  # this thread's OpenMP team, which exists from here on
-    fused.side_by_side_run(lambda: None, lambda: None)[1].result()  # the worker thread
+    _numba_calls.side_by_side_run(lambda: None, lambda: None)[1].result()  # the worker thread
     before = threads_in_process()
-    total, pending = fused.side_by_side_run(lambda: big.exp().sum(), lambda: big.exp().sum())
+    total, pending = _numba_calls.side_by_side_run(lambda: big.exp().sum(), lambda: big.exp().sum())
     assert torch.equal(total, pending.result())
     assert threads_in_process() == before
 

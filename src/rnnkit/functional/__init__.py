@@ -1,6 +1,7 @@
 """Stateless maths on tensors: the RNN, LSTM and GRU steps (their cells' equations, run on
 :data:`rnnkit.functional.ops.TORCH`), the time loop and scans, and the fused engine."""
 
+from rnnkit.functional._numba_calls import engine_blas
 from rnnkit.functional.cells import (
     NONLINEARITIES,
     gru_cell,
@@ -11,7 +12,6 @@ from rnnkit.functional.cells import (
     rnn_cell,
     rnn_recurrence,
 )
-from rnnkit.functional.fused import engine_blas
 from rnnkit.functional.minimal import (
     linear_scan,
     linear_scan_log,

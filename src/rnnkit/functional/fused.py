@@ -22,7 +22,8 @@ compiled loops still win (their products on torch's own BLAS, see :mod:`._gemm`)
 batches, and every batch without numba (logged once on the ``rnnkit`` logger), run the torch
 loop. Where the loops fall back to SciPy's BLAS, each runs with it held to one thread; a caller
 running many of them (the layers do) holds it once around them all with
-:func:`single_threaded_blas`.
+:func:`single_threaded_blas`. How each loop is called on tensors is
+:mod:`rnnkit.functional._numba_calls`.
 
 Every function takes the regularisers of :class:`rnnkit.nn.RecurrentBase`: ``mask``
 ``(N, S_0)``, the variational recurrent-dropout mask on the state that enters the recurrent
@@ -36,31 +37,40 @@ state tensors. Gate orders follow ``torch.nn``: LSTM ``(i, f, g, o)``, GRU ``(r,
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import logging
-import os
-import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from threadpoolctl import LibController, ThreadpoolController
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from rnnkit.functional import _numba_calls as calls
 from rnnkit.functional import tuning
+from rnnkit.functional._numba_calls import side_by_side, side_by_side_run, single_threaded_blas
+
+__all__ = [
+    "Options",
+    "Plan",
+    "fused_gru",
+    "fused_indrnn",
+    "fused_jordan",
+    "fused_lstm",
+    "gru_inference",
+    "lstm_inference",
+    # how the engine's dispatch (rnnkit.nn._engine) runs the loops side by side
+    "side_by_side",
+    "side_by_side_run",
+    "single_threaded_blas",
+]
 
 try:
-    from rnnkit.functional import _fused_numba, _gemm
+    from rnnkit.functional import _fused_numba
 except ImportError:  # numba is optional: the torch loop runs every batch size
-    _fused_numba = _gemm = None
+    _fused_numba = None
 
-_log = logging.getLogger("rnnkit")
 _layer_norm = torch.native_layer_norm
 _layer_norm_backward = torch.ops.aten.native_layer_norm_backward.default
 _INPUT_ONLY = [True, False, False]  # native_layer_norm_backward: d input, not d gain/shift
@@ -270,144 +280,6 @@ def _recurrent_inputs(plan: Plan, states: Tensor, mask: Tensor | None) -> Tensor
     return inputs if mask is None else inputs * mask
 
 
-def _use_numba(x: Tensor) -> bool:
-    """Whether the loops of ``x`` ``(L, N, ...)`` run in numba (see ``tuning.NUMBA_MAX_BATCH``);
-    float16 and bfloat16, which NumPy cannot hold, run the torch loop."""
-    if x.shape[1] > tuning.NUMBA_MAX_BATCH or x.device.type != "cpu":
-        return False
-    if x.dtype not in (torch.float32, torch.float64):
-        return False
-    if _fused_numba is None:
-        _warn_no_numba()
-        return False
-    return True
-
-
-@functools.cache
-def _warn_no_numba() -> None:
-    """Say once that the small-batch loops fall back to torch ops."""
-    _log.warning(
-        "numba is not installed: small-batch recurrences run the slower torch loop "
-        "(pip install numba)"
-    )
-
-
-@functools.cache
-def _blas() -> list[LibController]:
-    """The BLAS libraries the numba loops call that the engine holds to one thread: none where
-    the loops call torch's own BLAS, whose threads follow ``torch.set_num_threads`` as in
-    ``torch.nn``; else SciPy's, which the loops call then (see :mod:`._gemm`)."""
-    if _fused_numba is None or _gemm.SOURCE == "torch":
-        return []
-    import scipy.linalg.cython_blas  # noqa: F401  (loaded now so that the controller sees it)
-
-    return [lib for lib in ThreadpoolController().lib_controllers if lib.user_api == "blas"]
-
-
-def engine_blas() -> str:
-    """The BLAS the numba loops' products call (see ``tuning.LOOP_PRODUCT_ROWS``), in words:
-    what a benchmark table names beside its numbers."""
-    if _gemm is None:
-        return "none: numba is not installed, every batch runs the torch loop"
-    return _gemm.describe()
-
-
-_held = threading.local()  # how deep this thread is in single_threaded_blas()
-
-
-def single_threaded_blas() -> contextlib.AbstractContextManager[None]:
-    """Hold SciPy's BLAS to one thread where the numba loops call it: their matmuls are a
-    step's, too small to share, and OpenBLAS's threads woken at every step cost more than they
-    save (torch's BLAS, which the loops call where it exports one, decides for itself, so
-    there this returns a context that does nothing, without a generator's cost per call).
-    Nested uses cost nothing, so a caller running many loops (chunks, layers) takes it once.
-    The libraries' own setters are called directly: ``ThreadpoolController.limit`` costs
-    about three times as much a call (benchmarks/README.md)."""
-    return _one_blas_thread() if _blas() else contextlib.nullcontext()
-
-
-@contextlib.contextmanager
-def _one_blas_thread() -> Iterator[None]:
-    """:func:`single_threaded_blas` where there is a BLAS to hold."""
-    depth = getattr(_held, "depth", 0)
-    _held.depth = depth + 1
-    libraries = _blas() if depth == 0 else []
-    before = [lib.get_num_threads() for lib in libraries]
-    try:
-        for lib in libraries:
-            lib.set_num_threads(1)
-        yield
-    finally:
-        for lib, threads in zip(libraries, before, strict=True):
-            lib.set_num_threads(threads)
-        _held.depth = depth
-
-
-def _run(loop: Callable[..., None], *args: Any) -> None:
-    """Run a numba loop with one BLAS thread."""
-    with single_threaded_blas():
-        loop(*args)
-
-
-def side_by_side(x: Tensor) -> bool:
-    """Whether the two directions of a bidirectional layer over ``x`` ``(L, N, H_in)`` run at
-    once, one in a worker thread (:func:`side_by_side_run`): where torch has two threads or
-    more, ``N`` reaches ``tuning.SIDE_BY_SIDE_BATCH``, the numba loops run (they release the
-    GIL) and torch's MKL can be held to one thread per loop."""
-    return (
-        torch.get_num_threads() >= 2
-        and x.shape[1] >= tuning.SIDE_BY_SIDE_BATCH
-        and _use_numba(x)
-        and _gemm.LOCAL_THREADS
-    )
-
-
-@functools.cache
-def _worker() -> ThreadPoolExecutor:
-    """The one thread that runs a recurrence beside the caller's (see :func:`side_by_side`)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-engine")
-
-
-if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has no such thread
-    os.register_at_fork(after_in_child=_worker.cache_clear)
-
-
-def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple[Any, Future]:
-    """Run ``there()`` in the engine's worker thread, under the caller's grad and inference
-    modes (torch keeps both per thread), while ``here()`` runs in the calling thread, each with
-    torch's MKL held to one thread (:func:`side_by_side`). Returns ``here()``'s result and the
-    future of ``there()``'s."""
-    grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
-
-    def call() -> Any:
-        # inference_mode(False) turns gradients on, so the grad mode is set inside it
-        with (
-            torch.inference_mode(inference),
-            torch.set_grad_enabled(grad),
-            _gemm.one_thread_here(),
-        ):
-            return there()
-
-    future = _worker().submit(call)
-    with _gemm.one_thread_here():
-        return here(), future
-
-
-def _np(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:
-    """``x`` as a contiguous NumPy array (a view when it is contiguous already), or a
-    1-element stand-in with ``dims`` dimensions for an absent option."""
-    if x is None:
-        return _stand_in(dims, dtype)
-    return (x.detach() if x.requires_grad else x).contiguous().numpy()
-
-
-@functools.cache
-def _stand_in(dims: int, dtype: np.dtype | type) -> np.ndarray:
-    """:func:`_np`'s stand-in, made once: a loop never reads or writes what a flag says is
-    absent, so every call may share it."""
-    return np.zeros((1,) * dims, dtype=dtype)
-
-
 # ----------------------------------------------------------------------------- LSTM family
 
 
@@ -438,7 +310,7 @@ class _LSTM(torch.autograd.Function):
         hidden = gates // 4
         zoned = opt.zoned(keep)
         w, ln_w, ln_b = w_hh.t(), ln_w_hh, ln_b_hh  # w: (H, 4H)
-        numba = _use_numba(gi)
+        numba = calls.numba_runs(gi)
         # act (L, N, 4H): pre-activations, then activations. The numba loop copies gi + b_hh
         # into it row by row, where a pass of its own would be a fresh buffer's page faults.
         copy = numba and not opt.scratch
@@ -465,10 +337,12 @@ class _LSTM(torch.autograd.Function):
             stats_ih = None if ln_w_ih is None else gi.new_zeros(steps, batch, 2)
             norms = ((ln_w_ih, ln_b_ih, stats_ih), (ln_w, ln_b, stats_h), (ln_w_c, ln_b_c, stats_c))
             given = (
-                _Input(_fused_numba.COPY, gi, None, b_hh) if copy else _Input(_fused_numba.IN_ACT)
+                calls.LoopInput(_fused_numba.COPY, gi, None, b_hh)
+                if copy
+                else calls.LoopInput(_fused_numba.IN_ACT)
             )
             buffers, states = (act, c_new, tanh_c, gh), (hs, cs, h0, c0)
-            _lstm_numba_forward(buffers, states, w_hh, w_peep, given, norms, mask, keep, opt)
+            calls.lstm_forward(buffers, states, w_hh, w_peep, given, norms, mask, keep, opt)
         if not numba:
             gate_views = (act, *act.split(hidden, dim=-1), act[..., : 2 * hidden])
             peep_views = act[..., : 2 * hidden].unflatten(-1, (2, hidden))
@@ -531,9 +405,11 @@ class _LSTM(torch.autograd.Function):
         gh = None if ln_w is None or numba else _Recomputed(h_in, w, plan.valid(act), 32)
         if ln_w is not None and numba and getattr(ctx, "gh_spent", False):
             dtype = act.numpy().dtype
-            reg, walk = _reg(opt, mask, keep, dtype), _walk(opt)
+            reg, walk = calls.regulariser_args(opt, mask, keep, dtype), calls.walk_args(opt)
             products = _fused_numba.recurrent_products
-            _run(products, hs.numpy(), _np(w.t(), 2, dtype), reg, walk, gh_kept.numpy())
+            calls.run_loop(
+                products, hs.numpy(), calls.as_array(w.t(), 2, dtype), reg, walk, gh_kept.numpy()
+            )
         ctx.gh_spent = True
         d_ln_hh = None if ln_w is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
         d_ln_c = (
@@ -551,7 +427,7 @@ class _LSTM(torch.autograd.Function):
             )
             incoming, saved = (plan.grads(grad_out), dh, dc), (act, cs, tanh_c)
             out = (d_act, d_gh)
-            _lstm_numba_backward(incoming, saved, w_t, w_peep, norms, out, mask, keep, opt)
+            calls.lstm_backward(incoming, saved, w_t, w_peep, norms, out, mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
             views = (*act.split(hidden, dim=-1), act[..., : 2 * hidden], d_act)
@@ -679,211 +555,6 @@ def _accumulate(totals: list[Tensor], parts: list[Tensor | None]) -> None:
             total += part
 
 
-class _Input(NamedTuple):
-    """Where a numba forward loop takes each step's ``gi`` (see
-    :func:`rnnkit.functional._fused_numba.lstm_forward`): ``source`` one of ``IN_ACT``,
-    ``COPY`` (``x[t] + bias``), ``PROJECT`` (``x[t] @ w_ih^T + bias``)."""
-
-    source: int
-    x: Tensor | None = None
-    w_ih: Tensor | None = None
-    bias: Tensor | None = None
-
-    def packed(self, gates: int, dtype: np.dtype) -> tuple:
-        """``given`` of the loops, ``(source, x, w_ih, bias)``: stand-ins where absent, an
-        absent bias as zeros."""
-        bias = np.zeros(gates, dtype) if self.bias is None else _np(self.bias, 1, dtype)
-        return self.source, _np(self.x, 3, dtype), _np(self.w_ih, 2, dtype), bias
-
-
-def _walk(opt: Options) -> tuple[np.ndarray, bool]:
-    """``walk`` of the numba loops: ``(rows, reverse)``."""
-    return opt.plan.rows, opt.plan.reverse
-
-
-def _reg(opt: Options, mask: Tensor | None, keep: Tensor | None, dtype: np.dtype) -> tuple:
-    """``reg`` of the numba loops: ``(mask, keep, rate, zoned, use_mask, use_keep)``."""
-    arrays = _np(mask, 2, dtype), _np(keep, 4, np.bool_)
-    return *arrays, opt.rate, opt.zoned(keep), mask is not None, keep is not None
-
-
-def _norm(
-    gain: Tensor | None, shift: Tensor | None, stats: Tensor | None, eps: float, dtype: np.dtype
-) -> tuple:
-    """A layer norm as the numba forward loops take it, ``(on, gain, shift, eps, stats)``:
-    stand-ins without one (``gain`` None), a missing shift as zeros (the loop reads every
-    entry)."""
-    if shift is None and gain is not None:
-        shift = torch.zeros_like(gain)
-    return gain is not None, _np(gain, 1, dtype), _np(shift, 1, dtype), eps, _np(stats, 3, dtype)
-
-
-def _norm_back(
-    x: Tensor | None,
-    gain: Tensor | None,
-    stats: Tensor | None,
-    d_params: Sequence[Tensor] | None,
-    dtype: np.dtype,
-) -> tuple:
-    """A layer norm as the numba backward loops take it, ``(on, x, gain, stats, d_gain,
-    d_shift)``; ``d_params`` the gradients the loop adds to, None without the layer norm."""
-    d_gain, d_shift = d_params or (None, None)
-    arrays = (_np(x, 3, dtype), _np(gain, 1, dtype), _np(stats, 3, dtype))
-    return gain is not None, *arrays, _np(d_gain, 1, dtype), _np(d_shift, 1, dtype)
-
-
-def _lstm_numba_forward(buffers, states, w_hh, w_peep, given, norms, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.lstm_forward` on NumPy views of the tensors:
-    ``buffers`` ``(act, c_new, tanh_c, gh)``, ``gh`` None where ``h W_hh^T`` is not kept;
-    ``states`` ``(hs, cs, h0, c0)``; ``w_hh`` ``(4H, H)``; ``norms`` the ``(gain, shift,
-    stats)`` of ``LN_ih``, ``LN_hh`` and ``LN_c``, None gains where absent; ``given``: where
-    the loop takes ``gi``."""
-    act, c_new, tanh_c, gh = buffers
-    hs, cs, h0, c0 = states
-    dtype = act.numpy().dtype
-    gh = act.new_empty(1, *act.shape[1:]) if gh is None else gh  # one slot to write into
-    _run(
-        _fused_numba.lstm_forward,
-        (act.numpy(), c_new.numpy(), tanh_c.numpy(), gh.numpy()),
-        (hs.numpy(), cs.numpy(), _np(h0, 2, dtype), _np(c0, 2, dtype)),
-        (_np(w_hh, 2, dtype), _np(w_peep, 2, dtype), w_peep is not None),
-        given.packed(act.shape[2], dtype),
-        tuple(_norm(*norm, opt.eps, dtype) for norm in norms),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        dtype == np.float64,
-    )
-
-
-def _lstm_numba_backward(grads, saved, w_hh, w_peep, norms, out, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.lstm_backward` on NumPy views of the tensors:
-    ``grads`` ``(grads, dh, dc)``; ``saved`` ``(act, cs, tanh_c)``; ``norms`` the ``(x, gain,
-    stats, d_params)`` of ``LN_ih``, ``LN_hh`` and ``LN_c`` (:func:`_norm_back`); ``out``
-    ``(d_act, d_gh)``."""
-    dtype = saved[0].numpy().dtype
-    _run(
-        _fused_numba.lstm_backward,
-        tuple(x.numpy() for x in grads),
-        tuple(x.numpy() for x in saved),
-        (_np(w_hh, 2, dtype), _np(w_peep, 2, dtype), w_peep is not None),
-        tuple(_norm_back(*norm, dtype) for norm in norms),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        tuple(x.numpy() for x in out),
-    )
-
-
-def _gru_numba_forward(buffers, states, w_hh, b_hh, norms, mask, keep, opt, given=None) -> None:
-    """:func:`rnnkit.functional._fused_numba.gru_forward` on NumPy views of the tensors:
-    ``buffers`` ``(gi, act, gh_n, gh)``, ``gh`` None without ``LN_hh``; ``states`` ``(hs,
-    h0)``; ``w_hh`` ``(3H, H)``; ``norms`` the ``(gain, shift, stats)`` of ``LN_ih`` (``stats``
-    None: kept nowhere) and ``LN_hh``, None gains where absent; ``given``: None (``gi`` holds
-    the projections) or a ``PROJECT`` :class:`_Input`."""
-    gi, act, gh_n, gh = buffers
-    hs, h0 = states
-    dtype = act.numpy().dtype
-    given = given or _Input(_fused_numba.IN_ACT)
-    # An absent bias is a zero one (the loop reads every entry).
-    bias = b_hh if b_hh is not None or norms[1][0] is not None else act.new_zeros(act.shape[-1])
-    _run(
-        _fused_numba.gru_forward,
-        (_np(gi, 3, dtype), act.numpy(), gh_n.numpy(), _np(gh, 3, dtype)),
-        (hs.numpy(), _np(h0, 2, dtype)),
-        (_np(w_hh, 2, dtype), _np(bias, 1, dtype)),
-        given.packed(act.shape[2], dtype),
-        tuple(_norm(*norm, opt.eps, dtype) for norm in norms),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        dtype == np.float64,
-    )
-
-
-def _gru_numba_backward(grads, saved, w_hh, ln_hh, out, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.gru_backward` on NumPy views of the tensors:
-    ``grads`` ``(grads, dh)``; ``saved`` ``(act, gh_n, hs)``; ``ln_hh`` ``(gh, gain, stats,
-    d_params)`` (:func:`_norm_back`); ``out`` ``(d_act, d_g, d_gh)``."""
-    dtype = saved[0].numpy().dtype
-    _run(
-        _fused_numba.gru_backward,
-        tuple(x.numpy() for x in grads),
-        tuple(x.numpy() for x in saved),
-        _np(w_hh, 2, dtype),
-        _norm_back(*ln_hh, dtype),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        tuple(x.numpy() for x in out),
-    )
-
-
-def _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.indrnn_forward` on NumPy views of the buffers."""
-    dtype = hs.numpy().dtype
-    _run(
-        _fused_numba.indrnn_forward,
-        _np(gi, 3, dtype),
-        _np(um.reshape(-1, um.shape[-1]), 2, dtype),
-        (hs.numpy(), _np(h0, 2, dtype)),
-        h_new.numpy(),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        _activation(opt.nonlinearity),
-        dtype == np.float64,
-    )
-
-
-def _indrnn_numba_backward(grads, dh, d_act, h_new, um, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.indrnn_backward` on NumPy views of the buffers."""
-    dtype = h_new.numpy().dtype
-    _run(
-        _fused_numba.indrnn_backward,
-        (grads.numpy(), dh.numpy()),
-        h_new.numpy(),
-        _np(um.reshape(-1, um.shape[-1]), 2, dtype),
-        d_act.numpy(),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        _activation(opt.nonlinearity),
-    )
-
-
-def _jordan_numba_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.jordan_forward` on NumPy views of the buffers."""
-    dtype = ys.numpy().dtype
-    bias = b_hy if b_hy is not None else ys.new_zeros(ys.shape[-1])  # absent: a zero bias
-    _run(
-        _fused_numba.jordan_forward,
-        _np(gi, 3, dtype),
-        (_np(w_yh, 2, dtype), _np(w_hy, 2, dtype), _np(bias, 1, dtype)),
-        (hid.numpy(), y_new.numpy()),
-        (ys.numpy(), _np(y0, 2, dtype)),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        (_activation(opt.nonlinearity), _activation(opt.output_nonlinearity)),
-        dtype == np.float64,
-    )
-
-
-def _jordan_numba_backward(grads, saved, w_yh, w_hy, out, mask, keep, opt) -> None:
-    """:func:`rnnkit.functional._fused_numba.jordan_backward` on NumPy views of the buffers:
-    ``grads`` ``(grads, dy)``, ``saved`` ``(hid, y_new)``, ``out`` ``(d_act, d_z)``."""
-    dtype = saved[0].numpy().dtype
-    _run(
-        _fused_numba.jordan_backward,
-        tuple(x.numpy() for x in grads),
-        tuple(x.numpy() for x in saved),
-        (_np(w_yh, 2, dtype), _np(w_hy, 2, dtype)),
-        _reg(opt, mask, keep, dtype),
-        _walk(opt),
-        (_activation(opt.nonlinearity), _activation(opt.output_nonlinearity)),
-        tuple(x.numpy() for x in out),
-    )
-
-
-def _activation(name: str) -> int:
-    """The numba loops' code for the nonlinearity ``name``."""
-    return _fused_numba.ACTIVATIONS.index(name)
-
-
 def fused_lstm(
     gi: Tensor,
     state: tuple[Tensor, Tensor],
@@ -926,7 +597,7 @@ def fused_lstm(
         ``(output, (h_n, c_n))``: ``(L, N, H)`` and ``(N, H)`` each.
     """
     opt = _options(gi, options)
-    in_loop = ln_hh is not None and b_hh is None and peepholes is None and _use_numba(gi)
+    in_loop = ln_hh is not None and b_hh is None and peepholes is None and calls.numba_runs(gi)
     if ln_ih is not None and not in_loop:
         gi, ln_ih = F.layer_norm(gi, gi.shape[-1:], *ln_ih, opt.eps), None
     ln_w_hh, ln_b_hh = ln_hh or (None, None)
@@ -994,29 +665,29 @@ def lstm_inference(
         (None, None, None) if ln is None else (*ln, slot(2)) for ln in (ln_ih, ln_hh, ln_c)
     )
     buffers = (act, slot(hidden), slot(hidden), None)
-    _lstm_numba_forward(buffers, (hs, cs, *state), w_hh, w_peep, given, norms, None, None, opt)
+    calls.lstm_forward(buffers, (hs, cs, *state), w_hh, w_peep, given, norms, None, None, opt)
     return plan.outputs(hs, copy=False), (plan.final(hs), plan.final(cs))
 
 
 def _inference_runs(x: Tensor, opt: Options) -> bool:
     """Whether an ``*_inference`` function runs: no gradients, numba's batch."""
-    return not torch.is_grad_enabled() and _use_numba(x)
+    return not torch.is_grad_enabled() and calls.numba_runs(x)
 
 
-def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, _Input]:
+def _input_side(x: Tensor, w_ih: Tensor, bias: Tensor | None) -> tuple[Tensor, calls.LoopInput]:
     """Where an inference loop reads each step's ``gi = x W_ih^T + bias``: all steps
     projected now (below ``tuning.LOOP_PROJECTION_BATCH``, when they fit
     ``tuning.CHUNK_BYTES``), or projected by the loop into a buffer of one step's,
     ``(1, N, G)``. Returns the buffer and the
-    :class:`_Input` that says which."""
+    :class:`calls.LoopInput` that says which."""
     steps, batch, _ = x.shape
     gates = w_ih.shape[0]
     if (
         batch < tuning.LOOP_PROJECTION_BATCH
         and steps * batch * gates * x.element_size() <= tuning.CHUNK_BYTES
     ):
-        return F.linear(x, w_ih, bias), _Input(_fused_numba.IN_ACT)
-    return _slot(x, gates), _Input(_fused_numba.PROJECT, x, w_ih, bias)
+        return F.linear(x, w_ih, bias), calls.LoopInput(_fused_numba.IN_ACT)
+    return _slot(x, gates), calls.LoopInput(_fused_numba.PROJECT, x, w_ih, bias)
 
 
 def _slot(x: Tensor, width: int) -> Tensor:
@@ -1054,12 +725,12 @@ class _GRU(torch.autograd.Function):
         stats: list[Any] = [None] * steps
         hs = plan.empty(steps + 1, batch, hidden, like=gi)
         hs[plan.first] = h0
-        numba = _use_numba(gi)
+        numba = calls.numba_runs(gi)
         if numba:
             stats = gi.new_zeros(steps, batch, 2)
             norms = ((None, None, None), (ln_w, ln_b, stats))
             buffers = (gi, act, gh_n, gh)
-            _gru_numba_forward(buffers, (hs, h0), w_hh, b_hh, norms, mask, keep, opt)
+            calls.gru_forward(buffers, (hs, h0), w_hh, b_hh, norms, mask, keep, opt)
         else:
             h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
             r_z, n = act[..., : 2 * hidden], act[..., 2 * hidden :]
@@ -1108,7 +779,7 @@ class _GRU(torch.autograd.Function):
         if numba:
             incoming, saved, out = (plan.grads(grad_out), dh), (act, gh_n, hs), (d_act, d_g, d_gh)
             ln_hh = (gh, ln_w, stats, d_ln)
-            _gru_numba_backward(incoming, saved, w_hh, ln_hh, out, mask, keep, opt)
+            calls.gru_backward(incoming, saved, w_hh, ln_hh, out, mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
             views = (*act.split(hidden, dim=-1), act[..., : 2 * hidden])
@@ -1226,7 +897,7 @@ def gru_inference(
     gh = None if ln_w is None else slot(3 * hidden)
     norms = ((*(ln_ih or (None, None)), None), (ln_w, ln_b, None if ln_w is None else slot(2)))
     buffers = (gi, slot(3 * hidden), slot(hidden), gh)
-    _gru_numba_forward(buffers, (hs, h0), w_hh, b_hh, norms, None, None, opt, given)
+    calls.gru_forward(buffers, (hs, h0), w_hh, b_hh, norms, None, None, opt, given)
     return plan.outputs(hs, copy=False), plan.final(hs)
 
 
@@ -1253,9 +924,9 @@ class _IndRNN(torch.autograd.Function):
         hs = plan.empty(steps + 1, batch, hidden, like=gi)
         hs[plan.first] = h0
         h_new = plan.empty(steps, batch, hidden, like=gi) if zoned else plan.written(hs)
-        numba = _use_numba(gi)
+        numba = calls.numba_runs(gi)
         if numba:
-            _indrnn_numba_forward(gi, um, hs, h_new, h0, mask, keep, opt)
+            calls.indrnn_forward(gi, um, hs, h_new, h0, mask, keep, opt)
         else:
             per_step = _per_step(gi, h_new)
             h_s = hs.unbind(0)
@@ -1283,7 +954,7 @@ class _IndRNN(torch.autograd.Function):
         d_act = plan.empty(*h_new.shape, like=h_new)  # = d gi
         dh = grad_h.clone()
         if numba:
-            _indrnn_numba_backward(plan.grads(grad_out), dh, d_act, h_new, um, mask, keep, opt)
+            calls.indrnn_backward(plan.grads(grad_out), dh, d_act, h_new, um, mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
             per_step = _per_step(h_new, d_act)
@@ -1354,9 +1025,9 @@ class _Jordan(torch.autograd.Function):
         ys = plan.empty(steps + 1, batch, out_size, like=gi)
         ys[plan.first] = y0
         y_new = plan.empty(steps, batch, out_size, like=gi) if zoned else plan.written(ys)
-        numba = _use_numba(gi)
+        numba = calls.numba_runs(gi)
         if numba:
-            _jordan_numba_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, opt)
+            calls.jordan_forward(gi, w_yh, w_hy, b_hy, hid, ys, y_new, y0, mask, keep, opt)
         else:
             per_step = _per_step(gi, hid, y_new)
             y_s = ys.unbind(0)
@@ -1391,7 +1062,7 @@ class _Jordan(torch.autograd.Function):
         dy = grad_y.clone()
         if numba:
             incoming, saved = (plan.grads(grad_out), dy), (hid, y_new)
-            _jordan_numba_backward(incoming, saved, w_yh, w_hy, (d_act, d_z), mask, keep, opt)
+            calls.jordan_backward(incoming, saved, w_yh, w_hy, (d_act, d_z), mask, keep, opt)
         else:
             grads = plan.grads(grad_out).unbind(0)
             per_step = _per_step(hid, y_new, d_act, d_z)
