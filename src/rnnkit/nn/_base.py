@@ -162,16 +162,13 @@ class RecurrentBase(nn.Module):
 
     # ------------------------------------------------------------------ forward
 
-    # torch.compile runs the layers eagerly between its graphs, as it does torch.nn's RNN
-    # modules: the engine's numba loops and hand-written backward are not traceable.
-    @torch.compiler.disable
     def forward(
         self,
         input: Tensor | PackedSequence,
         hx: Tensor | State | None = None,
         lengths: Tensor | list[int] | None = None,
     ) -> tuple[Tensor | PackedSequence, Tensor | State]:
-        """Run the stack over a sequence.
+        """Run the stack over a sequence (:meth:`_forward`).
 
         Args:
             input: ``(L, N, H_in)``, ``(N, L, H_in)`` with ``batch_first``, unbatched
@@ -186,6 +183,29 @@ class RecurrentBase(nn.Module):
             ``(output, h_n)``: output ``(L, N, D * H_out)`` in the input's layout (or a
             ``PackedSequence``), final state shaped like ``hx``.
         """
+        if torch.compiler.is_compiling():
+            return self._outside_the_graph(input, hx, lengths)
+        return self._forward(input, hx, lengths)
+
+    # torch.compile runs the layers eagerly between its graphs, as it does torch.nn's RNN
+    # modules: the engine's numba loops and hand-written backward are not traceable. Only a
+    # call being compiled goes through the wrapper, which costs an eager call microseconds.
+    @torch.compiler.disable
+    def _outside_the_graph(
+        self,
+        input: Tensor | PackedSequence,
+        hx: Tensor | State | None,
+        lengths: Tensor | list[int] | None,
+    ) -> tuple[Tensor | PackedSequence, Tensor | State]:
+        return self._forward(input, hx, lengths)
+
+    def _forward(
+        self,
+        input: Tensor | PackedSequence,
+        hx: Tensor | State | None = None,
+        lengths: Tensor | list[int] | None = None,
+    ) -> tuple[Tensor | PackedSequence, Tensor | State]:
+        """:meth:`forward`, eagerly."""
         # Inputs must match the parameters' dtype and device (the input's own, if none).
         weight = first_parameter(self)
         if weight is None:
