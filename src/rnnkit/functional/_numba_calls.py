@@ -257,6 +257,21 @@ def lstm_forward(buffers, states, w_hh, w_peep, given, norms, mask, keep, opt) -
     )
 
 
+def recurrent_products(hs, w, mask, keep, opt, out) -> None:
+    """:func:`rnnkit.functional._fused_numba.recurrent_products` on NumPy views of the tensors:
+    ``out`` ``(L, N, G)`` gets what entered ``w`` ``(G, H)`` at each step, from the states
+    ``hs`` ``(L + 1, N, H)``, times ``w^T``."""
+    dtype = hs.numpy().dtype
+    run_loop(
+        _fused_numba.recurrent_products,
+        hs.numpy(),
+        as_array(w.t(), 2, dtype),
+        regulariser_args(opt, mask, keep, dtype),
+        walk_args(opt),
+        out.numpy(),
+    )
+
+
 def lstm_backward(grads, saved, w_hh, w_peep, norms, out, mask, keep, opt) -> None:
     """:func:`rnnkit.functional._fused_numba.lstm_backward` on NumPy views of the tensors:
     ``grads`` ``(grads, dh, dc)``; ``saved`` ``(act, cs, tanh_c)``; ``norms`` the ``(x, gain,

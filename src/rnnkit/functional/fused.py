@@ -404,12 +404,7 @@ class _LSTM(torch.autograd.Function):
         # and overwrites it with its gradient: a second backward (retain_graph) makes it again.
         gh = None if ln_w is None or numba else _Recomputed(h_in, w, plan.valid(act), 32)
         if ln_w is not None and numba and getattr(ctx, "gh_spent", False):
-            dtype = act.numpy().dtype
-            reg, walk = calls.regulariser_args(opt, mask, keep, dtype), calls.walk_args(opt)
-            products = _fused_numba.recurrent_products
-            calls.run_loop(
-                products, hs.numpy(), calls.as_array(w.t(), 2, dtype), reg, walk, gh_kept.numpy()
-            )
+            calls.recurrent_products(hs, w, mask, keep, opt, gh_kept)
         ctx.gh_spent = True
         d_ln_hh = None if ln_w is None else [torch.zeros_like(ln_w), torch.zeros_like(ln_w)]
         d_ln_c = (

@@ -191,13 +191,8 @@ class RecurrentBase(nn.Module):
     # modules: the engine's numba loops and hand-written backward are not traceable. Only a
     # call being compiled goes through the wrapper, which costs an eager call microseconds.
     @torch.compiler.disable
-    def _outside_the_graph(
-        self,
-        input: Tensor | PackedSequence,
-        hx: Tensor | State | None,
-        lengths: Tensor | list[int] | None,
-    ) -> tuple[Tensor | PackedSequence, Tensor | State]:
-        return self._forward(input, hx, lengths)
+    def _outside_the_graph(self, *args: object) -> tuple[Tensor | PackedSequence, Tensor | State]:
+        return self._forward(*args)
 
     def _forward(
         self,
