@@ -133,3 +133,33 @@ def test_the_batch_stays_whole_where_it_must(mode: str, two_threads, monkeypatch
     with torch.set_grad_enabled(mode == "grad"):
         layer(torch.randn(7, 4, 3))
     assert batches == [4]
+
+
+def test_the_loops_cap_mkl_at_one_thread_for_a_small_product_and_restore_it(
+    two_threads,
+) -> None:
+    """``rnnkit_blas_threads`` is MKL's thread-local cap, and a loop whose step products are
+    small (batch 8 > ``tuning.LOOP_TRANSPOSED_ROWS``: MKL's, below
+    ``tuning.ONE_THREAD_PRODUCT``) sets it for each product and puts back what it found."""
+    from numba import njit
+
+    blas_threads = _numba_calls._gemm._blas_threads
+
+    @njit
+    def set_and_put_back(threads: int) -> tuple[int, int]:
+        before = blas_threads(threads)
+        return before, blas_threads(before)
+
+    assert set_and_put_back(3)[1] == 3  # what it set, read back as it put the old one back
+    x = torch.randn(6, 8, 4)
+    assert tuning.ONE_THREAD_PRODUCT >= 8 * 16 * 64
+    set_cap = _numba_calls._gemm._SET_LOCAL_THREADS
+    for layer in (nn.LayerNormLSTM(4, 16).eval(), nn.LayerNormGRU(4, 16)):
+        before = set_cap(3)
+        try:
+            with torch.no_grad():
+                layer(x)
+            layer.train()
+            layer(x.requires_grad_())[0].sum().backward()
+        finally:
+            assert set_cap(before) == 3

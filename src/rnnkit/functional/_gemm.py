@@ -29,9 +29,11 @@ from pathlib import Path
 import llvmlite.binding as llvm
 import torch
 from llvmlite import ir
-from numba import njit, types
+from numba import cfunc, njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from rnnkit.functional.tuning import ONE_THREAD_PRODUCT
 
 _SYMBOLS = {"sgemm_": "rnnkit_sgemm", "dgemm_": "rnnkit_dgemm"}
 
@@ -120,6 +122,26 @@ _OPENMP_CAP = _openmp_thread_cap()
 
 #: Whether :func:`one_thread_here` can hold torch to one thread in one thread only.
 LOCAL_THREADS = _SET_LOCAL_THREADS is not None and _OPENMP_CAP is not None
+
+
+@cfunc(types.int32(types.int32), cache=True)
+def _threads_unchanged(threads):
+    """What ``rnnkit_blas_threads`` calls where the BLAS is not MKL: nothing (the engine holds
+    SciPy's BLAS to one thread around its loops, and another BLAS in torch decides alone)."""
+    return 0
+
+
+def _bind_thread_cap() -> None:
+    """Bind the compiled code's ``rnnkit_blas_threads(n) -> previous`` to MKL's
+    ``MKL_Set_Num_Threads_Local`` where the loops call torch's MKL, else to
+    :func:`_threads_unchanged`."""
+    setter = _SET_LOCAL_THREADS
+    address = ctypes.cast(setter, ctypes.c_void_p).value if setter else _threads_unchanged.address
+    llvm.add_symbol("rnnkit_blas_threads", address)
+
+
+_bind_thread_cap()
+_blas_threads = types.ExternalFunction("rnnkit_blas_threads", types.int32(types.int32))
 
 
 @contextlib.contextmanager
@@ -221,6 +243,9 @@ def gemm(x, w, out, transposed=False):
     lda, ldb = max(w_rows, w.strides[0] // size), max(inner, x.strides[0] // size)
     ldc = max(columns, out.strides[0] // size)
     operation = ord("T") if transposed else ord("N")
+    # A small product in MKL's threads costs more in waking them than it saves.
+    one_thread = rows * inner * columns <= ONE_THREAD_PRODUCT
+    threads = _blas_threads(1) if one_thread else 0
     _fortran_gemm(
         operation,
         columns,
@@ -234,3 +259,5 @@ def gemm(x, w, out, transposed=False):
         ldc,
         out,
     )
+    if one_thread:
+        _blas_threads(threads)

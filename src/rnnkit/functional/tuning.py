@@ -30,6 +30,10 @@ LOOP_PRODUCT_ROWS = 3
 #: at H = 64); at 6 it loses at H = 64.
 LOOP_TRANSPOSED_ROWS = 4
 
+#: A product of a loop's step with up to this many multiply-adds (rows x inner x columns) runs
+#: on one of MKL's threads: waking the others costs more than their share of it saves.
+ONE_THREAD_PRODUCT = 2**19
+
 #: With two torch threads or more, the two directions of a bidirectional layer run at once,
 #: each on a thread of its own, from this batch up: there they took 0.25-0.8x the time of one
 #: after the other; at one or two rows the loops are too light to gain on a loaded machine.
