@@ -4,7 +4,7 @@ by side (``tuning.SPLIT_WORK``), each as a ratio to ``torch.nn.LSTM`` in the sam
 Each round times three calls of ``nn.LSTM``, then three of the layer on the whole batch, then
 three on the halves, call after call (a call timed right after another contender's can find
 that one's threads still busy); a cell is the median over the rounds' calls. ``nn.LSTM`` is
-timed first: the engine's worker thread must leave torch's threads as it found them.
+timed first: the halves must leave torch's threads as they found them.
 
 Usage::
 

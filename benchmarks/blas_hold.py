@@ -27,8 +27,11 @@ FREE = _numba_calls.run_loop
 
 
 def _held(loop: Callable[..., None], *args: object) -> None:
-    with _gemm.one_thread_here():
+    before = _gemm._SET_LOCAL_THREADS(1)  # MKL's cap for this thread
+    try:
         FREE(loop, *args)
+    finally:
+        _gemm._SET_LOCAL_THREADS(before)
 
 
 def median_seconds(module: torch.nn.Module, x: torch.Tensor, mode: str, repeats: int = 5) -> float:

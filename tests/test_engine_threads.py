@@ -1,12 +1,11 @@
-"""The engine at two torch threads: work run side by side in the engine's worker thread.
+"""The engine at two torch threads: work run side by side on torch's OpenMP threads.
 
 Every test here sets two torch threads itself (the suite runs one), and is skipped where the
-engine runs nothing side by side (no numba, or torch's BLAS is not MKL).
+engine runs nothing side by side (no numba, or an OpenMP runtime without GNU's entry points).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import threading
 from collections.abc import Iterator
@@ -20,8 +19,8 @@ from rnnkit.functional import _numba_calls, tuning
 from rnnkit.nn import _engine
 
 pytestmark = pytest.mark.skipif(
-    _numba_calls._gemm is None or not _numba_calls._gemm.LOCAL_THREADS,
-    reason="the engine runs side by side only with numba and torch's MKL",
+    _numba_calls._gemm is None or _numba_calls._gemm.OPENMP_TEAM is None,
+    reason="the engine runs side by side only with numba and torch's OpenMP",
 )
 
 
@@ -35,44 +34,46 @@ def two_threads() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def mkl_threads() -> int:
-    """The threads torch's MKL would start for a call from this thread."""
-    library = ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
-    return library.MKL_Get_Max_Threads()
-
-
 def threads_in_process() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
-def test_one_thread_here_holds_only_the_calling_thread(two_threads) -> None:
-    """Inside, torch's parallel ops and its MKL get one thread in this thread; a thread running
-    meanwhile keeps two; on the way out this thread gets two back."""
-    seen = {}
-    with _numba_calls._gemm.one_thread_here():
-        seen["here"] = torch.get_num_threads(), mkl_threads()
-        other = threading.Thread(
-            target=lambda: seen.setdefault("other", (torch.get_num_threads(), mkl_threads()))
-        )
-        other.start()
-        other.join()
-    assert seen == {"here": (1, 1), "other": (2, 2)}
-    assert (torch.get_num_threads(), mkl_threads()) == (2, 2)
+def test_side_by_side_runs_both_at_once_on_two_threads_in_the_callers_modes(
+    two_threads,
+) -> None:
+    """``side_by_side_run`` runs its first callable on the calling thread and the second on
+    another, at the same time (each waits until the other has started), both under the
+    caller's grad mode; it returns both results and raises what either raised."""
+    started = [threading.Event(), threading.Event()]
+
+    def work(index: int) -> tuple[int, bool, bool]:
+        started[index].set()
+        met = started[1 - index].wait(timeout=10)
+        return threading.get_ident(), met, torch.is_grad_enabled()
+
+    with torch.no_grad():
+        here, there = _numba_calls.side_by_side_run(lambda: work(0), lambda: work(1))
+    assert here == (threading.get_ident(), True, False)
+    assert there[0] != here[0] and there[1:] == (True, False)
+
+    def fail() -> None:
+        raise KeyError("from the other thread")
+
+    with pytest.raises(KeyError, match="from the other thread"):
+        _numba_calls.side_by_side_run(lambda: None, fail)
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux's /proc")
 def test_work_side_by_side_starts_no_openmp_threads(two_threads) -> None:
-    """A parallel torch op in the worker thread runs on that thread alone. An OpenMP team of
-    its own would add threads to the process and, with more threads than cores, make GNU
-    OpenMP stop spinning in every thread: torch's ops would then be slower for the rest of
-    the process."""
-    _numba_calls._worker.cache_clear()  # a fresh worker thread, which has started no team yet
+    """A parallel torch op run side by side runs on its thread alone. An OpenMP team of its
+    own would add threads to the process and, with more threads than cores, make GNU OpenMP
+    stop spinning in every thread: torch's ops would then be slower for the rest of the
+    process."""
     big = torch.rand(2**22)
     big.exp()  # this thread's OpenMP team, which exists from here on
-    _numba_calls.side_by_side_run(lambda: None, lambda: None)[1].result()  # the worker thread
     before = threads_in_process()
-    total, pending = _numba_calls.side_by_side_run(lambda: big.exp().sum(), lambda: big.exp().sum())
-    assert torch.equal(total, pending.result())
+    here, there = _numba_calls.side_by_side_run(lambda: big.exp().sum(), lambda: big.exp().sum())
+    assert torch.equal(here, there)
     assert threads_in_process() == before
 
 
@@ -83,16 +84,16 @@ NAMES = ["LayerNormLSTM", "PeepholeLSTM", "LSTM", "GRU", "LayerNormGRU", "IndRNN
 def test_a_one_direction_stack_runs_the_halves_of_its_batch_side_by_side(
     name: str, two_threads, monkeypatch
 ) -> None:
-    """Inference of a one-direction stack runs the first half of the batch in the worker
-    thread and the second in the caller's. Outputs and final states equal the reference
-    path's in float64, with lengths, an odd batch and eval zoneout."""
+    """Inference of a one-direction stack runs the first half of the batch on the caller's
+    thread and the second on another. Outputs and final states equal the reference path's in
+    float64, with lengths, an odd batch and eval zoneout."""
     monkeypatch.setattr(tuning, "SPLIT_WORK", 1)
     monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6)
     halves: list[tuple[str, int]] = []
     whole_run = _engine._run
 
     def spy(layer, x, state, lengths):
-        halves.append((threading.current_thread().name, x.shape[1]))
+        halves.append((threading.get_ident(), x.shape[1]))
         return whole_run(layer, x, state, lengths)
 
     monkeypatch.setattr(_engine, "_run", spy)
@@ -105,8 +106,8 @@ def test_a_one_direction_stack_runs_the_halves_of_its_batch_side_by_side(
         layer.backend = "reference"
         expected_output, expected_state = layer(x, lengths=lengths)
     rows = dict(halves)  # thread -> rows of its half
-    assert rows.pop(threading.current_thread().name) == 3
-    assert [(thread.startswith("rnnkit-engine"), n) for thread, n in rows.items()] == [(True, 2)]
+    assert rows.pop(threading.get_ident()) == 2
+    assert list(rows.values()) == [3]  # on another thread
     torch.testing.assert_close(output, expected_output, rtol=1e-10, atol=1e-12)
     state, expected_state = (
         (s,) if isinstance(s, torch.Tensor) else tuple(s) for s in (state, expected_state)
@@ -135,6 +136,10 @@ def test_the_batch_stays_whole_where_it_must(mode: str, two_threads, monkeypatch
     assert batches == [4]
 
 
+@pytest.mark.skipif(
+    _numba_calls._gemm is None or _numba_calls._gemm._SET_LOCAL_THREADS is None,
+    reason="a thread-local cap of MKL's",
+)
 def test_the_loops_cap_mkl_at_one_thread_for_a_small_product_and_restore_it(
     two_threads,
 ) -> None:

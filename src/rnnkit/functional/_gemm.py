@@ -18,12 +18,11 @@ an address that changes from process to process). numba's cache does not notice 
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import llvmlite.binding as llvm
@@ -103,25 +102,26 @@ def _local_thread_setter() -> Callable[[int], int] | None:
     return setter
 
 
-def _openmp_thread_cap() -> tuple[Callable[[], int], Callable[[int], None]] | None:
-    """OpenMP's ``omp_get_max_threads`` and ``omp_set_num_threads`` from the runtime torch's
-    library links: the cap they read and set is the calling thread's own, and it is what
-    torch's parallel ops ask for (``at::get_num_threads``)."""
+def _openmp_team() -> tuple[Callable, Callable, Callable] | None:
+    """``GOMP_parallel``, ``omp_get_thread_num`` and ``omp_get_num_threads`` of the OpenMP
+    runtime torch's library links (GNU's, or another that offers GNU's entry points)."""
     library = _torch_library()
-    get, set_ = (getattr(library, name, None) for name in _OPENMP)
-    if get is None or set_ is None:
+    functions = [getattr(library, name, None) for name in _TEAM]
+    if any(f is None for f in functions):
         return None
-    get.restype, get.argtypes = ctypes.c_int, []
-    set_.restype, set_.argtypes = None, [ctypes.c_int]
-    return get, set_
+    start, member, size = functions
+    start.restype = None
+    start.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    member.restype = size.restype = ctypes.c_int
+    return start, member, size
 
 
-_OPENMP = ("omp_get_max_threads", "omp_set_num_threads")
+_TEAM = ("GOMP_parallel", "omp_get_thread_num", "omp_get_num_threads")
 _SET_LOCAL_THREADS = _local_thread_setter()
-_OPENMP_CAP = _openmp_thread_cap()
 
-#: Whether :func:`one_thread_here` can hold torch to one thread in one thread only.
-LOCAL_THREADS = _SET_LOCAL_THREADS is not None and _OPENMP_CAP is not None
+#: ``(GOMP_parallel, omp_get_thread_num, omp_get_num_threads)`` of torch's OpenMP runtime, to
+#: run work on the threads of torch's parallel ops; None where it has none.
+OPENMP_TEAM = _openmp_team()
 
 
 @cfunc(types.int32(types.int32), cache=True)
@@ -142,26 +142,6 @@ def _bind_thread_cap() -> None:
 
 _bind_thread_cap()
 _blas_threads = types.ExternalFunction("rnnkit_blas_threads", types.int32(types.int32))
-
-
-@contextlib.contextmanager
-def one_thread_here() -> Iterator[None]:
-    """Inside, torch's MKL and its parallel ops run one thread when called from this thread
-    (other threads keep their setting): work that runs side by side, each on a core of its
-    own, must not each start ``torch.get_num_threads()`` more. A thread that starts OpenMP
-    threads of its own besides the caller's also makes GNU OpenMP stop spinning while it
-    waits, in every thread: each of torch's parallel ops then pays for waking its threads
-    (``torch.nn.LSTM`` 5-10x slower at small sizes, for the rest of the process). Requires
-    :data:`LOCAL_THREADS`."""
-    get_cap, set_cap = _OPENMP_CAP
-    torch.get_num_threads()  # torch sets a new thread's cap on first use: before ours
-    before = get_cap(), _SET_LOCAL_THREADS(1)
-    set_cap(1)
-    try:
-        yield
-    finally:
-        set_cap(before[0])
-        _SET_LOCAL_THREADS(before[1])
 
 
 def describe() -> str:

@@ -1,6 +1,6 @@
 """How the engine calls its numba loops (:mod:`._fused_numba`) on tensors: whether they run,
-the BLAS threads their products may use, the worker thread that runs one recurrence beside
-another, and each loop's wrapper, which hands it the tensors as NumPy arrays (views, not
+the BLAS threads their products may use, two recurrences run at once on torch's OpenMP
+threads, and each loop's wrapper, which hands it the tensors as NumPy arrays (views, not
 copies) packed in the few tuples the loops take.
 
 Shape letters as in :mod:`rnnkit.functional.fused`.
@@ -9,12 +9,12 @@ Shape letters as in :mod:`rnnkit.functional.fused`.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -115,47 +115,60 @@ def run_loop(loop: Callable[..., None], *args: Any) -> None:
 
 
 def side_by_side(x: Tensor) -> bool:
-    """Whether the two directions of a bidirectional layer over ``x`` ``(L, N, H_in)`` run at
-    once, one in a worker thread (:func:`side_by_side_run`): where torch has two threads or
-    more, ``N`` reaches ``tuning.SIDE_BY_SIDE_BATCH``, the numba loops run (they release the
-    GIL) and torch's MKL can be held to one thread per loop."""
+    """Whether two recurrences over ``x`` ``(L, N, H_in)`` (the directions of a bidirectional
+    layer, the halves of a batch) run at once (:func:`side_by_side_run`): where torch has two
+    threads or more, ``N`` reaches ``tuning.SIDE_BY_SIDE_BATCH``, the numba loops run (they
+    release the GIL) and torch's OpenMP threads can take work."""
     return (
         torch.get_num_threads() >= 2
         and x.shape[1] >= tuning.SIDE_BY_SIDE_BATCH
         and numba_runs(x)
-        and _gemm.LOCAL_THREADS
+        and _gemm.OPENMP_TEAM is not None
+        and not _forked.is_set()
     )
 
 
-@functools.cache
-def _worker() -> ThreadPoolExecutor:
-    """The one thread that runs a recurrence beside the caller's (see :func:`side_by_side`)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rnnkit-engine")
+# GNU OpenMP in a forked child (a DataLoader worker) waits forever for the parent's threads
+# once the parent has used them (torch's own parallel ops too): no work side by side there.
+_forked = threading.Event()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked.set)
+_BODY = ctypes.CFUNCTYPE(None, ctypes.c_void_p)  # the C type of an OpenMP region's function
 
 
-if hasattr(os, "register_at_fork"):  # a forked child (a DataLoader worker) has no such thread
-    os.register_at_fork(after_in_child=_worker.cache_clear)
-
-
-def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple[Any, Future]:
-    """Run ``there()`` in the engine's worker thread, under the caller's grad and inference
-    modes (torch keeps both per thread), while ``here()`` runs in the calling thread, each with
-    torch's MKL held to one thread (:func:`side_by_side`). Returns ``here()``'s result and the
-    future of ``there()``'s."""
+def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple[Any, Any]:
+    """``here()`` and ``there()`` at once, on two threads of the calling thread's OpenMP team
+    (``here()`` on the calling thread), under the caller's grad and inference modes (torch
+    keeps both per thread); returns both results. The team's threads are those of torch's
+    parallel ops, which spin for a while after each op: work handed to them starts at once and
+    finds no spinning thread on its core. Inside, torch's ops and MKL run on one thread each
+    (parallel regions do not nest). Python runs one thread at a time, so the work should
+    spend its time in the numba loops, which release the GIL. Requires
+    :data:`rnnkit.functional._gemm.OPENMP_TEAM`."""
+    start, member, size = _gemm.OPENMP_TEAM
+    work, results = (here, there), [None, None]
+    errors: list[BaseException] = []
     grad, inference = torch.is_grad_enabled(), torch.is_inference_mode_enabled()
 
-    def call() -> Any:
-        # inference_mode(False) turns gradients on, so the grad mode is set inside it
-        with (
-            torch.inference_mode(inference),
-            torch.set_grad_enabled(grad),
-            _gemm.one_thread_here(),
-        ):
-            return there()
+    def run(index: int) -> None:
+        try:
+            # inference_mode(False) turns gradients on, so the grad mode is set inside it
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                results[index] = work[index]()
+        except BaseException as error:  # raised in the caller's thread below
+            errors.append(error)
 
-    future = _worker().submit(call)
-    with _gemm.one_thread_here():
-        return here(), future
+    def body(_: int | None) -> None:
+        if size() == 1:  # a team of one (a forked child's, or a region inside a region)
+            run(0)
+            run(1)
+        elif member() < 2:
+            run(member())
+
+    start(ctypes.cast(_BODY(body), ctypes.c_void_p), None, 2, 0)
+    if errors:
+        raise errors[0]
+    return results[0], results[1]
 
 
 def as_array(x: Tensor | None, dims: int, dtype: np.dtype) -> np.ndarray:

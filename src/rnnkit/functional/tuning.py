@@ -34,13 +34,12 @@ LOOP_TRANSPOSED_ROWS = 4
 #: on one of MKL's threads: waking the others costs more than their share of it saves.
 ONE_THREAD_PRODUCT = 2**19
 
-#: With two torch threads or more, the two directions of a bidirectional layer run at once,
-#: each on a thread of its own, from this batch up: there they took 0.25-0.8x the time of one
-#: after the other; at one or two rows the loops are too light to gain on a loaded machine.
+#: With two torch threads or more, two recurrences run at once on two of torch's OpenMP
+#: threads from this batch up: the two directions of a bidirectional layer, the two halves of
+#: a one-direction stack's batch in inference. Below it a loop is too light to share.
 SIDE_BY_SIDE_BATCH = 4
 
-#: With two torch threads or more, a one-direction stack's inference runs the two halves of
-#: its batch at once, each on a thread of its own, from this much work (steps x rows x state
-#: width) up: below it the caller's OpenMP threads, which spin for a while after each parallel
-#: op, slow the worker thread's core by more than the half of the loops it takes.
-SPLIT_WORK = 2**20
+#: A one-direction stack's inference runs the halves of its batch at once from this much work
+#: (steps x rows x state width) up; below it the Python around each half, which holds the GIL,
+#: takes most of what the second thread would save.
+SPLIT_WORK = 2**16

@@ -17,7 +17,6 @@ halves of its batch (:func:`_in_halves`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future
 from functools import partial
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, NamedTuple
@@ -234,8 +233,8 @@ def _halves(layer: RecurrentBase, x: Tensor, state: State) -> bool:
 def _in_halves(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
-    """:func:`_run` over the first half of the batch in the engine's worker thread and the
-    second half in this one, at once (:func:`side_by_side_run`). The rows of a batch are
+    """:func:`_run` over the two halves of the batch at once, on two of torch's OpenMP threads
+    (:func:`side_by_side_run`). The rows of a batch are
     independent, so each half runs the whole stack, input projections and layer norms
     included."""
     half = x.shape[1] // 2
@@ -244,8 +243,7 @@ def _in_halves(
         initial = tuple(s[:, part] for s in state)
         return partial(_run, layer, x[:, part], initial, None if lengths is None else lengths[part])
 
-    second, pending = side_by_side_run(rows(slice(half, None)), rows(slice(None, half)))
-    first = pending.result()
+    first, second = side_by_side_run(rows(slice(None, half)), rows(slice(half, None)))
     if first is None or second is None:
         return None
     final = tuple(torch.cat(pair, 1) for pair in zip(first[1], second[1], strict=True))
@@ -303,17 +301,16 @@ def _run(
 
         return compute
 
-    # With two directions side by side, the backward one runs in the engine's worker thread
-    # while this thread runs the forward one: both start at the forward direction's turn
-    # (draws in the reference path's order first), the backward one's turn collects it.
-    pending: dict[int, Future[RunResult]] = {}
+    # With two directions side by side, both run at the forward direction's turn (draws in the
+    # reference path's order first); the backward one's turn collects its result.
+    pending: dict[int, RunResult] = {}
     both = layer.num_directions == 2 and side_by_side(x)
 
     def recurrence(index: int, direction: int, inputs: Tensor, initial: State) -> RunResult:
         if not both:
             return prepare(index, direction, inputs, initial)()
         if direction == 1:
-            return pending.pop(index).result()
+            return pending.pop(index)
         here = prepare(index, 0, inputs, initial)
         there = prepare(index, 1, inputs, tuple(s[2 * index + 1] for s in state))
         result, pending[index] = side_by_side_run(here, there)
