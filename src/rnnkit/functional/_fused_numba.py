@@ -14,11 +14,11 @@ loops, which project each step's input themselves (:data:`PROJECT`). A step's ma
 (:mod:`rnnkit.functional._gemm`). ``tanh`` and ``sigmoid`` are the runtime's
 (:mod:`rnnkit.runtime.activations`); ``exact`` (float64) takes the C library's ``tanh``.
 Every function compiles with ``error_model="numpy"``: a float division that cannot raise lets
-LLVM vectorise the gate loops (about 6x on the point-wise work). Constants and scalars go
-through :func:`~rnnkit.runtime.activations.like`, so float32 buffers get float32 arithmetic.
-Each loop's scratch buffers are made by a thin public function and passed in as arguments:
-allocated in the function of the loop itself, they made its point-wise work about twice as
-slow (why LLVM does worse beside a local array was not pinned down).
+LLVM vectorise the gate loops. Constants and scalars go through
+:func:`~rnnkit.runtime.activations.like`, so float32 buffers get float32 arithmetic. Each
+loop's scratch buffers are made by a thin public function and passed in as arguments:
+allocated in the function of the loop itself, they made its point-wise work slower (why LLVM
+does worse beside a local array was not pinned down).
 
 The arrays come in a few tuples, which :mod:`rnnkit.functional.fused` builds; each loop's
 docstring gives those of its own (buffers, states, weights, what it saved). An absent option
@@ -294,7 +294,7 @@ def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in
             a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
             cn = c_new[t % c_new.shape[0], n] if zoned else cs[c_next, n]
             # Loops over the gates as views, not offsets into one row, which LLVM cannot
-            # tell never meet: only those it vectorises (cell update: 5.1 -> 1.1 ns a unit).
+            # tell never meet: only those it vectorises.
             i, f, g, o = (
                 a[:hidden],
                 a[hidden : 2 * hidden],

@@ -1,7 +1,8 @@
 """Fused recurrences: a whole sequence per call, with a hand-written backward.
 
 The reference path records every step on the autograd tape (a dozen nodes per step), which
-makes forward+backward 8 to 24 times slower than ``torch.nn.LSTM``. Here each recurrence is
+makes forward+backward many times slower than ``torch.nn.LSTM`` (benchmarks/README.md,
+"Measured"). Here each recurrence is
 one :class:`torch.autograd.Function`: the forward loops over time with in-place torch ops
 into preallocated buffers, keeping the activations; the backward loops in reverse with the
 closed-form derivatives and leaves every parameter gradient to one batched reduction (a GEMM

@@ -26,14 +26,13 @@ would, in another order, in chunks of about ``sqrt(L / 3)`` steps. Its backward 
 out: the gradient of a linear recurrence is the same recurrence run backwards in time,
 ``dh_t = g_t + a_{t+1} dh_{t+1}``, then ``grad a_t = dh_t h_{t-1}`` and ``grad b_t = dh_t``.
 
-How it was chosen (``benchmarks/bench_minimal.py --scans``; B=8, H=128, CPU): the log-space
-scan, even with one ``logcumsumexp`` over the stacked signed parts, was 13-30x slower than
-this one (``exp``, ``log`` and ``logcumsumexp`` with its backward over ``2 (L+1) N H``
-values) and loses precision as ``L`` grows; a chunked scan traced by autograd (a ``cumprod``
-fix-up) 3-24x slower (its graph holds every chunk's temporaries); the step loop 2-5x. On
-the CPU the cost is passes over memory, so the scan makes five, allocates nothing of size
-``(L, N, H)`` beyond its output, and the fused minGRU/minLSTM functions also skip
-materialising ``a`` and ``b``.
+Why this scan (measured in benchmarks/README.md, "Choosing minGRU's scan"): the paper's
+log-space scan runs ``exp``, ``log`` and ``logcumsumexp`` with its backward over ``2 (L+1) N H``
+values and loses precision as ``L`` grows; a chunked scan traced by autograd (a ``cumprod``
+fix-up) keeps every chunk's temporaries in its graph; the step loop pays the interpreter at
+every step. On the CPU the cost is passes over memory, so the scan makes five, allocates
+nothing of size ``(L, N, H)`` beyond its output, and the fused minGRU/minLSTM functions also
+skip materialising ``a`` and ``b``.
 
 Shape letters: ``L`` sequence length, ``N`` batch, ``H`` hidden size. Projected inputs hold
 the gate blocks side by side in the last dimension, in the order ``(z, h)`` for minGRU and

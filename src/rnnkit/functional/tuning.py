@@ -21,13 +21,10 @@ CHUNK_BYTES = 2**21
 
 #: Products of a step with up to this many rows run as a loop of the engine's own; larger
 #: ones call torch's BLAS, whose fixed cost per call is more than the loop's work below it.
-#: At 3 rows the loop, which reads the weights once a step, still took 0.5-0.9x MKL's time
-#: at H = 64-512; at 4 the backward's ``x @ W`` loop ties MKL or loses (H = 64).
 LOOP_PRODUCT_ROWS = 3
 
 #: The same for the forward's ``x @ W^T`` (``W`` as the layer holds it), whose loop reads ``W``
-#: once a step whatever the rows: at 4 rows it took 0.6-0.7x MKL's time from H = 128 (a tie
-#: at H = 64); at 6 it loses at H = 64.
+#: once a step whatever the rows, so it beats the BLAS up to more rows.
 LOOP_TRANSPOSED_ROWS = 4
 
 #: A product of a loop's step with up to this many multiply-adds (rows x inner x columns) runs

@@ -11,7 +11,7 @@ the two to 1e-5 over long streams. A cell takes its kernel through its spec's
 The kernels are written once against a handful of primitives (``affine``, ``activate_``, ...).
 :data:`NUMPY` binds them to vectorised NumPy; :data:`NUMBA` (None without numba) binds the
 same source to loop primitives and compiles it, because a step of a small model is a few
-microseconds of arithmetic and NumPy spends about 1 us of interpreter time per operation.
+microseconds of arithmetic, less than NumPy's interpreter time for its operations.
 The numba ``activate_`` calls the compiled ``tanh`` and ``sigmoid`` the engine's loops call
 too (:mod:`rnnkit.runtime.activations`), which the compiler vectorises along a row.
 

@@ -74,8 +74,7 @@ class TrainConfig:
     # size whatever the gradient's, and so many of them can undo the initial weights.
     warmup_steps: int = 0
     # "bf16-mixed": Lightning's autocast to bfloat16 for the training steps (weights stay
-    # float32, validation runs in float32); on CPUs with AVX-512 BF16 an LSTM trains about
-    # 1.6x faster per step.
+    # float32, validation runs in float32); faster per step on CPUs with AVX-512 BF16.
     precision: str = "32"
     # None: validate and keep the trained weights; else their exponential moving average
     # over the training steps (Lightning's EMAWeightAveraging), which validation, the
