@@ -21,6 +21,7 @@ from rnnkit.functional import (
     linear_scan_log,
     min_gru_scan,
     min_lstm_scan,
+    minimal,
     scan,
 )
 from rnnkit.nn import MinGRU, MinGRUCell, MinLSTM, MinLSTMCell
@@ -158,7 +159,7 @@ def assert_all_close(got, expected, **tolerance):
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("positive", [False, True])
 @pytest.mark.parametrize("lengths", [None, [19, 0, 7, 1]])
-def test_layer_matches_numpy_reference(kind, parallel, positive, lengths):
+def test_layer_matches_numpy_reference(kind, parallel, positive, lengths, scan_path):
     """2 layers, both directions, a signed initial state, ragged lengths including 0."""
     layer = LAYERS[kind](3, 5, 2, True, positive=positive, parallel=parallel, dtype=F64)
     x = 2.0 * torch.randn(19, 4, 3, dtype=F64)
@@ -172,7 +173,7 @@ def test_layer_matches_numpy_reference(kind, parallel, positive, lengths):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_float32_matches_numpy_reference(kind):
+def test_float32_matches_numpy_reference(kind, scan_path):
     layer = LAYERS[kind](6, 16, bias=False)
     x = torch.randn(300, 2, 6)
     with torch.no_grad():
@@ -267,10 +268,21 @@ def test_layer_gradcheck(kind, parallel):
     assert torch.autograd.gradcheck(run, (x, h0))
 
 
+@pytest.fixture(params=["numba", "torch"])
+def scan_path(request, monkeypatch) -> str:
+    """The fused scans' two paths: the compiled loops (CPU float32/float64 up to
+    ``tuning.NUMBA_MAX_BATCH`` rows) and the chunked scan in torch ops (every other case)."""
+    if request.param == "torch":
+        monkeypatch.setattr(minimal.calls, "numba_runs", lambda x: False)
+    elif minimal.calls._fused_numba is None:
+        pytest.skip("numba is not installed")
+    return request.param
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("positive", [False, True])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_fused_scan_gradcheck(kind, positive, reverse):
+def test_fused_scan_gradcheck(kind, positive, reverse, scan_path):
     """The written-out backward, w.r.t. every pre-activation and h0, long enough to chunk."""
     gates = 3 if kind == "lstm" else 2
     projected = 2 * torch.randn(12, 3, gates * 2, dtype=F64)  # 6 chunks of 2 steps
@@ -325,7 +337,7 @@ def test_chunked_scan_has_no_drift_in_float32():
 
 
 @pytest.mark.parametrize("parallel", [True, False])
-def test_min_lstm_gates_underflow_keeps_state(parallel):
+def test_min_lstm_gates_underflow_keeps_state(parallel, scan_path):
     """Both gates underflowing to 0 (pre-activations -200 in float32): z = 0, not NaN."""
     cell = MinLSTMCell(1, 2)
     with torch.no_grad():

@@ -803,3 +803,107 @@ def _jordan_backward(grads, saved, weights, reg, walk, kinds, out, d, dyn, rest,
         dy_prev = dy_all[:b]  # (b, O)
         _dot(d_act[t, :b], w_yh, dy_prev)
         _add_masked(dy_prev, reg, rest, dy)
+
+
+# ------------------------------------------------------------------- minGRU and minLSTM
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _min_gates(row, flags, gates):
+    """The gates of one step of one sequence from its projection ``row`` ``(G,)`` into the
+    rows of ``gates`` ``(4, H)``: ``z``, the share of ``h~`` in the new state (minLSTM's
+    ``i / (f + i)``, minGRU's ``sigmoid(k_z)``), ``h~`` (through the paper's ``g`` when
+    ``positive``), and minLSTM's ``f`` and ``i``. One loop per row, each without branches,
+    so that the compiler vectorises it."""
+    _, lstm, positive, tiny, exact = flags
+    hidden = gates.shape[1]
+    z, candidate, f, i = gates[0], gates[1], gates[2], gates[3]
+    half = like(row, 0.5)
+    if lstm:
+        k_f, k_i = row[:hidden], row[hidden : 2 * hidden]
+        for j in range(hidden):
+            f[j] = sigmoid(k_f[j], exact)
+        for j in range(hidden):
+            i[j] = sigmoid(k_i[j], exact)
+        for j in range(hidden):
+            z[j] = i[j] / max(f[j] + i[j], tiny)
+    else:
+        k_z = row[:hidden]
+        for j in range(hidden):
+            z[j] = sigmoid(k_z[j], exact)
+    k_h = row[row.shape[0] - hidden :]
+    if positive:
+        for j in range(hidden):
+            below = sigmoid(k_h[j], exact)
+            candidate[j] = k_h[j] + half if k_h[j] >= 0 else below
+    else:
+        candidate[:] = k_h
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def min_forward(projected, h0, lengths, flags, h, final, gates):
+    """The minGRU / minLSTM recurrence ``h_t = h_{t-1} + z_t (h~_t - h_{t-1})`` over a whole
+    sequence, one pass over ``projected`` ``(L, N, G)`` (blocks ``(k_z, k_h)`` or ``(k_f,
+    k_i, k_h)``) from ``h0`` ``(N, H)``: writes the outputs ``h`` ``(L, N, H)``, zero at steps
+    ``t >= lengths[n]``, and each sequence's last state into ``final`` ``(N, H)``. ``flags``
+    ``(reverse, lstm, positive, tiny, exact)``: time runs backwards; minLSTM; ``h~`` through
+    ``g``; the floor of ``f + i``; ``math`` activations. ``gates`` ``(4, H)`` is scratch."""
+    reverse = flags[0]
+    steps, batch, hidden = h.shape
+    z, candidate = gates[0], gates[1]
+    final[:] = h0
+    for k in range(steps):
+        t = steps - 1 - k if reverse else k
+        for n in range(batch):
+            out, state = h[t, n], final[n]
+            if t >= lengths[n]:
+                out[:] = like(out, 0.0)
+                continue
+            _min_gates(projected[t, n], flags, gates)
+            for j in range(hidden):
+                state[j] = state[j] + z[j] * (candidate[j] - state[j])
+                out[j] = state[j]
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def min_backward(projected, h0, lengths, flags, h, grad_h, carry, grad, gates):
+    """The gradient of :func:`min_forward`, one pass backwards in time: ``grad_h`` ``(L, N,
+    H)`` that of the outputs, ``carry`` ``(N, H)`` that of the final states on entry and of
+    ``h0`` on return (``dh_t = g_t + (1 - z_{t+1}) dh_{t+1}``), ``grad`` ``(L, N, G)`` that of
+    ``projected`` (zero at steps past a length). ``gates`` ``(4, H)`` is scratch."""
+    reverse, lstm, positive, _, exact = flags
+    steps, batch, hidden = h.shape
+    z, candidate, f, i = gates[0], gates[1], gates[2], gates[3]
+    one, zero = like(h, 1.0), like(h, 0.0)
+    for k in range(steps):
+        t = k if reverse else steps - 1 - k
+        for n in range(batch):
+            d_row = grad[t, n]
+            if t >= lengths[n]:
+                d_row[:] = zero
+                continue
+            # the state step t read: h0 where the sequence starts at t
+            starts = t + 1 >= lengths[n] if reverse else t == 0
+            before = h0[n] if starts else h[t + 1 if reverse else t - 1, n]
+            row, g, dh_next = projected[t, n], grad_h[t, n], carry[n]
+            _min_gates(row, flags, gates)
+            d_a, d_b = d_row[:hidden], d_row[hidden : 2 * hidden]
+            d_candidate, k_h = d_row[d_row.shape[0] - hidden :], row[row.shape[0] - hidden :]
+            # one loop per quantity: loops of few arrays are the ones the compiler vectorises
+            for j in range(hidden):
+                dh_next[j] += g[j]  # dh_t
+            for j in range(hidden):
+                d_candidate[j] = dh_next[j] * z[j]
+            for j in range(hidden):  # d_a holds dz, through the sigmoid of minGRU's k_z
+                d_a[j] = dh_next[j] * (candidate[j] - before[j]) * z[j] * (one - z[j])
+            if lstm:  # z = i / (f + i): dz/dk_f = -z (1-z) (1-f), dz/dk_i = z (1-z) (1-i)
+                for j in range(hidden):
+                    d_b[j] = d_a[j] * (one - i[j])
+                for j in range(hidden):
+                    d_a[j] *= f[j] - one
+            for j in range(hidden):
+                dh_next[j] *= one - z[j]
+            if positive:  # g'(k) = 1 from 0 up, sigmoid'(k) below
+                for j in range(hidden):
+                    s = sigmoid(k_h[j], exact)
+                    d_candidate[j] *= one if k_h[j] >= 0 else s * (one - s)

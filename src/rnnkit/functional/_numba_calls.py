@@ -412,3 +412,50 @@ def jordan_backward(grads, saved, w_yh, w_hy, out, mask, keep, opt) -> None:
 def activation(name: str) -> int:
     """The numba loops' code for the nonlinearity ``name``."""
     return _fused_numba.ACTIVATIONS.index(name)
+
+
+def min_arguments(projected: Tensor, h0: Tensor, lengths: Tensor | None, flags: tuple) -> tuple:
+    """The first arguments of the minGRU / minLSTM loops: ``projected``, ``h0``, each
+    sequence's length (all ``L`` without ``lengths``) and ``flags`` ``(reverse, lstm,
+    positive)`` completed with the floor of ``f + i`` and whether to take exact activations."""
+    dtype = np.dtype(np.float64 if projected.dtype == torch.float64 else np.float32)
+    steps, batch = projected.shape[:2]
+    if lengths is None:
+        valid = np.full(batch, steps, dtype=np.int64)
+    else:
+        valid = lengths.to("cpu", torch.int64).numpy()
+    tiny, exact = np.finfo(dtype).tiny, dtype == np.float64
+    arrays = as_array(projected, 3, dtype), as_array(h0, 2, dtype), valid
+    return *arrays, (*flags, dtype.type(tiny), exact)
+
+
+def min_forward(projected: Tensor, h0: Tensor, lengths: Tensor | None, flags: tuple) -> tuple:
+    """:func:`rnnkit.functional._fused_numba.min_forward`: returns the outputs ``(L, N, H)``
+    and final states ``(N, H)``."""
+    h = projected.new_empty(*projected.shape[:2], h0.shape[-1])
+    final = projected.new_empty(h0.shape)
+    arguments = min_arguments(projected, h0, lengths, flags)
+    gates = np.empty((4, h0.shape[-1]), arguments[0].dtype)
+    _fused_numba.min_forward(*arguments, h.numpy(), final.numpy(), gates)
+    return h, final
+
+
+def min_backward(
+    projected: Tensor,
+    h0: Tensor,
+    lengths: Tensor | None,
+    flags: tuple,
+    h: Tensor,
+    grad_h: Tensor,
+    grad_final: Tensor,
+) -> tuple[Tensor, Tensor]:
+    """:func:`rnnkit.functional._fused_numba.min_backward`: returns the gradients of
+    ``projected`` and ``h0``."""
+    dtype = h.numpy().dtype
+    carry = grad_final.to(h.dtype, memory_format=torch.contiguous_format, copy=True)
+    grad = torch.empty_like(projected)
+    arguments = min_arguments(projected, h0, lengths, flags)
+    loop_arguments = (*arguments, h.numpy(), as_array(grad_h, 3, dtype))
+    gates = np.empty((4, h0.shape[-1]), dtype)
+    _fused_numba.min_backward(*loop_arguments, carry.numpy(), grad.numpy(), gates)
+    return grad, carry

@@ -34,6 +34,11 @@ every step. On the CPU the cost is passes over memory, so the scan makes five, a
 nothing of size ``(L, N, H)`` beyond its output, and the fused minGRU/minLSTM functions also
 skip materialising ``a`` and ``b``.
 
+On CPU tensors of float32 or float64 (up to ``tuning.NUMBA_MAX_BATCH`` rows) the fused
+minGRU/minLSTM functions run two compiled loops instead (``_fused_numba.min_forward`` and
+``min_backward``): one pass over the projection forwards, keeping only the outputs, and one
+backwards that recomputes the gates, step by step in time as the step loop runs.
+
 Shape letters: ``L`` sequence length, ``N`` batch, ``H`` hidden size. Projected inputs hold
 the gate blocks side by side in the last dimension, in the order ``(z, h)`` for minGRU and
 ``(f, i, h)`` for minLSTM.
@@ -46,6 +51,8 @@ import math
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
+
+from rnnkit.functional import _numba_calls as calls
 
 # ----------------------------------------------------------------------------------- gates
 
@@ -256,6 +263,12 @@ class _MinimalScan(torch.autograd.Function):
         lstm: bool,
         positive: bool,
     ) -> tuple[Tensor, Tensor]:
+        ctx.reverse, ctx.lstm, ctx.positive = reverse, lstm, positive
+        ctx.compiled = calls.numba_runs(projected)
+        if ctx.compiled:  # one pass over the projection, nothing kept but the outputs
+            h, final = calls.min_forward(projected, h0, lengths, (reverse, lstm, positive))
+            ctx.save_for_backward(projected, h, h0, lengths)
+            return h, final
         blocks = projected.chunk(3 if lstm else 2, dim=-1)  # (L, N, H) views
         if lstm:  # z = i' = i / (f + i), as the step's ops.divide
             f, i = torch.sigmoid(blocks[0]), torch.sigmoid(blocks[1])
@@ -272,7 +285,6 @@ class _MinimalScan(torch.autograd.Function):
         h = torch.empty_like(z)  # (L, N, H)
         _scan_into(h, z, candidate, h0, reverse, interpolate=True)
         ctx.save_for_backward(projected, z, candidate, h, h0, valid, *gates)
-        ctx.reverse, ctx.lstm, ctx.positive = reverse, lstm, positive
         final = h[0 if reverse else -1].clone()  # (N, H)
         return (h if valid is None else h * valid), final
 
@@ -281,9 +293,16 @@ class _MinimalScan(torch.autograd.Function):
     def backward(
         ctx: FunctionCtx, grad_output: Tensor, grad_final: Tensor
     ) -> tuple[Tensor | None, ...]:
-        projected, z, candidate, h, h0, valid, *gates = ctx.saved_tensors
         if not any(ctx.needs_input_grad[:2]):
             return (None,) * 6
+        if ctx.compiled:
+            projected, h, h0, lengths = ctx.saved_tensors
+            flags = ctx.reverse, ctx.lstm, ctx.positive
+            grad, grad_h0 = calls.min_backward(
+                projected, h0, lengths, flags, h, grad_output, grad_final
+            )
+            return grad, grad_h0 if ctx.needs_input_grad[1] else None, None, None, None, None
+        projected, z, candidate, h, h0, valid, *gates = ctx.saved_tensors
         if valid is not None:
             grad_output = grad_output * valid
         a = 1.0 - z
