@@ -165,7 +165,8 @@ def side_by_side_run(here: Callable[[], Any], there: Callable[[], Any]) -> tuple
         elif member() < 2:
             run(member())
 
-    start(ctypes.cast(_BODY(body), ctypes.c_void_p), None, 2, 0)
+    callback = _BODY(body)  # alive until the region ends
+    start(ctypes.cast(callback, ctypes.c_void_p), None, 2, 0)
     if errors:
         raise errors[0]
     return results[0], results[1]

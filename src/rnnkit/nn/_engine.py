@@ -234,9 +234,8 @@ def _in_halves(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
     """:func:`_run` over the two halves of the batch at once, on two of torch's OpenMP threads
-    (:func:`side_by_side_run`). The rows of a batch are
-    independent, so each half runs the whole stack, input projections and layer norms
-    included."""
+    (:func:`side_by_side_run`). The rows of a batch are independent, so each half runs the
+    whole stack, input projections and layer norms included."""
     half = x.shape[1] // 2
 
     def rows(part: slice) -> Callable[[], tuple[Tensor, State] | None]:
