@@ -37,17 +37,15 @@ from scipy.stats import norm
 
 from rnnkit import metrics
 
-# AutoARIMA's stepwise search costs grow with history length and, steeply, with the season
-# (the state vector holds ~season*P lags). Measured single fits on 2 shared CPU cores:
-# n*season <= 3000 took 1-4 s (e.g. 12 x 250, 24 x 125); beyond, 6-80 s (12 x 500: 6 s,
-# 24 x 500: 32 s, 36 x 500: 81 s, 52 x 1480: 428 s). Non-seasonal fits stay under 1 s up
-# to 10,000 points (20,000: 10-13 s).
+# The histories AutoARIMA fits in about a second: its stepwise search grows with the history
+# and, steeply, with the season (its state holds ~season*P lags), so past the seasonal limit
+# (history x season) a fit takes from seconds to minutes (benchmarks/README.md, "Baselines'
+# fit times"); the non-seasonal limit keeps long histories to a few seconds.
 ARIMA_MAX_SEASONAL_WORK = 3_000
-# Seasonal ETS models hold one initial state per step of the season: as R's forecast::ets,
-# AutoETS is seasonal only up to 24 steps per season (a fit with 336 states took 18 s and
-# a fixed-form refit longer, where seasonal naive already serves such seasons).
-ETS_MAX_SEASON = 24
 ARIMA_MAX_NONSEASONAL_LENGTH = 10_000
+# Seasonal ETS models hold one initial state per step of the season: as R's forecast::ets,
+# AutoETS is seasonal only up to 24 steps per season (seasonal naive serves longer seasons).
+ETS_MAX_SEASON = 24
 
 
 class BaselineWarning(UserWarning):
