@@ -904,3 +904,45 @@ def test_a_call_after_an_in_place_weight_change_reads_the_new_weights(name: str,
         slow = leaves(run(layer, x, hx, None, False))
         for a, b in zip(fast, slow, strict=True):
             torch.testing.assert_close(a, b, msg=change)
+
+
+@pytest.mark.parametrize("kind", ["LSTM", "GRU"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_torch_nn_layers_take_lengths_in_inference_on_the_engine(
+    kind: str, dtype: torch.dtype, monkeypatch
+) -> None:
+    """rnnkit's ``LSTM`` and ``GRU``, which run torch's own kernel, take ``lengths=`` in
+    inference on the engine (no packing, no steps past the lengths) up to
+    ``tuning.ENGINE_LENGTHS_WORK``, both directions, two layers, a length of 0: outputs and
+    final states equal torch.nn's layer on the packed batch. With gradients, and above the
+    work limit, torch's packed kernel runs."""
+    if fused._fused_numba is None:
+        pytest.skip("numba is not installed")
+    calls: list[int] = []
+    whole_run = _engine.run
+    monkeypatch.setattr(_engine, "run", lambda *args: calls.append(1) or whole_run(*args))
+    torch.manual_seed(0)
+    ours = getattr(nn, kind)(3, 6, num_layers=2, bidirectional=True, dtype=dtype).eval()
+    theirs = getattr(torch.nn, kind)(3, 6, num_layers=2, bidirectional=True, dtype=dtype)
+    theirs.load_state_dict(ours.state_dict())
+    x, lengths = torch.randn(9, 5, 3, dtype=dtype), torch.tensor([9, 4, 0, 1, 7])
+    with torch.no_grad():
+        output, state = ours(x, lengths=lengths)
+        packed = pack_padded_sequence(x, lengths.clamp(min=1), enforce_sorted=False)
+        expected, expected_state = theirs(packed)
+        expected = pad_packed_sequence(expected, total_length=9)[0].masked_fill(
+            (lengths == 0).view(1, -1, 1), 0.0
+        )
+    assert len(calls) == 1
+    tolerance = {"rtol": 1e-6, "atol": 1e-6} if dtype == torch.float32 else {}
+    torch.testing.assert_close(output, expected, **tolerance)
+    state, expected_state = (s if isinstance(s, tuple) else (s,) for s in (state, expected_state))
+    for got, want in zip(state, expected_state, strict=True):  # the empty sequence's: h0 = 0
+        want = want.masked_fill((lengths == 0).view(1, -1, 1), 0.0)
+        torch.testing.assert_close(got, want, **tolerance)
+    ours(x, lengths=lengths)  # gradients on
+    monkeypatch.setattr(tuning, "ENGINE_LENGTHS_WORK", 5 * 6 * 6 - 1)
+    with torch.no_grad():
+        again, _ = ours(x, lengths=lengths)
+    assert len(calls) == 1
+    torch.testing.assert_close(again, output, **tolerance)

@@ -260,6 +260,37 @@ def test_torch_compile_trains_and_infers_as_eager(name, with_lengths):
 
 
 @pytest.mark.filterwarnings(DYNAMO_READS_GRAD)
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: nn.LSTM(H_IN, H, zoneout=0.1, num_layers=2),  # eval zoneout: the engine
+        lambda: nn.GRU(H_IN, H, recurrent_dropout=0.2, bidirectional=True),
+    ],
+    ids=["LSTM-zoneout", "GRU-recurrent-dropout"],
+)
+def test_torch_compile_keeps_out_of_the_engine_of_torch_nn_layers(make) -> None:
+    """torch.compile runs torch.nn's RNN modules (rnnkit's LSTM and GRU are subclasses)
+    without tracing their forward, but compiles the frames below it one by one: where such a
+    layer runs rnnkit's engine (regularisers, ``lengths=`` in inference) its numba loops stay
+    out of the compiler, whose warnings the suite's filter makes errors, and the numbers are
+    eager's."""
+    torch._dynamo.reset()
+    model = Model(make())
+    x, lengths = torch.randn(L, N, H_IN), torch.tensor([L, 2, 0])
+    compiled = torch.compile(model, backend="aot_eager")
+    torch.manual_seed(1)  # the same random regularisers in training
+    output, grads = _run(compiled, x, None)
+    torch.manual_seed(1)
+    expected_output, expected_grads = _run(model, x, None)
+    torch.testing.assert_close(output, expected_output)
+    for grad, expected in zip(grads, expected_grads, strict=True):
+        torch.testing.assert_close(grad, expected)
+    with torch.no_grad():
+        for given in (None, lengths):
+            torch.testing.assert_close(compiled.eval()(x, given), model.eval()(x, given))
+
+
+@pytest.mark.filterwarnings(DYNAMO_READS_GRAD)
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # inductor's use of torch.jit
 @pytest.mark.parametrize("name", EVERY_LAYER)
 def test_torch_compile_with_inductor_trains_as_eager(name):

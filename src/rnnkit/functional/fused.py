@@ -50,7 +50,12 @@ from torch.autograd.function import FunctionCtx, once_differentiable
 
 from rnnkit.functional import _numba_calls as calls
 from rnnkit.functional import tuning
-from rnnkit.functional._numba_calls import side_by_side, side_by_side_run, single_threaded_blas
+from rnnkit.functional._numba_calls import (
+    numba_runs,
+    side_by_side,
+    side_by_side_run,
+    single_threaded_blas,
+)
 
 __all__ = [
     "Options",
@@ -61,7 +66,8 @@ __all__ = [
     "fused_lstm",
     "gru_inference",
     "lstm_inference",
-    # how the engine's dispatch (rnnkit.nn._engine) runs the loops side by side
+    # how the engine's dispatch (rnnkit.nn._engine) runs the loops
+    "numba_runs",
     "side_by_side",
     "side_by_side_run",
     "single_threaded_blas",

@@ -31,6 +31,12 @@ LOOP_TRANSPOSED_ROWS = 4
 #: on one of MKL's threads: waking the others costs more than their share of it saves.
 ONE_THREAD_PRODUCT = 2**19
 
+#: A layer that runs torch's own kernel (``nn.LSTM``, ``nn.GRU``) takes ``lengths=`` in
+#: inference on the engine up to this batch x state width^2 (a step's product, over 3-4 for
+#: the gates): the compiled loop skips packing and the steps past each length; above it
+#: torch's packed kernel, whose products use all of torch's threads, catches up.
+ENGINE_LENGTHS_WORK = 2**20
+
 #: With two torch threads or more, two recurrences run at once on two of torch's OpenMP
 #: threads from this batch up: the two directions of a bidirectional layer, the two halves of
 #: a one-direction stack's batch in inference. Below it a loop is too light to share.

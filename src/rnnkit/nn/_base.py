@@ -332,11 +332,19 @@ class RecurrentBase(nn.Module):
             # exporting: torch ops only (no numba, no hand-written backward)
             if self.backend == "reference" or torch.compiler.is_exporting():
                 return self._run_reference(x, state, lengths)
-            result = _engine.run(self, x, state, lengths)
+            result = self._on_engine(x, state, lengths)
             return self._run_reference(x, state, lengths) if result is None else result
         if lengths is None:
             return self._fused(x, state, None)
+        if _engine.takes_lengths(x, state):  # no packing, no steps past the lengths
+            result = self._on_engine(x, state, lengths)
+            if result is not None:
+                return result
         return self._fused_with_lengths(x, state, lengths)
+
+    def _on_engine(self, x: Tensor, state: State, lengths: Tensor | None) -> RunResult | None:
+        """:func:`rnnkit.nn._engine.run` of this layer (None where a recurrence has no kernel)."""
+        return _engine.run(self, x, state, lengths)
 
     def _fused_with_lengths(self, x: Tensor, state: State, lengths: Tensor) -> RunResult:
         """Feed a padded batch to the packed fused kernel; handle length 0 around it."""

@@ -35,6 +35,7 @@ from rnnkit.functional.fused import (
     fused_lstm,
     gru_inference,
     lstm_inference,
+    numba_runs,
     side_by_side,
     side_by_side_run,
     single_threaded_blas,
@@ -201,6 +202,20 @@ def _inference(
         )
 
     return in_chunks(run, fused.project, x, state, None, plan.reverse)
+
+
+def takes_lengths(x: Tensor, state: State) -> bool:
+    """Whether a layer that runs torch's own kernel takes ``lengths=`` here instead: inference
+    (no gradient, no trace or export to record torch ops for) where the numba loops run and a
+    step's work, batch x state width^2, is at most ``tuning.ENGINE_LENGTHS_WORK``."""
+    width = state[0].shape[-1]
+    return (
+        not torch.is_grad_enabled()
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_exporting()
+        and numba_runs(x)
+        and x.shape[1] * width * width <= tuning.ENGINE_LENGTHS_WORK
+    )
 
 
 def run(

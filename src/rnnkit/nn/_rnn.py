@@ -122,6 +122,13 @@ class _TorchLayout(RecurrentBase, nn.RNNBase):
         for h0 in getattr(self, "initial_state", None) or ():
             nn.init.zeros_(h0)
 
+    # torch.compile runs torch.nn's RNN modules, these among them, without tracing their
+    # forward, but still compiles the frames below it one by one: the engine's numba loops
+    # must stay out of those.
+    @torch.compiler.disable
+    def _on_engine(self, x: Tensor, state: State, lengths: Tensor | None) -> RunResult | None:
+        return super()._on_engine(x, state, lengths)
+
     def _current_weights(self) -> list[Tensor]:
         """The flat weights as the module holds them now (``torch.func.functional_call`` and
         parametrizations replace them without updating ``_flat_weights``)."""
