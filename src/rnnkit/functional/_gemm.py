@@ -11,9 +11,13 @@ called instead, the one NumPy's ``np.dot`` would use.
 The function is reached by name: :func:`gemm` declares ``rnnkit_sgemm``/``rnnkit_dgemm`` in
 the compiled code and this module binds those names to the library's entry points at import,
 before any loop is compiled or loaded from numba's cache (a cached loop holds the name, not
-an address that changes from process to process). numba's cache does not notice a change to
-:func:`gemm` in the loops that inline it from another file: after editing this module, delete
-``src/rnnkit/functional/__pycache__/*.nb[ic]``.
+an address that changes from process to process); so is ``rnnkit_blas_threads``, MKL's
+thread-local cap, which :func:`gemm` sets to one around a small product. numba's cache does
+not notice a change to :func:`gemm` in the loops that inline it from another file: after
+editing this module, delete ``src/rnnkit/functional/__pycache__/*.nb[ic]``.
+
+The module also finds, in torch's library, the OpenMP entry points that run two recurrences
+at once on torch's own threads (:data:`OPENMP_TEAM`).
 """
 
 from __future__ import annotations
