@@ -871,7 +871,7 @@ def min_backward(projected, h0, lengths, flags, h, grad_h, carry, grad, gates):
     H)`` that of the outputs, ``carry`` ``(N, H)`` that of the final states on entry and of
     ``h0`` on return (``dh_t = g_t + (1 - z_{t+1}) dh_{t+1}``), ``grad`` ``(L, N, G)`` that of
     ``projected`` (zero at steps past a length). ``gates`` ``(4, H)`` is scratch."""
-    reverse, lstm, positive, _, exact = flags
+    reverse, lstm, positive = flags[:3]
     steps, batch, hidden = h.shape
     z, candidate, f, i = gates[0], gates[1], gates[2], gates[3]
     one, zero = like(h, 1.0), like(h, 0.0)
@@ -903,7 +903,7 @@ def min_backward(projected, h0, lengths, flags, h, grad_h, carry, grad, gates):
                     d_a[j] *= f[j] - one
             for j in range(hidden):
                 dh_next[j] *= one - z[j]
-            if positive:  # g'(k) = 1 from 0 up, sigmoid'(k) below
+            if positive:  # g'(k) = 1 from 0 up, below sigmoid'(k), h~ being sigmoid(k) there
                 for j in range(hidden):
-                    s = sigmoid(k_h[j], exact)
+                    s = candidate[j]
                     d_candidate[j] *= one if k_h[j] >= 0 else s * (one - s)

@@ -128,8 +128,7 @@ _SET_LOCAL_THREADS = _local_thread_setter()
 OPENMP_TEAM = _openmp_team()
 
 
-@cfunc(types.int32(types.int32), cache=True)
-def _threads_unchanged(threads):
+def _threads_unchanged(threads: int) -> int:
     """What ``rnnkit_blas_threads`` calls where the BLAS is not MKL: nothing (the engine holds
     SciPy's BLAS to one thread around its loops, and another BLAS in torch decides alone)."""
     return 0
@@ -138,9 +137,11 @@ def _threads_unchanged(threads):
 def _bind_thread_cap() -> None:
     """Bind the compiled code's ``rnnkit_blas_threads(n) -> previous`` to MKL's
     ``MKL_Set_Num_Threads_Local`` where the loops call torch's MKL, else to
-    :func:`_threads_unchanged`."""
-    setter = _SET_LOCAL_THREADS
-    address = ctypes.cast(setter, ctypes.c_void_p).value if setter else _threads_unchanged.address
+    :func:`_threads_unchanged`, compiled only then."""
+    if _SET_LOCAL_THREADS is not None:
+        address = ctypes.cast(_SET_LOCAL_THREADS, ctypes.c_void_p).value
+    else:
+        address = cfunc(types.int32(types.int32), cache=True)(_threads_unchanged).address
     llvm.add_symbol("rnnkit_blas_threads", address)
 
 
