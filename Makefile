@@ -48,9 +48,10 @@ wheel: setup
 pythons: setup
 	tests/wheel/check_pythons.sh
 
+# The engine against torch.nn.LSTM: 3 runs of a piece of the grid at 1 and 2 threads, from a
+# fresh install of the wheel; writes the tables into the READMEs (see benchmarks/README.md).
 bench: setup
-	$(PY) benchmarks/bench_layers.py
-	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_report.py --wheel --readme
 
 # The engine against torch.nn.LSTM over issue 26's 75 shapes (long: see benchmarks/README.md).
 bench-grid: setup
