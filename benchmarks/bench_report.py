@@ -44,7 +44,6 @@ from bench_grid import BAR, GRID_LAYERS, RESULTS, row_label, size_pair
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RUNS_DIR = RESULTS / "bench"
-REPORT = RESULTS / "bench.md"
 MARKERS = ("<!-- make bench: start -->", "<!-- make bench: end -->")
 README = ROOT / "README.md"  # gets one sentence; these pages the summary tables:
 PAGES = (HERE / "README.md", ROOT / "docs" / "engine.md")
@@ -84,8 +83,17 @@ def run_environment(openblas: str) -> dict[str, str]:
     return env
 
 
-def run_file(kind: str, threads: int, run: int) -> Path:
-    return RUNS_DIR / f"{kind}-{threads}t-run{run}.json"
+def pin_suffix(openblas: str) -> str:
+    """What the files of runs with the OpenBLAS pin ``openblas`` add to their names."""
+    return "" if openblas == "unset" else f"-{openblas}"
+
+
+def run_file(kind: str, threads: int, run: int, openblas: str = "unset") -> Path:
+    return RUNS_DIR / f"{kind}-{threads}t-run{run}{pin_suffix(openblas)}.json"
+
+
+def report_file(openblas: str) -> Path:
+    return RESULTS / f"bench{pin_suffix(openblas)}.md"
 
 
 def run_all(args: argparse.Namespace, python: Path) -> None:
@@ -98,16 +106,15 @@ def run_all(args: argparse.Namespace, python: Path) -> None:
         grid += ["--batch", *map(str, args.batch)]
     for run in range(1, args.runs + 1):
         for threads in args.threads:
-            common = ["--threads", str(threads), "--json"]
+            minimal = ["--lengths", "4096", "--repeats", str(args.minimal_repeats)]
             commands = {
-                "grid": [HERE / "bench_grid.py", *grid, *common, run_file("grid", threads, run)],
-                "minimal": [
-                    *(HERE / "bench_minimal.py", "--lengths", "4096", "--repeats"),
-                    *(str(args.minimal_repeats), *common, run_file("minimal", threads, run)),
-                ],
+                "grid": [HERE / "bench_grid.py", *grid],
+                "minimal": [HERE / "bench_minimal.py", *minimal],
             }
             for kind, command in commands.items():
                 print(f"== run {run}/{args.runs}, {threads} thread(s): {kind}", flush=True)
+                out = run_file(kind, threads, run, args.openblas)
+                command += ["--threads", str(threads), "--json", out]
                 # from outside the tree, so a wheel's rnnkit is the one imported
                 subprocess.run([str(python), *map(str, command)], check=True, env=env, cwd="/")
 
@@ -115,8 +122,9 @@ def run_all(args: argparse.Namespace, python: Path) -> None:
 # ------------------------------------------------------------------------------ reporting
 
 
-def load_runs(kind: str, threads: int, runs: int) -> list[dict[str, Any]]:
-    return [json.loads(run_file(kind, threads, run).read_text()) for run in range(1, runs + 1)]
+def load_runs(kind: str, threads: int, runs: int, openblas: str) -> list[dict[str, Any]]:
+    files = (run_file(kind, threads, run, openblas) for run in range(1, runs + 1))
+    return [json.loads(file.read_text()) for file in files]
 
 
 def span(values: Iterable[float], form: str = "{:.2f}", unit: str = "x") -> str:
@@ -232,8 +240,8 @@ def readme_line(grids: dict[int, list[dict]], minimal: dict[int, list[dict]], ru
 def report(args: argparse.Namespace) -> tuple[str, list[str], list[str]]:
     """The README's sentence, the summary (for the other pages) and the full report (for
     ``bench.md``)."""
-    grids = {t: load_runs("grid", t, args.runs) for t in args.threads}
-    minimal = {t: load_runs("minimal", t, args.runs) for t in args.threads}
+    grids = {t: load_runs("grid", t, args.runs, args.openblas) for t in args.threads}
+    minimal = {t: load_runs("minimal", t, args.runs, args.openblas) for t in args.threads}
     first = next(iter(grids.values()))[0]
     dates = sorted(run["date"] for runs in grids.values() for run in runs)
     loads = [run["load_average"][0] for runs in grids.values() for run in runs]
@@ -298,6 +306,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.quick:
         args.runs, args.batch, args.steps, args.sizes = 2, [1, 16], [35], [(4, 64)]
         args.repeats = args.minimal_repeats = 2
+    if args.readme and args.openblas != "unset":
+        parser.error("--readme writes the tables of runs with the OpenBLAS pin unset")
     if min(args.runs, args.repeats, args.minimal_repeats, *args.threads) < 1:
         parser.error("--runs, --repeats, --minimal-repeats and --threads must be >= 1")
     return args
@@ -312,9 +322,9 @@ def main() -> None:
                 python = wheel_python(Path(stack.enter_context(tempfile.TemporaryDirectory())))
             run_all(args, python)
     line, summary, full = report(args)
-    REPORT.write_text("\n".join(full))
+    report_file(args.openblas).write_text("\n".join(full))
     print("\n".join([line, "", *summary]))
-    print(f"wrote {REPORT}")
+    print(f"wrote {report_file(args.openblas)}")
     if args.readme:
         for page, lines in ((README, [line]), *((page, summary) for page in PAGES)):
             replace_between_markers(page, lines)

@@ -162,3 +162,10 @@ def test_runs_set_the_openblas_pin_asked_for(bench_report, monkeypatch, openblas
     env = bench_report.run_environment(openblas)
     assert env.get("OPENBLAS_CORETYPE") == expected
     assert ("OPENBLAS_L2_SIZE" in env) == (openblas == "inherit")
+
+
+def test_runs_under_another_pin_keep_files_of_their_own(bench_report) -> None:
+    assert bench_report.run_file("grid", 1, 1, "haswell") != bench_report.run_file("grid", 1, 1)
+    assert bench_report.report_file("haswell") != bench_report.report_file("unset")
+    with pytest.raises(SystemExit):  # the READMEs' tables are those of the pin unset
+        bench_report.parse_args(["--openblas", "haswell", "--readme"])
