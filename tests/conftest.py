@@ -1,6 +1,11 @@
 """Shared test settings: deterministic seeds and a CI-sized hypothesis profile."""
 
+import importlib
 import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 import torch
@@ -21,6 +26,22 @@ torch.set_num_threads(1)
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def benchmark_script() -> Callable[[str], ModuleType]:
+    """Import a script of benchmarks/ by name: with benchmarks/ on sys.path while it imports,
+    as when it runs from there and imports its sibling scripts."""
+    folder = str(Path(__file__).parents[1] / "benchmarks")
+
+    def load(name: str) -> ModuleType:
+        sys.path.insert(0, folder)
+        try:
+            return importlib.import_module(name)
+        finally:
+            sys.path.remove(folder)
+
+    return load
 
 
 @pytest.fixture

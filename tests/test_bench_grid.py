@@ -3,26 +3,16 @@ filters, and the lengths it passes."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from fractions import Fraction
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench_grid() -> ModuleType:
-    # The script imports its sibling scripts by name, as it does when run from benchmarks/.
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("bench_grid")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def bench_grid(benchmark_script) -> ModuleType:
+    return benchmark_script("bench_grid")
 
 
 def test_full_grid_is_the_issues_5x3x5(bench_grid: ModuleType) -> None:

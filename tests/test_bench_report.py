@@ -3,26 +3,17 @@ README blocks it writes, and the environment of its runs."""
 
 from __future__ import annotations
 
-import importlib
 import itertools
 import json
 import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCHMARKS = Path(__file__).parents[1] / "benchmarks"
-
 
 @pytest.fixture(scope="module")
-def bench_report() -> ModuleType:
-    # The script imports its sibling scripts by name, as it does when run from benchmarks/.
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module("bench_report")
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+def bench_report(benchmark_script) -> ModuleType:
+    return benchmark_script("bench_report")
 
 
 def grid_run(module: ModuleType, ratios: dict[str, list[float]]) -> dict:
