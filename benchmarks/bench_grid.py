@@ -198,12 +198,24 @@ def cpu_model() -> str:
     return next(names, "unknown")
 
 
+def vector_extensions() -> list[str]:
+    """Which of AVX-512 (``avx512f``) and AVX2 the CPU has, from ``/proc/cpuinfo``'s flags: on
+    AVX-512 CPUs ``nn.LSTM``'s oneDNN kernels gain more than the engine's loops."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return []
+    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    return [flag for flag in ("avx512f", "avx2") if flag in flags]
+
+
 def machine_report(args: argparse.Namespace) -> dict[str, Any]:
     """``bench_minimal.environment`` and what decides the BLAS kernels that run."""
     engine_blas = getattr(rnnkit.functional, "engine_blas", None)
     return {
         **environment(args.repeats, args.warmup),
         "cpu_model": cpu_model(),
+        "vector_extensions": vector_extensions(),
         "budget_s": args.budget,
         "openblas_env": {name: os.environ.get(name, "unset") for name in OPENBLAS_ENV},
         "blas": [

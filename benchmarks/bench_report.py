@@ -149,8 +149,10 @@ def machine_line(run: dict[str, Any], wheel: bool) -> str:
     )
     pin = ", ".join(f"{name}={value}" for name, value in run["openblas_env"].items())
     source = "a fresh install of the built wheel" if wheel else "the source tree"
+    vectors = ", ".join(run.get("vector_extensions", []))  # older runs did not record them
+    cpu = f"{run['cpu_model']} ({vectors})" if vectors else run["cpu_model"]
     return (
-        f"{run['cpu_model']}, {run['cores']} cores; torch {run['torch']}, Python "
+        f"{cpu}, {run['cores']} cores; torch {run['torch']}, Python "
         f"{run['python']}, rnnkit {run['rnnkit']} from {source}; the engine's BLAS: "
         f"{run['engine_blas']}; other BLAS in the process (threadpoolctl): {blas or 'none'}; "
         f"{pin}"

@@ -160,3 +160,11 @@ def test_runs_under_another_pin_keep_files_of_their_own(bench_report) -> None:
     assert bench_report.report_file("haswell") != bench_report.report_file("unset")
     with pytest.raises(SystemExit):  # the READMEs' tables are those of the pin unset
         bench_report.parse_args(["--openblas", "haswell", "--readme"])
+
+
+def test_machine_line_names_the_vector_extensions_where_recorded(bench_report, two_runs) -> None:
+    run = two_runs[0][1][0]  # recorded before runs named them
+    assert "Test CPU, 2 cores" in bench_report.machine_line(run, wheel=False)
+    line = bench_report.machine_line(run | {"vector_extensions": ["avx512f", "avx2"]}, wheel=True)
+    assert "Test CPU (avx512f, avx2), 2 cores" in line
+    assert "from a fresh install of the built wheel" in line
