@@ -233,7 +233,7 @@ def readme_line(grids: dict[int, list[dict]], minimal: dict[int, list[dict]], ru
     )
     return (
         f"Engine speed ([`make bench`](benchmarks/results/bench.md), {runs} runs): the five "
-        "extended layers' time / `torch.nn.LSTM`'s, the layers' median row, at "
+        "extended layers' time / `torch.nn.LSTM`'s, each layer's median row, at "
         f"{'; at '.join(parts)}. "
         f"Training at T=4096, faster than `nn.LSTM` by {trains}."
     )
