@@ -188,24 +188,26 @@ def load_engine(layers: Sequence[str]) -> None:
             grid_runner(module, x, mode)()
 
 
-def cpu_model() -> str:
-    """The first ``model name`` of ``/proc/cpuinfo``, or "unknown" off Linux."""
+def cpu_field(name: str) -> str | None:
+    """The first ``name`` field of ``/proc/cpuinfo`` (``model name``, ``flags``), or None off
+    Linux."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        return "unknown"
-    names = (line.split(":", 1)[1].strip() for line in lines if line.startswith("model name"))
-    return next(names, "unknown")
+        return None
+    values = (line.split(":", 1)[1].strip() for line in lines if line.startswith(name))
+    return next(values, None)
+
+
+def cpu_model() -> str:
+    """The CPU's model name, or "unknown" off Linux."""
+    return cpu_field("model name") or "unknown"
 
 
 def vector_extensions() -> list[str]:
-    """Which of AVX-512 (``avx512f``) and AVX2 the CPU has, from ``/proc/cpuinfo``'s flags: on
-    AVX-512 CPUs ``nn.LSTM``'s oneDNN kernels gain more than the engine's loops."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return []
-    flags = next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), [])
+    """Which of AVX-512 (``avx512f``) and AVX2 the CPU has: on AVX-512 CPUs ``nn.LSTM``'s
+    oneDNN kernels gain more than the engine's loops."""
+    flags = (cpu_field("flags") or "").split()
     return [flag for flag in ("avx512f", "avx2") if flag in flags]
 
 
@@ -309,12 +311,16 @@ def print_machine(report: dict[str, Any], console: Console) -> None:
     )
 
 
-def write_json(path: Path, report: dict[str, Any]) -> None:
+def write_whole(path: Path, text: str) -> None:
     """Replace ``path`` whole, so that an interrupted run leaves the last complete file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=str))
+    tmp.write_text(text)
     tmp.replace(path)
+
+
+def write_json(path: Path, report: dict[str, Any]) -> None:
+    write_whole(path, json.dumps(report, indent=2, default=str))
 
 
 def size_pair(text: str) -> tuple[int, int]:

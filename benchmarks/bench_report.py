@@ -39,7 +39,16 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from bench_grid import BAR, GRID_LAYERS, RESULTS, row_label, size_pair
+from bench_engine import MODES
+from bench_grid import (
+    BAR,
+    GRID_LAYERS,
+    OPENBLAS_ENV,
+    RESULTS,
+    row_label,
+    size_pair,
+    write_whole,
+)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -48,7 +57,6 @@ MARKERS = ("<!-- make bench: start -->", "<!-- make bench: end -->")
 README = ROOT / "README.md"  # gets one sentence; these pages the summary tables:
 PAGES = (HERE / "README.md", ROOT / "docs" / "engine.md")
 MINIMAL = {"MinGRU": 4.0, "MinLSTM": 3.0}  # issue 26's bars: speed-up over nn.LSTM at T=4096
-MODES = ("forward", "forward+backward")
 
 
 # ------------------------------------------------------------------------------- running
@@ -76,7 +84,7 @@ def run_environment(openblas: str) -> dict[str, str]:
     """The process environment of a run, with the OpenBLAS pin ``openblas`` asks for."""
     env = dict(os.environ)
     if openblas != "inherit":
-        for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        for name in OPENBLAS_ENV:
             env.pop(name, None)
     if openblas == "haswell":
         env["OPENBLAS_CORETYPE"] = "Haswell"
@@ -104,9 +112,9 @@ def run_all(args: argparse.Namespace, python: Path) -> None:
     grid += [*map(str, args.steps), "--sizes", *(f"{i}x{h}" for i, h in args.sizes)]
     if args.batch:
         grid += ["--batch", *map(str, args.batch)]
+    minimal = ["--lengths", "4096", "--repeats", str(args.minimal_repeats)]
     for run in range(1, args.runs + 1):
         for threads in args.threads:
-            minimal = ["--lengths", "4096", "--repeats", str(args.minimal_repeats)]
             commands = {
                 "grid": [HERE / "bench_grid.py", *grid],
                 "minimal": [HERE / "bench_minimal.py", *minimal],
@@ -273,7 +281,7 @@ def replace_between_markers(path: Path, lines: Sequence[str]) -> None:
     text = path.read_text()
     start, end = (text.index(marker) for marker in MARKERS)
     block = "\n".join([MARKERS[0], *lines, ""])
-    path.write_text(text[:start] + block + text[end:])
+    write_whole(path, text[:start] + block + text[end:])
 
 
 # ----------------------------------------------------------------------------------- main
@@ -324,7 +332,7 @@ def main() -> None:
                 python = wheel_python(Path(stack.enter_context(tempfile.TemporaryDirectory())))
             run_all(args, python)
     line, summary, full = report(args)
-    report_file(args.openblas).write_text("\n".join(full))
+    write_whole(report_file(args.openblas), "\n".join(full))
     print("\n".join([line, "", *summary]))
     print(f"wrote {report_file(args.openblas)}")
     if args.readme:
