@@ -53,6 +53,7 @@ from numba import njit
 from rnnkit.functional._gemm import gemm
 from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS, LOOP_TRANSPOSED_ROWS
 from rnnkit.runtime.activations import like, sigmoid, tanh
+from rnnkit.runtime.gates import gru_row, lstm_row
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -93,10 +94,10 @@ def _dot_t(x, w, out):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _row_dots(x, w, out):
     """``out = x @ w^T`` as one dot product per entry, each over a row of ``x`` and a row of
-    ``w``, both contiguous; ``reassoc`` lets the sums vectorise (see :func:`_mean_rstd`). The
-    rows of ``w`` go four at a time, each block against every row of ``x`` while it is in the
-    cache: ``w`` is read from memory once a step whatever the rows, and each load of ``x``
-    feeds four sums whose reductions overlap."""
+    ``w``, both contiguous; ``reassoc`` lets the sums vectorise (see
+    :func:`~rnnkit.runtime.gates.mean_rstd`). The rows of ``w`` go four at a time, each block
+    against every row of ``x`` while it is in the cache: ``w`` is read from memory once a step
+    whatever the rows, and each load of ``x`` feeds four sums whose reductions overlap."""
     rows = w.shape[0]
     whole = rows - rows % 4
     for j in range(0, whole, 4):
@@ -119,42 +120,6 @@ def _row_dots(x, w, out):
             for k in range(x_n.shape[0]):
                 total += x_n[k] * w_j[k]
             out[n, j] = total
-
-
-@njit(cache=True, error_model="numpy", fastmath={"reassoc"})
-def _mean_rstd(x, eps):
-    """The mean of the row ``x`` and ``1/sqrt(var + eps)``, as loops (no temporary array), in
-    the dtype of ``x``. ``reassoc`` lets the sums vectorise (their order differs, in rounding
-    only: each is 16 partial sums in float32); it holds only in a function of its own, hence
-    a call rather than inlined."""
-    width = like(x, x.shape[0])
-    mean = like(x, 0.0)
-    for j in range(x.shape[0]):
-        mean += x[j]
-    mean /= width
-    var = like(x, 0.0)
-    for j in range(x.shape[0]):
-        var += (x[j] - mean) ** 2
-    return mean, like(x, 1.0) / np.sqrt(var / width + like(x, eps))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _normalise(x, eps, gain, shift, out, add):
-    """``out = LN(x)`` of the row ``x`` with ``gain`` and ``shift`` (``out += LN(x)`` when
-    ``add``; ``out`` may be ``x``). Returns the row's mean and ``1/std``."""
-    mean, rstd = _mean_rstd(x, eps)
-    for j in range(x.shape[0]):
-        y = (x[j] - mean) * rstd * gain[j] + shift[j]
-        out[j] = out[j] + y if add else y
-    return mean, rstd
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _normalise_row(ln, x, out, add):
-    """:func:`_normalise` by the layer norm ``ln`` (see the module docstring); returns the
-    row's mean and ``1/std``."""
-    _, gain, shift, eps, _ = ln
-    return _normalise(x, eps, gain, shift, out, add)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -276,7 +241,6 @@ def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in
     rows, reverse = walk
     steps = hs.shape[0] - 1
     gates = act.shape[2]
-    hidden = gates // 4
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
@@ -293,49 +257,20 @@ def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in
         for n in range(b):
             a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
             cn = c_new[t % c_new.shape[0], n] if zoned else cs[c_next, n]
-            # Loops over the gates as views, not offsets into one row, which LLVM cannot
-            # tell never meet: only those it vectorises.
-            i, f, g, o = (
-                a[:hidden],
-                a[hidden : 2 * hidden],
-                a[2 * hidden : 3 * hidden],
-                a[3 * hidden :],
-            )
             if source == COPY:
                 for j in range(gates):
                     a[j] = x[t, n, j] + bias[j]
             elif source == PROJECT:
                 for j in range(gates):
                     a[j] += bias[j]
+            m_ih, m_hh, m_c = lstm_row(a, gh[n], c, cn, tc, y, (w_peep, peep), norms, exact)
             if ln_ih[0]:
-                _record(stats_ih, t, n, _normalise_row(ln_ih, a, a, False))
+                _record(stats_ih, t, n, m_ih)
             if ln_hh[0]:
-                _record(stats_hh, t, n, _normalise_row(ln_hh, gh[n], a, True))
-            else:
-                for j in range(gates):
-                    a[j] += gh[n, j]
-            if peep:
-                for j in range(hidden):
-                    i[j] += w_peep[0, j] * c[j]
-                    f[j] += w_peep[1, j] * c[j]
-            for j in range(2 * hidden):  # i and f
-                a[j] = sigmoid(a[j], exact)
-            for j in range(hidden):
-                g[j] = tanh(g[j], exact)
-                cn[j] = f[j] * c[j] + i[j] * g[j]
-            if peep:  # o peeks at c'
-                for j in range(hidden):
-                    o[j] += w_peep[2, j] * cn[j]
-            for j in range(hidden):
-                o[j] = sigmoid(o[j], exact)
+                _record(stats_hh, t, n, m_hh)
             if ln_c[0]:
-                _record(stats_c, t, n, _normalise_row(ln_c, cn, y, False))
-            else:
-                y[:] = cn
-            for j in range(hidden):
-                tc[j] = tanh(y[j], exact)
-                y[j] = o[j] * tc[j]  # h' before zoneout
-            _zoneout_row(reg, t, 0, n, hs[prev, n], y, hs[new, n])
+                _record(stats_c, t, n, m_c)
+            _zoneout_row(reg, t, 0, n, hs[prev, n], y, hs[new, n])  # y: h' before zoneout
             if zoned:  # else c' is written in place already
                 _zoneout_row(reg, t, 1, n, c, cn, cs[c_next, n])
 
@@ -549,7 +484,7 @@ def _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in,
     hs, h0 = states
     w, bias = weights
     source, x, w_ih, bias_ih = given
-    ln_ih, ln_hh = norms
+    ln_hh = norms[1]
     stats = ln_hh[4]
     rows, reverse = walk
     steps = hs.shape[0] - 1
@@ -572,23 +507,12 @@ def _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in,
             if source == PROJECT:
                 for j in range(gates):
                     x_t[j] += bias_ih[j]
-            if ln_ih[0]:
-                _normalise_row(ln_ih, x_t, x_t, False)
-            if ln_hh[0]:
+            if ln_hh[0]:  # h W_hh^T, kept for LN_hh's backward
                 gh[t % gh.shape[0], n] = g[n]
-                _record(stats, t, n, _normalise_row(ln_hh, g[n], g[n], False))
-            else:
-                for j in range(gates):
-                    g[n, j] += bias[j]
-            for j in range(2 * hidden):  # r and z
-                a[j] = sigmoid(x_t[j] + g[n, j], exact)
-            # Named views, which LLVM vectorises (see lstm_forward)
-            r, z, n_new = a[:hidden], a[hidden : 2 * hidden], a[2 * hidden :]
-            h, x_n, g_n = hs[prev, n], x_t[2 * hidden :], gh_n[t % gh_n.shape[0], n]
-            g_n[:] = g[n, 2 * hidden :]
-            for j in range(hidden):
-                n_new[j] = tanh(x_n[j] + r[j] * g_n[j], exact)
-                h_t[j] = n_new[j] + z[j] * (h[j] - n_new[j])
+            moments = gru_row(x_t, g[n], hs[prev, n], a, h_t, bias, norms, exact)
+            if ln_hh[0]:
+                _record(stats, t, n, moments)
+            gh_n[t % gh_n.shape[0], n] = g[n, 2 * hidden :]  # what r multiplied
             _zoneout_row(reg, t, 0, n, hs[prev, n], h_t, hs[new, n])
 
 

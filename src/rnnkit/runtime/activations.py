@@ -40,7 +40,7 @@ def like(x: Any, value: float) -> Any:
     return np.asarray(x).dtype.type(value)
 
 
-def _compiled(function: Callable) -> Callable:
+def compiled(function: Callable) -> Callable:
     """``function`` compiled to be inlined into the loops that call it (as it is without
     numba); ``error_model="numpy"`` as in those loops, so a division cannot raise."""
     if njit is None:
@@ -56,7 +56,7 @@ if njit is not None:
         return lambda x, value: cast(value)
 
 
-@_compiled
+@compiled
 def tanh(x: float, exact: bool) -> float:
     """``tanh(x)``: the rational function (error a few float32 ulp), or ``math.tanh`` when
     ``exact``."""
@@ -77,7 +77,7 @@ def tanh(x: float, exact: bool) -> float:
     return x * p / q
 
 
-@_compiled
+@compiled
 def sigmoid(x: float, exact: bool) -> float:
     """``1 / (1 + exp(-x))`` as ``1/2 + tanh(x/2)/2``, by :func:`tanh`."""
     half = like(x, 0.5)
