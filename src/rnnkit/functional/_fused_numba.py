@@ -11,8 +11,8 @@ loops, which project each step's input themselves (:data:`PROJECT`). A step's ma
 :func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
 :func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
 ``tuning.LOOP_PRODUCT_ROWS`` (``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS
-(:mod:`rnnkit.functional._gemm`). ``tanh`` and ``sigmoid`` are the runtime's
-(:mod:`rnnkit.runtime.activations`); ``exact`` (float64) takes the C library's ``tanh``.
+(:mod:`rnnkit.functional._gemm`). ``exact`` (float64) takes the C library's ``tanh`` instead
+of the rational one of :mod:`rnnkit.runtime.activations`.
 Every function compiles with ``error_model="numpy"``: a float division that cannot raise lets
 LLVM vectorise the gate loops. Constants and scalars go through
 :func:`~rnnkit.runtime.activations.like`, so float32 buffers get float32 arithmetic. Each
@@ -40,20 +40,32 @@ per dtype). Shared by the loops:
 
 Shapes as in :mod:`rnnkit.functional.fused`: gates in ``(i, f, g, o)`` order (LSTM,
 ``G = 4H``) or ``(r, z, n)`` (GRU, ``G = 3H``); IndRNN and Jordan name their nonlinearities by
-their index in :data:`ACTIVATIONS`.
+their index in :data:`rnnkit.runtime.gates.ACTIVATIONS`. The equations of a step's rows are
+those of :mod:`rnnkit.runtime.gates`, which the runtime's kernels run too; the loops here add
+what training needs around them (the walk over steps and lengths, the regularisers, what the
+backward reads).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numba import njit
 
 from rnnkit.functional._gemm import gemm
 from rnnkit.functional.tuning import LOOP_PRODUCT_ROWS, LOOP_TRANSPOSED_ROWS
-from rnnkit.runtime.activations import like, sigmoid, tanh
-from rnnkit.runtime.gates import gru_row, lstm_row
+from rnnkit.runtime.activations import like
+from rnnkit.runtime.gates import (
+    RELU,
+    SIGMOID,
+    SOFTMAX,
+    TANH,
+    activate_row,
+    gru_row,
+    indrnn_row,
+    lstm_row,
+    min_gates,
+    min_row,
+)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -408,49 +420,23 @@ def _lstm_backward(
         _add_masked(dh_prev, reg, keep_h, dh)
 
 
-#: The point-wise nonlinearities of IndRNN and Jordan, passed to the loops as their index.
-ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "softmax")
-_TANH, _SIGMOID, _RELU, _SOFTMAX = 1, 2, 3, 4
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _activate_row(x, kind, exact):
-    """In place ``x = act(x)`` on one row, ``act`` the :data:`ACTIVATIONS` entry ``kind``."""
-    if kind == _SOFTMAX:  # math.exp: rows are a few outputs wide
-        top = x.max()
-        total = 0.0
-        for j in range(x.shape[0]):
-            x[j] = math.exp(x[j] - top)
-            total += x[j]
-        for j in range(x.shape[0]):
-            x[j] /= total
-        return
-    for j in range(x.shape[0]):
-        if kind == _TANH:
-            x[j] = tanh(x[j], exact)
-        elif kind == _SIGMOID:
-            x[j] = sigmoid(x[j], exact)
-        elif kind == _RELU:  # NaN stays NaN, as torch.relu keeps it
-            x[j] = like(x, 0.0) if x[j] <= 0.0 else x[j]
-
-
 @njit(cache=True, error_model="numpy", inline="always")
 def _activate_row_backward(grad, out, kind, d_in):
     """``d_in`` = the gradient at the input of ``act`` (one row) from ``grad`` at its output
     ``out``."""
     dot = 0.0
-    if kind == _SOFTMAX:
+    if kind == SOFTMAX:
         for j in range(grad.shape[0]):
             dot += grad[j] * out[j]
     for j in range(grad.shape[0]):
         d, y = grad[j], out[j]
-        if kind == _TANH:
+        if kind == TANH:
             d *= like(d, 1.0) - y * y
-        elif kind == _SIGMOID:
+        elif kind == SIGMOID:
             d *= y * (like(d, 1.0) - y)
-        elif kind == _RELU:
+        elif kind == RELU:
             d = like(d, 0.0) if y <= 0.0 else d
-        elif kind == _SOFTMAX:
+        elif kind == SOFTMAX:
             d = y * (d - dot)
         d_in[j] = d
 
@@ -587,7 +573,7 @@ def indrnn_forward(gi, um, states, h_new, reg, walk, kind, exact):
     hs, h0 = states
     rows, reverse = walk
     use_mask = reg[4]  # um is u times the mask
-    steps, _, hidden = gi.shape
+    steps = gi.shape[0]
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
         b = rows[t]
@@ -596,9 +582,7 @@ def indrnn_forward(gi, um, states, h_new, reg, walk, kind, exact):
         _start(hs, h0, rows, t, steps, reverse)
         for n in range(b):
             h, h_t, u = hs[prev, n], h_new[t, n], um[n if use_mask else 0]
-            for j in range(hidden):
-                h_t[j] = gi[t, n, j] + u[j] * h[j]
-            _activate_row(h_t, kind, exact)
+            indrnn_row(gi[t, n], u, h, h_t, kind, exact)
             _zoneout_row(reg, t, 0, n, h, h_t, hs[new, n])
 
 
@@ -664,13 +648,13 @@ def _jordan_forward(gi, weights, buffers, states, reg, walk, kinds, exact, y_in)
         for n in range(b):
             for j in range(hidden):
                 h[n, j] += gi[t, n, j]
-            _activate_row(h[n], kind, exact)
+            activate_row(h[n], kind, exact)
         y_t = y_new[t, :b]  # (b, O)
         _dot_t(h, w_hy, y_t)
         for n in range(b):
             for j in range(out_size):
                 y_t[n, j] += bias[j]
-            _activate_row(y_t[n], out_kind, exact)
+            activate_row(y_t[n], out_kind, exact)
             _zoneout_row(reg, t, 0, n, ys[prev, n], y_t[n], ys[new, n])
 
 
@@ -732,38 +716,6 @@ def _jordan_backward(grads, saved, weights, reg, walk, kinds, out, d, dyn, rest,
 # ------------------------------------------------------------------- minGRU and minLSTM
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _min_gates(row, flags, gates):
-    """The gates of one step of one sequence from its projection ``row`` ``(G,)`` into the
-    rows of ``gates`` ``(4, H)``: ``z``, the share of ``h~`` in the new state (minLSTM's
-    ``i / (f + i)``, minGRU's ``sigmoid(k_z)``), ``h~`` (through the paper's ``g`` when
-    ``positive``), and minLSTM's ``f`` and ``i``. One loop per row, each without branches,
-    so that the compiler vectorises it."""
-    _, lstm, positive, tiny, exact = flags
-    hidden = gates.shape[1]
-    z, candidate, f, i = gates[0], gates[1], gates[2], gates[3]
-    half = like(row, 0.5)
-    if lstm:
-        k_f, k_i = row[:hidden], row[hidden : 2 * hidden]
-        for j in range(hidden):
-            f[j] = sigmoid(k_f[j], exact)
-        for j in range(hidden):
-            i[j] = sigmoid(k_i[j], exact)
-        for j in range(hidden):
-            z[j] = i[j] / max(f[j] + i[j], tiny)
-    else:
-        k_z = row[:hidden]
-        for j in range(hidden):
-            z[j] = sigmoid(k_z[j], exact)
-    k_h = row[row.shape[0] - hidden :]
-    if positive:
-        for j in range(hidden):
-            below = sigmoid(k_h[j], exact)
-            candidate[j] = k_h[j] + half if k_h[j] >= 0 else below
-    else:
-        candidate[:] = k_h
-
-
 @njit(cache=True, error_model="numpy", nogil=True)
 def min_forward(projected, h0, lengths, flags, h, final, gates):
     """The minGRU / minLSTM recurrence ``h_t = h_{t-1} + z_t (h~_t - h_{t-1})`` over a whole
@@ -773,20 +725,16 @@ def min_forward(projected, h0, lengths, flags, h, final, gates):
     ``(reverse, lstm, positive, tiny, exact)``: time runs backwards; minLSTM; ``h~`` through
     ``g``; the floor of ``f + i``; ``math`` activations. ``gates`` ``(4, H)`` is scratch."""
     reverse = flags[0]
-    steps, batch, hidden = h.shape
-    z, candidate = gates[0], gates[1]
+    steps, batch = h.shape[:2]
     final[:] = h0
     for k in range(steps):
         t = steps - 1 - k if reverse else k
         for n in range(batch):
-            out, state = h[t, n], final[n]
+            out = h[t, n]
             if t >= lengths[n]:
                 out[:] = like(out, 0.0)
                 continue
-            _min_gates(projected[t, n], flags, gates)
-            for j in range(hidden):
-                state[j] = state[j] + z[j] * (candidate[j] - state[j])
-                out[j] = state[j]
+            min_row(projected[t, n], final[n], out, flags, gates)
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -810,7 +758,7 @@ def min_backward(projected, h0, lengths, flags, h, grad_h, carry, grad, gates):
             starts = t + 1 >= lengths[n] if reverse else t == 0
             before = h0[n] if starts else h[t + 1 if reverse else t - 1, n]
             row, g, dh_next = projected[t, n], grad_h[t, n], carry[n]
-            _min_gates(row, flags, gates)
+            min_gates(row, flags, gates)
             d_a, d_b = d_row[:hidden], d_row[hidden : 2 * hidden]
             d_candidate, k_h = d_row[d_row.shape[0] - hidden :], row[row.shape[0] - hidden :]
             # one loop per quantity: loops of few arrays are the ones the compiler vectorises

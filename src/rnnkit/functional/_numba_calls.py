@@ -23,6 +23,7 @@ from threadpoolctl import LibController, ThreadpoolController
 from torch import Tensor
 
 from rnnkit.functional import tuning
+from rnnkit.runtime.gates import ACTIVATIONS
 
 try:
     from rnnkit.functional import _fused_numba, _gemm
@@ -412,7 +413,7 @@ def jordan_backward(grads, saved, w_yh, w_hy, out, mask, keep, opt) -> None:
 
 def activation(name: str) -> int:
     """The numba loops' code for the nonlinearity ``name``."""
-    return _fused_numba.ACTIVATIONS.index(name)
+    return ACTIVATIONS.index(name)
 
 
 def min_arguments(projected: Tensor, h0: Tensor, lengths: Tensor | None, flags: tuple) -> tuple:

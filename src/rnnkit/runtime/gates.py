@@ -21,6 +21,8 @@ after editing this module, delete ``src/rnnkit/runtime/__pycache__/*.nb[ic]`` an
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from rnnkit.runtime.activations import compiled, like, sigmoid, tanh
@@ -166,3 +168,86 @@ def gru_row(x_t, g, h, a, h_new, b_hh, norms, exact):
         n[j] = tanh(x_n[j] + r[j] * g_n[j], exact)
         h_new[j] = n[j] + z[j] * (h[j] - n[j])
     return moments
+
+
+#: The point-wise nonlinearities of Elman, IndRNN and Jordan, passed to the loops as their
+#: index.
+ACTIVATIONS = ("identity", "tanh", "sigmoid", "relu", "softmax")
+TANH, SIGMOID, RELU, SOFTMAX = 1, 2, 3, 4
+
+
+@compiled
+def activate_row(x, kind, exact):
+    """In place ``x = act(x)`` on one row, ``act`` the :data:`ACTIVATIONS` entry ``kind``."""
+    if kind == SOFTMAX:  # math.exp: rows are a few outputs wide
+        top = x.max()
+        total = 0.0
+        for j in range(x.shape[0]):
+            x[j] = math.exp(x[j] - top)
+            total += x[j]
+        for j in range(x.shape[0]):
+            x[j] /= total
+        return
+    for j in range(x.shape[0]):
+        if kind == TANH:
+            x[j] = tanh(x[j], exact)
+        elif kind == SIGMOID:
+            x[j] = sigmoid(x[j], exact)
+        elif kind == RELU:  # NaN stays NaN, as torch.relu keeps it
+            x[j] = like(x, 0.0) if x[j] <= 0.0 else x[j]
+
+
+@compiled
+def indrnn_row(gi, u, h, h_new, kind, exact):
+    """One row of an IndRNN step (Li et al. 2018): ``h_new = act(gi + u * h)``, ``gi``
+    ``(H,)`` the input's share ``x W_ih^T + b``, ``u`` ``(H,)`` the recurrent weights (times
+    the dropout mask), ``h`` ``(H,)`` (``h_new`` may be ``h``), ``act`` the
+    :data:`ACTIVATIONS` entry ``kind``."""
+    for j in range(h.shape[0]):
+        h_new[j] = gi[j] + u[j] * h[j]
+    activate_row(h_new, kind, exact)
+
+
+@compiled
+def min_gates(row, flags, gates):
+    """The gates of one step of one sequence from its projection ``row`` ``(G,)`` into the
+    rows of ``gates`` ``(4, H)``: ``z``, the share of ``h~`` in the new state (minLSTM's
+    ``i / (f + i)``, minGRU's ``sigmoid(k_z)``), ``h~`` (through the paper's ``g`` when
+    ``positive``), and minLSTM's ``f`` and ``i``. One loop per row, each without branches,
+    so that the compiler vectorises it."""
+    _, lstm, positive, tiny, exact = flags
+    hidden = gates.shape[1]
+    z, candidate, f, i = gates[0], gates[1], gates[2], gates[3]
+    half = like(row, 0.5)
+    if lstm:
+        k_f, k_i = row[:hidden], row[hidden : 2 * hidden]
+        for j in range(hidden):
+            f[j] = sigmoid(k_f[j], exact)
+        for j in range(hidden):
+            i[j] = sigmoid(k_i[j], exact)
+        for j in range(hidden):
+            z[j] = i[j] / max(f[j] + i[j], tiny)
+    else:
+        k_z = row[:hidden]
+        for j in range(hidden):
+            z[j] = sigmoid(k_z[j], exact)
+    k_h = row[row.shape[0] - hidden :]
+    if positive:
+        for j in range(hidden):
+            below = sigmoid(k_h[j], exact)
+            candidate[j] = k_h[j] + half if k_h[j] >= 0 else below
+    else:
+        candidate[:] = k_h
+
+
+@compiled
+def min_row(row, h, out, flags, gates):
+    """One row of a minGRU / minLSTM step (Feng et al. 2024): ``h = h + z (h~ - h)`` in
+    place from the projection ``row`` ``(G,)``, and ``out`` ``(H,)`` a copy of the new ``h``
+    (may be ``h``). ``flags`` ``(reverse, lstm, positive, tiny, exact)``; ``gates`` ``(4,
+    H)`` gets :func:`min_gates`'s rows."""
+    min_gates(row, flags, gates)
+    z, candidate = gates[0], gates[1]
+    for j in range(h.shape[0]):
+        h[j] = h[j] + z[j] * (candidate[j] - h[j])
+        out[j] = h[j]
