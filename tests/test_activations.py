@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from rnnkit.runtime import _kernels, activations
+from rnnkit.runtime import activations, gates
 
 numba = pytest.importorskip("numba")
 
@@ -77,16 +77,24 @@ def test_float32_stays_float32() -> None:
     assert returns == {"UniTuple(float32 x 2)", "UniTuple(float64 x 2)"}
 
 
-def test_the_runtime_activates_with_the_shared_functions() -> None:
-    """The runtime's compiled ``activate_`` (sigmoid, tanh on ``[start, stop)``, sigmoid) is
-    the shared functions, to the bit."""
-    if _kernels.NUMBA is None:
-        pytest.skip("numba is not installed")
-    activate = numba.njit(cache=False, error_model="numpy")(_kernels._loop_activate_)
-    v = np.random.default_rng(0).normal(scale=4.0, size=(3, 40)).astype(np.float32)
-    got = v.copy()
-    activate(got, 10, 20)
-    tanh, sigmoid = _apply_to(v.ravel(), False)
-    want = np.where((np.arange(40) >= 10) & (np.arange(40) < 20), tanh.reshape(3, 40), 0)
-    want += np.where((np.arange(40) >= 10) & (np.arange(40) < 20), 0, sigmoid.reshape(3, 40))
-    np.testing.assert_array_equal(got, want)
+def test_the_compiled_rows_activate_with_the_shared_functions() -> None:
+    """``gates.activate_row``, which the runtime's kernels and the engine's loops both run, is
+    the shared ``tanh`` and ``sigmoid`` to the bit, torch's ``relu`` (NaN kept) and a softmax
+    close to NumPy's."""
+    activate = numba.njit(cache=False, error_model="numpy")(gates.activate_row.py_func)
+    v = np.random.default_rng(0).normal(scale=4.0, size=40).astype(np.float32)
+    v[3] = np.nan
+    tanh, sigmoid = _apply_to(v, False)
+    results = {}
+    for kind, name in enumerate(gates.ACTIVATIONS):
+        results[name] = v.copy()
+        activate(results[name], kind, False)
+    np.testing.assert_array_equal(results["identity"], v)
+    np.testing.assert_array_equal(results["tanh"], tanh)
+    np.testing.assert_array_equal(results["sigmoid"], sigmoid)
+    np.testing.assert_array_equal(results["relu"], np.where(v > 0, v, 0) + 0 * v)
+    finite = v[np.isfinite(v)]
+    results["softmax"] = finite.copy()
+    activate(results["softmax"], gates.ACTIVATIONS.index("softmax"), False)
+    want = np.exp(finite - finite.max()) / np.exp(finite - finite.max()).sum()
+    np.testing.assert_allclose(results["softmax"], want, rtol=1e-6)

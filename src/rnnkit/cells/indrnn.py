@@ -72,8 +72,8 @@ def _runtime_kernel(kernels, p):
     u, bound = p.weight_hh, p.recurrent_max_abs
     u = u if bound is None else kernels.clip(u, -bound, bound)
     bias = kernels.or_zeros(p.bias_ih, p.hidden_size)
-    relu = p.nonlinearity == "relu"
-    return kernels.indrnn_step, (kernels.T(p.weight_ih), bias, u, relu)
+    kind = kernels.activation(p.nonlinearity)
+    return kernels.indrnn_step, (kernels.T(p.weight_ih), bias, u, kind)
 
 
 CELL = CellSpec(

@@ -83,9 +83,8 @@ def _engine_kernel(engine, p):
 def _runtime_kernel(kernels, p):
     biases = kernels.or_zeros(p.bias_ih, p.hidden_size), kernels.or_zeros(p.bias_hy, p.output_size)
     weights = kernels.T(p.weight_ih), biases[0], kernels.T(p.weight_yh), kernels.T(p.weight_hy)
-    # the kernel takes the output non-linearity by its index (an argument must be a number)
-    code = OUTPUT_NONLINEARITIES.index(p.output_nonlinearity)
-    return kernels.jordan_step, (*weights, biases[1], p.nonlinearity == "relu", code)
+    kinds = kernels.activation(p.nonlinearity), kernels.activation(p.output_nonlinearity)
+    return kernels.jordan_step, (*weights, biases[1], *kinds)
 
 
 CELL = CellSpec(

@@ -71,7 +71,8 @@ def _engine_kernel(engine, p):
 
 def _runtime_kernel(kernels, p):
     bias = kernels.or_zeros(p.bias_ih, 3 * p.hidden_size)
-    return kernels.min_gru_step, (kernels.T(p.weight_ih), bias, p.positive, True)
+    flags = kernels.min_flags(True, p.positive)
+    return kernels.min_step, (kernels.T(p.weight_ih), bias, flags)
 
 
 CELL = CellSpec(

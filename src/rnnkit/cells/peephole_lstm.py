@@ -76,7 +76,7 @@ def _runtime_kernel(kernels, p):
     summed = kernels.zeros(4 * p.hidden_size) if p.bias_ih is None else p.bias_ih + p.bias_hh
     peepholes = (p.weight_ci, p.weight_cf, p.weight_co)
     weights = kernels.T(p.weight_ih), kernels.T(p.weight_hh)
-    return kernels.peephole_lstm_step, (*weights, summed, *peepholes)
+    return kernels.peephole_lstm_step, (*weights, summed, kernels.stack(peepholes))
 
 
 CELL = CellSpec(

@@ -53,7 +53,7 @@ def _runtime_kernel(kernels, p):
     # the kernel takes the two biases summed, zeros without them
     summed = kernels.zeros(p.hidden_size) if p.bias_ih is None else p.bias_ih + p.bias_hh
     weights = kernels.T(p.weight_ih), kernels.T(p.weight_hh)
-    return kernels.rnn_step, (*weights, summed, p.nonlinearity == "relu")
+    return kernels.rnn_step, (*weights, summed, kernels.activation(p.nonlinearity))
 
 
 CELL = CellSpec(

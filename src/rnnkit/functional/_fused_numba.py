@@ -60,9 +60,9 @@ from rnnkit.runtime.gates import (
     SOFTMAX,
     TANH,
     activate_row,
-    gru_row,
+    gru_rows,
     indrnn_row,
-    lstm_row,
+    lstm_rows,
     min_gates,
     min_row,
 )
@@ -136,10 +136,19 @@ def _row_dots(x, w, out):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _record(stats, t, n, moments):
-    """Keep a row's ``(mean, 1/std)`` in ``stats[t, n]`` (slot ``t % len``) for the backward.
-    ``stats`` is an argument of its own, not taken out of a layer norm's tuple here: numba
-    (0.68) dropped the writes of an inlined function to an array it took out of a tuple."""
-    stats[t % stats.shape[0], n, 0], stats[t % stats.shape[0], n, 1] = moments
+    """Keep a row's ``moments`` ``(2,)``, its layer norm's mean and ``1/std``, in
+    ``stats[t, n]`` (slot ``t % len``) for the backward. ``stats`` is an argument of its own,
+    not taken out of a layer norm's tuple here: numba (0.68) dropped the writes of an inlined
+    function to an array it took out of a tuple."""
+    slot = t % stats.shape[0]
+    stats[slot, n, 0], stats[slot, n, 1] = moments[0], moments[1]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _narrow(ln):
+    """A forward layer norm ``(on, gain, shift, eps, stats)`` as the rows of
+    :mod:`rnnkit.runtime.gates` take it: its mean summed in the row's dtype."""
+    return ln[0], ln[1], ln[2], ln[3], False
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -236,19 +245,22 @@ def lstm_forward(buffers, states, weights, given, norms, reg, walk, exact):
     nothing is kept for a backward, ``cs`` two (``hs`` holds the output, all ``L + 1``)."""
     act = buffers[0]
     batch, hidden = act.shape[1], act.shape[2] // 4
-    h_in, y = np.empty((batch, hidden), act.dtype), np.empty(hidden, act.dtype)
-    _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, y)
+    h_in, y = np.empty((batch, hidden), act.dtype), np.empty((batch, hidden), act.dtype)
+    moments = np.empty((3, batch, 2), act.dtype)
+    _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, y, moments)
 
 
 @njit(cache=True, error_model="numpy")
-def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, y):
-    """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller."""
+def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, y, moments):
+    """The loop of :func:`lstm_forward`, its scratch buffers allocated by the caller: ``y``
+    ``(N, H)`` h' before zoneout, ``moments`` ``(3, N, 2)`` the layer norms' of a step."""
     act, c_new, tanh_c, gh_all = buffers
     hs, cs, h0, c0 = states
     w, w_peep, peep = weights
     source, x, w_ih, bias = given
     ln_ih, ln_hh, ln_c = norms
     stats_ih, stats_hh, stats_c = ln_ih[4], ln_hh[4], ln_c[4]
+    peepholes, rows_norms = (w_peep, peep), (_narrow(ln_ih), _narrow(ln_hh), _narrow(ln_c))
     zoned = reg[3]
     rows, reverse = walk
     steps = hs.shape[0] - 1
@@ -264,27 +276,29 @@ def _lstm_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in
         gh = gh_all[t % gh_all.shape[0], :b]  # (b, 4H): h W_hh^T
         _dot_t(h_in[:b], w, gh)
         s, c_prev, c_next = t % act.shape[0], prev % cs.shape[0], new % cs.shape[0]
+        a = act[s, :b]  # (b, 4H)
         if source == PROJECT:
-            _dot_t(x[t, :b], w_ih, act[s, :b])
+            _dot_t(x[t, :b], w_ih, a)
         for n in range(b):
-            a, c, tc = act[s, n], cs[c_prev, n], tanh_c[t % tanh_c.shape[0], n]
-            cn = c_new[t % c_new.shape[0], n] if zoned else cs[c_next, n]
             if source == COPY:
                 for j in range(gates):
-                    a[j] = x[t, n, j] + bias[j]
+                    a[n, j] = x[t, n, j] + bias[j]
             elif source == PROJECT:
                 for j in range(gates):
-                    a[j] += bias[j]
-            m_ih, m_hh, m_c = lstm_row(a, gh[n], c, cn, tc, y, (w_peep, peep), norms, exact)
+                    a[n, j] += bias[j]
+        cn = c_new[t % c_new.shape[0], :b] if zoned else cs[c_next, :b]
+        tc = tanh_c[t % tanh_c.shape[0], :b]
+        lstm_rows(a, gh, cs[c_prev, :b], cn, tc, y[:b], peepholes, rows_norms, moments, exact)
+        for n in range(b):
             if ln_ih[0]:
-                _record(stats_ih, t, n, m_ih)
+                _record(stats_ih, t, n, moments[0, n])
             if ln_hh[0]:
-                _record(stats_hh, t, n, m_hh)
+                _record(stats_hh, t, n, moments[1, n])
             if ln_c[0]:
-                _record(stats_c, t, n, m_c)
-            _zoneout_row(reg, t, 0, n, hs[prev, n], y, hs[new, n])  # y: h' before zoneout
+                _record(stats_c, t, n, moments[2, n])
+            _zoneout_row(reg, t, 0, n, hs[prev, n], y[n], hs[new, n])
             if zoned:  # else c' is written in place already
-                _zoneout_row(reg, t, 1, n, c, cn, cs[c_next, n])
+                _zoneout_row(reg, t, 1, n, cs[c_prev, n], cn[n], cs[c_next, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -306,7 +320,8 @@ def recurrent_products(hs, w, reg, walk, out):
 @njit(cache=True, error_model="numpy", fastmath={"reassoc"})
 def _norm_backward(dy, x, mean, rstd, weight, out, d_weight, d_bias):
     """``out`` = d input of ``LN(x)`` (one row) given ``dy`` at its output; adds the gain and
-    shift gradients to ``d_weight`` and ``d_bias`` (``reassoc``: see :func:`_mean_rstd`)."""
+    shift gradients to ``d_weight`` and ``d_bias`` (``reassoc``: see
+    :func:`~rnnkit.runtime.gates.mean_rstd`)."""
     width = dy.shape[0]
     m1 = 0.0
     m2 = 0.0
@@ -457,21 +472,24 @@ def gru_forward(buffers, states, weights, given, norms, reg, walk, exact):
     h_in, g, h_t = (
         np.empty((batch, hidden), act.dtype),
         np.empty((batch, gates), act.dtype),
-        np.empty(hidden, act.dtype),
+        np.empty((batch, hidden), act.dtype),
     )
-    _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, g, h_t)
+    moments = np.empty((batch, 2), act.dtype)
+    _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, g, h_t, moments)
 
 
 @njit(cache=True, error_model="numpy")
-def _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in, g_all, h_t):
-    """The loop of :func:`gru_forward`, its scratch buffers allocated by the caller; ``h_t``: h'
-    before zoneout."""
+def _gru_forward(
+    buffers, states, weights, given, norms, reg, walk, exact, h_in, g_all, h_t, moments
+):
+    """The loop of :func:`gru_forward`, its scratch buffers allocated by the caller: ``h_t``
+    ``(N, H)`` h' before zoneout, ``moments`` ``(N, 2)`` LN_hh's of a step."""
     gi, act, gh_n, gh = buffers
     hs, h0 = states
     w, bias = weights
     source, x, w_ih, bias_ih = given
-    ln_hh = norms[1]
-    stats = ln_hh[4]
+    ln_ih, ln_hh = norms
+    stats, rows_norms = ln_hh[4], (_narrow(ln_ih), _narrow(ln_hh))
     rows, reverse = walk
     steps = hs.shape[0] - 1
     gates = act.shape[2]
@@ -486,20 +504,21 @@ def _gru_forward(buffers, states, weights, given, norms, reg, walk, exact, h_in,
         g = g_all[:b]  # (b, 3H)
         _dot_t(h_in[:b], w, g)
         s, s_in = t % act.shape[0], t % gi.shape[0]
+        x_t = gi[s_in, :b]  # (b, 3H)
         if source == PROJECT:
-            _dot_t(x[t, :b], w_ih, gi[s_in, :b])
-        for n in range(b):
-            a, x_t = act[s, n], gi[s_in, n]
-            if source == PROJECT:
+            _dot_t(x[t, :b], w_ih, x_t)
+            for n in range(b):
                 for j in range(gates):
-                    x_t[j] += bias_ih[j]
-            if ln_hh[0]:  # h W_hh^T, kept for LN_hh's backward
+                    x_t[n, j] += bias_ih[j]
+        if ln_hh[0]:  # h W_hh^T, kept for LN_hh's backward
+            for n in range(b):
                 gh[t % gh.shape[0], n] = g[n]
-            moments = gru_row(x_t, g[n], hs[prev, n], a, h_t, bias, norms, exact)
+        gru_rows(x_t, g, hs[prev, :b], act[s, :b], h_t[:b], bias, rows_norms, moments, exact)
+        for n in range(b):
             if ln_hh[0]:
-                _record(stats, t, n, moments)
+                _record(stats, t, n, moments[n])
             gh_n[t % gh_n.shape[0], n] = g[n, 2 * hidden :]  # what r multiplied
-            _zoneout_row(reg, t, 0, n, hs[prev, n], h_t, hs[new, n])
+            _zoneout_row(reg, t, 0, n, hs[prev, n], h_t[n], hs[new, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

@@ -17,6 +17,7 @@ from rnnkit.cells import CELLS as SPECS
 from rnnkit.runtime import _kernels
 from rnnkit.runtime._file import field
 from rnnkit.runtime._ops import step_kernel
+from rnnkit.runtime.gates import ACTIVATIONS
 
 Array = np.ndarray
 State = tuple[Array, ...]
@@ -52,34 +53,40 @@ def cell_tensors(
     return {name: param.shape for name, param in params.items() if param is not None}
 
 
+_F32 = np.float32
+
 #: What the cells' ``runtime_kernel`` hooks build from (see :mod:`rnnkit.cells._spec`).
 _COMPILED: SimpleNamespace | None = None
 if _kernels.NUMBA is not None:
     _COMPILED = SimpleNamespace(
         **_kernels.NUMBA,
         T=lambda a: np.ascontiguousarray(a.T),
-        zeros=lambda size: np.zeros(size, np.float32),
-        or_zeros=lambda a, size: np.zeros(size, np.float32) if a is None else a,
+        zeros=lambda size: np.zeros(size, _F32),
+        or_zeros=lambda a, size: np.zeros(size, _F32) if a is None else a,
         clip=np.clip,
+        stack=np.stack,
+        activation=ACTIVATIONS.index,
+        min_flags=lambda lstm, positive: (False, lstm, positive, _F32(np.finfo(_F32).tiny), False),
     )
 
 
-def kernels(backend: str, dtype: str = "float32") -> dict[str, Callable[..., None]]:
-    """The kernels of ``backend`` (``"auto"``: numba when installed and ``dtype`` is
-    float32, else NumPy) that compute in ``dtype``."""
+def kernels(backend: str, dtype: str = "float32") -> SimpleNamespace | None:
+    """What the cells' ``runtime_kernel`` hooks build from where ``backend`` (``"auto"``:
+    numba when installed and ``dtype`` is float32) runs compiled kernels in ``dtype``; None
+    where every cell runs its NumPy step."""
     if backend not in BACKENDS:
         raise ValueError(f"backend: expected one of {BACKENDS}, got {backend!r}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype: expected one of {DTYPES}, got {dtype!r}")
-    if backend == "numba" and _kernels.NUMBA is None:
+    if backend == "numba" and _COMPILED is None:
         raise ValueError("backend: 'numba' needs the numba package (pip install numba)")
     if backend == "numba" and dtype != "float32":
         # its tanh and sigmoid are accurate to float32 (runtime/activations.py): float64
         # state would still round as float32
         raise ValueError("backend: 'numba' computes in float32; dtype='float64' runs on 'numpy'")
-    if backend == "numpy" or dtype != "float32" or _kernels.NUMBA is None:
-        return _kernels.NUMPY
-    return _kernels.NUMBA
+    if backend == "numpy" or dtype != "float32":
+        return None
+    return _COMPILED
 
 
 class StreamingRNN:
@@ -131,7 +138,7 @@ class StreamingRNN:
         self.state_sizes = state_sizes(self.cell, self.hidden_size, options)
         directions = 2 if self.bidirectional else 1
         self.output_size = directions * self.state_sizes[0]
-        compiled = _COMPILED if kernels(backend, dtype) is _kernels.NUMBA else None
+        compiled = kernels(backend, dtype)
         cell = SPECS[self.cell]
         self.dtype = np.dtype(dtype)
         self._recurrences: list[list[tuple[Callable[..., None], tuple]]] = []
