@@ -44,9 +44,13 @@ A cell may also hand its values to compiled kernels (the equations stay the refe
 * ``runtime_kernel(kernels, p)``: ``(kernel, arguments)`` for the streaming runtime's
   compiled kernels, ``kernel(x, *state, *arguments)`` updating the state in place.
   ``kernels`` holds the numba kernels of :mod:`rnnkit.runtime._kernels` by name and the
-  helpers ``T(a)`` (``a`` transposed, contiguous) and ``zeros(size)``; ``p``'s parameters
-  are float32 NumPy arrays. Where numba is missing or the runtime computes in float64, the
-  spec's own step runs on NumPy.
+  helpers ``T(a)`` (``a`` transposed, contiguous), ``zeros(size)``, ``or_zeros(a, size)``,
+  ``clip``, ``stack``, ``activation(name)`` (a nonlinearity's code) and ``min_flags(lstm,
+  positive)``; ``p``'s parameters are float32 NumPy arrays. Where numba is missing or the
+  runtime computes in float64, the spec's own step runs on NumPy.
+
+Both hooks' kernels end in the same compiled equations, :mod:`rnnkit.runtime.gates`, so a
+cell's equations exist twice: its ``step`` and those rows.
 
 A cell without these runs its reference loop in training and its NumPy step in the runtime.
 

@@ -1,19 +1,19 @@
 """``tanh`` and ``sigmoid`` as the compiled loops compute them: one approximation, in one place.
 
-The runtime's numba kernels (:mod:`rnnkit.runtime._kernels`) and the engine's loops
-(:mod:`rnnkit.functional._fused_numba`) both call these, and numba inlines them into the
-loops. ``tanh`` is a rational function (Eigen's float ``ptanh``) and ``sigmoid(x) = 1/2 +
-tanh(x/2)/2``: plain arithmetic that the compiler vectorises along a row, where a call to the C
-library's ``tanh`` or ``exp`` per element costs several times more (pip's llvmlite links no
-vector maths library). ``exact`` takes the C library's ``tanh`` instead, as the engine does in
-float64. Constants go through :func:`like`, so float32 arguments get float32 arithmetic. The
-error against the exact functions in float32, and the speed beside the Cephes ``exp`` the
-runtime used before, are measured in benchmarks/README.md ("One activation approximation").
+The compiled gate equations (:mod:`rnnkit.runtime.gates`), which the runtime's numba kernels
+and the engine's loops both run, call these, and numba inlines them into the loops. ``tanh``
+is a rational function (Eigen's float ``ptanh``) and ``sigmoid(x) = 1/2 + tanh(x/2)/2``: plain
+arithmetic that the compiler vectorises along a row, where a call to the C library's ``tanh``
+or ``exp`` per element costs several times more (pip's llvmlite links no vector maths
+library). ``exact`` takes the C library's ``tanh`` instead, as the engine does in float64.
+Constants go through :func:`like`, so float32 arguments get float32 arithmetic. The error
+against the exact functions in float32, and the speed beside the Cephes ``exp`` the runtime
+used before, are measured in benchmarks/README.md ("One activation approximation").
 
 Torch-free, as the runtime must be. Without numba these are plain Python functions, which
-nothing in the package calls then (the runtime runs its NumPy kernels). numba's cache does not
-notice a change here in the loops that inline these functions: after editing this module,
-delete ``src/rnnkit/runtime/__pycache__/*.nb[ic]`` and
+nothing in the package calls then (each cell runs its NumPy step in the runtime). numba's
+cache does not notice a change here in the loops that inline these functions: after editing
+this module, delete ``src/rnnkit/runtime/__pycache__/*.nb[ic]`` and
 ``src/rnnkit/functional/__pycache__/*.nb[ic]``.
 """
 
