@@ -81,6 +81,12 @@ _NO_PROJECTION = np.zeros((0, 0), np.float32)
 
 
 @compiled
+def _no_norm():
+    """A layer norm that is off (see :mod:`rnnkit.runtime.gates`)."""
+    return False, _ABSENT, _ABSENT, 0.0, True
+
+
+@compiled
 def _lstm(x, h, c, w_ih_t, w_hh_t, b, w_hr_t, peepholes, norms):
     """The LSTM family (:func:`~rnnkit.runtime.gates.lstm_rows`): ``b`` the summed biases,
     ``w_hr_t`` ``(H, P)`` the projection or ``(0, 0)``, ``peepholes`` and ``norms`` as
@@ -100,13 +106,13 @@ def _lstm(x, h, c, w_ih_t, w_hh_t, b, w_hr_t, peepholes, norms):
 
 def lstm_step(x, h, c, w_ih_t, w_hh_t, b, w_hr_t):
     """torch.nn's LSTM, its projection ``w_hr_t`` ``(H, P)`` or ``(0, 0)``."""
-    off = (False, _ABSENT, _ABSENT, 0.0, True)
+    off = _no_norm()
     _lstm(x, h, c, w_ih_t, w_hh_t, b, w_hr_t, (_NO_PEEPHOLES, False), (off, off, off))
 
 
 def peephole_lstm_step(x, h, c, w_ih_t, w_hh_t, b, w_peep):
     """The peephole LSTM, ``w_peep`` ``(3, H)`` the peepholes of ``i``, ``f`` and ``o``."""
-    off = (False, _ABSENT, _ABSENT, 0.0, True)
+    off = _no_norm()
     _lstm(x, h, c, w_ih_t, w_hh_t, b, _NO_PROJECTION, (w_peep, True), (off, off, off))
 
 
@@ -135,7 +141,7 @@ def _gru(x, h, w_ih_t, w_hh_t, b_ih, b_hh, norms):
 
 def gru_step(x, h, w_ih_t, w_hh_t, b_ih, b_hh):
     """torch.nn's GRU."""
-    off = (False, _ABSENT, _ABSENT, 0.0, True)
+    off = _no_norm()
     _gru(x, h, w_ih_t, w_hh_t, b_ih, b_hh, (off, off))
 
 
