@@ -58,6 +58,30 @@ print(json.dumps(results))
 """
 
 
+def alternate(old: str, new: str, rounds: int, child: str, *args: str) -> dict[str, dict]:
+    """Each round, one fresh process per tree, old first: ``python -c child TREE *args``, which
+    prints a JSON object of numbers. Every key's numbers over the rounds, by ``"old"`` and
+    ``"new"``."""
+    found: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
+    for _ in range(rounds):
+        for label, tree in (("old", old), ("new", new)):
+            command = [sys.executable, "-c", child, tree, *args]
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            for key, value in json.loads(out).items():
+                found[label].setdefault(key, []).append(value)
+    return found
+
+
+def print_ranges(found: dict[str, dict], first: str, old: str, new: str, width: int) -> None:
+    """A line a key: each tree's range over the rounds, and the ratio of their medians."""
+    print(f"{first:{width}} {old:>15} {new:>15} {'new/old':>8}")
+    for key, before in found["old"].items():
+        after = found["new"][key]
+        change = statistics.median(after) / statistics.median(before)
+        span = f"{min(before):.2f}-{max(before):.2f}", f"{min(after):.2f}-{max(after):.2f}"
+        print(f"{key:{width}} {span[0]:>15} {span[1]:>15} {change:8.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("old", help="the old tree's src folder")
@@ -75,21 +99,11 @@ def main() -> None:
     parser.add_argument("--layers", default="", help="comma-separated layer names (default: all)")
     args = parser.parse_args()
     shapes = json.dumps([[int(v) for v in point.split(",")] for point in args.shapes.split(";")])
-    ratios: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
-    for _ in range(args.rounds):
-        for label, tree in (("old", args.old), ("new", args.new)):
-            both = "bidirectional" if args.bidirectional else "one direction"
-            command = [sys.executable, "-c", CHILD, tree, shapes, str(args.threads), both]
-            command.append(args.layers)
-            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-            for key, value in json.loads(out).items():
-                ratios[label].setdefault(key, []).append(value)
-    print(f"{'layer, shape, mode':58} {'old / nn.LSTM':>15} {'new / nn.LSTM':>15} {'new/old':>8}")
-    for key, old in ratios["old"].items():
-        new = ratios["new"][key]
-        change = statistics.median(new) / statistics.median(old)
-        span = f"{min(old):.2f}-{max(old):.2f}", f"{min(new):.2f}-{max(new):.2f}"
-        print(f"{key:58} {span[0]:>15} {span[1]:>15} {change:8.3f}")
+    both = "bidirectional" if args.bidirectional else "one direction"
+    found = alternate(
+        args.old, args.new, args.rounds, CHILD, shapes, str(args.threads), both, args.layers
+    )
+    print_ranges(found, "layer, shape, mode", "old / nn.LSTM", "new / nn.LSTM", 58)
 
 
 if __name__ == "__main__":

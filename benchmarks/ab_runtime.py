@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
+
+from ab_engine import alternate, print_ranges
 
 CHILD = r"""
 import json, statistics, sys, time
@@ -75,22 +74,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=2000, help="steps per pass (2000)")
     parser.add_argument("--repeats", type=int, default=5, help="passes per process (5)")
     args = parser.parse_args()
-    times: dict[str, dict[str, list[float]]] = {"old": {}, "new": {}}
     with tempfile.TemporaryDirectory() as folder:
         files = json.dumps(export_files(Path(folder), args.hidden))
-        for _ in range(args.rounds):
-            for label, tree in (("old", args.old), ("new", args.new)):
-                command = [sys.executable, "-c", CHILD, tree, files]
-                command += [str(args.steps), str(args.repeats)]
-                out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-                for key, value in json.loads(out).items():
-                    times[label].setdefault(key, []).append(value)
-    print(f"{'cell':<24}{'old µs':>14}{'new µs':>14}{'new/old':>9}")
-    for key, old in times["old"].items():
-        new = times["new"][key]
-        ratio = statistics.median(new) / statistics.median(old)
-        old_range, new_range = f"{min(old):.2f}-{max(old):.2f}", f"{min(new):.2f}-{max(new):.2f}"
-        print(f"{key:<24}{old_range:>14}{new_range:>14}{ratio:>9.3f}")
+        steps, repeats = str(args.steps), str(args.repeats)
+        found = alternate(args.old, args.new, args.rounds, CHILD, files, steps, repeats)
+    print_ranges(found, "cell", "old µs", "new µs", 24)
 
 
 if __name__ == "__main__":
