@@ -269,7 +269,7 @@ def layers(probe: Probe, work: Path) -> None:
         x = torch.randn(5, 2, 3)
         poisoned = x.clone()
         poisoned[2, 1, 0] = math.nan
-        big = torch.randn(5, tuning.NUMBA_MAX_BATCH + 1, 3)  # the engine's torch loop
+        big = torch.randn(5, tuning.MAX_TRAINING_BATCH + 1, 3)  # the reference path with grad on
         big[1, 7, 2] = math.inf
         return {
             "wrong features": (lambda: layer(torch.randn(5, 2, 4)), None),
@@ -281,7 +281,7 @@ def layers(probe: Probe, work: Path) -> None:
             "lengths too long": (lambda: layer(x, lengths=torch.tensor([6, 2])), None),
             "lengths negative": (lambda: layer(x, lengths=torch.tensor([-1, 2])), None),
             "NaN in input": (lambda: layer(poisoned), compare(layer, name, poisoned)),
-            "inf in the torch loop's batch": (lambda: layer(big), compare(layer, name, big)),
+            "inf past the training batch": (lambda: layer(big), compare(layer, name, big)),
             "lengths valid": (
                 lambda: layer(x, lengths=torch.tensor([5, 2])),
                 compare(layer, name, x, lengths=torch.tensor([5, 2])),

@@ -57,8 +57,6 @@ LAYERS: dict[str, Factory] = {
     "Recurrent-LSTMCell": lambda i, h, **o: nn.Recurrent(nn.LSTMCell, i, h, **o),
     "Recurrent-GRUCell": lambda i, h, **o: nn.Recurrent(nn.GRUCell, i, h, **o),
 }
-# Every fused layer runs its loops in numba at small batches, in torch ops otherwise: test both.
-CASES = [(name, loop) for name in LAYERS for loop in ("torch", "numba")]
 
 
 @contextmanager
@@ -69,15 +67,6 @@ def reference(layer: nn.RecurrentBase) -> Iterator[None]:
         yield
     finally:
         layer.backend = "auto"
-
-
-@pytest.fixture
-def loop(request, monkeypatch) -> str:
-    """Force the torch loop or the numba loop (``NUMBA_MAX_BATCH``)."""
-    if request.param == "numba" and fused._fused_numba is None:
-        pytest.skip("numba is not installed")
-    monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6 if request.param == "numba" else 0)
-    return request.param
 
 
 # name -> (training, layer options)
@@ -142,10 +131,8 @@ MODE_PRECISIONS = [
 
 
 @pytest.mark.parametrize(("mode", "precision"), MODE_PRECISIONS)
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
-def test_engine_equals_reference(
-    name: str, loop: str, mode: str, precision: str, monkeypatch
-) -> None:
+@pytest.mark.parametrize("name", LAYERS)
+def test_engine_equals_reference(name: str, mode: str, precision: str) -> None:
     dtype, tolerance = PRECISIONS[precision]
     steps, batch, features, hidden = 40, 7, 5, 16  # 40 > the backward's 32-step chunks
     layer = make(name, features, hidden, mode, dtype)
@@ -171,9 +158,9 @@ def test_engine_equals_reference(
 # chunks of one step each; of 4, 4 and 1 steps (H = 16, float64); lengths: no chunks
 @pytest.mark.parametrize(("chunk_bytes", "lengths"),
                          [(1, None), (4 * 4 * 5 * 16 * 8, None), (1, [9, 3, 0, 9, 5])])  # fmt: skip
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
+@pytest.mark.parametrize("name", LAYERS)
 def test_inference_equals_reference(
-    name: str, loop: str, chunk_bytes: int, lengths: list | None, monkeypatch
+    name: str, chunk_bytes: int, lengths: list | None, monkeypatch
 ) -> None:
     """Under ``no_grad`` the engine runs in chunks of steps, writes over its own buffers and
     returns views of them (``Options.scratch``); the result is still the reference path's,
@@ -214,9 +201,8 @@ def test_reference_path_in_chunks_equals_whole(name: str, monkeypatch) -> None:
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LayerNormLSTM", "LSTM", "LayerNormGRU"])
-def test_numba_products_of_both_kinds_equal_reference(name: str, loop: str) -> None:
+def test_numba_products_of_both_kinds_equal_reference(name: str) -> None:
     """A step's matmul (``_fused_numba._dot``) is the engine's own loop while at most
     ``tuning.LOOP_PRODUCT_ROWS`` sequences run and torch's BLAS above: lengths that leave
     8, 3, then 1 sequence running take both, forward and backward, with the recurrent
@@ -270,13 +256,10 @@ def torch_library() -> ctypes.CDLL:
     return ctypes.CDLL(str(Path(torch.__file__).parent / "lib" / "libtorch_cpu.so"))
 
 
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LayerNormLSTM", "PeepholeLSTM", "GRU", "LayerNormGRU",
                                   "IndRNN-relu", "Jordan-softmax"])  # fmt: skip
 @pytest.mark.parametrize("mode", ["eval-zoneout", "train-regularised"])
-def test_the_two_directions_side_by_side_equal_reference(
-    name: str, loop: str, mode: str, monkeypatch
-) -> None:
+def test_the_two_directions_side_by_side_equal_reference(name: str, mode: str, monkeypatch) -> None:
     """With two torch threads a bidirectional layer runs its two directions at once, the
     backward one on another of torch's OpenMP threads, inside the parallel region (where
     torch's ops and MKL run one thread each), and the caller's thread keeps its MKL setting.
@@ -315,11 +298,8 @@ def test_the_two_directions_side_by_side_equal_reference(
         assert torch.equal(a, c)
 
 
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("grad_mode", ["no_grad", "inference_mode"])
-def test_side_by_side_inference_keeps_the_callers_grad_mode(
-    loop: str, grad_mode: str, monkeypatch
-) -> None:
+def test_side_by_side_inference_keeps_the_callers_grad_mode(grad_mode: str, monkeypatch) -> None:
     """Under ``no_grad`` or ``inference_mode`` the direction run on the other thread runs
     without gradients too: the one-loop inference (one loop per recurrence, not the training
     kernel's chunks), and no output that requires grad."""
@@ -378,7 +358,6 @@ def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
         torch.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "GRU", "LayerNormGRU",
                                   "Jordan-softmax"])  # fmt: skip
 @pytest.mark.parametrize(
@@ -389,9 +368,7 @@ def test_a_forked_child_runs_the_directions_side_by_side(monkeypatch) -> None:
         | {tuning.LOOP_PROJECTION_BATCH + 1}
     ),
 )
-def test_the_loops_read_the_weights_as_the_layer_holds_them(
-    name: str, loop: str, batch: int
-) -> None:
+def test_the_loops_read_the_weights_as_the_layer_holds_them(name: str, batch: int) -> None:
     """The loops take ``W_hh`` ``(G, H)``, ``W_ih`` ``(G, H_in)`` (inference) and Jordan's
     ``W_yh``, ``W_hy`` as the layer holds them, multiplying by their transposes in the
     engine's own loop up to ``tuning.LOOP_TRANSPOSED_ROWS`` rows and in BLAS above (inference
@@ -531,7 +508,6 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
     assert len(calls) == 2 * libraries and calls[:libraries] == [1] * libraries  # set, restored
 
 
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "LayerNormLSTM-nobias",
                                   "Recurrent-LSTMCell", "GRU", "LayerNormGRU",
                                   "LayerNormGRU-nobias", "Recurrent-GRUCell"])  # fmt: skip
@@ -540,7 +516,6 @@ def test_a_layer_call_sets_the_blas_limit_once(monkeypatch) -> None:
 @pytest.mark.parametrize("chunk_bytes", [1, tuning.CHUNK_BYTES])
 def test_inference_in_one_loop_equals_reference(
     name: str,
-    loop: str,
     features: int,
     hidden: int,
     batch: int,
@@ -572,11 +547,10 @@ def test_inference_in_one_loop_equals_reference(
         assert float(torch.linalg.norm(a - b)) <= 1e-6 + tolerance * float(torch.linalg.norm(b))
 
 
-@pytest.mark.parametrize("loop", ["numba"], indirect=True)
 @pytest.mark.parametrize("name", ["LSTM", "PeepholeLSTM", "LayerNormLSTM", "GRU", "LayerNormGRU"])
 @pytest.mark.parametrize("batch", [5, 40])
 def test_inference_with_lengths_in_one_loop_equals_reference(
-    name: str, loop: str, batch: int, monkeypatch
+    name: str, batch: int, monkeypatch
 ) -> None:
     """Inference with ``lengths`` runs the one-loop inference too (each sequence's state
     carried in the loops' slots to its last step, both directions, 2 layers): outputs zero
@@ -603,8 +577,8 @@ def test_inference_with_lengths_in_one_loop_equals_reference(
     assert fast[0][past].abs().max() == 0
 
 
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
-def test_a_second_backward_gives_the_same_gradients(name: str, loop: str) -> None:
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_second_backward_gives_the_same_gradients(name: str) -> None:
     """``backward(retain_graph=True)`` twice adds the same gradients twice (the numba
     LayerNormLSTM backward overwrites the ``h W_hh^T`` it kept, and must not read it again)."""
     layer = make(name, 3, 8, "train-regularised", torch.float64)
@@ -619,34 +593,30 @@ def test_a_second_backward_gives_the_same_gradients(name: str, loop: str) -> Non
 
 
 @pytest.mark.parametrize("name", ["LSTM", "LayerNormLSTM", "LayerNormGRU", "IndRNN-tanh"])
-def test_without_numba_the_torch_loop_runs(name: str, monkeypatch, caplog) -> None:
-    """Without numba every fused path, inference and training, runs the torch loop, says so
-    once on the ``rnnkit`` logger, and equals the reference path."""
+def test_without_numba_the_reference_path_runs(name: str, monkeypatch, caplog) -> None:
+    """Without numba (a platform it has no wheel for) every layer takes its reference path,
+    in inference and training, and says so once on the ``rnnkit`` logger."""
     monkeypatch.setattr(_numba_calls, "_fused_numba", None)
     _numba_calls._warn_no_numba.cache_clear()
     layer = make(name, 3, 8, "eval-zoneout", torch.float64)
-    x = torch.randn(5, 4, 3, dtype=torch.float64, requires_grad=True)
-    hx = tuple(s.requires_grad_() for s in initial_state(layer, 4, torch.float64))
-    with caplog.at_level("WARNING", logger="rnnkit"), torch.no_grad():
-        inferred = layer(x, hx)
-    assert "numba is not installed" in caplog.text
-    trained = run(layer.train(), x, hx, None, True)
-    layer.eval()
-    with torch.no_grad(), reference(layer):
-        looped = layer(x, hx)
-    for a, b in zip(torch.utils._pytree.tree_leaves(inferred),
-                    torch.utils._pytree.tree_leaves(looped), strict=True):  # fmt: skip
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    slow = run(layer.train(), x, hx, None, False)
-    for a, b in zip(leaves(trained), leaves(slow), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    x = torch.randn(5, 4, 3, dtype=torch.float64)
+    hx = initial_state(layer, 4, torch.float64)
+    with caplog.at_level("WARNING", logger="rnnkit"):
+        for grad in (False, True):
+            with torch.set_grad_enabled(grad):
+                assert _engine.run(layer, x, hx, None) is None
+                auto = torch.utils._pytree.tree_leaves(layer(x, hx))
+                with reference(layer):
+                    looped = torch.utils._pytree.tree_leaves(layer(x, hx))
+            assert all(torch.equal(a, b) for a, b in zip(auto, looped, strict=True))
+    assert caplog.text.count("numba is not installed") == 1
 
 
-def test_inference_declines_and_rejects(monkeypatch) -> None:
+def test_inference_declines_and_rejects() -> None:
     """``lstm_inference`` and ``gru_inference`` return None where their loops do not run
-    (gradients on, a batch above ``NUMBA_MAX_BATCH``), so the caller takes the general path;
-    with lengths they run; an LSTM layer norm over ``gi`` with a ``b_hh`` is an error naming
-    both."""
+    (gradients on, float16), so the caller takes the general path; with lengths they run; an
+    LSTM layer norm over ``gi`` with a ``b_hh`` is an error naming both, and so is a tensor the
+    training loops cannot take."""
     if fused._fused_numba is None:
         pytest.skip("numba is not installed")
     x, h = torch.randn(3, 2, 4), torch.zeros(2, 5)
@@ -659,15 +629,16 @@ def test_inference_declines_and_rejects(monkeypatch) -> None:
         ragged = fused.Options(fused.Plan(3, 2, [3, 1], False))
         out, _ = fused.lstm_inference(*args, options=ragged)
         assert out[1:, 1].abs().max() == 0 < out[1:, 0].abs().max()  # zero past length 1
-        monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 1)
-        assert fused.lstm_inference(*args) is None
-        monkeypatch.undo()
+        half = (x.half(), (h.half(), h.half()), w_ih.half(), None, w_hh.half())
+        assert fused.lstm_inference(*half) is None
         with pytest.raises(ValueError, match="b_hh=None with ln_ih"):
             fused.lstm_inference(*args, b_hh=b, ln_ih=(b, None))
+    with pytest.raises(ValueError, match=r"^fused_lstm: gi: expected a CPU float32 or float64"):
+        fused.fused_lstm(half[0] @ half[2].t(), half[1], half[4])
 
 
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
-def test_engine_gradcheck_float64(name: str, loop: str) -> None:
+@pytest.mark.parametrize("name", LAYERS)
+def test_engine_gradcheck_float64(name: str) -> None:
     """Finite differences against the hand-written backward, regularisers on (training,
     the draws fixed by reseeding inside the function), lengths and ``hx`` given."""
     layer = make(name, 2, 3, "train-regularised", torch.float64)
@@ -690,11 +661,10 @@ def test_engine_gradcheck_float64(name: str, loop: str) -> None:
     assert torch.autograd.gradcheck(f, (x, *hx, *params), fast_mode=True)
 
 
-def test_small_batches_run_the_numba_loops(monkeypatch) -> None:
-    """At a batch up to ``NUMBA_MAX_BATCH`` each family's forward and backward run in numba
-    (else the "numba" cases above would silently test the torch loop twice)."""
-    if fused._fused_numba is None:
-        pytest.skip("numba is not installed")
+def test_the_loops_run_up_to_the_training_batch_and_inference_above(monkeypatch) -> None:
+    """Each family's forward and backward run in numba in training at a batch of
+    ``tuning.MAX_TRAINING_BATCH``; one row more, training takes the reference path (no loop
+    runs) and inference still runs the forward loops."""
     calls = set()
     for family in ("lstm", "gru", "indrnn", "jordan"):
         for part in ("forward", "backward"):
@@ -702,15 +672,23 @@ def test_small_batches_run_the_numba_loops(monkeypatch) -> None:
             kernel = getattr(fused._fused_numba, name)
             spy = lambda *args, kernel=kernel, name=name: calls.add(name) or kernel(*args)  # noqa: E731
             monkeypatch.setattr(fused._fused_numba, name, spy)
-    x = torch.randn(3, tuning.NUMBA_MAX_BATCH, 2)
-    for name in ("LSTM", "GRU", "IndRNN-relu", "Jordan-softmax"):
-        out, _ = make(name, 2, 3, "train-regularised", torch.float32)(x)
-        out.sum().backward()
-    assert len(calls) == 8, sorted(calls)
+    names = ("LSTM", "GRU", "IndRNN-relu", "Jordan-softmax")
+    layers = [make(name, 2, 3, "train-regularised", torch.float32) for name in names]
+    for batch, expected in [(0, 8), (1, 0)]:
+        calls.clear()
+        x = torch.randn(3, tuning.MAX_TRAINING_BATCH + batch, 2)
+        for layer in layers:
+            out, _ = layer(x)
+            out.sum().backward()
+        assert len(calls) == expected, sorted(calls)
+    with torch.no_grad():
+        for layer in layers:
+            layer.eval()(x)
+    assert calls == {f"{family}_forward" for family in ("lstm", "gru", "indrnn", "jordan")}
 
 
 @pytest.mark.parametrize("name", ["LSTM", "LayerNormLSTM", "Jordan-softmax"])
-def test_packed_input_matches_reference(name: str, monkeypatch) -> None:
+def test_packed_input_matches_reference(name: str) -> None:
     layer = make(name, 4, 6, "eval-zoneout", torch.float32)
     x = torch.randn(9, 5, 4)
     lengths = torch.tensor([9, 2, 7, 1, 9])
@@ -746,10 +724,8 @@ def test_engine_covers_known_cells_only() -> None:
 
 
 @pytest.mark.parametrize("grad", [False, True], ids=["no_grad", "grad"])
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
-def test_nan_propagates_as_on_the_reference_path(
-    name: str, loop: str, grad: bool, monkeypatch
-) -> None:
+@pytest.mark.parametrize("name", LAYERS)
+def test_nan_propagates_as_on_the_reference_path(name: str, grad: bool) -> None:
     """A NaN in the input reaches the same outputs and states on every path (a ReLU in the
     numba loops once made it 0)."""
     layer = make(name, 5, 8, "eval", torch.float32)
@@ -766,24 +742,20 @@ def test_nan_propagates_as_on_the_reference_path(
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
-def test_half_precision_trains_as_the_reference_path(
-    name: str, loop: str, dtype: torch.dtype, monkeypatch
-) -> None:
-    """float16 and bfloat16 layers run at every batch size (NumPy has no bfloat16: the
-    engine's torch loop takes them) and err from the float64 result about as much as the
-    reference path does in the same dtype."""
+@pytest.mark.parametrize("name", LAYERS)
+def test_half_precision_trains_on_the_reference_path(name: str, dtype: torch.dtype) -> None:
+    """float16 and bfloat16 layers (NumPy holds neither) take the reference path, training
+    included: the engine declines them, and what the layer computes is the reference path's
+    to the bit."""
     layer = make(name, 5, 8, "train-regularised", dtype)
     x = torch.randn(6, 3, 5, dtype=dtype, requires_grad=True)
     hx = tuple(s.requires_grad_() for s in initial_state(layer, 3, dtype))
+    assert _engine.run(layer, x.detach(), tuple(h.detach() for h in hx), None) is None
     fast = leaves(run(layer, x, hx, None, True))
     slow = leaves(run(layer, x, hx, None, False))
-    x64 = x.detach().double().requires_grad_()
-    hx64 = tuple(h.detach().double().requires_grad_() for h in hx)
-    exact = leaves(run(copy.deepcopy(layer).double(), x64, hx64, None, False))
-    for a, b, e in zip(fast, slow, exact, strict=True):
+    for a, b in zip(fast, slow, strict=True):
         assert a.dtype == dtype
-        assert norm(a - e) <= 3 * norm(b - e) + 0.02 * norm(e) + 1e-3
+        assert torch.equal(a, b)
 
 
 _TRAIN_AND_HASH = """
@@ -803,7 +775,7 @@ print(hashlib.sha256(weights).hexdigest())
 """
 
 
-@pytest.mark.parametrize("batch", [16, tuning.NUMBA_MAX_BATCH + 1], ids=["numba", "torch loop"])
+@pytest.mark.parametrize("batch", [16, tuning.MAX_TRAINING_BATCH + 1], ids=["engine", "reference"])
 def test_training_does_not_depend_on_the_thread_count(batch: int) -> None:
     """LayerNormGRU's layer-norm gain and shift gradients once came from torch's layer-norm
     backward, which sums them in one buffer per thread."""
@@ -866,8 +838,8 @@ def test_backend_reference_skips_every_fast_path(monkeypatch) -> None:
     assert nn.Recurrent(nn.LSTMCell, 4, 5, backend="reference").backend == "reference"
 
 
-@pytest.mark.parametrize(("name", "loop"), CASES, indirect=["loop"])
-def test_a_call_after_an_in_place_weight_change_reads_the_new_weights(name: str, loop: str) -> None:
+@pytest.mark.parametrize("name", LAYERS)
+def test_a_call_after_an_in_place_weight_change_reads_the_new_weights(name: str) -> None:
     """Whatever the engine keeps between calls, an optimiser step, ``load_state_dict`` or
     any in-place change, through ``.data`` too (which moves no version counter, so a cache
     keyed on it would miss the change), gives the next call the new weights, in inference

@@ -88,7 +88,6 @@ def test_a_one_direction_stack_runs_the_halves_of_its_batch_side_by_side(
     thread and the second on another. Outputs and final states equal the reference path's in
     float64, with lengths, an odd batch and eval zoneout."""
     monkeypatch.setattr(tuning, "SPLIT_WORK", 1)
-    monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6)
     halves: list[tuple[str, int]] = []
     whole_run = _engine._run
 
@@ -122,7 +121,6 @@ def test_the_batch_stays_whole_where_it_must(mode: str, two_threads, monkeypatch
     random draws would come in another order) and for a bidirectional stack (its directions
     run side by side already) the batch runs whole."""
     monkeypatch.setattr(tuning, "SPLIT_WORK", 1)
-    monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 10**6)
     batches: list[int] = []
     whole_run = _engine._run
     monkeypatch.setattr(

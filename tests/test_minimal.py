@@ -270,8 +270,8 @@ def test_layer_gradcheck(kind, parallel):
 
 @pytest.fixture(params=["numba", "torch"])
 def scan_path(request, monkeypatch) -> str:
-    """The fused scans' two paths: the compiled loops (CPU float32/float64 up to
-    ``tuning.NUMBA_MAX_BATCH`` rows) and the chunked scan in torch ops (every other case)."""
+    """The fused scans' two paths: the compiled loops (CPU float32/float64) and the chunked
+    scan in torch ops (every other case: another device, float16, bfloat16)."""
     if request.param == "torch":
         monkeypatch.setattr(minimal.calls, "numba_runs", lambda x: False)
     elif minimal.calls._fused_numba is None:

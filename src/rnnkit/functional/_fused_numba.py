@@ -1,18 +1,18 @@
-"""The time loops of the fused recurrences compiled by numba, for small batches.
+"""The time loops of the fused recurrences, compiled by numba.
 
-At a batch of a few sequences a step is microseconds of arithmetic, and the torch loop of
-:mod:`rnnkit.functional.fused` spends several microseconds of interpreter time on each of
-its ~20 ops per step. These loops do the same work in compiled code on NumPy views of the
-same buffers (same layout, same saved quantities), so everything before and after the loop,
-the parameter gradients included, is shared with the torch loop. The exceptions: the layer
-norms' gains and shifts, whose gradients the loops add up as they go; the LSTM loops, which
-also take the input layer norm and keep ``h W_hh^T`` for the backward; and the inference
-loops, which project each step's input themselves (:data:`PROJECT`). A step's matmul is
-:func:`_dot` or, with a weight the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``),
-:func:`_dot_t`, which reads the weight as the layer holds it: a loop of its own up to
-``tuning.LOOP_PRODUCT_ROWS`` (``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS
-(:mod:`rnnkit.functional._gemm`). ``exact`` (float64) takes the C library's ``tanh`` instead
-of the rational one of :mod:`rnnkit.runtime.activations`.
+At a batch of a few sequences a step is microseconds of arithmetic, which torch ops would
+spend in interpreter time, several microseconds for each of some 20 ops per step. These loops
+run on NumPy views of the buffers :mod:`rnnkit.functional.fused` allocates; the gate
+equations of their forwards are :mod:`rnnkit.runtime.gates`', shared with the streaming
+runtime. Parameter gradients are left to one batched reduction after the backward, except
+the layer norms' gains and shifts, which the loops add up as they go. The LSTM loops also take
+the input layer norm and keep ``h W_hh^T`` for the backward; the inference loops project each
+step's input themselves (:data:`PROJECT`). A step's matmul is :func:`_dot` or, with a weight
+the step multiplies transposed (``h W_hh^T``, ``x W_ih^T``), :func:`_dot_t`, which reads the
+weight as the layer holds it: a loop of its own up to ``tuning.LOOP_PRODUCT_ROWS``
+(``LOOP_TRANSPOSED_ROWS``) rows, else torch's BLAS (:mod:`rnnkit.functional._gemm`).
+``exact`` (float64) takes the C library's ``tanh`` instead of the rational one of
+:mod:`rnnkit.runtime.activations`.
 Every function compiles with ``error_model="numpy"``: a float division that cannot raise lets
 LLVM vectorise the gate loops. Constants and scalars go through
 :func:`~rnnkit.runtime.activations.like`, so float32 buffers get float32 arithmetic. Each

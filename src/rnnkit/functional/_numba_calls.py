@@ -27,7 +27,7 @@ from rnnkit.runtime.gates import ACTIVATIONS
 
 try:
     from rnnkit.functional import _fused_numba, _gemm
-except ImportError:  # numba is optional: the torch loop runs every batch size
+except ImportError:  # no numba for this platform: the layers run their reference path
     _fused_numba = _gemm = None
 
 if TYPE_CHECKING:
@@ -37,11 +37,9 @@ _log = logging.getLogger("rnnkit")
 
 
 def numba_runs(x: Tensor) -> bool:
-    """Whether the loops of ``x`` ``(L, N, ...)`` run in numba (see ``tuning.NUMBA_MAX_BATCH``);
-    float16 and bfloat16, which NumPy cannot hold, run the torch loop."""
-    if x.shape[1] > tuning.NUMBA_MAX_BATCH or x.device.type != "cpu":
-        return False
-    if x.dtype not in (torch.float32, torch.float64):
+    """Whether the loops can take ``x`` ``(L, N, ...)``: a CPU tensor of float32 or float64
+    (NumPy holds neither float16 nor bfloat16), with numba installed."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
         return False
     if _fused_numba is None:
         _warn_no_numba()
@@ -51,10 +49,10 @@ def numba_runs(x: Tensor) -> bool:
 
 @functools.cache
 def _warn_no_numba() -> None:
-    """Say once that the small-batch loops fall back to torch ops."""
+    """Say once that the layers run without their compiled loops."""
     _log.warning(
-        "numba is not installed: small-batch recurrences run the slower torch loop "
-        "(pip install numba)"
+        "numba is not installed: every extended layer runs its reference path, several "
+        "times slower (pip install numba)"
     )
 
 
@@ -74,7 +72,7 @@ def engine_blas() -> str:
     """The BLAS the numba loops' products call (see ``tuning.LOOP_PRODUCT_ROWS``), in words:
     what a benchmark table names beside its numbers."""
     if _gemm is None:
-        return "none: numba is not installed, every batch runs the torch loop"
+        return "none: numba is not installed, the layers run their reference path"
     return _gemm.describe()
 
 

@@ -34,10 +34,11 @@ every step. On the CPU the cost is passes over memory, so the scan makes five, a
 nothing of size ``(L, N, H)`` beyond its output, and the fused minGRU/minLSTM functions also
 skip materialising ``a`` and ``b``.
 
-On CPU tensors of float32 or float64 (up to ``tuning.NUMBA_MAX_BATCH`` rows) the fused
-minGRU/minLSTM functions run two compiled loops instead (``_fused_numba.min_forward`` and
-``min_backward``): one pass over the projection forwards, keeping only the outputs, and one
-backwards that recomputes the gates, step by step in time as the step loop runs.
+On CPU tensors of float32 or float64, at every batch, the fused minGRU/minLSTM functions run
+two compiled loops instead (``_fused_numba.min_forward`` and ``min_backward``): one pass over
+the projection forwards, keeping only the outputs, and one backwards that recomputes the
+gates, step by step in time as the step loop runs. The scan runs everywhere else (another
+device, float16 and bfloat16).
 
 Shape letters: ``L`` sequence length, ``N`` batch, ``H`` hidden size. Projected inputs hold
 the gate blocks side by side in the last dimension, in the order ``(z, h)`` for minGRU and

@@ -2,12 +2,14 @@
 
 The measurements behind each value, and how they were taken, are in benchmarks/README.md
 (the engine's section). A test that needs another path changes the value here, e.g.
-``monkeypatch.setattr(tuning, "NUMBA_MAX_BATCH", 0)`` for the torch loop.
+``monkeypatch.setattr(tuning, "MAX_TRAINING_BATCH", 0)`` for the reference path in training.
 """
 
-#: Batches up to this size run the fused loops in numba; larger ones the torch loop, whose
-#: point-wise ops use torch's threads and catch up with numba's one-thread loops there.
-NUMBA_MAX_BATCH = 512
+#: Training batches up to this size run the engine's compiled loops; larger ones the layers'
+#: reference path, whose autograd backward runs each step's point-wise work in torch's
+#: vectorised kernels and overtakes the loops' row-by-row backward there. Inference runs the
+#: loops at every batch.
+MAX_TRAINING_BATCH = 512
 
 #: Below this batch, inference projects the inputs of all steps first (one BLAS call, where a
 #: step's own product is mostly call overhead); from it up, the loop projects each step's

@@ -4,9 +4,11 @@
 regularisers and their random draws included, but each recurrence is one fused call with a
 hand-written backward instead of an autograd record per step. A cell offers its kernel
 through its ``engine_kernel()`` (built with :func:`lstm_kernel`, :func:`gru_kernel` or
-:func:`one_state_kernel`), a layer through :meth:`RecurrentBase.engine_kernel`; where a
+:func:`one_state_kernel`), a layer through :meth:`RecurrentBase.engine_kernel`. Where a
 recurrence has none (or a subclass changed the maths it was written for, see
-:func:`computes`), :func:`run` returns None and the layer takes the reference path.
+:func:`computes`), and where the loops do not run (:func:`runs`: another device, float16 or
+bfloat16, a large training batch), :func:`run` returns None and the layer takes the
+reference path.
 Inference (no gradient, no lengths) runs the LSTM and GRU families from the raw inputs
 (:func:`lstm_inference`, :func:`gru_inference`) and the others in chunks of steps. With two
 torch threads or more a bidirectional layer runs its two directions at once
@@ -204,6 +206,13 @@ def _inference(
     return in_chunks(run, fused.project, x, state, None, plan.reverse)
 
 
+def runs(x: Tensor) -> bool:
+    """Whether the engine runs over ``x`` ``(L, N, H_in)``: where its compiled loops take ``x``
+    (:func:`numba_runs`), in training up to ``tuning.MAX_TRAINING_BATCH`` rows."""
+    training = torch.is_grad_enabled() and x.shape[1] > tuning.MAX_TRAINING_BATCH
+    return not training and numba_runs(x)
+
+
 def takes_lengths(x: Tensor, state: State) -> bool:
     """Whether a layer that runs torch's own kernel takes ``lengths=`` here instead: inference
     (no gradient, no trace or export to record torch ops for) where the numba loops run and a
@@ -222,7 +231,10 @@ def run(
     layer: RecurrentBase, x: Tensor, state: State, lengths: Tensor | None
 ) -> tuple[Tensor, State] | None:
     """The stack over ``x`` ``(L, N, H_in)`` from ``state`` (tuple of ``(D * layers, N, S_k)``),
-    as :meth:`RecurrentBase._run_reference`; None when a recurrence has no fused kernel."""
+    as :meth:`RecurrentBase._run_reference`; None where the loops do not run (see
+    :func:`runs`) or a recurrence has no fused kernel."""
+    if not runs(x):
+        return None
     with single_threaded_blas():  # once for all the loops of the stack
         if _halves(layer, x, state):
             return _in_halves(layer, x, state, lengths)
