@@ -72,10 +72,18 @@ def candidate(ops, p, k_h):
     return ops.relu(k_h) + ops.sigmoid(0.0 - ops.relu(0.0 - k_h))
 
 
+def interpolation(ops, p, x_t):
+    """``(z, h~)`` from the projection ``x_t`` ``(..., 2H)``: ``z = sigmoid(k_z)``, the share
+    of the candidate ``h~`` in ``h' = h + z (h~ - h)``. Every op is element-wise, so ``x_t``
+    may hold one step or all of them (the parallel scan)."""
+    k_z, k_h = ops.split(x_t, 2)
+    return ops.sigmoid(k_z), candidate(ops, p, k_h)
+
+
 def _step(ops, p, x_t, state, mask):
     (h,) = state
-    k_z, k_h = ops.split(x_t, 2)
-    return (h + ops.sigmoid(k_z) * (candidate(ops, p, k_h) - h),)
+    z, h_tilde = interpolation(ops, p, x_t)
+    return (h + z * (h_tilde - h),)
 
 
 def _engine_kernel(engine, p):

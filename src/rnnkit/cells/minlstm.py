@@ -55,12 +55,19 @@ def _project(ops, p, x):
     return ops.linear(x, p.weight_ih, p.bias_ih)  # (L, N, 3H)
 
 
-def _step(ops, p, x_t, state, mask):
-    (h,) = state
+def interpolation(ops, p, x_t):
+    """``(z, h~)`` from the projection ``x_t`` ``(..., 3H)``: ``z = i' = i / (f + i)``
+    (``f' = 1 - i'``), the share of the candidate ``h~`` in ``h' = h + z (h~ - h)``, element-wise
+    as minGRU's (:func:`rnnkit.cells.mingru.interpolation`)."""
     k_f, k_i, k_h = ops.split(x_t, 3)
     f, i = ops.sigmoid(k_f), ops.sigmoid(k_i)
-    z = ops.divide(i, f + i)  # i' = 1 - f'
-    return (h + z * (candidate(ops, p, k_h) - h),)
+    return ops.divide(i, f + i), candidate(ops, p, k_h)
+
+
+def _step(ops, p, x_t, state, mask):
+    (h,) = state
+    z, h_tilde = interpolation(ops, p, x_t)
+    return (h + z * (h_tilde - h),)
 
 
 def _engine_kernel(engine, p):

@@ -591,7 +591,7 @@ def indrnn_forward(gi, um, states, h_new, reg, walk, kind, exact):
     read again) or ``(1, H)``."""
     hs, h0 = states
     rows, reverse = walk
-    use_mask = reg[4]  # um is u times the mask
+    zoned, use_mask = reg[3], reg[4]  # with use_mask, um is u times the mask
     steps = gi.shape[0]
     for k in range(steps):
         t, prev, new = _slots(k, steps, reverse)
@@ -602,7 +602,8 @@ def indrnn_forward(gi, um, states, h_new, reg, walk, kind, exact):
         for n in range(b):
             h, h_t, u = hs[prev, n], h_new[t, n], um[n if use_mask else 0]
             indrnn_row(gi[t, n], u, h, h_t, kind, exact)
-            _zoneout_row(reg, t, 0, n, h, h_t, hs[new, n])
+            if zoned:  # else h_t is the state row itself
+                _zoneout_row(reg, t, 0, n, h, h_t, hs[new, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
@@ -653,6 +654,7 @@ def _jordan_forward(gi, weights, buffers, states, reg, walk, kinds, exact, y_in)
     ys, y0 = states
     kind, out_kind = kinds
     rows, reverse = walk
+    zoned = reg[3]
     steps, _, hidden = gi.shape
     out_size = ys.shape[2]
     for k in range(steps):
@@ -674,7 +676,8 @@ def _jordan_forward(gi, weights, buffers, states, reg, walk, kinds, exact, y_in)
             for j in range(out_size):
                 y_t[n, j] += bias[j]
             activate_row(y_t[n], out_kind, exact)
-            _zoneout_row(reg, t, 0, n, ys[prev, n], y_t[n], ys[new, n])
+            if zoned:  # else y_t is the state rows themselves
+                _zoneout_row(reg, t, 0, n, ys[prev, n], y_t[n], ys[new, n])
 
 
 @njit(cache=True, error_model="numpy", nogil=True)

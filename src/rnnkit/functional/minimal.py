@@ -14,9 +14,9 @@ normalised input gate ``i' = 1 - f'``.
 What is here:
 
 * :func:`min_gru_scan` and :func:`min_lstm_scan`: a whole sequence from the projected input,
-  gates, scan and backward fused in one autograd function (what the cells' layers run; their
-  steps, the sequential mode, are written once in :mod:`rnnkit.cells.mingru` and
-  :mod:`rnnkit.cells.minlstm`);
+  gates, scan and backward fused in one autograd function (what the cells' layers run). Their
+  equations are written once, in :mod:`rnnkit.cells.mingru` and :mod:`rnnkit.cells.minlstm`:
+  the scan takes its gates from the cells' ``interpolation``, on all steps at once;
 * :func:`positive_g`: the paper's positive candidate;
 * :func:`linear_scan`: the same exact scan for any ``(a, b)``;
 * :func:`linear_scan_log`: the paper's log-space scan (Heinsen 2023), kept to compare with.
@@ -48,19 +48,25 @@ the gate blocks side by side in the last dimension, in the order ``(z, h)`` for 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
 
+from rnnkit.cells import mingru, minlstm
 from rnnkit.functional import _numba_calls as calls
+from rnnkit.functional.ops import TORCH
+
+_POSITIVE = SimpleNamespace(positive=True)
 
 # ----------------------------------------------------------------------------------- gates
 
 
 def positive_g(x: Tensor) -> Tensor:
-    """The paper's ``g(x) = x + 0.5`` for ``x >= 0``, ``sigmoid(x)`` below: continuous, > 0."""
-    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+    """The paper's ``g(x) = x + 0.5`` for ``x >= 0``, ``sigmoid(x)`` below: continuous, > 0
+    (:func:`rnnkit.cells.mingru.candidate` with ``positive``)."""
+    return mingru.candidate(TORCH, _POSITIVE, x)
 
 
 def _positive_g_grad(x: Tensor) -> Tensor:
@@ -270,22 +276,15 @@ class _MinimalScan(torch.autograd.Function):
             h, final = calls.min_forward(projected, h0, lengths, (reverse, lstm, positive))
             ctx.save_for_backward(projected, h, h0, lengths)
             return h, final
-        blocks = projected.chunk(3 if lstm else 2, dim=-1)  # (L, N, H) views
-        if lstm:  # z = i' = i / (f + i), as the step's ops.divide
-            f, i = torch.sigmoid(blocks[0]), torch.sigmoid(blocks[1])
-            z = torch.add(f, i).clamp_min_(torch.finfo(f.dtype).tiny)
-            torch.div(i, z, out=z)
-            gates = (f, i)
-        else:
-            z = torch.sigmoid(blocks[0])
-            gates = ()
-        candidate = positive_g(blocks[-1]) if positive else blocks[-1]
+        # the cell's own equations, on all steps at once: (L, N, H) each
+        cell, options = (minlstm if lstm else mingru), SimpleNamespace(positive=positive)
+        z, candidate = cell.interpolation(TORCH, options, projected)
         valid = None if lengths is None else _valid_steps(lengths, projected.shape[0])
         if valid is not None:  # z = 0 past a length: the state stays
             z.masked_fill_(~valid, 0.0)
         h = torch.empty_like(z)  # (L, N, H)
         _scan_into(h, z, candidate, h0, reverse, interpolate=True)
-        ctx.save_for_backward(projected, z, candidate, h, h0, valid, *gates)
+        ctx.save_for_backward(projected, z, candidate, h, h0, valid)
         final = h[0 if reverse else -1].clone()  # (N, H)
         return (h if valid is None else h * valid), final
 
@@ -303,7 +302,7 @@ class _MinimalScan(torch.autograd.Function):
                 projected, h0, lengths, flags, h, grad_output, grad_final
             )
             return grad, grad_h0 if ctx.needs_input_grad[1] else None, None, None, None, None
-        projected, z, candidate, h, h0, valid, *gates = ctx.saved_tensors
+        projected, z, candidate, h, h0, valid = ctx.saved_tensors
         if valid is not None:
             grad_output = grad_output * valid
         a = 1.0 - z
@@ -322,7 +321,7 @@ class _MinimalScan(torch.autograd.Function):
         torch.sub(candidate[first], h0, out=grad_z[first])
         grad_z.mul_(dh).mul_(z)  # 0 past a length, where z = 0
         if ctx.lstm:  # dz/dk_f = -z (1 - z) (1 - f), dz/dk_i = z (1 - z) (1 - i)
-            f, i = gates
+            f, i = torch.sigmoid(blocks[0]), torch.sigmoid(blocks[1])
             grad_z.mul_(a)
             torch.mul(grad_z, f, out=grad_blocks[0]).sub_(grad_z)
             torch.sub(grad_z, torch.mul(grad_z, i, out=grad_blocks[1]), out=grad_blocks[1])

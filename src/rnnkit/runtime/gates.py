@@ -191,13 +191,17 @@ def activate_row(x, kind, exact):
         for j in range(x.shape[0]):
             x[j] /= total
         return
-    for j in range(x.shape[0]):
-        if kind == TANH:
+    # one loop per kind, without branches, so that the compiler vectorises it
+    if kind == TANH:
+        for j in range(x.shape[0]):
             x[j] = tanh(x[j], exact)
-        elif kind == SIGMOID:
+    elif kind == SIGMOID:
+        for j in range(x.shape[0]):
             x[j] = sigmoid(x[j], exact)
-        elif kind == RELU:  # NaN stays NaN, as torch.relu keeps it
-            x[j] = like(x, 0.0) if x[j] <= 0.0 else x[j]
+    elif kind == RELU:  # NaN stays NaN, as torch.relu keeps it
+        zero = like(x, 0.0)
+        for j in range(x.shape[0]):
+            x[j] = zero if x[j] <= zero else x[j]
 
 
 @compiled
