@@ -394,6 +394,44 @@ def test_the_loops_read_the_weights_as_the_layer_holds_them(name: str, batch: in
         assert norm(a - b) <= 1e-10 * norm(b)
 
 
+_THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+
+
+def _huge_kib(buffer: torch.Tensor) -> int:
+    """KiB of ``buffer``'s mappings (``/proc/self/smaps``; advice splits a mapping) that
+    transparent huge pages back."""
+    first, last = buffer.data_ptr(), buffer.data_ptr() + buffer.nbytes
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        span = line.split()[0]
+        if "-" in span and not span.endswith(":"):  # a mapping's first line
+            start, stop = (int(v, 16) for v in span.split("-"))
+            inside = start < last and first < stop
+        elif inside and span == "AnonHugePages:":
+            total += int(line.split()[1])
+    return total
+
+
+@pytest.mark.skipif(
+    not _THP.exists() or "[never]" in _THP.read_text(), reason="no transparent huge pages"
+)
+def test_large_loop_buffers_take_huge_pages() -> None:
+    """The loops' buffers from ``tuning.HUGE_PAGE_BYTES`` up are advised for transparent huge
+    pages before anything touches them, over the 2 MiB pages inside them, and hold their values
+    as any buffer; where THP serves only advised memory (``madvise``), a plain buffer of the
+    same size gets none."""
+    size = 32 * 2**20
+    assert size >= tuning.HUGE_PAGE_BYTES
+    like = torch.zeros(1)
+    advised = fused.Plan(64, 256, None, False).empty(64, 256, 512, like=like).fill_(1.0)
+    assert advised.nbytes == size
+    assert _huge_kib(advised) >= (size - 2 * 2**21) // 1024
+    assert bool((advised == 1.0).all())
+    if "[madvise]" in _THP.read_text():
+        plain = torch.empty(64, 256, 512).fill_(1.0)
+        assert _huge_kib(plain) == 0
+
+
 def test_the_loops_call_torchs_own_blas() -> None:
     """Where torch's CPU library exports the Fortran ``sgemm_`` (as its x86-64 wheels do, from
     MKL), the loops' products call that very function, and the layers then hold no BLAS."""

@@ -103,9 +103,8 @@ class Plan:
 
     def empty(self, *shape: int, like: Tensor) -> Tensor:
         """A buffer; zeros where lengths leave rows unwritten (they must stay finite)."""
-        if self.lengths is None:
-            return like.new_empty(shape)
-        return like.new_zeros(shape)
+        buffer = calls.huge_pages(like.new_empty(shape))
+        return buffer if self.lengths is None else buffer.zero_()
 
     def valid(self, like: Tensor) -> Tensor | None:
         """``(L, N, 1)``: whether step ``t`` of sequence ``n`` runs."""

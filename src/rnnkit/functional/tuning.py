@@ -48,3 +48,7 @@ SIDE_BY_SIDE_BATCH = 4
 #: (steps x rows x state width) up; below it the Python around each half, which holds the GIL,
 #: takes most of what the second thread would save.
 SPLIT_WORK = 2**16
+
+#: The loops' buffers from this size up ask Linux for transparent huge pages: a fresh buffer
+#: is faulted in page by page, and a 2 MiB page is one fault where 4 KiB pages are 512.
+HUGE_PAGE_BYTES = 2**22
