@@ -524,10 +524,10 @@ def _gru_forward(
 @njit(cache=True, error_model="numpy", nogil=True)
 def gru_backward(grads, saved, w_hh, ln_hh, reg, walk, out):
     """Fill ``out`` ``(d_act, d_g, d_gh)``: ``d_act`` d pre-activations (= d gi), ``d_g`` d of
-    the normalised recurrent part and, with ``ln_hh``, ``d_gh`` d ``h W_hh^T`` (else it is
-    ``d_g``), adding up the layer norm's parameter gradients. ``grads`` ``(grads, dh)``, ``dh``
-    ending as d h0; ``saved`` ``(act, gh_n, hs)`` as the forward left them; ``w_hh``
-    ``(3H, H)``."""
+    the normalised recurrent part (one slot, step after step, where the caller needs only
+    ``d_gh``) and, with ``ln_hh``, ``d_gh`` d ``h W_hh^T`` (else it is ``d_g``), adding up
+    the layer norm's parameter gradients. ``grads`` ``(grads, dh)``, ``dh`` ending as d h0;
+    ``saved`` ``(act, gh_n, hs)`` as the forward left them; ``w_hh`` ``(3H, H)``."""
     act = saved[0]
     batch, gates = act.shape[1:]
     hidden = gates // 3
@@ -563,7 +563,7 @@ def _gru_backward(grads, saved, w_hh, ln_hh, reg, walk, out, d, dhn, rest, dh_al
         if b == 0:
             continue
         for n in range(b):
-            a, da, dg = act[t, n], d_act[t, n], d_g[t, n]
+            a, da, dg = act[t, n], d_act[t, n], d_g[t % d_g.shape[0], n]
             for j in range(hidden):
                 d[j] = dh[n, j] + grad_out[t, n, j]
             _zoneout_row_backward(reg, t, 0, n, d, dhn, rest[n])

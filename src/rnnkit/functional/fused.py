@@ -480,7 +480,10 @@ class _GRU(torch.autograd.Function):
         opt, has_bias = ctx.extra
         plan = opt.plan
         d_act = plan.empty(*act.shape, like=act)  # d pre-activations = d gi
-        d_g = plan.empty(*act.shape, like=act)  # d of the normalised recurrent part
+        # d of the normalised recurrent part: with LN_hh (and no b_hh to sum it for) only
+        # d_gh is read after the loop, so one step's slot
+        slots = act.shape[0] if gh is None or has_bias else 1
+        d_g = plan.empty(slots, *act.shape[1:], like=act)
         d_gh = d_g if gh is None else plan.empty(*act.shape, like=act)
         d_ln = None if gh is None else (torch.zeros_like(ln_w), torch.zeros_like(ln_w))
         dh = grad_h.clone()
