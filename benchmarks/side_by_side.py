@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
+from large_batch_paths import timed
 
 import rnnkit.nn as nn
 from rnnkit.functional import tuning
@@ -35,13 +35,7 @@ LAYERS: dict[str, Callable[..., torch.nn.Module]] = {
 def seconds(module: torch.nn.Module, x: torch.Tensor, mode: str, side_by_side: bool) -> float:
     """One call of ``module`` on ``x`` (eval forward, or training forward+backward)."""
     tuning.SIDE_BY_SIDE_BATCH = 1 if side_by_side else 2**62
-    start = time.perf_counter()
-    if mode == "forward":
-        with torch.no_grad():
-            module.eval()(x)
-    else:
-        module.train()(x)[0].sum().backward()
-    return time.perf_counter() - start
+    return timed(module, x, mode)
 
 
 def main() -> None:
