@@ -55,6 +55,8 @@ from rnnkit.functional._numba_calls import (
     side_by_side_run,
     single_threaded_blas,
 )
+from rnnkit.functional.linear import weight_grad
+from rnnkit.functional.memory import huge_pages
 
 __all__ = [
     "Options",
@@ -103,7 +105,7 @@ class Plan:
 
     def empty(self, *shape: int, like: Tensor) -> Tensor:
         """A buffer; zeros where lengths leave rows unwritten (they must stay finite)."""
-        buffer = calls.huge_pages(like.new_empty(shape))
+        buffer = huge_pages(like.new_empty(shape))
         return buffer if self.lengths is None else buffer.zero_()
 
     def valid(self, like: Tensor) -> Tensor | None:
@@ -172,11 +174,6 @@ def _options(name: str, gi: Tensor, options: Options | None) -> Options:
             f"got {gi.dtype} on {gi.device}"
         )
     return options or Options(Plan(gi.shape[0], gi.shape[1], None, False))
-
-
-def _weight_grad(d_out: Tensor, inputs: Tensor) -> Tensor:
-    """``sum_t d_out[t]^T inputs[t]``: ``(L, N, A)``, ``(L, N, B)`` -> ``(A, B)``."""
-    return d_out.reshape(-1, d_out.shape[-1]).t() @ inputs.reshape(-1, inputs.shape[-1])
 
 
 def _recurrent_inputs(plan: Plan, states: Tensor, mask: Tensor | None) -> Tensor:
@@ -281,7 +278,7 @@ class _LSTM(torch.autograd.Function):
         )
         incoming, saved = (plan.grads(grad_out), dh, dc), (act, cs, tanh_c)
         calls.lstm_backward(incoming, saved, w_hh, w_peep, norms, (d_act, d_gh), mask, keep, opt)
-        d_w_hh = _weight_grad(d_gh, h_in)
+        d_w_hh = weight_grad(d_gh, h_in)
         d_b_hh = d_act.sum((0, 1)) if has_bias else None
         d_peep = None
         if w_peep is not None:
@@ -489,7 +486,7 @@ class _GRU(torch.autograd.Function):
         dh = grad_h.clone()
         incoming, saved, out = (plan.grads(grad_out), dh), (act, gh_n, hs), (d_act, d_g, d_gh)
         calls.gru_backward(incoming, saved, w_hh, (gh, ln_w, stats, d_ln), out, mask, keep, opt)
-        d_w_hh = _weight_grad(d_gh, _recurrent_inputs(plan, hs, mask))
+        d_w_hh = weight_grad(d_gh, _recurrent_inputs(plan, hs, mask))
         d_b_hh = d_g.sum((0, 1)) if has_bias else None
         d_ln_w, d_ln_b = d_ln or (None, None)
         d_ln_b = d_ln_b if ln_b is not None else None
@@ -677,8 +674,8 @@ class _Jordan(torch.autograd.Function):
         dy = grad_y.clone()
         incoming, saved = (plan.grads(grad_out), dy), (hid, y_new)
         calls.jordan_backward(incoming, saved, w_yh, w_hy, (d_act, d_z), mask, keep, opt)
-        d_w_yh = _weight_grad(d_act, _recurrent_inputs(plan, ys, mask))
-        d_w_hy = _weight_grad(d_z, hid)
+        d_w_yh = weight_grad(d_act, _recurrent_inputs(plan, ys, mask))
+        d_w_hy = weight_grad(d_z, hid)
         d_b_hy = d_z.sum((0, 1)) if has_bias else None
         return d_act, dy, d_w_yh, d_w_hy, d_b_hy, None, None, None
 

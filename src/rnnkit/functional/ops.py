@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rnnkit.functional.linear import linear
+
 
 def _layer_norm(v: Tensor, weight: Tensor, bias: Tensor | None, eps: float) -> Tensor:
     # The gain and shift apart from layer_norm: its backward sums their gradients in one
@@ -21,7 +23,7 @@ _ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu, "sigmoid": torch.sigmoid
 
 #: The ops of :mod:`rnnkit.cells._spec` on tensors.
 TORCH = SimpleNamespace(
-    linear=F.linear,
+    linear=linear,
     sigmoid=torch.sigmoid,
     tanh=torch.tanh,
     relu=torch.relu,

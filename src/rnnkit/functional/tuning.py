@@ -49,6 +49,16 @@ SIDE_BY_SIDE_BATCH = 4
 #: takes most of what the second thread would save.
 SPLIT_WORK = 2**16
 
-#: The loops' buffers from this size up ask Linux for transparent huge pages: a fresh buffer
-#: is faulted in page by page, and a 2 MiB page is one fault where 4 KiB pages are 512.
+#: The loops' buffers and the projections' outputs from this size up ask Linux for transparent
+#: huge pages: a fresh buffer is faulted in page by page, and a 2 MiB page is one fault where
+#: 4 KiB pages are 512.
 HUGE_PAGE_BYTES = 2**22
+
+#: A projection over this many rows (steps x batch) or more runs as
+#: :func:`rnnkit.functional.linear.linear` lays it out; below, ``F.linear`` itself, whose
+#: products are too small for the layout to matter beside a Python call's cost.
+LINEAR_ROWS = 256
+
+#: Inputs this narrow (features) take the transposed products in a projection's backward:
+#: torch's CPU product is several times slower at ``d^T x`` and ``d W`` with few columns.
+NARROW_INPUT = 12

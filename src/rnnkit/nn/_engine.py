@@ -42,6 +42,7 @@ from rnnkit.functional.fused import (
     side_by_side_run,
     single_threaded_blas,
 )
+from rnnkit.functional.linear import linear
 from rnnkit.functional.minimal import min_gru_scan, min_lstm_scan
 from rnnkit.nn._cell import Projection
 
@@ -128,7 +129,7 @@ def lstm_kernel(
     return Fused(
         partial(_lstm, w_hh=w_hh, **weights),
         fields or {},
-        partial(F.linear, weight=w_ih, bias=bias),
+        partial(linear, weight=w_ih, bias=bias),
         partial(lstm_inference, w_ih=w_ih, b_ih=bias, w_hh=w_hh, **weights),
     )
 
