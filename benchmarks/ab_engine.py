@@ -18,11 +18,14 @@ import json
 import statistics
 import subprocess
 import sys
+from pathlib import Path
 
 CHILD = r"""
-import json, statistics, sys, time
+import json, statistics, sys
 sys.path.insert(0, sys.argv[1])
+sys.path.insert(1, sys.argv[6])
 import torch
+from large_batch_paths import timed
 import rnnkit.nn as nn
 torch.set_num_threads(int(sys.argv[3]))
 both = sys.argv[4] == "bidirectional"
@@ -42,16 +45,8 @@ for batch, steps, inputs, hidden in json.loads(sys.argv[2]):
     for name, make in layers.items():
         layer = make(inputs, hidden, bidirectional=both)
         for mode in ("forward", "forward+backward"):
-            def run(module):
-                start = time.perf_counter()
-                if mode == "forward":
-                    with torch.no_grad():
-                        module.eval()(x)
-                else:
-                    module.train()(x)[0].sum().backward()
-                return time.perf_counter() - start
-            run(layer), run(lstm)
-            pairs = [(run(layer), run(lstm)) for _ in range(7)]
+            timed(layer, x, mode), timed(lstm, x, mode)
+            pairs = [(timed(layer, x, mode), timed(lstm, x, mode)) for _ in range(7)]
             key = f"{name} B={batch} T={steps} I={inputs} H={hidden} {mode}"
             results[key] = statistics.median(a / b for a, b in pairs)
 print(json.dumps(results))
@@ -100,8 +95,9 @@ def main() -> None:
     args = parser.parse_args()
     shapes = json.dumps([[int(v) for v in point.split(",")] for point in args.shapes.split(";")])
     both = "bidirectional" if args.bidirectional else "one direction"
+    here = str(Path(__file__).parent)  # the child imports large_batch_paths.timed from it
     found = alternate(
-        args.old, args.new, args.rounds, CHILD, shapes, str(args.threads), both, args.layers
+        args.old, args.new, args.rounds, CHILD, shapes, str(args.threads), both, args.layers, here
     )
     print_ranges(found, "layer, shape, mode", "old / nn.LSTM", "new / nn.LSTM", 58)
 
