@@ -384,7 +384,7 @@ def lstm_inference(
         does not run: with gradients enabled, or where the loops do not (:func:`numba_runs`).
     """
     opt = options or Options(Plan(x.shape[0], x.shape[1], None, False))
-    if not _inference_runs(x, opt):
+    if not _inference_runs(x):
         return None
     if ln_ih is not None and b_hh is not None:
         raise ValueError(
@@ -409,7 +409,7 @@ def lstm_inference(
     return plan.outputs(hs, copy=False), (plan.final(hs), plan.final(cs))
 
 
-def _inference_runs(x: Tensor, opt: Options) -> bool:
+def _inference_runs(x: Tensor) -> bool:
     """Whether an ``*_inference`` function runs: no gradients, a tensor the loops take."""
     return not torch.is_grad_enabled() and calls.numba_runs(x)
 
@@ -554,7 +554,7 @@ def gru_inference(
         :func:`lstm_inference`).
     """
     opt = options or Options(Plan(x.shape[0], x.shape[1], None, False))
-    if not _inference_runs(x, opt):
+    if not _inference_runs(x):
         return None
     steps, plan, hidden = x.shape[0], opt.plan, w_hh.shape[1]
     gi, given = _input_side(x, w_ih, b_ih)

@@ -27,27 +27,31 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear(x, weight, bias)``: ``x`` ``(..., I)``, ``weight`` ``(G, I)``, ``bias``
     ``(G,)`` or None -> ``(..., G)``; the same values and gradients, by :class:`_Linear`
     where it is faster (module docstring)."""
-    if not _plain_cpu(x, weight):
+    if (
+        _recorded()
+        or x.numel() < tuning.LINEAR_ROWS * max(1, x.shape[-1])
+        or not _plain_cpu(x, weight)
+    ):
         return F.linear(x, weight, bias)
-    rows = x.numel() // max(1, x.shape[-1])
-    if rows < tuning.LINEAR_ROWS:
-        return F.linear(x, weight, bias)
+    rows = x.numel() // x.shape[-1]
     narrow = x.shape[-1] <= tuning.NARROW_INPUT and torch.is_grad_enabled()
     if not narrow and rows * weight.shape[0] * x.element_size() < tuning.HUGE_PAGE_BYTES:
         return F.linear(x, weight, bias)
     return _Linear.apply(x, weight, bias)
 
 
+def _recorded() -> bool:
+    """Whether torch ops are being recorded (compilation, tracing, export), which must see
+    ``F.linear`` itself; asked first, before anything reads a shape."""
+    return torch.compiler.is_compiling() or torch.jit.is_tracing() or torch.compiler.is_exporting()
+
+
 def _plain_cpu(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x`` and ``weight`` are CPU float32 or float64 tensors of one dtype, outside
-    autocast, compilation, tracing, export and ``torch.func``'s transforms (where
-    ``F.linear`` must be what runs)."""
+    autocast and ``torch.func``'s transforms (where ``F.linear`` must be what runs)."""
     wrapped = torch._C._functorch.is_functorch_wrapped_tensor
     return (
-        not torch.compiler.is_compiling()
-        and not torch.jit.is_tracing()
-        and not torch.compiler.is_exporting()
-        and x.device.type == "cpu"
+        x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
         and weight.dtype == x.dtype
         and not torch.is_autocast_enabled("cpu")
@@ -88,9 +92,9 @@ class _Linear(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
         x, weight = ctx.saved_tensors
+        d = grad.reshape(-1, grad.shape[-1])  # (rows, G)
         d_x = d_weight = d_bias = None
         if ctx.needs_input_grad[0]:
-            d = grad.reshape(-1, grad.shape[-1])
             if x.shape[-1] <= tuning.NARROW_INPUT:
                 d_x = (weight.t() @ d.t()).t().contiguous()
             else:
@@ -99,7 +103,7 @@ class _Linear(torch.autograd.Function):
         if ctx.needs_input_grad[1]:
             d_weight = weight_grad(grad, x)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            d_bias = grad.reshape(-1, grad.shape[-1]).sum(0)
+            d_bias = d.sum(0)
         return d_x, d_weight, d_bias
 
     @staticmethod
